@@ -1,0 +1,19 @@
+//! Database migrations of wisecut, one file per schema change.
+//!
+//! The schema must run unchanged on SQLite (the embedded default) and
+//! PostgreSQL (multi-server deployments), so every statement here is built with
+//! sea-query's portable column types; nothing SQLite-only is allowed.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_foundation;
+
+/// The ordered list of wisecut's migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_foundation::Migration)]
+    }
+}

@@ -1,0 +1,42 @@
+//! The `job` table: persistent records of long-running work.
+
+use sea_orm::entity::prelude::*;
+
+/// A job row.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "job")]
+pub struct Model {
+    /// Job id.
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// What kind of job.
+    pub kind: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    /// Progress from 0 to 1.
+    pub progress: f64,
+    /// Parameters as JSON.
+    #[sea_orm(column_type = "Text")]
+    pub params: String,
+    /// Log text.
+    #[sea_orm(column_type = "Text")]
+    pub log: String,
+    /// Result manifest as JSON.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub result: Option<String>,
+    /// Failure reason.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub error: Option<String>,
+    /// Creation time.
+    pub created_at: DateTimeUtc,
+    /// Start time.
+    pub started_at: Option<DateTimeUtc>,
+    /// End time.
+    pub finished_at: Option<DateTimeUtc>,
+}
+
+/// No navigable relations.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

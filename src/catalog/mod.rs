@@ -1,0 +1,327 @@
+//! The catalogue: wisecut's database of frames, catalogs and their lineage.
+//!
+//! sea-orm entities stay inside this module; callers get [`crate::model`]
+//! types. Every query must run on SQLite and PostgreSQL: raw SQL is written
+//! once with PostgreSQL's `$n` placeholders and rewritten to SQLite's `?n`
+//! (see [`Catalog::stmt`]), and only portable SQL (`WITH RECURSIVE`, plain
+//! joins and aggregates) is used.
+
+pub mod entity;
+pub mod ingest;
+pub mod lineage;
+
+use crate::ids::{ObjectId, Slid};
+use crate::imaging::wcs::WcsKeywords;
+use crate::model::{
+    ASSOCIATE_LIST_CLASS, AssocType, AssociateListInfo, Frame, FrameClass, ProcessTarget,
+    SOURCE_LIST_CLASS, SourceListInfo,
+};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, QueryFilter, Statement, Value,
+};
+use std::time::Duration;
+
+/// HEALPix depth of the `source.hpx` index: cells of about 3.2 arcsec, small
+/// enough that a cone of a few arcsec touches few cells, large enough that a
+/// degree-wide cone still becomes a short list of index ranges.
+pub const HPX_DEPTH: u8 = 16;
+
+/// Errors of the catalogue layer.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The requested object does not exist.
+    #[error("{what} {id} does not exist")]
+    NotFound {
+        /// What kind of object was asked for.
+        what: &'static str,
+        /// The id that was asked for.
+        id: String,
+    },
+    /// Input that cannot be ingested (names the file or entry at fault).
+    #[error("{0}")]
+    Invalid(String),
+    /// A database error.
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// A handle on the catalogue database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    db: DatabaseConnection,
+}
+
+/// The number of rows of one table category, for the home page.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CategoryCount {
+    /// Category name (a frame class, `SourceList`, `Source`, …).
+    pub category: String,
+    /// Number of rows.
+    pub count: i64,
+}
+
+impl Catalog {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`) and
+    /// brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, CatalogError> {
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .max_connections(16);
+        let db = Database::connect(opts).await?;
+        if db.get_database_backend() == DbBackend::Sqlite {
+            // WAL lets readers proceed while an ingest writes, and the busy
+            // timeout turns brief lock contention into waiting, not errors.
+            db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000;")
+                .await?;
+        }
+        Migrator::up(&db, None).await?;
+        Ok(Self { db })
+    }
+
+    /// Closes the connection pool (so a SQLite file can be moved).
+    pub async fn close(self) -> Result<(), CatalogError> {
+        self.db.close().await?;
+        Ok(())
+    }
+
+    /// The underlying connection, for the catalogue's own submodules.
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Builds a statement from SQL written with `$n` placeholders.
+    pub(crate) fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+        let sql = match backend {
+            // SQLite understands numbered `?n` parameters with the same
+            // meaning as PostgreSQL's `$n`, so one SQL text serves both.
+            DbBackend::Sqlite => sql.replace('$', "?"),
+            _ => sql.to_owned(),
+        };
+        Statement::from_sql_and_values(backend, sql, values)
+    }
+
+    /// Row counts per table category: every frame class (zero included),
+    /// source lists, sources, associate lists and associations.
+    pub async fn category_counts(&self) -> Result<Vec<CategoryCount>, CatalogError> {
+        let b = self.backend();
+        let rows = self
+            .db
+            .query_all_raw(Self::stmt(
+                b,
+                "SELECT frame_class, COUNT(*) AS n FROM frame GROUP BY frame_class",
+                vec![],
+            ))
+            .await?;
+        let mut by_class = std::collections::HashMap::new();
+        for r in rows {
+            by_class.insert(r.try_get::<String>("", "frame_class")?, r.try_get::<i64>("", "n")?);
+        }
+        let mut out: Vec<CategoryCount> = FrameClass::ALL
+            .iter()
+            .map(|c| CategoryCount {
+                category: c.name().to_owned(),
+                count: by_class.get(c.name()).copied().unwrap_or(0),
+            })
+            .collect();
+        for (category, table) in [
+            ("SourceList", "source_list"),
+            ("Source", "source"),
+            ("AssociateList", "associate_list"),
+            ("Association", "association"),
+        ] {
+            let row = self
+                .db
+                .query_one_raw(Self::stmt(b, &format!("SELECT COUNT(*) AS n FROM {table}"), vec![]))
+                .await?
+                .ok_or_else(|| CatalogError::Invalid(format!("no count for {table}")))?;
+            out.push(CategoryCount {
+                category: category.to_owned(),
+                count: row.try_get::<i64>("", "n")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The process-target row of an object.
+    pub async fn process_target(&self, id: ObjectId) -> Result<ProcessTarget, CatalogError> {
+        entity::process_target::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await?
+            .map(target_from_model)
+            .ok_or_else(|| CatalogError::NotFound {
+                what: "object",
+                id: id.to_string(),
+            })
+    }
+
+    /// A frame by object id.
+    pub async fn frame(&self, id: ObjectId) -> Result<Frame, CatalogError> {
+        let f = entity::frame::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound {
+                what: "frame",
+                id: id.to_string(),
+            })?;
+        let t = self.process_target(id).await?;
+        frame_from_models(t, f)
+    }
+
+    /// A frame by its unique file name.
+    pub async fn frame_by_filename(&self, filename: &str) -> Result<Frame, CatalogError> {
+        let f = entity::frame::Entity::find()
+            .filter(entity::frame::Column::Filename.eq(filename))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound {
+                what: "frame",
+                id: filename.to_owned(),
+            })?;
+        let t = self.process_target(ObjectId(f.object_id)).await?;
+        frame_from_models(t, f)
+    }
+
+    /// All frames of one class, ordered by object id.
+    pub async fn frames_of_class(&self, class: FrameClass) -> Result<Vec<Frame>, CatalogError> {
+        let frames = entity::frame::Entity::find()
+            .filter(entity::frame::Column::FrameClass.eq(class.name()))
+            .all(&self.db)
+            .await?;
+        let ids: Vec<i64> = frames.iter().map(|f| f.object_id).collect();
+        let targets = entity::process_target::Entity::find()
+            .filter(entity::process_target::Column::ObjectId.is_in(ids))
+            .all(&self.db)
+            .await?;
+        let mut by_id: std::collections::HashMap<i64, _> =
+            targets.into_iter().map(|t| (t.object_id, t)).collect();
+        let mut out = Vec::with_capacity(frames.len());
+        for f in frames {
+            let t = by_id.remove(&f.object_id).ok_or_else(|| {
+                CatalogError::Invalid(format!("frame {} has no process target", f.object_id))
+            })?;
+            out.push(frame_from_models(target_from_model(t), f)?);
+        }
+        out.sort_by_key(|f| f.target.object_id);
+        Ok(out)
+    }
+
+    /// A SourceList by SLID.
+    pub async fn source_list(&self, slid: Slid) -> Result<SourceListInfo, CatalogError> {
+        let sl = entity::source_list::Entity::find()
+            .filter(entity::source_list::Column::Slid.eq(slid.0))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound {
+                what: "SourceList",
+                id: slid.to_string(),
+            })?;
+        let t = self.process_target(ObjectId(sl.object_id)).await?;
+        Ok(SourceListInfo {
+            target: t,
+            slid: Slid(sl.slid),
+            name: sl.name,
+            frame_id: sl.frame_id.map(ObjectId),
+            filter: sl.filter,
+            chip: sl.chip,
+            n_sources: sl.n_sources,
+        })
+    }
+
+    /// All AssociateLists.
+    pub async fn associate_lists(&self) -> Result<Vec<AssociateListInfo>, CatalogError> {
+        let lists = entity::associate_list::Entity::find().all(&self.db).await?;
+        let mut out = Vec::new();
+        for al in lists {
+            let t = self.process_target(ObjectId(al.object_id)).await?;
+            out.push(AssociateListInfo {
+                target: t,
+                alid: crate::ids::Alid(al.alid),
+                name: al.name,
+                assoc_type: AssocType::parse(&al.assoc_type).ok_or_else(|| {
+                    CatalogError::Invalid(format!("unknown association type {}", al.assoc_type))
+                })?,
+                search_distance: al.search_distance,
+                n_associations: al.n_associations,
+                n_members: al.n_members,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Class names that are not frames but are process targets.
+    pub fn non_frame_classes() -> [&'static str; 2] {
+        [SOURCE_LIST_CLASS, ASSOCIATE_LIST_CLASS]
+    }
+}
+
+fn target_from_model(t: entity::process_target::Model) -> ProcessTarget {
+    ProcessTarget {
+        object_id: ObjectId(t.object_id),
+        class_name: t.class_name,
+        creation_date: t.creation_date,
+        is_valid: t.is_valid,
+        quality_flags: t.quality_flags,
+        process_status: t.process_status,
+        creator: t.creator,
+        project: t.project,
+        privileges: t.privileges,
+    }
+}
+
+fn frame_from_models(
+    target: ProcessTarget,
+    f: entity::frame::Model,
+) -> Result<Frame, CatalogError> {
+    let bad = |what: &str, e: serde_json::Error| {
+        CatalogError::Invalid(format!("frame {}: stored {what} unreadable: {e}", f.object_id))
+    };
+    let class = FrameClass::parse(&f.frame_class).ok_or_else(|| {
+        CatalogError::Invalid(format!("frame {}: unknown class {}", f.object_id, f.frame_class))
+    })?;
+    let wcs: Option<WcsKeywords> = match &f.wcs {
+        Some(s) => Some(serde_json::from_str(s).map_err(|e| bad("WCS", e))?),
+        None => None,
+    };
+    let footprint: Option<Vec<(f64, f64)>> = match &f.footprint {
+        Some(s) => Some(serde_json::from_str(s).map_err(|e| bad("footprint", e))?),
+        None => None,
+    };
+    let extra = serde_json::from_str(&f.extra).map_err(|e| bad("attributes", e))?;
+    Ok(Frame {
+        target,
+        class,
+        filename: f.filename,
+        store: f.store,
+        path: f.path,
+        hdu: f.hdu,
+        checksum: f.checksum,
+        file_size: f.file_size,
+        compressed: f.compressed,
+        instrument: f.instrument,
+        filter: f.filter,
+        chip: f.chip,
+        object: f.object,
+        date_obs: f.date_obs,
+        mjd_obs: f.mjd_obs,
+        exptime: f.exptime,
+        naxis1: f.naxis1,
+        naxis2: f.naxis2,
+        bitpix: f.bitpix,
+        wcs,
+        center: f.ra_center.zip(f.dec_center),
+        footprint,
+        zeropoint: f.zeropoint,
+        seeing: f.seeing,
+        timestamp_start: f.timestamp_start,
+        timestamp_end: f.timestamp_end,
+        extra,
+    })
+}

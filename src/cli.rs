@@ -1,0 +1,119 @@
+//! Command-line interface: flags parsed into validated values before anything
+//! runs. The binary in `main.rs` dispatches on [`Command`].
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// wisecut: a lineage-aware astronomical image database and cutout server.
+///
+/// With no command, serves the embedded sample survey (building it first if
+/// `sample_db/` has none).
+#[derive(Debug, Parser)]
+#[command(name = "wisecut", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Generate the simulated sample survey and ingest it.
+    Sample(SampleArgs),
+    /// Print the dependency tree of an object.
+    Lineage(LineageArgs),
+    /// Ingest FITS files described by a lineage manifest.
+    Ingest(IngestArgs),
+}
+
+/// Where the catalogue and the data are.
+#[derive(Debug, Args, Clone, Default)]
+pub struct StoreArgs {
+    /// Database URL (sqlite://FILE?mode=rwc or postgres://…); defaults to the
+    /// sample survey's `sample_db/wisecut.db`.
+    #[arg(long, env = "WISECUT_DB")]
+    pub db: Option<String>,
+    /// Root directory of the local data store; defaults to `sample_db/data`.
+    #[arg(long, env = "WISECUT_DATA")]
+    pub data: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// True when neither the database nor the data directory was given, so
+    /// the embedded sample survey is meant.
+    pub fn is_sample(&self) -> bool {
+        self.db.is_none() && self.data.is_none()
+    }
+}
+
+/// `wisecut serve`.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Catalogue and data.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "WISECUT_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self {
+            store: StoreArgs::default(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// `wisecut sample`.
+#[derive(Debug, Args, Clone)]
+pub struct SampleArgs {
+    /// Directory to build the survey in (gets `data/` and `wisecut.db`).
+    #[arg(long, default_value = crate::config::SAMPLE_DIR)]
+    pub out: PathBuf,
+    /// Survey size: `small` (4 × 512² chips, the default), `bench` (4 × 2048²)
+    /// or `tiny` (for tests).
+    #[arg(long, default_value = "small", value_parser = ["small", "bench", "tiny"])]
+    pub size: String,
+    /// Random seed; the same seed gives byte-identical files.
+    #[arg(long, default_value_t = crate::sample::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Write only the FITS files and manifest into OUT, without ingesting.
+    #[arg(long)]
+    pub files_only: bool,
+}
+
+/// `wisecut lineage`.
+#[derive(Debug, Args, Clone)]
+pub struct LineageArgs {
+    /// Object id to start from.
+    pub object_id: i64,
+    /// Walk downward (what was made from it) instead of upward.
+    #[arg(long)]
+    pub down: bool,
+    /// Maximum number of levels (default: all).
+    #[arg(long)]
+    pub depth: Option<u32>,
+    /// Print JSON instead of a tree.
+    #[arg(long)]
+    pub json: bool,
+    /// Catalogue and data.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `wisecut ingest`.
+#[derive(Debug, Args, Clone)]
+pub struct IngestArgs {
+    /// The lineage manifest (JSON); file paths in it are relative to its
+    /// directory.
+    pub manifest: PathBuf,
+    /// Catalogue and data.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}

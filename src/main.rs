@@ -1,0 +1,191 @@
+//! The `wisecut` binary: a thin layer over the library that parses the
+//! command line, sets up logging and runs the chosen command.
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wisecut::catalog::Catalog;
+use wisecut::catalog::lineage::{Direction, MAX_DEPTH};
+use wisecut::cli::{Cli, Command, IngestArgs, LineageArgs, SampleArgs, ServeArgs, StoreArgs};
+use wisecut::config::{Config, SAMPLE_DIR};
+use wisecut::ids::ObjectId;
+use wisecut::sample::{self, SampleSpec};
+use wisecut::web::{AppState, app};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "wisecut=info,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(a) => serve(a).await,
+        Command::Sample(a) => build_sample(a).await,
+        Command::Lineage(a) => lineage(a).await,
+        Command::Ingest(a) => ingest(a).await,
+    }
+}
+
+fn progress_bar() -> ProgressBar {
+    let pb = ProgressBar::new(1);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
+            .expect("valid template"),
+    );
+    pb
+}
+
+/// Resolves the store flags into a database URL and data root; for the
+/// embedded sample, builds it first when it is missing.
+async fn resolve_store(store: &StoreArgs) -> anyhow::Result<(String, PathBuf)> {
+    if store.is_sample() {
+        let dir = PathBuf::from(SAMPLE_DIR);
+        let db = Config::sample_db_file(&dir);
+        if !db.exists() {
+            eprintln!("wisecut: no sample survey in {SAMPLE_DIR}/ yet; building it (once)…");
+            run_sample_build(&dir, &SampleSpec::small(sample::DEFAULT_SEED)).await?;
+        }
+        return Ok((Config::sqlite_url(&db), Config::sample_data_dir(&dir)));
+    }
+    let data = store.data.clone().unwrap_or_else(|| PathBuf::from("."));
+    let db = match &store.db {
+        Some(u) => u.clone(),
+        None => bail!("--db is required when --data is given"),
+    };
+    Ok((db, data))
+}
+
+async fn run_sample_build(dir: &Path, spec: &SampleSpec) -> anyhow::Result<()> {
+    let pb = progress_bar();
+    let started = std::time::Instant::now();
+    let pb2 = pb.clone();
+    let progress = move |done: usize, total: usize, stage: &str| {
+        pb2.set_length(total as u64);
+        pb2.set_position(done as u64);
+        pb2.set_message(stage.to_owned());
+    };
+    let summary = sample::build_sample_db(dir, spec, &progress)
+        .await
+        .with_context(|| format!("building the sample survey in {}", dir.display()))?;
+    pb.finish_and_clear();
+    eprintln!(
+        "wisecut: sample survey ready in {:.1} s: {} FITS files, {:.1} MB, {} frames, {} source lists, {} sources, {} associate lists",
+        started.elapsed().as_secs_f64(),
+        summary.files,
+        summary.bytes as f64 / 1e6,
+        summary.report.frames,
+        summary.report.slids.len(),
+        summary.report.sources,
+        summary.report.alids.len(),
+    );
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (db_url, data_dir) = resolve_store(&args.store).await?;
+    let config = Config {
+        db_url,
+        data_dir,
+        bind: args.bind,
+    };
+    config.validate().map_err(anyhow::Error::msg)?;
+    eprintln!("wisecut {}\n{config}", wisecut::VERSION);
+    let catalog = Catalog::connect(&config.db_url)
+        .await
+        .context("opening the catalogue")?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let state = AppState {
+        catalog,
+        config: Arc::new(config),
+    };
+    tracing::info!("listening on http://{}", state.config.bind);
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn build_sample(args: SampleArgs) -> anyhow::Result<()> {
+    let spec = SampleSpec::named(&args.size, args.seed)
+        .with_context(|| format!("--size {}: expected small, bench or tiny", args.size))?;
+    if args.files_only {
+        std::fs::create_dir_all(&args.out)?;
+        let pb = progress_bar();
+        let pb2 = pb.clone();
+        let progress = move |d: usize, t: usize, s: &str| {
+            pb2.set_length(t as u64);
+            pb2.set_position(d as u64);
+            pb2.set_message(s.to_owned());
+        };
+        let m = sample::generate(&args.out, &spec, &progress)?;
+        pb.finish_and_clear();
+        eprintln!("wisecut: wrote {} frames and manifest.json to {}", m.frames.len(), args.out.display());
+        return Ok(());
+    }
+    run_sample_build(&args.out, &spec).await
+}
+
+async fn open_catalog(store: &StoreArgs) -> anyhow::Result<Catalog> {
+    let (db, _) = resolve_store(store).await?;
+    Catalog::connect(&db).await.context("opening the catalogue")
+}
+
+async fn lineage(args: LineageArgs) -> anyhow::Result<()> {
+    let catalog = open_catalog(&args.store).await?;
+    let dir = if args.down { Direction::Down } else { Direction::Up };
+    let walk = catalog
+        .lineage(ObjectId(args.object_id), dir, args.depth.unwrap_or(MAX_DEPTH))
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&walk)?);
+    } else {
+        print!("{}", walk.render_tree());
+    }
+    Ok(())
+}
+
+async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+    let (db, data) = resolve_store(&args.store).await?;
+    let catalog = Catalog::connect(&db).await.context("opening the catalogue")?;
+    let started = std::time::Instant::now();
+    let report = catalog.ingest(&args.manifest, &data).await?;
+    eprintln!(
+        "wisecut: ingested {} frames, {} source lists ({} sources), {} associate lists ({} rows) in {:.1} s",
+        report.frames,
+        report.slids.len(),
+        report.sources,
+        report.alids.len(),
+        report.associations,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! The integration-test binary: one binary, one module per area, sharing the
+//! fixtures in `common`.
+
+mod cli;
+mod common;
+mod ingest;
+mod lineage;
+mod migrations;
+mod peer;
+mod sample;
+mod web;
