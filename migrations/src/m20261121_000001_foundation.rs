@@ -26,7 +26,10 @@ enum ProcessTarget {
     Privileges,
 }
 
+// The iden names are the column names, so `Frame::FrameClass` must keep the
+// table's prefix that clippy would have us drop.
 #[derive(DeriveIden)]
+#[expect(clippy::enum_variant_names)]
 enum Frame {
     Table,
     ObjectId,

@@ -343,6 +343,12 @@ fn prepare_frame(
         None => fits::first_image_hdu(&path).map_err(|e| fail(&e))?,
     };
     let info = fits::image_info(&path, hdu).map_err(|e| fail(&e))?;
+    // A truncated file keeps an intact header; reading the last row (the
+    // last tile of a compressed image) finds it without reading everything.
+    if info.height > 0 {
+        fits::read_region_f32(&path, hdu, 0, info.height - 1, info.width, 1)
+            .map_err(|e| fail(&e))?;
+    }
     let header = Header::new(&fits::read_header(&path, hdu).map_err(|e| fail(&e))?);
     let (checksum, file_size) = sha256_file(&path)?;
     let wcs = WcsKeywords::from_header(&header).map_err(|e| fail(&e))?;

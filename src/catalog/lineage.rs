@@ -182,7 +182,7 @@ impl Catalog {
         let b = self.backend();
         let values = || vec![Value::from(root.0), Value::from(i64::from(max_depth))];
         let node_sql = format!(
-            "{walk} SELECT l.node AS object_id, l.level AS level, pt.class_name, pt.is_valid, \
+            "{walk} SELECT l.node AS object_id, CAST(l.level AS BIGINT) AS level, pt.class_name, pt.is_valid, \
                pt.creation_date, f.filename, f.filter, f.chip, f.mjd_obs \
              FROM levels l JOIN process_target pt ON pt.object_id = l.node \
              LEFT JOIN frame f ON f.object_id = l.node"

@@ -248,7 +248,62 @@ fn parse_sip(h: &impl KeywordSource) -> Result<Sip, WcsError> {
     })
 }
 
+impl Sip {
+    /// Evaluates a SIP polynomial Σ c·u^p·v^q.
+    fn poly(coeffs: &[(u32, u32, f64)], u: f64, v: f64) -> f64 {
+        coeffs
+            .iter()
+            .map(|&(p, q, c)| c * u.powi(p as i32) * v.powi(q as i32))
+            .sum()
+    }
+
+    /// Forward distortion: pixel offsets from CRPIX (u, v) to the offsets
+    /// the linear transform sees (u + f, v + g).
+    pub fn forward(&self, u: f64, v: f64) -> (f64, f64) {
+        (u + Self::poly(&self.a, u, v), v + Self::poly(&self.b, u, v))
+    }
+
+    /// Inverse of [`Sip::forward`]: starts from the AP/BP polynomials when
+    /// the header has them and refines by Newton iteration on the forward
+    /// polynomials, as astropy's `all_world2pix` does, so the result is exact
+    /// even when AP/BP are missing or approximate.
+    pub fn inverse(&self, uu: f64, vv: f64) -> (f64, f64) {
+        let (mut u, mut v) = if self.ap_order.is_some() || self.bp_order.is_some() {
+            (uu + Self::poly(&self.ap, uu, vv), vv + Self::poly(&self.bp, uu, vv))
+        } else {
+            (uu, vv)
+        };
+        for _ in 0..50 {
+            let (fu, fv) = self.forward(u, v);
+            let (ru, rv) = (fu - uu, fv - vv);
+            if ru.abs() < 1e-12 && rv.abs() < 1e-12 {
+                break;
+            }
+            // Jacobian by central differences: the polynomials are smooth
+            // and low-order, so h = 1e-3 px is far inside their scale.
+            let h = 1e-3;
+            let (a1, b1) = self.forward(u + h, v);
+            let (a0, b0) = self.forward(u - h, v);
+            let (a3, b3) = self.forward(u, v + h);
+            let (a2, b2) = self.forward(u, v - h);
+            let (j11, j21) = ((a1 - a0) / (2.0 * h), (b1 - b0) / (2.0 * h));
+            let (j12, j22) = ((a3 - a2) / (2.0 * h), (b3 - b2) / (2.0 * h));
+            let det = j11 * j22 - j12 * j21;
+            if det.abs() < 1e-15 {
+                break;
+            }
+            u -= (j22 * ru - j12 * rv) / det;
+            v -= (-j21 * ru + j11 * rv) / det;
+        }
+        (u, v)
+    }
+}
+
 /// An evaluable WCS for an image of a given size.
+///
+/// The projection is evaluated by CDS's `wcs` crate; SIP distortion is
+/// applied here, because the crate's SIP polynomial evaluation (mapproj 0.4)
+/// disagrees with the SIP convention and with astropy.
 pub struct Wcs {
     keywords: WcsKeywords,
     proj: wcs::WCS,
@@ -270,7 +325,13 @@ impl Wcs {
         m.insert("NAXIS".into(), 2.into());
         m.insert("NAXIS1".into(), (naxis1 as i64).into());
         m.insert("NAXIS2".into(), (naxis2 as i64).into());
-        for (k, v) in keywords.to_cards() {
+        let linear = WcsKeywords {
+            ctype1: keywords.ctype1.trim_end_matches("-SIP").to_owned(),
+            ctype2: keywords.ctype2.trim_end_matches("-SIP").to_owned(),
+            sip: None,
+            ..keywords.clone()
+        };
+        for (k, v) in linear.to_cards() {
             // RADESYS/EQUINOX are left out on purpose: given them, the crate
             // rotates FK5 results into ICRS, and we want the frame's own
             // system, as astropy returns it.
@@ -297,6 +358,14 @@ impl Wcs {
     pub fn pix_to_sky(&self, x: f64, y: f64) -> Option<(f64, f64)> {
         // mapproj's image coordinates are the FITS ones (it subtracts CRPIX
         // directly), which the astropy peer test confirms to < 1 mas.
+        let (x, y) = match &self.keywords.sip {
+            Some(sip) => {
+                let k = &self.keywords;
+                let (u, v) = sip.forward(x - k.crpix1, y - k.crpix2);
+                (u + k.crpix1, v + k.crpix2)
+            }
+            None => (x, y),
+        };
         let ll = self.proj.unproj_lonlat(&wcs::ImgXY::new(x, y))?;
         let ra = ll.lon().to_degrees().rem_euclid(360.0);
         Some((ra, ll.lat().to_degrees()))
@@ -308,7 +377,14 @@ impl Wcs {
         let xy = self
             .proj
             .proj_lonlat(&wcs::LonLat::new(ra.to_radians(), dec.to_radians()))?;
-        Some((xy.x(), xy.y()))
+        match &self.keywords.sip {
+            Some(sip) => {
+                let k = &self.keywords;
+                let (u, v) = sip.inverse(xy.x() - k.crpix1, xy.y() - k.crpix2);
+                Some((u + k.crpix1, v + k.crpix2))
+            }
+            None => Some((xy.x(), xy.y())),
+        }
     }
 
     /// The sky positions of the four outer pixel corners, in pixel order
@@ -428,16 +504,20 @@ mod tests {
             "CTYPE1": "RA---TAN-SIP", "CTYPE2": "DEC--TAN-SIP",
             "CRVAL1": 10.0, "CRVAL2": 20.0, "CRPIX1": 50.0, "CRPIX2": 60.0,
             "CD1_1": -1e-4, "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": 1e-4,
-            "A_ORDER": 2, "A_2_0": 1e-5, "A_0_2": -2e-6, "B_ORDER": 2, "B_1_1": 3e-6
+            "A_ORDER": 2, "A_2_0": 1e-3, "A_0_2": -2e-4, "B_ORDER": 2, "B_1_1": 3e-4
         }));
         let k = WcsKeywords::from_header(&h).unwrap().unwrap();
         let back: Map<String, Value> = k.to_cards().into_iter().collect();
         assert_eq!(WcsKeywords::from_header(&back).unwrap().unwrap(), k);
         let w = Wcs::new(&k, 100, 100).unwrap();
-        // With distortion, the pixel 10 px off the reference is not where
-        // the pure linear part would put it.
-        let (ra, _) = w.pix_to_sky(60.0, 60.0).unwrap();
-        let linear = 10.0 - 10.0 * 1e-4 / 20f64.to_radians().cos();
-        assert!((ra - linear).abs() > 1e-7, "SIP had no effect: {ra} vs {linear}");
+        // At (u, v) = (10, 10) from CRPIX (50, 60): f = 1e-3·100 − 2e-4·100
+        // = 0.08 and g = 3e-4·100 = 0.03, so the pixel (60, 70) lands where
+        // the linear WCS puts (60.08, 70.03).
+        let lin = Wcs::new(&WcsKeywords { ctype1: "RA---TAN".into(), ctype2: "DEC--TAN".into(), sip: None, ..k.clone() }, 100, 100).unwrap();
+        let got = w.pix_to_sky(60.0, 70.0).unwrap();
+        let want = lin.pix_to_sky(60.08, 70.03).unwrap();
+        assert!((got.0 - want.0).abs() < 1e-12 && (got.1 - want.1).abs() < 1e-12, "{got:?} vs {want:?}");
+        let (x, y) = w.sky_to_pix(got.0, got.1).unwrap();
+        assert!((x - 60.0).abs() < 1e-8 && (y - 70.0).abs() < 1e-8, "{x} {y}");
     }
 }

@@ -341,7 +341,9 @@ fn simulate_science(
         exp.zeropoint,
         &psf,
         cam.pixel_scale,
-        cam.rotations[chip],
+        // The renderer's north angle is counter-clockwise from +y; the chip
+        // CD matrix rotates the other way (see Camera::chip_wcs).
+        -cam.rotations[chip],
         &to_pix,
     );
     if exp.band == 2 {
@@ -544,7 +546,13 @@ fn match_stars(dets: &[Detection], truth: &[TruthSource], band: usize, mjd: f64,
 /// The columns of a SourceList table.
 fn write_catalog(path: &Path, dets: &[Detection], w: &Wcs, zp: f64, exptime: f64, cards: &[Card]) -> Result<(), SampleError> {
     let n = dets.len();
-    let mut cols: HashMap<&str, Vec<f64>> = HashMap::new();
+    const NAMES: [&str; 12] = [
+        "RA", "DEC", "X", "Y", "A", "B", "THETA", "MAG_AUTO", "MAGERR_AUTO", "FLUX_AUTO", "FWHM",
+        "CLASS_STAR",
+    ];
+    // Every column exists even for an empty list: a catalog with no sources
+    // is still a valid catalog.
+    let mut cols: HashMap<&str, Vec<f64>> = NAMES.iter().map(|k| (*k, Vec::with_capacity(n))).collect();
     let mut flags = Vec::with_capacity(n);
     for d in dets {
         let (ra, dec) = w.pix_to_sky(d.x, d.y).unwrap_or((f64::NAN, f64::NAN));
@@ -594,10 +602,6 @@ fn write_catalog(path: &Path, dets: &[Detection], w: &Wcs, zp: f64, exptime: f64
         columns.push(Column { name, unit, data: ColumnData::F64(&cols[name]) });
     }
     columns.push(Column { name: "FLAGS", unit: "", data: ColumnData::I32(&flags) });
-    if n == 0 {
-        // An empty list still needs its columns; write_table takes lengths
-        // from the data, which are all zero here.
-    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| SampleError::Io { path: dir.to_path_buf(), source })?;
     }
@@ -651,11 +655,10 @@ fn bilinear(img: &Image<f32>, x: f64, y: f64) -> f32 {
     let (x0, y0) = (fx.floor() as usize, fy.floor() as usize);
     let (x1, y1) = ((x0 + 1).min(img.width - 1), (y0 + 1).min(img.height - 1));
     let (tx, ty) = ((fx - x0 as f64) as f32, (fy - y0 as f64) as f32);
-    let v = img.get(x0, y0) * (1.0 - tx) * (1.0 - ty)
+    img.get(x0, y0) * (1.0 - tx) * (1.0 - ty)
         + img.get(x1, y0) * tx * (1.0 - ty)
         + img.get(x0, y1) * (1.0 - tx) * ty
-        + img.get(x1, y1) * tx * ty;
-    v
+        + img.get(x1, y1) * tx * ty
 }
 
 struct Regridded {

@@ -25,7 +25,7 @@ fn state(db: &common::TestDb) -> AppState {
         catalog: db.catalog.clone(),
         config: Arc::new(Config {
             db_url: db.url.clone(),
-            data_dir: common::tiny_sample().to_path_buf(),
+            data_dir: std::env::temp_dir(),
             bind: "127.0.0.1:0".parse().unwrap(),
         }),
     }
