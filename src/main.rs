@@ -119,8 +119,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         {
             s.recv().await;
         }
@@ -148,7 +147,11 @@ async fn build_sample(args: SampleArgs) -> anyhow::Result<()> {
         };
         let m = sample::generate(&args.out, &spec, &progress)?;
         pb.finish_and_clear();
-        eprintln!("wisecut: wrote {} frames and manifest.json to {}", m.frames.len(), args.out.display());
+        eprintln!(
+            "wisecut: wrote {} frames and manifest.json to {}",
+            m.frames.len(),
+            args.out.display()
+        );
         return Ok(());
     }
     run_sample_build(&args.out, &spec).await
@@ -161,9 +164,17 @@ async fn open_catalog(store: &StoreArgs) -> anyhow::Result<Catalog> {
 
 async fn lineage(args: LineageArgs) -> anyhow::Result<()> {
     let catalog = open_catalog(&args.store).await?;
-    let dir = if args.down { Direction::Down } else { Direction::Up };
+    let dir = if args.down {
+        Direction::Down
+    } else {
+        Direction::Up
+    };
     let walk = catalog
-        .lineage(ObjectId(args.object_id), dir, args.depth.unwrap_or(MAX_DEPTH))
+        .lineage(
+            ObjectId(args.object_id),
+            dir,
+            args.depth.unwrap_or(MAX_DEPTH),
+        )
         .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&walk)?);
@@ -175,7 +186,9 @@ async fn lineage(args: LineageArgs) -> anyhow::Result<()> {
 
 async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let (db, data) = resolve_store(&args.store).await?;
-    let catalog = Catalog::connect(&db).await.context("opening the catalogue")?;
+    let catalog = Catalog::connect(&db)
+        .await
+        .context("opening the catalogue")?;
     let started = std::time::Instant::now();
     let report = catalog.ingest(&args.manifest, &data).await?;
     eprintln!(

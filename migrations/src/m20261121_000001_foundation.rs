@@ -181,26 +181,75 @@ impl MigrationTrait for Migration {
                         .auto_increment()
                         .primary_key(),
                 )
-                .col(ColumnDef::new(ProcessTarget::ClassName).string_len(64).not_null())
-                .col(ColumnDef::new(ProcessTarget::CreationDate).timestamp_with_time_zone().not_null())
-                .col(ColumnDef::new(ProcessTarget::IsValid).integer().not_null().default(1))
-                .col(ColumnDef::new(ProcessTarget::QualityFlags).big_integer().not_null().default(0))
-                .col(ColumnDef::new(ProcessTarget::ProcessStatus).integer().not_null().default(0))
-                .col(ColumnDef::new(ProcessTarget::Creator).string_len(64).not_null())
-                .col(ColumnDef::new(ProcessTarget::Project).string_len(64).not_null())
-                .col(ColumnDef::new(ProcessTarget::Privileges).integer().not_null())
+                .col(
+                    ColumnDef::new(ProcessTarget::ClassName)
+                        .string_len(64)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ProcessTarget::CreationDate)
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ProcessTarget::IsValid)
+                        .integer()
+                        .not_null()
+                        .default(1),
+                )
+                .col(
+                    ColumnDef::new(ProcessTarget::QualityFlags)
+                        .big_integer()
+                        .not_null()
+                        .default(0),
+                )
+                .col(
+                    ColumnDef::new(ProcessTarget::ProcessStatus)
+                        .integer()
+                        .not_null()
+                        .default(0),
+                )
+                .col(
+                    ColumnDef::new(ProcessTarget::Creator)
+                        .string_len(64)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ProcessTarget::Project)
+                        .string_len(64)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ProcessTarget::Privileges)
+                        .integer()
+                        .not_null(),
+                )
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("ix_process_target_class", ProcessTarget::Table, &["class_name"]))
-            .await?;
+        m.create_index(index(
+            "ix_process_target_class",
+            ProcessTarget::Table,
+            &["class_name"],
+        ))
+        .await?;
 
         m.create_table(
             Table::create()
                 .table(Frame::Table)
-                .col(ColumnDef::new(Frame::ObjectId).big_integer().not_null().primary_key())
+                .col(
+                    ColumnDef::new(Frame::ObjectId)
+                        .big_integer()
+                        .not_null()
+                        .primary_key(),
+                )
                 .col(ColumnDef::new(Frame::FrameClass).string_len(64).not_null())
-                .col(ColumnDef::new(Frame::Filename).string_len(255).not_null().unique_key())
+                .col(
+                    ColumnDef::new(Frame::Filename)
+                        .string_len(255)
+                        .not_null()
+                        .unique_key(),
+                )
                 .col(ColumnDef::new(Frame::Store).string_len(64).not_null())
                 .col(ColumnDef::new(Frame::Path).string_len(1024).not_null())
                 .col(ColumnDef::new(Frame::Hdu).integer().not_null())
@@ -211,7 +260,11 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(Frame::Filter).string_len(32).null())
                 .col(ColumnDef::new(Frame::Chip).string_len(32).null())
                 .col(ColumnDef::new(Frame::Object).string_len(128).null())
-                .col(ColumnDef::new(Frame::DateObs).timestamp_with_time_zone().null())
+                .col(
+                    ColumnDef::new(Frame::DateObs)
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
                 .col(ColumnDef::new(Frame::MjdObs).double().null())
                 .col(ColumnDef::new(Frame::Exptime).double().null())
                 .col(ColumnDef::new(Frame::Naxis1).integer().not_null())
@@ -227,8 +280,16 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(Frame::Footprint).text().null())
                 .col(ColumnDef::new(Frame::Zeropoint).double().null())
                 .col(ColumnDef::new(Frame::Seeing).double().null())
-                .col(ColumnDef::new(Frame::TimestampStart).timestamp_with_time_zone().null())
-                .col(ColumnDef::new(Frame::TimestampEnd).timestamp_with_time_zone().null())
+                .col(
+                    ColumnDef::new(Frame::TimestampStart)
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .col(
+                    ColumnDef::new(Frame::TimestampEnd)
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
                 .col(ColumnDef::new(Frame::Extra).text().not_null())
                 .foreign_key(&mut fk_target(Frame::Table, Frame::ObjectId))
                 .to_owned(),
@@ -248,7 +309,11 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(Dependency::Table)
                 .col(ColumnDef::new(Dependency::ChildId).big_integer().not_null())
-                .col(ColumnDef::new(Dependency::ParentId).big_integer().not_null())
+                .col(
+                    ColumnDef::new(Dependency::ParentId)
+                        .big_integer()
+                        .not_null(),
+                )
                 .col(ColumnDef::new(Dependency::Role).string_len(32).not_null())
                 .col(ColumnDef::new(Dependency::Ordinal).integer().not_null())
                 .primary_key(
@@ -280,13 +345,27 @@ impl MigrationTrait for Migration {
         m.create_table(
             Table::create()
                 .table(SourceList::Table)
-                .col(ColumnDef::new(SourceList::ObjectId).big_integer().not_null().primary_key())
-                .col(ColumnDef::new(SourceList::Slid).big_integer().not_null().unique_key())
+                .col(
+                    ColumnDef::new(SourceList::ObjectId)
+                        .big_integer()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(
+                    ColumnDef::new(SourceList::Slid)
+                        .big_integer()
+                        .not_null()
+                        .unique_key(),
+                )
                 .col(ColumnDef::new(SourceList::Name).string_len(255).not_null())
                 .col(ColumnDef::new(SourceList::FrameId).big_integer().null())
                 .col(ColumnDef::new(SourceList::Filter).string_len(32).null())
                 .col(ColumnDef::new(SourceList::Chip).string_len(32).null())
-                .col(ColumnDef::new(SourceList::NSources).big_integer().not_null())
+                .col(
+                    ColumnDef::new(SourceList::NSources)
+                        .big_integer()
+                        .not_null(),
+                )
                 .col(ColumnDef::new(SourceList::Store).string_len(64).null())
                 .col(ColumnDef::new(SourceList::Path).string_len(1024).null())
                 .col(ColumnDef::new(SourceList::Hdu).integer().null())
@@ -300,8 +379,12 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("ix_source_list_frame", SourceList::Table, &["frame_id"]))
-            .await?;
+        m.create_index(index(
+            "ix_source_list_frame",
+            SourceList::Table,
+            &["frame_id"],
+        ))
+        .await?;
 
         m.create_table(
             Table::create()
@@ -332,20 +415,51 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("ix_source_hpx", Source::Table, &["hpx"])).await?;
-        m.create_index(index("ix_source_mag", Source::Table, &["mag_auto"])).await?;
+        m.create_index(index("ix_source_hpx", Source::Table, &["hpx"]))
+            .await?;
+        m.create_index(index("ix_source_mag", Source::Table, &["mag_auto"]))
+            .await?;
 
         m.create_table(
             Table::create()
                 .table(AssociateList::Table)
-                .col(ColumnDef::new(AssociateList::ObjectId).big_integer().not_null().primary_key())
-                .col(ColumnDef::new(AssociateList::Alid).big_integer().not_null().unique_key())
-                .col(ColumnDef::new(AssociateList::Name).string_len(255).not_null())
-                .col(ColumnDef::new(AssociateList::AssocType).string_len(16).not_null())
-                .col(ColumnDef::new(AssociateList::SearchDistance).double().not_null())
-                .col(ColumnDef::new(AssociateList::NAssociations).big_integer().not_null())
+                .col(
+                    ColumnDef::new(AssociateList::ObjectId)
+                        .big_integer()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(
+                    ColumnDef::new(AssociateList::Alid)
+                        .big_integer()
+                        .not_null()
+                        .unique_key(),
+                )
+                .col(
+                    ColumnDef::new(AssociateList::Name)
+                        .string_len(255)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(AssociateList::AssocType)
+                        .string_len(16)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(AssociateList::SearchDistance)
+                        .double()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(AssociateList::NAssociations)
+                        .big_integer()
+                        .not_null(),
+                )
                 .col(ColumnDef::new(AssociateList::NMembers).integer().not_null())
-                .foreign_key(&mut fk_target(AssociateList::Table, AssociateList::ObjectId))
+                .foreign_key(&mut fk_target(
+                    AssociateList::Table,
+                    AssociateList::ObjectId,
+                ))
                 .to_owned(),
         )
         .await?;
@@ -380,27 +494,55 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("ix_association_source", Association::Table, &["slid", "sid"]))
-            .await?;
+        m.create_index(index(
+            "ix_association_source",
+            Association::Table,
+            &["slid", "sid"],
+        ))
+        .await?;
 
         m.create_table(
             Table::create()
                 .table(Job::Table)
-                .col(ColumnDef::new(Job::Id).big_integer().not_null().auto_increment().primary_key())
+                .col(
+                    ColumnDef::new(Job::Id)
+                        .big_integer()
+                        .not_null()
+                        .auto_increment()
+                        .primary_key(),
+                )
                 .col(ColumnDef::new(Job::Kind).string_len(32).not_null())
                 .col(ColumnDef::new(Job::Status).string_len(16).not_null())
-                .col(ColumnDef::new(Job::Progress).double().not_null().default(0.0))
+                .col(
+                    ColumnDef::new(Job::Progress)
+                        .double()
+                        .not_null()
+                        .default(0.0),
+                )
                 .col(ColumnDef::new(Job::Params).text().not_null())
                 .col(ColumnDef::new(Job::Log).text().not_null())
                 .col(ColumnDef::new(Job::Result).text().null())
                 .col(ColumnDef::new(Job::Error).text().null())
-                .col(ColumnDef::new(Job::CreatedAt).timestamp_with_time_zone().not_null())
-                .col(ColumnDef::new(Job::StartedAt).timestamp_with_time_zone().null())
-                .col(ColumnDef::new(Job::FinishedAt).timestamp_with_time_zone().null())
+                .col(
+                    ColumnDef::new(Job::CreatedAt)
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(Job::StartedAt)
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .col(
+                    ColumnDef::new(Job::FinishedAt)
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("ix_job_status", Job::Table, &["status"])).await?;
+        m.create_index(index("ix_job_status", Job::Table, &["status"]))
+            .await?;
         Ok(())
     }
 

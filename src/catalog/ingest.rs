@@ -263,7 +263,9 @@ struct PreparedAssociateList {
 /// when it is under the data root, else the `file` store (absolute path).
 fn store_path(data_root: &Path, file: &Path) -> (String, String) {
     let file = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
-    let root = data_root.canonicalize().unwrap_or_else(|_| data_root.to_path_buf());
+    let root = data_root
+        .canonicalize()
+        .unwrap_or_else(|_| data_root.to_path_buf());
     match file.strip_prefix(&root) {
         Ok(rel) => ("local".into(), rel.to_string_lossy().into_owned()),
         Err(_) => ("file".into(), file.to_string_lossy().into_owned()),
@@ -292,7 +294,11 @@ fn sha256_file(path: &Path) -> Result<(String, i64), CatalogError> {
 /// Parses FITS dates: `yyyy-mm-dd`, `yyyy-mm-ddThh:mm:ss[.fff]`.
 pub fn parse_fits_date(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(t.and_utc());
         }
@@ -359,7 +365,10 @@ fn prepare_frame(
             .footprint(info.width, info.height)
             .ok_or_else(|| fail(&"the WCS does not map the image corners to the sky"))?;
         let center = w
-            .pix_to_sky((info.width as f64 + 1.0) / 2.0, (info.height as f64 + 1.0) / 2.0)
+            .pix_to_sky(
+                (info.width as f64 + 1.0) / 2.0,
+                (info.height as f64 + 1.0) / 2.0,
+            )
             .ok_or_else(|| fail(&"the WCS does not map the image centre to the sky"))?;
         let (ra_min, ra_max) = ra_range(&corners.map(|c| c.0));
         let decs = corners.map(|c| c.1);
@@ -582,7 +591,9 @@ fn check_graph(m: &Manifest) -> Result<(), CatalogError> {
         .chain(m.associate_lists.iter().map(|a| &a.key));
     for k in all_keys {
         if !keys.insert(k.as_str()) {
-            return Err(CatalogError::Invalid(format!("manifest key {k:?} is used twice")));
+            return Err(CatalogError::Invalid(format!(
+                "manifest key {k:?} is used twice"
+            )));
         }
     }
     let frame_keys: HashSet<&str> = m.frames.iter().map(|f| f.key.as_str()).collect();
@@ -668,11 +679,13 @@ impl Catalog {
         manifest_path: &Path,
         data_root: &Path,
     ) -> Result<IngestReport, CatalogError> {
-        let text = std::fs::read_to_string(manifest_path).map_err(|e| {
-            CatalogError::Invalid(format!("{}: {e}", manifest_path.display()))
-        })?;
+        let text = std::fs::read_to_string(manifest_path)
+            .map_err(|e| CatalogError::Invalid(format!("{}: {e}", manifest_path.display())))?;
         let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
-            CatalogError::Invalid(format!("{}: not a valid manifest: {e}", manifest_path.display()))
+            CatalogError::Invalid(format!(
+                "{}: not a valid manifest: {e}",
+                manifest_path.display()
+            ))
         })?;
         let dir = manifest_path
             .parent()
@@ -823,10 +836,7 @@ impl Catalog {
             report.sources += pl.rows.len();
             for chunk in pl.rows.chunks(INSERT_CHUNK) {
                 entity::source::Entity::insert_many(chunk.iter().map(|r| {
-                    entity::source::ActiveModel::from(entity::source::Model {
-                        slid,
-                        ..r.clone()
-                    })
+                    entity::source::ActiveModel::from(entity::source::Model { slid, ..r.clone() })
                 }))
                 .exec(&txn)
                 .await?;
@@ -878,15 +888,17 @@ impl Catalog {
             let member_slids: Vec<i64> = e.members.iter().map(|k| report.slids[k].0).collect();
             report.associations += pa.rows.len();
             for chunk in pa.rows.chunks(INSERT_CHUNK) {
-                entity::association::Entity::insert_many(chunk.iter().map(|&(aid, m, sid, flag)| {
-                    entity::association::ActiveModel::from(entity::association::Model {
-                        alid,
-                        aid,
-                        slid: member_slids[m],
-                        sid,
-                        flag,
-                    })
-                }))
+                entity::association::Entity::insert_many(chunk.iter().map(
+                    |&(aid, m, sid, flag)| {
+                        entity::association::ActiveModel::from(entity::association::Model {
+                            alid,
+                            aid,
+                            slid: member_slids[m],
+                            sid,
+                            flag,
+                        })
+                    },
+                ))
                 .exec(&txn)
                 .await?;
             }
@@ -918,7 +930,11 @@ impl Catalog {
             }
         }
         for id in existing {
-            if entity::process_target::Entity::find_by_id(id).one(&txn).await?.is_none() {
+            if entity::process_target::Entity::find_by_id(id)
+                .one(&txn)
+                .await?
+                .is_none()
+            {
                 return Err(CatalogError::Invalid(format!(
                     "a dependency names object_id {id}, which does not exist"
                 )));
@@ -926,7 +942,10 @@ impl Catalog {
         }
         for chunk in deps.chunks(INSERT_CHUNK) {
             entity::dependency::Entity::insert_many(
-                chunk.iter().cloned().map(entity::dependency::ActiveModel::from),
+                chunk
+                    .iter()
+                    .cloned()
+                    .map(entity::dependency::ActiveModel::from),
             )
             .exec(&txn)
             .await?;
@@ -1002,7 +1021,12 @@ mod tests {
             frames: vec![frame("a", vec![DepRef::key("raw", "zz")])],
             ..Default::default()
         };
-        assert!(check_graph(&unknown).unwrap_err().to_string().contains("known key"));
+        assert!(
+            check_graph(&unknown)
+                .unwrap_err()
+                .to_string()
+                .contains("known key")
+        );
         let dup = Manifest {
             frames: vec![frame("a", vec![]), frame("a", vec![])],
             ..Default::default()

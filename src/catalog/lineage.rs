@@ -41,6 +41,8 @@ pub struct LineageNode {
     pub level: u32,
     /// File name, for frames.
     pub filename: Option<String>,
+    /// What to call it: the file name of a frame, the name of a catalog.
+    pub name: String,
     /// Filter, for frames.
     pub filter: Option<String>,
     /// Chip, for frames.
@@ -129,7 +131,7 @@ impl Lineage {
         let indent = "  ".repeat(depth);
         let label = match self.node(id) {
             Some(n) => {
-                let name = n.filename.as_deref().unwrap_or("");
+                let name = &n.name;
                 let valid = if n.is_valid > 0 { "" } else { " INVALID" };
                 format!("{} {} {}{}", n.class_name, n.object_id, name, valid)
             }
@@ -165,11 +167,19 @@ impl Catalog {
         max_depth: u32,
     ) -> Result<Lineage, CatalogError> {
         let max_depth = max_depth.min(MAX_DEPTH);
-        // Fail with "does not exist" rather than return an empty walk.
-        self.process_target(root).await?;
         let (from, to) = match direction {
             Direction::Up => ("child_id", "parent_id"),
             Direction::Down => ("parent_id", "child_id"),
+        };
+        // What the walk says about each object it reaches.
+        let cols = "pt.class_name, pt.is_valid, pt.creation_date, f.filename, f.filter, f.chip, \
+                    f.mjd_obs, sl.name AS sl_name, al.name AS al_name";
+        let joins = |id: &str| {
+            format!(
+                "LEFT JOIN frame f ON f.object_id = {id} \
+                 LEFT JOIN source_list sl ON sl.object_id = {id} \
+                 LEFT JOIN associate_list al ON al.object_id = {id}"
+            )
         };
         let walk = format!(
             "WITH RECURSIVE walk(node, depth) AS ( \
@@ -179,34 +189,76 @@ impl Catalog {
                  JOIN walk w ON d.{from} = w.node WHERE w.depth < $2 \
              ), levels AS (SELECT node, MIN(depth) AS level FROM walk GROUP BY node)"
         );
-        let b = self.backend();
-        let values = || vec![Value::from(root.0), Value::from(i64::from(max_depth))];
-        let node_sql = format!(
-            "{walk} SELECT l.node AS object_id, CAST(l.level AS BIGINT) AS level, pt.class_name, pt.is_valid, \
-               pt.creation_date, f.filename, f.filter, f.chip, f.mjd_obs \
-             FROM levels l JOIN process_target pt ON pt.object_id = l.node \
-             LEFT JOIN frame f ON f.object_id = l.node"
-        );
+        // One row per edge, carrying the far end's attributes: every object
+        // but the root is the far end of some edge, and one query of edges is
+        // much cheaper than a query of nodes plus a query of edges.
         let edge_sql = format!(
-            "{walk} SELECT d.child_id, d.parent_id, d.role, d.ordinal \
-             FROM dependency d JOIN levels l ON d.{from} = l.node WHERE l.level < $2"
+            "{walk} SELECT d.child_id, d.parent_id, d.role, d.ordinal, \
+               CAST(l2.level AS BIGINT) AS level, {cols} \
+             FROM dependency d \
+               JOIN levels l ON d.{from} = l.node \
+               JOIN levels l2 ON l2.node = d.{to} \
+               JOIN process_target pt ON pt.object_id = d.{to} {} \
+             WHERE l.level < $2",
+            joins(&format!("d.{to}"))
         );
+        let root_sql = format!(
+            "SELECT CAST(0 AS BIGINT) AS level, {cols} FROM process_target pt {} \
+             WHERE pt.object_id = $1",
+            joins("pt.object_id")
+        );
+        let b = self.backend();
         let db = self.db();
-        let node_rows = db.query_all_raw(Self::stmt(b, &node_sql, values())).await?;
-        let edge_rows = db.query_all_raw(Self::stmt(b, &edge_sql, values())).await?;
-        let mut nodes = Vec::with_capacity(node_rows.len());
-        for r in node_rows {
-            nodes.push(LineageNode {
-                object_id: ObjectId(r.try_get("", "object_id")?),
-                class_name: r.try_get("", "class_name")?,
-                level: u32::try_from(r.try_get::<i64>("", "level")?).unwrap_or(u32::MAX),
-                filename: r.try_get("", "filename")?,
-                filter: r.try_get("", "filter")?,
-                chip: r.try_get("", "chip")?,
-                mjd_obs: r.try_get("", "mjd_obs")?,
-                is_valid: r.try_get("", "is_valid")?,
-                creation_date: r.try_get("", "creation_date")?,
-            });
+        let root_row = db
+            .query_one_raw(Self::stmt(b, &root_sql, vec![Value::from(root.0)]))
+            .await?
+            .ok_or_else(|| CatalogError::NotFound {
+                what: "object",
+                id: root.to_string(),
+            })?;
+        let edge_rows = db
+            .query_all_raw(Self::stmt(
+                b,
+                &edge_sql,
+                vec![Value::from(root.0), Value::from(i64::from(max_depth))],
+            ))
+            .await?;
+        let node_from =
+            |id: ObjectId, r: &sea_orm::QueryResult| -> Result<LineageNode, sea_orm::DbErr> {
+                let filename: Option<String> = r.try_get("", "filename")?;
+                let sl_name: Option<String> = r.try_get("", "sl_name")?;
+                let al_name: Option<String> = r.try_get("", "al_name")?;
+                Ok(LineageNode {
+                    name: filename.clone().or(sl_name).or(al_name).unwrap_or_default(),
+                    object_id: id,
+                    class_name: r.try_get("", "class_name")?,
+                    level: u32::try_from(r.try_get::<i64>("", "level")?).unwrap_or(u32::MAX),
+                    filename,
+                    filter: r.try_get("", "filter")?,
+                    chip: r.try_get("", "chip")?,
+                    mjd_obs: r.try_get("", "mjd_obs")?,
+                    is_valid: r.try_get("", "is_valid")?,
+                    creation_date: r.try_get("", "creation_date")?,
+                })
+            };
+        let mut nodes = vec![node_from(root, &root_row)?];
+        let mut seen = HashSet::from([root]);
+        let mut edges = Vec::with_capacity(edge_rows.len());
+        for r in &edge_rows {
+            let edge = LineageEdge {
+                child: ObjectId(r.try_get("", "child_id")?),
+                parent: ObjectId(r.try_get("", "parent_id")?),
+                role: r.try_get("", "role")?,
+                ordinal: r.try_get("", "ordinal")?,
+            };
+            let far = match direction {
+                Direction::Up => edge.parent,
+                Direction::Down => edge.child,
+            };
+            if seen.insert(far) {
+                nodes.push(node_from(far, r)?);
+            }
+            edges.push(edge);
         }
         nodes.sort_by(|a, b| {
             (a.level, class_rank(&a.class_name), a.object_id).cmp(&(

@@ -9,12 +9,12 @@
 pub mod entity;
 pub mod ingest;
 pub mod lineage;
+pub mod sources;
 
 use crate::ids::{ObjectId, Slid};
 use crate::imaging::wcs::WcsKeywords;
 use crate::model::{
-    ASSOCIATE_LIST_CLASS, AssocType, AssociateListInfo, Frame, FrameClass, ProcessTarget,
-    SOURCE_LIST_CLASS, SourceListInfo,
+    AssocType, AssociateListInfo, Frame, FrameClass, ProcessTarget, SourceListInfo,
 };
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -122,7 +122,10 @@ impl Catalog {
             .await?;
         let mut by_class = std::collections::HashMap::new();
         for r in rows {
-            by_class.insert(r.try_get::<String>("", "frame_class")?, r.try_get::<i64>("", "n")?);
+            by_class.insert(
+                r.try_get::<String>("", "frame_class")?,
+                r.try_get::<i64>("", "n")?,
+            );
         }
         let mut out: Vec<CategoryCount> = FrameClass::ALL
             .iter()
@@ -139,7 +142,11 @@ impl Catalog {
         ] {
             let row = self
                 .db
-                .query_one_raw(Self::stmt(b, &format!("SELECT COUNT(*) AS n FROM {table}"), vec![]))
+                .query_one_raw(Self::stmt(
+                    b,
+                    &format!("SELECT COUNT(*) AS n FROM {table}"),
+                    vec![],
+                ))
                 .await?
                 .ok_or_else(|| CatalogError::Invalid(format!("no count for {table}")))?;
             out.push(CategoryCount {
@@ -255,11 +262,6 @@ impl Catalog {
         }
         Ok(out)
     }
-
-    /// Class names that are not frames but are process targets.
-    pub fn non_frame_classes() -> [&'static str; 2] {
-        [SOURCE_LIST_CLASS, ASSOCIATE_LIST_CLASS]
-    }
 }
 
 fn target_from_model(t: entity::process_target::Model) -> ProcessTarget {
@@ -281,10 +283,16 @@ fn frame_from_models(
     f: entity::frame::Model,
 ) -> Result<Frame, CatalogError> {
     let bad = |what: &str, e: serde_json::Error| {
-        CatalogError::Invalid(format!("frame {}: stored {what} unreadable: {e}", f.object_id))
+        CatalogError::Invalid(format!(
+            "frame {}: stored {what} unreadable: {e}",
+            f.object_id
+        ))
     };
     let class = FrameClass::parse(&f.frame_class).ok_or_else(|| {
-        CatalogError::Invalid(format!("frame {}: unknown class {}", f.object_id, f.frame_class))
+        CatalogError::Invalid(format!(
+            "frame {}: unknown class {}",
+            f.object_id, f.frame_class
+        ))
     })?;
     let wcs: Option<WcsKeywords> = match &f.wcs {
         Some(s) => Some(serde_json::from_str(s).map_err(|e| bad("WCS", e))?),

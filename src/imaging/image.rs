@@ -29,8 +29,16 @@ impl<T: Copy> Image<T> {
     /// Wraps an existing buffer; panics if its length does not match the size,
     /// because a mismatched buffer is always a programming error.
     pub fn from_vec(width: usize, height: usize, data: Vec<T>) -> Self {
-        assert_eq!(data.len(), width * height, "buffer does not match {width}x{height}");
-        Self { width, height, data }
+        assert_eq!(
+            data.len(),
+            width * height,
+            "buffer does not match {width}x{height}"
+        );
+        Self {
+            width,
+            height,
+            data,
+        }
     }
 
     /// The value at zero-based `(ix, iy)`.

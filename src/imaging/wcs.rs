@@ -269,7 +269,10 @@ impl Sip {
     /// even when AP/BP are missing or approximate.
     pub fn inverse(&self, uu: f64, vv: f64) -> (f64, f64) {
         let (mut u, mut v) = if self.ap_order.is_some() || self.bp_order.is_some() {
-            (uu + Self::poly(&self.ap, uu, vv), vv + Self::poly(&self.bp, uu, vv))
+            (
+                uu + Self::poly(&self.ap, uu, vv),
+                vv + Self::poly(&self.bp, uu, vv),
+            )
         } else {
             (uu, vv)
         };
@@ -311,7 +314,9 @@ pub struct Wcs {
 
 impl std::fmt::Debug for Wcs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Wcs").field("keywords", &self.keywords).finish()
+        f.debug_struct("Wcs")
+            .field("keywords", &self.keywords)
+            .finish()
     }
 }
 
@@ -442,7 +447,10 @@ mod tests {
     fn reference_pixel_maps_to_crval() {
         let w = Wcs::new(&tan(), 512, 512).unwrap();
         let (ra, dec) = w.pix_to_sky(256.5, 256.5).unwrap();
-        assert!((ra - 150.1).abs() < 1e-10 && (dec - 2.2).abs() < 1e-10, "{ra} {dec}");
+        assert!(
+            (ra - 150.1).abs() < 1e-10 && (dec - 2.2).abs() < 1e-10,
+            "{ra} {dec}"
+        );
     }
 
     #[test]
@@ -451,7 +459,10 @@ mod tests {
         for &(x, y) in &[(1.0, 1.0), (512.0, 1.0), (100.25, 400.75), (512.0, 512.0)] {
             let (ra, dec) = w.pix_to_sky(x, y).unwrap();
             let (x2, y2) = w.sky_to_pix(ra, dec).unwrap();
-            assert!((x - x2).abs() < 1e-6 && (y - y2).abs() < 1e-6, "{x},{y} -> {x2},{y2}");
+            assert!(
+                (x - x2).abs() < 1e-6 && (y - y2).abs() < 1e-6,
+                "{x},{y} -> {x2},{y2}"
+            );
         }
     }
 
@@ -463,7 +474,11 @@ mod tests {
         assert!(ra1 > ra2);
         // 100 pixels of 0.396" at Dec 2.2 are 39.6"/cos(dec) of RA.
         let expect = 100.0 * 1.1e-4 / 2.2f64.to_radians().cos();
-        assert!(((ra1 - ra2) - expect).abs() < 1e-6, "{} vs {expect}", ra1 - ra2);
+        assert!(
+            ((ra1 - ra2) - expect).abs() < 1e-6,
+            "{} vs {expect}",
+            ra1 - ra2
+        );
     }
 
     #[test]
@@ -490,7 +505,11 @@ mod tests {
 
     #[test]
     fn header_without_ctype_has_no_wcs_and_partial_wcs_is_an_error() {
-        assert!(WcsKeywords::from_header(&header(json!({"NAXIS1": 10}))).unwrap().is_none());
+        assert!(
+            WcsKeywords::from_header(&header(json!({"NAXIS1": 10})))
+                .unwrap()
+                .is_none()
+        );
         let err = WcsKeywords::from_header(&header(json!({
             "CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 1.0
         })))
@@ -513,11 +532,27 @@ mod tests {
         // At (u, v) = (10, 10) from CRPIX (50, 60): f = 1e-3·100 − 2e-4·100
         // = 0.08 and g = 3e-4·100 = 0.03, so the pixel (60, 70) lands where
         // the linear WCS puts (60.08, 70.03).
-        let lin = Wcs::new(&WcsKeywords { ctype1: "RA---TAN".into(), ctype2: "DEC--TAN".into(), sip: None, ..k.clone() }, 100, 100).unwrap();
+        let lin = Wcs::new(
+            &WcsKeywords {
+                ctype1: "RA---TAN".into(),
+                ctype2: "DEC--TAN".into(),
+                sip: None,
+                ..k.clone()
+            },
+            100,
+            100,
+        )
+        .unwrap();
         let got = w.pix_to_sky(60.0, 70.0).unwrap();
         let want = lin.pix_to_sky(60.08, 70.03).unwrap();
-        assert!((got.0 - want.0).abs() < 1e-12 && (got.1 - want.1).abs() < 1e-12, "{got:?} vs {want:?}");
+        assert!(
+            (got.0 - want.0).abs() < 1e-12 && (got.1 - want.1).abs() < 1e-12,
+            "{got:?} vs {want:?}"
+        );
         let (x, y) = w.sky_to_pix(got.0, got.1).unwrap();
-        assert!((x - 60.0).abs() < 1e-8 && (y - 70.0).abs() < 1e-8, "{x} {y}");
+        assert!(
+            (x - 60.0).abs() < 1e-8 && (y - 70.0).abs() < 1e-8,
+            "{x} {y}"
+        );
     }
 }

@@ -95,7 +95,10 @@ impl Camera {
         let (cx, cy) = ((self.nx as f64 + 1.0) / 2.0, (self.ny as f64 + 1.0) / 2.0);
         let (fx, fy) = self.fp_center();
         // Offset of the chip centre from the axis, in pixels.
-        let (dx, dy) = (ox + self.nx as f64 / 2.0 - fx, oy + self.ny as f64 / 2.0 - fy);
+        let (dx, dy) = (
+            ox + self.nx as f64 / 2.0 - fx,
+            oy + self.ny as f64 / 2.0 - fy,
+        );
         // R⁻¹·d with R = [[c, −s], [s, c]].
         let (rx, ry) = (c * dx + sn * dy, -sn * dx + c * dy);
         WcsKeywords {

@@ -180,9 +180,7 @@ async fn build_in(
     let db_file = staging.join("wisecut.db");
     let catalog = Catalog::connect(&Config::sqlite_url(&db_file)).await?;
     progress(0, 1, "ingest");
-    let report = catalog
-        .ingest(&data.join("manifest.json"), &data)
-        .await?;
+    let report = catalog.ingest(&data.join("manifest.json"), &data).await?;
     progress(1, 1, "ingest");
     catalog.close().await?;
     debug_assert_eq!(manifest.frames.len(), report.frames);

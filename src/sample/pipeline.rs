@@ -21,9 +21,7 @@ use super::camera::{CHIP_NAMES, Camera};
 use super::extract::{self, Detection, ExtractParams};
 use super::sky::{self, BANDS, Psf, SourceKind, TruthSource};
 use super::{ProgressFn, SampleError, SampleSpec};
-use crate::catalog::ingest::{
-    AssociateListEntry, DepRef, FrameEntry, Manifest, SourceListEntry,
-};
+use crate::catalog::ingest::{AssociateListEntry, DepRef, FrameEntry, Manifest, SourceListEntry};
 use crate::imaging::fits::{self, Card, Column, ColumnData, Compression, PixelData};
 use crate::imaging::image::Image;
 use crate::imaging::wcs::{Wcs, WcsKeywords};
@@ -54,7 +52,9 @@ const SATURATION: f64 = 65535.0;
 
 fn seed_for(seed: u64, stage: u64, index: u64) -> u64 {
     // SplitMix64 of the combined key: independent streams per frame.
-    let mut z = seed ^ stage.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z = seed
+        ^ stage.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -116,7 +116,8 @@ fn plan_exposures(spec: &SampleSpec, cam: &Camera) -> Vec<Exposure> {
         for band in 0..3 {
             for dither in 0..spec.dithers {
                 let (dx, dy) = DITHERS[dither % DITHERS.len()];
-                let airmass = 1.08 + 0.05 * (band * spec.dithers + dither) as f64 + r.random::<f64>() * 0.05;
+                let airmass =
+                    1.08 + 0.05 * (band * spec.dithers + dither) as f64 + r.random::<f64>() * 0.05;
                 let zeropoint = ZP0[band] - EXTINCTION[band] * (airmass - 1.0);
                 // The second night has some moonlight.
                 let sky_mag = SKY_MAG[band] - 0.25 * night as f64;
@@ -175,7 +176,9 @@ fn make_detector(spec: &SampleSpec, cam: &Camera, chip: usize) -> Detector {
     // Bias structure: a slow gradient along rows and a faint column pattern,
     // as a real CCD amplifier shows.
     let mut bias_pattern = Image::filled(cam.raw_width(), n, 0.0f32);
-    let cols: Vec<f32> = (0..cam.raw_width()).map(|_| (r.random::<f32>() - 0.5) * 3.0).collect();
+    let cols: Vec<f32> = (0..cam.raw_width())
+        .map(|_| (r.random::<f32>() - 0.5) * 3.0)
+        .collect();
     for y in 0..n {
         for x in 0..cam.raw_width() {
             let v = 4.0 * (y as f32 / n as f32) + cols[x] + 2.0 * (-(x as f32) / 30.0).exp();
@@ -227,7 +230,11 @@ fn common_cards(kind: &str, class: FrameClass, chip: Option<usize>) -> Vec<Card>
         card("INSTRUME", "WISECAM", "2x2 CCD mosaic camera"),
         card("IMAGETYP", kind, "type of image"),
         card("WCCLASS", class.name(), "wisecut frame class"),
-        card("PIPELINE", format!("wisecut-sample {}", crate::VERSION), "made by"),
+        card(
+            "PIPELINE",
+            format!("wisecut-sample {}", crate::VERSION),
+            "made by",
+        ),
     ];
     if let Some(ch) = chip {
         c.push(card("CHIPID", CHIP_NAMES[ch], "CCD name"));
@@ -235,7 +242,12 @@ fn common_cards(kind: &str, class: FrameClass, chip: Option<usize>) -> Vec<Card>
     c
 }
 
-fn write(path: &Path, px: PixelData<'_>, cards: &[Card], compression: Compression) -> Result<(), SampleError> {
+fn write(
+    path: &Path,
+    px: PixelData<'_>,
+    cards: &[Card],
+    compression: Compression,
+) -> Result<(), SampleError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| SampleError::Io {
             path: dir.to_path_buf(),
@@ -258,7 +270,13 @@ fn median(v: &mut [f32]) -> f32 {
 /// Median and MAD-based sigma of the finite values (subsampled for speed).
 fn robust_stats(img: &Image<f32>) -> (f32, f32) {
     let step = (img.data.len() / 20000).max(1);
-    let mut v: Vec<f32> = img.data.iter().step_by(step).copied().filter(|x| x.is_finite()).collect();
+    let mut v: Vec<f32> = img
+        .data
+        .iter()
+        .step_by(step)
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
     let m = median(&mut v);
     let mut dev: Vec<f32> = v.iter().map(|x| (x - m).abs()).collect();
     (m, 1.4826 * median(&mut dev))
@@ -280,7 +298,14 @@ fn to_u16(img: &Image<f32>) -> Image<u16> {
 }
 
 /// Adds bias level, structure and hot-pixel dark signal, then quantises.
-fn read_out(signal: Image<f32>, cam: &Camera, det: &Detector, chip: usize, dark_scale: f32, r: &mut ChaCha8Rng) -> Image<u16> {
+fn read_out(
+    signal: Image<f32>,
+    cam: &Camera,
+    det: &Detector,
+    chip: usize,
+    dark_scale: f32,
+    r: &mut ChaCha8Rng,
+) -> Image<u16> {
     let mut raw = Image::filled(cam.raw_width(), cam.ny, 0.0f32);
     let level = cam.bias_levels[chip] as f32;
     for y in 0..cam.ny {
@@ -380,12 +405,24 @@ fn raw_science_cards(s: &RawScience, cam: &Camera) -> Vec<Card> {
         card("EXPTIME", e.exptime, "[s] exposure time"),
         card("DATE-OBS", fits_date(e.start), "UTC start of exposure"),
         card("MJD-OBS", mjd(e.start), "MJD start of exposure"),
-        card("AIRMASS", (e.airmass * 1000.0).round() / 1000.0, "airmass at start"),
+        card(
+            "AIRMASS",
+            (e.airmass * 1000.0).round() / 1000.0,
+            "airmass at start",
+        ),
         card("GAIN", cam.gains[s.chip], "[e-/ADU] detector gain"),
         card("RDNOISE", cam.read_noise[s.chip], "[ADU] read noise"),
         card("SATURATE", SATURATION, "[ADU] saturation level"),
-        card("DATASEC", format!("[1:{},1:{}]", cam.nx, cam.ny), "light-sensitive pixels"),
-        card("BIASSEC", format!("[{}:{},1:{}]", cam.nx + 1, cam.raw_width(), cam.ny), "overscan"),
+        card(
+            "DATASEC",
+            format!("[1:{},1:{}]", cam.nx, cam.ny),
+            "light-sensitive pixels",
+        ),
+        card(
+            "BIASSEC",
+            format!("[{}:{},1:{}]", cam.nx + 1, cam.raw_width(), cam.ny),
+            "overscan",
+        ),
         card("OBSERVER", "wisecut simulator", ""),
     ]);
     c.extend(wcs_cards(&s.wcs));
@@ -419,7 +456,9 @@ fn cosmic_mask(img: &Image<f32>, sigma: f32) -> Vec<usize> {
             let mut sorted = nb;
             sorted.sort_by(f32::total_cmp);
             let med = (sorted[3] + sorted[4]) / 2.0;
-            let four = (img.get(x - 1, y) + img.get(x + 1, y) + img.get(x, y - 1) + img.get(x, y + 1)) / 4.0;
+            let four =
+                (img.get(x - 1, y) + img.get(x + 1, y) + img.get(x, y - 1) + img.get(x, y + 1))
+                    / 4.0;
             if v - sorted[7] > 5.0 * sigma && v - med > 3.0 * (four - med).max(sigma) {
                 hits.push(y * w + x);
             }
@@ -436,7 +475,11 @@ fn box_smooth(img: &Image<f32>, half: usize) -> Image<f32> {
     for y in 0..h {
         for x in 0..w {
             let v = img.get(x, y);
-            let (s, c) = if v.is_finite() { (f64::from(v), 1) } else { (0.0, 0) };
+            let (s, c) = if v.is_finite() {
+                (f64::from(v), 1)
+            } else {
+                (0.0, 0)
+            };
             let i = (y + 1) * (w + 1) + x + 1;
             sum[i] = s + sum[i - 1] + sum[i - (w + 1)] - sum[i - (w + 1) - 1];
             cnt[i] = c + cnt[i - 1] + cnt[i - (w + 1)] - cnt[i - (w + 1) - 1];
@@ -450,7 +493,15 @@ fn box_smooth(img: &Image<f32>, half: usize) -> Image<f32> {
             let at = |xx: usize, yy: usize| yy * (w + 1) + xx;
             let s = sum[at(x1, y1)] - sum[at(x0, y1)] - sum[at(x1, y0)] + sum[at(x0, y0)];
             let c = cnt[at(x1, y1)] + cnt[at(x0, y0)] - cnt[at(x0, y1)] - cnt[at(x1, y0)];
-            out.set(x, y, if c > 0 { (s / f64::from(c)) as f32 } else { f32::NAN });
+            out.set(
+                x,
+                y,
+                if c > 0 {
+                    (s / f64::from(c)) as f32
+                } else {
+                    f32::NAN
+                },
+            );
         }
     }
     out
@@ -461,13 +512,21 @@ fn combine_median(frames: &[Image<f32>]) -> Image<f32> {
     let data: Vec<f32> = (0..w * h)
         .into_par_iter()
         .map(|i| {
-            let mut v: Vec<f32> = frames.iter().map(|f| f.data[i]).filter(|x| x.is_finite()).collect();
+            let mut v: Vec<f32> = frames
+                .iter()
+                .map(|f| f.data[i])
+                .filter(|x| x.is_finite())
+                .collect();
             if v.is_empty() {
                 return f32::NAN;
             }
             let n = v.len();
             v.sort_by(f32::total_cmp);
-            if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            }
         })
         .collect();
     Image::from_vec(w, h, data)
@@ -515,7 +574,14 @@ struct Matched {
 }
 
 /// Matches detections to unsaturated, isolated reference stars.
-fn match_stars(dets: &[Detection], truth: &[TruthSource], band: usize, mjd: f64, w: &Wcs, radius_px: f64) -> Vec<Matched> {
+fn match_stars(
+    dets: &[Detection],
+    truth: &[TruthSource],
+    band: usize,
+    mjd: f64,
+    w: &Wcs,
+    radius_px: f64,
+) -> Vec<Matched> {
     let mut out = Vec::new();
     let stars: Vec<(f64, f64, f64)> = truth
         .iter()
@@ -537,22 +603,43 @@ fn match_stars(dets: &[Detection], truth: &[TruthSource], band: usize, mjd: f64,
             && (s.0 - d.x).hypot(s.1 - d.y) < radius_px
             && (16.5..21.5).contains(&s.2)
         {
-            out.push(Matched { det: d.clone(), mag: s.2 });
+            out.push(Matched {
+                det: d.clone(),
+                mag: s.2,
+            });
         }
     }
     out
 }
 
 /// The columns of a SourceList table.
-fn write_catalog(path: &Path, dets: &[Detection], w: &Wcs, zp: f64, exptime: f64, cards: &[Card]) -> Result<(), SampleError> {
+fn write_catalog(
+    path: &Path,
+    dets: &[Detection],
+    w: &Wcs,
+    zp: f64,
+    exptime: f64,
+    cards: &[Card],
+) -> Result<(), SampleError> {
     let n = dets.len();
     const NAMES: [&str; 12] = [
-        "RA", "DEC", "X", "Y", "A", "B", "THETA", "MAG_AUTO", "MAGERR_AUTO", "FLUX_AUTO", "FWHM",
+        "RA",
+        "DEC",
+        "X",
+        "Y",
+        "A",
+        "B",
+        "THETA",
+        "MAG_AUTO",
+        "MAGERR_AUTO",
+        "FLUX_AUTO",
+        "FWHM",
         "CLASS_STAR",
     ];
     // Every column exists even for an empty list: a catalog with no sources
     // is still a valid catalog.
-    let mut cols: HashMap<&str, Vec<f64>> = NAMES.iter().map(|k| (*k, Vec::with_capacity(n))).collect();
+    let mut cols: HashMap<&str, Vec<f64>> =
+        NAMES.iter().map(|k| (*k, Vec::with_capacity(n))).collect();
     let mut flags = Vec::with_capacity(n);
     for d in dets {
         let (ra, dec) = w.pix_to_sky(d.x, d.y).unwrap_or((f64::NAN, f64::NAN));
@@ -597,13 +684,28 @@ fn write_catalog(path: &Path, dets: &[Detection], w: &Wcs, zp: f64, exptime: f64
         ("FWHM", "pix"),
         ("CLASS_STAR", ""),
     ];
-    let mut columns = vec![Column { name: "SID", unit: "", data: ColumnData::I64(&sid) }];
+    let mut columns = vec![Column {
+        name: "SID",
+        unit: "",
+        data: ColumnData::I64(&sid),
+    }];
     for (name, unit) in units {
-        columns.push(Column { name, unit, data: ColumnData::F64(&cols[name]) });
+        columns.push(Column {
+            name,
+            unit,
+            data: ColumnData::F64(&cols[name]),
+        });
     }
-    columns.push(Column { name: "FLAGS", unit: "", data: ColumnData::I32(&flags) });
+    columns.push(Column {
+        name: "FLAGS",
+        unit: "",
+        data: ColumnData::I32(&flags),
+    });
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| SampleError::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| SampleError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     fits::write_table(path, "OBJECTS", &columns, cards)?;
     Ok(())
@@ -673,7 +775,14 @@ struct Regridded {
 /// box of its footprint. The sky → source-pixel map is evaluated exactly on a
 /// coarse lattice and interpolated in between, which for TAN over 16 pixels
 /// is accurate to far below a micro-pixel.
-fn regrid(src: &Image<f32>, src_wcs: &Wcs, grid: &Wcs, grid_kw: &WcsKeywords, grid_n: usize, scale: f32) -> Option<Regridded> {
+fn regrid(
+    src: &Image<f32>,
+    src_wcs: &Wcs,
+    grid: &Wcs,
+    grid_kw: &WcsKeywords,
+    grid_n: usize,
+    scale: f32,
+) -> Option<Regridded> {
     let corners = src_wcs.footprint(src.width, src.height)?;
     let (mut xmin, mut xmax, mut ymin, mut ymax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for (ra, dec) in corners {
@@ -710,8 +819,14 @@ fn regrid(src: &Image<f32>, src_wcs: &Wcs, grid: &Wcs, grid_kw: &WcsKeywords, gr
                 let (i, tx) = (xx / STEP, (xx % STEP) as f64 / STEP as f64);
                 let l = |a: usize, b: usize| lattice[b * lw + a];
                 let (p00, p10, p01, p11) = (l(i, j), l(i + 1, j), l(i, j + 1), l(i + 1, j + 1));
-                let sx = p00.0 * (1.0 - tx) * (1.0 - ty) + p10.0 * tx * (1.0 - ty) + p01.0 * (1.0 - tx) * ty + p11.0 * tx * ty;
-                let sy = p00.1 * (1.0 - tx) * (1.0 - ty) + p10.1 * tx * (1.0 - ty) + p01.1 * (1.0 - tx) * ty + p11.1 * tx * ty;
+                let sx = p00.0 * (1.0 - tx) * (1.0 - ty)
+                    + p10.0 * tx * (1.0 - ty)
+                    + p01.0 * (1.0 - tx) * ty
+                    + p11.0 * tx * ty;
+                let sy = p00.1 * (1.0 - tx) * (1.0 - ty)
+                    + p10.1 * tx * (1.0 - ty)
+                    + p01.1 * (1.0 - tx) * ty
+                    + p11.1 * tx * ty;
                 *out = bilinear(src, sx, sy) * scale;
             }
             row
@@ -722,47 +837,69 @@ fn regrid(src: &Image<f32>, src_wcs: &Wcs, grid: &Wcs, grid_kw: &WcsKeywords, gr
     wcs.crpix1 -= (x0 - 1) as f64;
     wcs.crpix2 -= (y0 - 1) as f64;
     let (_, rms) = robust_stats(&img);
-    Some(Regridded { x0, y0, img, wcs, rms })
+    Some(Regridded {
+        x0,
+        y0,
+        img,
+        wcs,
+        rms,
+    })
 }
 
 /// Generates the sample survey's FITS files and `manifest.json` into `dir`.
-pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Result<Manifest, SampleError> {
+pub fn generate(
+    dir: &Path,
+    spec: &SampleSpec,
+    progress: ProgressFn<'_>,
+) -> Result<Manifest, SampleError> {
     let cam = Camera::new(spec.chip_size, spec.chip_size);
     let n = cam.nx;
     let exposures = plan_exposures(spec, &cam);
     let half_width = ((2 * n + cam.gap) as f64 * cam.pixel_scale / 3600.0) / 2.0 + 60.0 / 3600.0;
     let truth = sky::truth_catalogue(spec.seed, RA0, DEC0, half_width, mjd(night_start(0)));
-    let detectors: Vec<Detector> = (0..4).into_par_iter().map(|c| make_detector(spec, &cam, c)).collect();
+    let detectors: Vec<Detector> = (0..4)
+        .into_par_iter()
+        .map(|c| make_detector(spec, &cam, c))
+        .collect();
     let n_sci = exposures.len() * 4;
     let n_cal_raw = spec.nights * 4 * (spec.n_bias + 3 * spec.n_flat);
     let n_products = spec.nights * 4 * (2 + 3 + 1) + 4 + 12 + n_sci * 4 + 3 * 2 + 4;
-    let tracker = Tracker { done: AtomicUsize::new(0), total: n_sci + n_cal_raw + n_products, progress };
+    let tracker = Tracker {
+        done: AtomicUsize::new(0),
+        total: n_sci + n_cal_raw + n_products,
+        progress,
+    };
     let mut manifest = Manifest {
         creator: "wisecut-sample".into(),
         project: "SAMPLE".into(),
         privileges: crate::model::privileges::PUBLIC,
         ..Default::default()
     };
-    let processing = |k: usize| Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap() + Duration::seconds(k as i64);
+    let processing = |k: usize| {
+        Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap() + Duration::seconds(k as i64)
+    };
     let night_range = |night: usize| {
         let s = night_start(night) - Duration::hours(12);
         (s, s + Duration::hours(24))
     };
     let run_range = (night_range(0).0, night_range(spec.nights - 1).1);
-    let frame_entry = |key: &str, class: FrameClass, path: String, created: DateTime<Utc>, deps: Vec<DepRef>| FrameEntry {
-        key: key.into(),
-        class: class.name().into(),
-        path,
-        hdu: None,
-        creation_date: Some(created),
-        timestamp_start: None,
-        timestamp_end: None,
-        zeropoint: None,
-        seeing: None,
-        is_valid: None,
-        quality_flags: None,
-        deps,
-    };
+    let frame_entry =
+        |key: &str, class: FrameClass, path: String, created: DateTime<Utc>, deps: Vec<DepRef>| {
+            FrameEntry {
+                key: key.into(),
+                class: class.name().into(),
+                path,
+                hdu: None,
+                creation_date: Some(created),
+                timestamp_start: None,
+                timestamp_end: None,
+                zeropoint: None,
+                seeing: None,
+                is_valid: None,
+                quality_flags: None,
+                deps,
+            }
+        };
 
     // 1a. Raw bias and dome-flat exposures.
     struct CalRaw {
@@ -789,58 +926,118 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
     let cal_raws: Vec<CalRaw> = cal_jobs
         .par_iter()
         .enumerate()
-        .map(|(k, &(night, chip, band, i))| -> Result<CalRaw, SampleError> {
-            let det = &detectors[chip];
-            let mut r = rng(spec.seed, 20, k as u64);
-            let start = night_start(night) - Duration::minutes(50) + Duration::minutes((i + band.map_or(0, |b| 10 + 10 * b)) as i64);
-            let (signal, kind, class, key, exptime) = match band {
-                None => (
-                    Image::filled(n, n, 0.0f32),
-                    "bias",
-                    FrameClass::RawBiasFrame,
-                    format!("raw_bias_n{}_{:02}_{}", night + 1, i + 1, CHIP_NAMES[chip]),
-                    0.0,
-                ),
-                Some(b) => {
-                    let level = FLAT_LEVEL * (1.0 + 0.05 * i as f64) * cam.qe[chip];
-                    let mut s = Image::filled(n, n, 0.0f32);
-                    for p in 0..n * n {
-                        s.data[p] = level as f32 * det.vignetting.data[p] * det.response.data[p] * det.dome[b].data[p];
+        .map(
+            |(k, &(night, chip, band, i))| -> Result<CalRaw, SampleError> {
+                let det = &detectors[chip];
+                let mut r = rng(spec.seed, 20, k as u64);
+                let start = night_start(night) - Duration::minutes(50)
+                    + Duration::minutes((i + band.map_or(0, |b| 10 + 10 * b)) as i64);
+                let (signal, kind, class, key, exptime) = match band {
+                    None => (
+                        Image::filled(n, n, 0.0f32),
+                        "bias",
+                        FrameClass::RawBiasFrame,
+                        format!("raw_bias_n{}_{:02}_{}", night + 1, i + 1, CHIP_NAMES[chip]),
+                        0.0,
+                    ),
+                    Some(b) => {
+                        let level = FLAT_LEVEL * (1.0 + 0.05 * i as f64) * cam.qe[chip];
+                        let mut s = Image::filled(n, n, 0.0f32);
+                        for p in 0..n * n {
+                            s.data[p] = level as f32
+                                * det.vignetting.data[p]
+                                * det.response.data[p]
+                                * det.dome[b].data[p];
+                        }
+                        sky::add_noise(&mut s, cam.gains[chip], 0.0, &mut r);
+                        (
+                            s,
+                            "flat",
+                            FrameClass::RawDomeFlatFrame,
+                            format!(
+                                "raw_flat_n{}_{}_{:02}_{}",
+                                night + 1,
+                                BANDS[b],
+                                i + 1,
+                                CHIP_NAMES[chip]
+                            ),
+                            5.0,
+                        )
                     }
-                    sky::add_noise(&mut s, cam.gains[chip], 0.0, &mut r);
-                    (s, "flat", FrameClass::RawDomeFlatFrame, format!("raw_flat_n{}_{}_{:02}_{}", night + 1, BANDS[b], i + 1, CHIP_NAMES[chip]), 5.0)
+                };
+                let raw = read_out(signal, &cam, det, chip, (exptime / 100.0) as f32, &mut r);
+                let mut cards = common_cards(kind, class, Some(chip));
+                cards.extend([
+                    card(
+                        "OBJECT",
+                        if band.is_some() { "DOME FLAT" } else { "BIAS" },
+                        "",
+                    ),
+                    card("EXPTIME", exptime, "[s] exposure time"),
+                    card("DATE-OBS", fits_date(start), "UTC start of exposure"),
+                    card("MJD-OBS", mjd(start), "MJD start of exposure"),
+                    card("GAIN", cam.gains[chip], "[e-/ADU] detector gain"),
+                    card("RDNOISE", cam.read_noise[chip], "[ADU] read noise"),
+                    card(
+                        "DATASEC",
+                        format!("[1:{},1:{}]", n, n),
+                        "light-sensitive pixels",
+                    ),
+                    card(
+                        "BIASSEC",
+                        format!("[{}:{},1:{}]", n + 1, cam.raw_width(), n),
+                        "overscan",
+                    ),
+                ]);
+                if let Some(b) = band {
+                    cards.push(card("FILTER", BANDS[b], "filter name"));
                 }
-            };
-            let raw = read_out(signal, &cam, det, chip, (exptime / 100.0) as f32, &mut r);
-            let mut cards = common_cards(kind, class, Some(chip));
-            cards.extend([
-                card("OBJECT", if band.is_some() { "DOME FLAT" } else { "BIAS" }, ""),
-                card("EXPTIME", exptime, "[s] exposure time"),
-                card("DATE-OBS", fits_date(start), "UTC start of exposure"),
-                card("MJD-OBS", mjd(start), "MJD start of exposure"),
-                card("GAIN", cam.gains[chip], "[e-/ADU] detector gain"),
-                card("RDNOISE", cam.read_noise[chip], "[ADU] read noise"),
-                card("DATASEC", format!("[1:{},1:{}]", n, n), "light-sensitive pixels"),
-                card("BIASSEC", format!("[{}:{},1:{}]", n + 1, cam.raw_width(), n), "overscan"),
-            ]);
-            if let Some(b) = band {
-                cards.push(card("FILTER", BANDS[b], "filter name"));
-            }
-            // Flats are stored tile-compressed, biases plain: both kinds
-            // exist in real archives and the cutout engine must read both.
-            let compression = if band.is_some() { Compression::Rice { tile: (cam.raw_width(), 1) } } else { Compression::None };
-            write(&dir.join(format!("raw/{key}.fits")), PixelData::U16(&raw), &cards, compression)?;
-            tracker.tick("raw calibration exposures");
-            Ok(CalRaw { key, night, chip, band, raw, start })
-        })
+                // Flats are stored tile-compressed, biases plain: both kinds
+                // exist in real archives and the cutout engine must read both.
+                let compression = if band.is_some() {
+                    Compression::Rice {
+                        tile: (cam.raw_width(), 1),
+                    }
+                } else {
+                    Compression::None
+                };
+                write(
+                    &dir.join(format!("raw/{key}.fits")),
+                    PixelData::U16(&raw),
+                    &cards,
+                    compression,
+                )?;
+                tracker.tick("raw calibration exposures");
+                Ok(CalRaw {
+                    key,
+                    night,
+                    chip,
+                    band,
+                    raw,
+                    start,
+                })
+            },
+        )
         .collect::<Result<_, _>>()?;
     for c in &cal_raws {
-        let class = if c.band.is_some() { FrameClass::RawDomeFlatFrame } else { FrameClass::RawBiasFrame };
-        manifest.frames.push(frame_entry(&c.key, class, format!("raw/{}.fits", c.key), c.start, vec![]));
+        let class = if c.band.is_some() {
+            FrameClass::RawDomeFlatFrame
+        } else {
+            FrameClass::RawBiasFrame
+        };
+        manifest.frames.push(frame_entry(
+            &c.key,
+            class,
+            format!("raw/{}.fits", c.key),
+            c.start,
+            vec![],
+        ));
     }
 
     // 1b. Raw science exposures.
-    let sci_jobs: Vec<(usize, usize)> = (0..exposures.len()).flat_map(|e| (0..4).map(move |c| (e, c))).collect();
+    let sci_jobs: Vec<(usize, usize)> = (0..exposures.len())
+        .flat_map(|e| (0..4).map(move |c| (e, c)))
+        .collect();
     let sci: Vec<RawScience> = sci_jobs
         .par_iter()
         .map(|&(e, chip)| -> Result<RawScience, SampleError> {
@@ -849,14 +1046,22 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
                 &dir.join(format!("raw/{}.fits", s.key)),
                 PixelData::U16(&s.raw),
                 &raw_science_cards(&s, &cam),
-                Compression::Rice { tile: (cam.raw_width(), 1) },
+                Compression::Rice {
+                    tile: (cam.raw_width(), 1),
+                },
             )?;
             tracker.tick("raw science exposures");
             Ok(s)
         })
         .collect::<Result<_, _>>()?;
     for s in &sci {
-        manifest.frames.push(frame_entry(&s.key, FrameClass::RawScienceFrame, format!("raw/{}.fits", s.key), s.exp.start + Duration::seconds(s.exp.exptime as i64), vec![]));
+        manifest.frames.push(frame_entry(
+            &s.key,
+            FrameClass::RawScienceFrame,
+            format!("raw/{}.fits", s.key),
+            s.exp.start + Duration::seconds(s.exp.exptime as i64),
+            vec![],
+        ));
     }
 
     // 2. Master biases and hot-pixel maps per night and chip.
@@ -864,12 +1069,17 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
         key: String,
         img: Image<f32>,
     }
-    let nc: Vec<(usize, usize)> = (0..spec.nights).flat_map(|nt| (0..4).map(move |c| (nt, c))).collect();
-    let biases: Vec<(Cal, Cal, Image<u8>)> = nc
+    let nc: Vec<(usize, usize)> = (0..spec.nights)
+        .flat_map(|nt| (0..4).map(move |c| (nt, c)))
+        .collect();
+    // (master bias, hot-pixel map key, hot-pixel map) per night and chip.
+    let biases: Vec<(Cal, String, Image<u8>)> = nc
         .par_iter()
-        .enumerate()
-        .map(|(k, &(night, chip))| -> Result<_, SampleError> {
-            let raws: Vec<&CalRaw> = cal_raws.iter().filter(|c| c.night == night && c.chip == chip && c.band.is_none()).collect();
+        .map(|&(night, chip)| -> Result<_, SampleError> {
+            let raws: Vec<&CalRaw> = cal_raws
+                .iter()
+                .filter(|c| c.night == night && c.chip == chip && c.band.is_none())
+                .collect();
             let mut sum = Image::filled(n, n, 0.0f32);
             for r in &raws {
                 let t = trim(&r.raw, n);
@@ -889,15 +1099,35 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
                 card("NCOMBINE", raws.len() as i64, "raw bias exposures averaged"),
                 card("BUNIT", "adu", ""),
             ]);
-            write(&dir.join(format!("cal/{bkey}.fits")), PixelData::F32(&bias), &cards, Compression::None)?;
+            write(
+                &dir.join(format!("cal/{bkey}.fits")),
+                PixelData::F32(&bias),
+                &cards,
+                Compression::None,
+            )?;
             tracker.tick("master biases");
             let mut hcards = common_cards("hotpixels", FrameClass::HotPixelMap, Some(chip));
             hcards.push(card("OBJECT", "HOT PIXEL MAP", "1 = good, 0 = hot"));
-            hcards.push(card("THRESH", f64::from(thresh), "[adu] bias level above which a pixel is hot"));
-            write(&dir.join(format!("cal/{hkey}.fits")), PixelData::U8(&hot), &hcards, Compression::None)?;
+            hcards.push(card(
+                "THRESH",
+                f64::from(thresh),
+                "[adu] bias level above which a pixel is hot",
+            ));
+            write(
+                &dir.join(format!("cal/{hkey}.fits")),
+                PixelData::U8(&hot),
+                &hcards,
+                Compression::None,
+            )?;
             tracker.tick("hot pixel maps");
-            let _ = k;
-            Ok((Cal { key: bkey, img: bias }, Cal { key: hkey, img: Image::filled(1, 1, 0.0) }, hot))
+            Ok((
+                Cal {
+                    key: bkey,
+                    img: bias,
+                },
+                hkey,
+                hot,
+            ))
         })
         .collect::<Result<_, _>>()?;
     let bias_of = |night: usize, chip: usize| &biases[night * 4 + chip];
@@ -909,18 +1139,33 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
             .map(|c| DepRef::key("raw", &c.key))
             .collect();
         let (s, e) = night_range(night);
-        let mut be = frame_entry(&b.key, FrameClass::BiasFrame, format!("cal/{}.fits", b.key), processing(k), raw_deps);
+        let mut be = frame_entry(
+            &b.key,
+            FrameClass::BiasFrame,
+            format!("cal/{}.fits", b.key),
+            processing(k),
+            raw_deps,
+        );
         be.timestamp_start = Some(s);
         be.timestamp_end = Some(e);
         manifest.frames.push(be);
-        let mut he = frame_entry(&h.key, FrameClass::HotPixelMap, format!("cal/{}.fits", h.key), processing(k), vec![DepRef::key("bias", &b.key)]);
+        let mut he = frame_entry(
+            h,
+            FrameClass::HotPixelMap,
+            format!("cal/{h}.fits"),
+            processing(k),
+            vec![DepRef::key("bias", &b.key)],
+        );
         he.timestamp_start = Some(s);
         he.timestamp_end = Some(e);
         manifest.frames.push(he);
     }
 
     // Master flats per night, chip and band; cold-pixel maps from the r flat.
-    let nbc: Vec<(usize, usize, usize)> = nc.iter().flat_map(|&(nt, c)| (0..3).map(move |b| (nt, c, b))).collect();
+    let nbc: Vec<(usize, usize, usize)> = nc
+        .iter()
+        .flat_map(|&(nt, c)| (0..3).map(move |b| (nt, c, b)))
+        .collect();
     let flats: Vec<Cal> = nbc
         .par_iter()
         .map(|&(night, chip, band)| -> Result<Cal, SampleError> {
@@ -947,7 +1192,12 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
                 card("FILTER", BANDS[band], "filter name"),
                 card("NCOMBINE", frames.len() as i64, "raw flats median-combined"),
             ]);
-            write(&dir.join(format!("cal/{key}.fits")), PixelData::F32(&flat), &cards, Compression::None)?;
+            write(
+                &dir.join(format!("cal/{key}.fits")),
+                PixelData::F32(&flat),
+                &cards,
+                Compression::None,
+            )?;
             tracker.tick("master flats");
             Ok(Cal { key, img: flat })
         })
@@ -961,8 +1211,17 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
             let key = format!("cold_n{}_{}", night + 1, CHIP_NAMES[chip]);
             let mut cards = common_cards("coldpixels", FrameClass::ColdPixelMap, Some(chip));
             cards.push(card("OBJECT", "COLD PIXEL MAP", "1 = good, 0 = cold"));
-            cards.push(card("THRESH", 0.6, "flat-field response below which a pixel is cold"));
-            write(&dir.join(format!("cal/{key}.fits")), PixelData::U8(&cold), &cards, Compression::None)?;
+            cards.push(card(
+                "THRESH",
+                0.6,
+                "flat-field response below which a pixel is cold",
+            ));
+            write(
+                &dir.join(format!("cal/{key}.fits")),
+                PixelData::U8(&cold),
+                &cards,
+                Compression::None,
+            )?;
             tracker.tick("cold pixel maps");
             Ok((key, cold))
         })
@@ -975,23 +1234,37 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
             .map(|c| DepRef::key("raw", &c.key))
             .collect();
         deps.push(DepRef::key("bias", &bias_of(night, chip).0.key));
-        deps.push(DepRef::key("hotpixelmap", &bias_of(night, chip).1.key));
+        deps.push(DepRef::key("hotpixelmap", &bias_of(night, chip).1));
         let (s, e) = night_range(night);
-        let mut fe = frame_entry(&f.key, FrameClass::MasterFlatFrame, format!("cal/{}.fits", f.key), processing(100 + k), deps);
+        let mut fe = frame_entry(
+            &f.key,
+            FrameClass::MasterFlatFrame,
+            format!("cal/{}.fits", f.key),
+            processing(100 + k),
+            deps,
+        );
         fe.timestamp_start = Some(s);
         fe.timestamp_end = Some(e);
         manifest.frames.push(fe);
     }
     for (k, &(night, chip)) in nc.iter().enumerate() {
         let (s, e) = night_range(night);
-        let mut ce = frame_entry(&colds[k].0, FrameClass::ColdPixelMap, format!("cal/{}.fits", colds[k].0), processing(200 + k), vec![DepRef::key("flat", &flat_of(night, chip, 1).key)]);
+        let mut ce = frame_entry(
+            &colds[k].0,
+            FrameClass::ColdPixelMap,
+            format!("cal/{}.fits", colds[k].0),
+            processing(200 + k),
+            vec![DepRef::key("flat", &flat_of(night, chip, 1).key)],
+        );
         ce.timestamp_start = Some(s);
         ce.timestamp_end = Some(e);
         manifest.frames.push(ce);
     }
 
     // Bias-subtracted, flat-fielded, masked science data (before de-fringing).
-    let masked_bad = |night: usize, chip: usize, p: usize| bias_of(night, chip).2.data[p] == 0 || colds[night * 4 + chip].1.data[p] == 0;
+    let masked_bad = |night: usize, chip: usize, p: usize| {
+        bias_of(night, chip).2.data[p] == 0 || colds[night * 4 + chip].1.data[p] == 0
+    };
     let flattened: Vec<Image<f32>> = sci
         .par_iter()
         .map(|s| {
@@ -1036,10 +1309,19 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
             cards.extend([
                 card("OBJECT", "FRINGE FRAME", ""),
                 card("FILTER", "i", "filter name"),
-                card("NCOMBINE", frames.len() as i64, "science exposures median-combined"),
+                card(
+                    "NCOMBINE",
+                    frames.len() as i64,
+                    "science exposures median-combined",
+                ),
                 card("BUNIT", "adu", "subtracted from flat-fielded i frames"),
             ]);
-            write(&dir.join(format!("cal/{key}.fits")), PixelData::F32(&comb), &cards, Compression::None)?;
+            write(
+                &dir.join(format!("cal/{key}.fits")),
+                PixelData::F32(&comb),
+                &cards,
+                Compression::None,
+            )?;
             tracker.tick("fringe frames");
             Ok((key, comb))
         })
@@ -1053,7 +1335,13 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
             deps.push(DepRef::key("bias", &bias_of(night, chip).0.key));
             deps.push(DepRef::key("flat", &flat_of(night, chip, 2).key));
         }
-        let mut fe = frame_entry(key, FrameClass::FringeFrame, format!("cal/{key}.fits"), processing(300 + chip), deps);
+        let mut fe = frame_entry(
+            key,
+            FrameClass::FringeFrame,
+            format!("cal/{key}.fits"),
+            processing(300 + chip),
+            deps,
+        );
         fe.timestamp_start = Some(run_range.0);
         fe.timestamp_end = Some(run_range.1);
         manifest.frames.push(fe);
@@ -1090,8 +1378,20 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
             let sat = (SATURATION - cam.bias_levels[ch] - 200.0) as f32 * 0.8;
             let dets = extract::extract(&img, &extract_params(fwhm, cam.gains[ch], sat));
             let wcs = Wcs::new(&s.wcs, n, n).expect("valid camera WCS");
-            let matched = match_stars(&dets, &truth, s.exp.band, s.exp.mjd_mid(), &wcs, 1.0 / cam.pixel_scale);
-            Reduced { img, dets, matched, wcs }
+            let matched = match_stars(
+                &dets,
+                &truth,
+                s.exp.band,
+                s.exp.mjd_mid(),
+                &wcs,
+                1.0 / cam.pixel_scale,
+            );
+            Reduced {
+                img,
+                dets,
+                matched,
+                wcs,
+            }
         })
         .collect();
 
@@ -1100,8 +1400,18 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
     for (s, r) in sci.iter().zip(&reduced) {
         let key = format!("photcat_{}", s.exp.name(s.chip));
         let dets: Vec<Detection> = r.matched.iter().map(|m| m.det.clone()).collect();
-        let cards = vec![card("FILTER", BANDS[s.exp.band], ""), card("REFCAT", "wisecut-sample truth", "reference catalogue")];
-        write_catalog(&dir.join(format!("cat/{key}.fits")), &dets, &r.wcs, s.exp.zeropoint, s.exp.exptime, &cards)?;
+        let cards = vec![
+            card("FILTER", BANDS[s.exp.band], ""),
+            card("REFCAT", "wisecut-sample truth", "reference catalogue"),
+        ];
+        write_catalog(
+            &dir.join(format!("cat/{key}.fits")),
+            &dets,
+            &r.wcs,
+            s.exp.zeropoint,
+            s.exp.exptime,
+            &cards,
+        )?;
         manifest.source_lists.push(SourceListEntry {
             key: key.clone(),
             name: format!("PhotSrcCatalog {}", s.key),
@@ -1116,7 +1426,11 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
         .map(|k| -> Result<Image<f32>, SampleError> {
             let (chip, band) = (k / 3, k % 3);
             let mut pts = Vec::new();
-            for (s, r) in sci.iter().zip(&reduced).filter(|(s, _)| s.chip == chip && s.exp.band == band) {
+            for (s, r) in sci
+                .iter()
+                .zip(&reduced)
+                .filter(|(s, _)| s.chip == chip && s.exp.band == band)
+            {
                 let ratios: Vec<(f64, f64, f64)> = r
                     .matched
                     .iter()
@@ -1138,21 +1452,39 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
                 for x in 0..n {
                     let u = 2.0 * (x as f64 + 0.5) / n as f64 - 1.0;
                     let v = 2.0 * (y as f64 + 0.5) / n as f64 - 1.0;
-                    let q = coeffs[0] + coeffs[1] * u + coeffs[2] * v + coeffs[3] * u * u + coeffs[4] * u * v + coeffs[5] * v * v;
+                    let q = coeffs[0]
+                        + coeffs[1] * u
+                        + coeffs[2] * v
+                        + coeffs[3] * u * u
+                        + coeffs[4] * u * v
+                        + coeffs[5] * v * v;
                     img.set(x, y, (1.0 / q.max(0.5)) as f32);
                 }
             }
             let (m, _) = robust_stats(&img);
             let img = img.map(|v| v / m);
             let key = format!("illum_{}_{}", BANDS[band], CHIP_NAMES[chip]);
-            let mut cards = common_cards("illumination", FrameClass::IlluminationCorrection, Some(chip));
+            let mut cards = common_cards(
+                "illumination",
+                FrameClass::IlluminationCorrection,
+                Some(chip),
+            );
             cards.extend([
-                card("OBJECT", "ILLUMINATION CORRECTION", "multiply flat-fielded data by this"),
+                card(
+                    "OBJECT",
+                    "ILLUMINATION CORRECTION",
+                    "multiply flat-fielded data by this",
+                ),
                 card("FILTER", BANDS[band], "filter name"),
                 card("NSTARS", pts.len() as i64, "reference stars in the fit"),
                 card("FITORDER", 2i64, "order of the polynomial surface"),
             ]);
-            write(&dir.join(format!("cal/{key}.fits")), PixelData::F32(&img), &cards, Compression::None)?;
+            write(
+                &dir.join(format!("cal/{key}.fits")),
+                PixelData::F32(&img),
+                &cards,
+                Compression::None,
+            )?;
             tracker.tick("illumination corrections");
             Ok(img)
         })
@@ -1165,7 +1497,13 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
             .filter(|s| s.chip == chip && s.exp.band == band)
             .map(|s| DepRef::key("photcat", &format!("photcat_{}", s.exp.name(chip))))
             .collect();
-        let mut fe = frame_entry(&key, FrameClass::IlluminationCorrection, format!("cal/{key}.fits"), processing(600 + k), deps);
+        let mut fe = frame_entry(
+            &key,
+            FrameClass::IlluminationCorrection,
+            format!("cal/{key}.fits"),
+            processing(600 + k),
+            deps,
+        );
         fe.timestamp_start = Some(run_range.0);
         fe.timestamp_end = Some(run_range.1);
         manifest.frames.push(fe);
@@ -1188,9 +1526,17 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
                     (m.mag + 2.5 * (f / s.exp.exptime).log10()) as f32
                 })
                 .collect();
-            let zp = if zps.is_empty() { s.exp.zeropoint } else { f64::from(median(&mut zps)) };
+            let zp = if zps.is_empty() {
+                s.exp.zeropoint
+            } else {
+                f64::from(median(&mut zps))
+            };
             let mut fw: Vec<f32> = r.matched.iter().map(|m| m.det.fwhm as f32).collect();
-            let seeing = if fw.is_empty() { s.exp.seeing } else { f64::from(median(&mut fw)) * cam.pixel_scale };
+            let seeing = if fw.is_empty() {
+                s.exp.seeing
+            } else {
+                f64::from(median(&mut fw)) * cam.pixel_scale
+            };
             (zp, seeing)
         })
         .collect();
@@ -1201,56 +1547,104 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
         .par_iter()
         .zip(&reduced)
         .zip(&zp_seeing)
-        .map(|((s, r), &(zp, seeing))| -> Result<Regridded, SampleError> {
-            let name = s.exp.name(s.chip);
-            let (nt, ch, b) = (s.exp.night, s.chip, s.exp.band);
-            // The reduced frame.
-            let mut cards = raw_science_cards(s, &cam);
-            cards.retain(|c| !matches!(c.key.as_str(), "DATASEC" | "BIASSEC" | "IMAGETYP" | "WCCLASS" | "SATURATE"));
-            cards.extend([
-                card("IMAGETYP", "reduced", ""),
-                card("WCCLASS", FrameClass::ReducedScienceFrame.name(), "wisecut frame class"),
-                card("BUNIT", "adu", ""),
-                card("MAGZPT", (zp * 1e4).round() / 1e4, "[mag] zeropoint for 1 adu/s"),
-                card("SEEING", (seeing * 1e3).round() / 1e3, "[arcsec] median stellar FWHM"),
-                card("NMASKED", r.img.data.iter().filter(|v| v.is_nan()).count() as i64, "hot, cold and cosmic-ray pixels set to NaN"),
-            ]);
-            write(&dir.join(format!("red/red_{name}.fits")), PixelData::F32(&r.img), &cards, Compression::None)?;
-            tracker.tick("reduced frames");
-            let dcards = vec![card("FILTER", BANDS[b], ""), card("MAGZPT", (zp * 1e4).round() / 1e4, "")];
-            write_catalog(&dir.join(format!("cat/sl_red_{name}.fits")), &r.dets, &r.wcs, zp, s.exp.exptime, &dcards)?;
-            tracker.tick("source lists");
-            // The regridded frame: illumination-corrected, per second, ZP 30.
-            let ill = &illum[ch * 3 + b];
-            let mut corrected = r.img.clone();
-            for (v, i) in corrected.data.iter_mut().zip(&ill.data) {
-                *v *= i;
-            }
-            let scale = (10f64.powf(0.4 * (GRID_ZP - zp)) / s.exp.exptime) as f32;
-            let rg = regrid(&corrected, &r.wcs, &grid, &grid_kw, grid_n, scale).ok_or_else(|| SampleError::Io {
-                path: dir.join(format!("reg/reg_{name}.fits")),
-                source: std::io::Error::other("frame does not project onto the grid"),
-            })?;
-            let mut rcards = common_cards("regridded", FrameClass::RegriddedFrame, Some(ch));
-            rcards.extend([
-                card("OBJECT", "WISE-F1", "target field"),
-                card("FILTER", BANDS[b], "filter name"),
-                card("EXPTIME", s.exp.exptime, "[s] exposure time"),
-                card("DATE-OBS", fits_date(s.exp.start), "UTC start of exposure"),
-                card("MJD-OBS", mjd(s.exp.start), "MJD start of exposure"),
-                card("BUNIT", "adu/s", "flux-scaled to MAGZPT"),
-                card("MAGZPT", GRID_ZP, "[mag] zeropoint for 1 unit"),
-                card("SEEING", (seeing * 1e3).round() / 1e3, "[arcsec] median stellar FWHM"),
-                card("GRIDX0", rg.x0 as i64, "grid column of pixel 1"),
-                card("GRIDY0", rg.y0 as i64, "grid row of pixel 1"),
-                card("RESAMPLE", "bilinear", "resampling kernel"),
-            ]);
-            rcards.extend(wcs_cards(&rg.wcs));
-            write(&dir.join(format!("reg/reg_{name}.fits")), PixelData::F32(&rg.img), &rcards, Compression::None)?;
-            tracker.tick("regridded frames");
-            let _ = nt;
-            Ok(rg)
-        })
+        .map(
+            |((s, r), &(zp, seeing))| -> Result<Regridded, SampleError> {
+                let name = s.exp.name(s.chip);
+                let (ch, b) = (s.chip, s.exp.band);
+                // The reduced frame.
+                let mut cards = raw_science_cards(s, &cam);
+                cards.retain(|c| {
+                    !matches!(
+                        c.key.as_str(),
+                        "DATASEC" | "BIASSEC" | "IMAGETYP" | "WCCLASS" | "SATURATE"
+                    )
+                });
+                cards.extend([
+                    card("IMAGETYP", "reduced", ""),
+                    card(
+                        "WCCLASS",
+                        FrameClass::ReducedScienceFrame.name(),
+                        "wisecut frame class",
+                    ),
+                    card("BUNIT", "adu", ""),
+                    card(
+                        "MAGZPT",
+                        (zp * 1e4).round() / 1e4,
+                        "[mag] zeropoint for 1 adu/s",
+                    ),
+                    card(
+                        "SEEING",
+                        (seeing * 1e3).round() / 1e3,
+                        "[arcsec] median stellar FWHM",
+                    ),
+                    card(
+                        "NMASKED",
+                        r.img.data.iter().filter(|v| v.is_nan()).count() as i64,
+                        "hot, cold and cosmic-ray pixels set to NaN",
+                    ),
+                ]);
+                write(
+                    &dir.join(format!("red/red_{name}.fits")),
+                    PixelData::F32(&r.img),
+                    &cards,
+                    Compression::None,
+                )?;
+                tracker.tick("reduced frames");
+                let dcards = vec![
+                    card("FILTER", BANDS[b], ""),
+                    card("MAGZPT", (zp * 1e4).round() / 1e4, ""),
+                ];
+                write_catalog(
+                    &dir.join(format!("cat/sl_red_{name}.fits")),
+                    &r.dets,
+                    &r.wcs,
+                    zp,
+                    s.exp.exptime,
+                    &dcards,
+                )?;
+                tracker.tick("source lists");
+                // The regridded frame: illumination-corrected, per second, ZP 30.
+                let ill = &illum[ch * 3 + b];
+                let mut corrected = r.img.clone();
+                for (v, i) in corrected.data.iter_mut().zip(&ill.data) {
+                    *v *= i;
+                }
+                let scale = (10f64.powf(0.4 * (GRID_ZP - zp)) / s.exp.exptime) as f32;
+                let rg = regrid(&corrected, &r.wcs, &grid, &grid_kw, grid_n, scale).ok_or_else(
+                    || SampleError::Io {
+                        path: dir.join(format!("reg/reg_{name}.fits")),
+                        source: std::io::Error::other("frame does not project onto the grid"),
+                    },
+                )?;
+                let mut rcards = common_cards("regridded", FrameClass::RegriddedFrame, Some(ch));
+                rcards.extend([
+                    card("OBJECT", "WISE-F1", "target field"),
+                    card("FILTER", BANDS[b], "filter name"),
+                    card("EXPTIME", s.exp.exptime, "[s] exposure time"),
+                    card("DATE-OBS", fits_date(s.exp.start), "UTC start of exposure"),
+                    card("MJD-OBS", mjd(s.exp.start), "MJD start of exposure"),
+                    card("BUNIT", "adu/s", "flux-scaled to MAGZPT"),
+                    card("MAGZPT", GRID_ZP, "[mag] zeropoint for 1 unit"),
+                    card(
+                        "SEEING",
+                        (seeing * 1e3).round() / 1e3,
+                        "[arcsec] median stellar FWHM",
+                    ),
+                    card("GRIDX0", rg.x0 as i64, "grid column of pixel 1"),
+                    card("GRIDY0", rg.y0 as i64, "grid row of pixel 1"),
+                    card("RESAMPLE", "bilinear", "resampling kernel"),
+                ]);
+                rcards.extend(wcs_cards(&rg.wcs));
+                write(
+                    &dir.join(format!("reg/reg_{name}.fits")),
+                    PixelData::F32(&rg.img),
+                    &rcards,
+                    Compression::None,
+                )?;
+                tracker.tick("regridded frames");
+                Ok(rg)
+            },
+        )
         .collect::<Result<_, _>>()?;
     for ((s, &(zp, seeing)), _) in sci.iter().zip(&zp_seeing).zip(&regridded) {
         let name = s.exp.name(s.chip);
@@ -1259,20 +1653,35 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
             DepRef::key("raw", &s.key),
             DepRef::key("bias", &bias_of(nt, ch).0.key),
             DepRef::key("flat", &flat_of(nt, ch, b).key),
-            DepRef::key("hotpixelmap", &bias_of(nt, ch).1.key),
+            DepRef::key("hotpixelmap", &bias_of(nt, ch).1),
             DepRef::key("coldpixelmap", &colds[nt * 4 + ch].0),
         ];
         if b == 2 {
             deps.push(DepRef::key("fringe", &fringes[ch].0));
         }
-        deps.push(DepRef::key("illumination", &format!("illum_{}_{}", BANDS[b], CHIP_NAMES[ch])));
+        deps.push(DepRef::key(
+            "illumination",
+            &format!("illum_{}_{}", BANDS[b], CHIP_NAMES[ch]),
+        ));
         let rkey = format!("red_{name}");
-        let mut re = frame_entry(&rkey, FrameClass::ReducedScienceFrame, format!("red/{rkey}.fits"), processing(1000 + s.exp.index * 4 + ch), deps);
+        let mut re = frame_entry(
+            &rkey,
+            FrameClass::ReducedScienceFrame,
+            format!("red/{rkey}.fits"),
+            processing(1000 + s.exp.index * 4 + ch),
+            deps,
+        );
         re.zeropoint = Some(zp);
         re.seeing = Some(seeing);
         manifest.frames.push(re);
         let gkey = format!("reg_{name}");
-        let mut ge = frame_entry(&gkey, FrameClass::RegriddedFrame, format!("reg/{gkey}.fits"), processing(2000 + s.exp.index * 4 + ch), vec![DepRef::key("reduced", &rkey)]);
+        let mut ge = frame_entry(
+            &gkey,
+            FrameClass::RegriddedFrame,
+            format!("reg/{gkey}.fits"),
+            processing(2000 + s.exp.index * 4 + ch),
+            vec![DepRef::key("reduced", &rkey)],
+        );
         ge.zeropoint = Some(GRID_ZP);
         ge.seeing = Some(seeing);
         manifest.frames.push(ge);
@@ -1290,7 +1699,11 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
     let coadds: Vec<(Image<f32>, Vec<Detection>)> = (0..3)
         .into_par_iter()
         .map(|band| -> Result<_, SampleError> {
-            let members: Vec<(&RawScience, &Regridded)> = sci.iter().zip(&regridded).filter(|(s, _)| s.exp.band == band).collect();
+            let members: Vec<(&RawScience, &Regridded)> = sci
+                .iter()
+                .zip(&regridded)
+                .filter(|(s, _)| s.exp.band == band)
+                .collect();
             let rows: Vec<Vec<f32>> = (0..grid_n)
                 .into_par_iter()
                 .map(|y| {
@@ -1300,7 +1713,11 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
                         vals.clear();
                         for (_, rg) in &members {
                             let (gx, gy) = (x + 1, y + 1);
-                            if gx >= rg.x0 && gy >= rg.y0 && gx - rg.x0 < rg.img.width && gy - rg.y0 < rg.img.height {
+                            if gx >= rg.x0
+                                && gy >= rg.y0
+                                && gx - rg.x0 < rg.img.width
+                                && gy - rg.y0 < rg.img.height
+                            {
                                 let v = rg.img.get(gx - rg.x0, gy - rg.y0);
                                 if v.is_finite() {
                                     vals.push((v, rg.rms));
@@ -1328,7 +1745,10 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
                 })
                 .collect();
             let img = Image::from_vec(grid_n, grid_n, rows.concat());
-            let mut seeing: Vec<f32> = members.iter().map(|(s, _)| zp_seeing[s.exp.index * 4 + s.chip].1 as f32).collect();
+            let mut seeing: Vec<f32> = members
+                .iter()
+                .map(|(s, _)| zp_seeing[s.exp.index * 4 + s.chip].1 as f32)
+                .collect();
             let seeing = f64::from(median(&mut seeing));
             let key = format!("coadd_{}", BANDS[band]);
             let mut cards = common_cards("coadd", FrameClass::CoaddedRegriddedFrame, None);
@@ -1337,20 +1757,51 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
                 card("OBJECT", "WISE-F1", "target field"),
                 card("FILTER", BANDS[band], "filter name"),
                 card("EXPTIME", total, "[s] summed exposure time"),
-                card("DATE-OBS", fits_date(members[0].0.exp.start), "UTC start of the first exposure"),
-                card("MJD-OBS", mjd(members[0].0.exp.start), "MJD start of the first exposure"),
-                card("NCOMBINE", members.len() as i64, "regridded frames combined"),
+                card(
+                    "DATE-OBS",
+                    fits_date(members[0].0.exp.start),
+                    "UTC start of the first exposure",
+                ),
+                card(
+                    "MJD-OBS",
+                    mjd(members[0].0.exp.start),
+                    "MJD start of the first exposure",
+                ),
+                card(
+                    "NCOMBINE",
+                    members.len() as i64,
+                    "regridded frames combined",
+                ),
                 card("COMBINE", "clipped mean", ""),
                 card("BUNIT", "adu/s", "flux-scaled to MAGZPT"),
                 card("MAGZPT", GRID_ZP, "[mag] zeropoint for 1 unit"),
-                card("SEEING", (seeing * 1e3).round() / 1e3, "[arcsec] median stellar FWHM of the inputs"),
+                card(
+                    "SEEING",
+                    (seeing * 1e3).round() / 1e3,
+                    "[arcsec] median stellar FWHM of the inputs",
+                ),
             ]);
             cards.extend(wcs_cards(&grid_kw));
-            write(&dir.join(format!("coadd/{key}.fits")), PixelData::F32(&img), &cards, Compression::None)?;
+            write(
+                &dir.join(format!("coadd/{key}.fits")),
+                PixelData::F32(&img),
+                &cards,
+                Compression::None,
+            )?;
             tracker.tick("coadds");
-            let dets = extract::extract(&img, &extract_params(seeing / cam.pixel_scale, 1e6, f32::INFINITY));
+            let dets = extract::extract(
+                &img,
+                &extract_params(seeing / cam.pixel_scale, 1e6, f32::INFINITY),
+            );
             let dcards = vec![card("FILTER", BANDS[band], ""), card("MAGZPT", GRID_ZP, "")];
-            write_catalog(&dir.join(format!("cat/sl_{key}.fits")), &dets, &grid, GRID_ZP, 1.0, &dcards)?;
+            write_catalog(
+                &dir.join(format!("cat/sl_{key}.fits")),
+                &dets,
+                &grid,
+                GRID_ZP,
+                1.0,
+                &dcards,
+            )?;
             tracker.tick("source lists");
             Ok((img, dets))
         })
@@ -1362,7 +1813,13 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
             .filter(|s| s.exp.band == band)
             .map(|s| DepRef::key("regridded", &format!("reg_{}", s.exp.name(s.chip))))
             .collect();
-        let mut ce = frame_entry(&key, FrameClass::CoaddedRegriddedFrame, format!("coadd/{key}.fits"), processing(5000 + band), deps);
+        let mut ce = frame_entry(
+            &key,
+            FrameClass::CoaddedRegriddedFrame,
+            format!("coadd/{key}.fits"),
+            processing(5000 + band),
+            deps,
+        );
         ce.zeropoint = Some(GRID_ZP);
         manifest.frames.push(ce);
         manifest.source_lists.push(SourceListEntry {
@@ -1383,7 +1840,11 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
             .zip(&reduced)
             .filter(|(s, _)| s.exp.band == band)
             .map(|(s, r)| {
-                let pos = r.dets.iter().map(|d| r.wcs.pix_to_sky(d.x, d.y).unwrap_or((f64::NAN, f64::NAN))).collect();
+                let pos = r
+                    .dets
+                    .iter()
+                    .map(|d| r.wcs.pix_to_sky(d.x, d.y).unwrap_or((f64::NAN, f64::NAN)))
+                    .collect();
                 (format!("sl_red_{}", s.exp.name(s.chip)), pos)
             })
             .collect();
@@ -1404,7 +1865,11 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
     }
     let coadd_pos: Vec<Vec<(f64, f64)>> = coadds
         .iter()
-        .map(|(_, dets)| dets.iter().map(|d| grid.pix_to_sky(d.x, d.y).unwrap_or((f64::NAN, f64::NAN))).collect())
+        .map(|(_, dets)| {
+            dets.iter()
+                .map(|d| grid.pix_to_sky(d.x, d.y).unwrap_or((f64::NAN, f64::NAN)))
+                .collect()
+        })
         .collect();
     let rows = associate_matched(&coadd_pos, 1.0);
     write_associations(&dir.join("cat/al_filters.fits"), &rows)?;
@@ -1420,8 +1885,14 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
         creation_date: Some(processing(6100)),
     });
 
-    let text = serde_json::to_string_pretty(&manifest).map_err(|e| SampleError::Io { path: dir.join("manifest.json"), source: std::io::Error::other(e) })?;
-    std::fs::write(dir.join("manifest.json"), text).map_err(|source| SampleError::Io { path: dir.join("manifest.json"), source })?;
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| SampleError::Io {
+        path: dir.join("manifest.json"),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(dir.join("manifest.json"), text).map_err(|source| SampleError::Io {
+        path: dir.join("manifest.json"),
+        source,
+    })?;
     (tracker.progress)(tracker.total, tracker.total, "done");
     Ok(manifest)
 }
@@ -1429,7 +1900,10 @@ pub fn generate(dir: &Path, spec: &SampleSpec, progress: ProgressFn<'_>) -> Resu
 /// Spatial hash of positions in cells of `radius` arcsec.
 fn cell(ra: f64, dec: f64, radius: f64) -> (i64, i64) {
     let s = radius / 3600.0;
-    ((ra * DEC0.to_radians().cos() / s).floor() as i64, (dec / s).floor() as i64)
+    (
+        (ra * DEC0.to_radians().cos() / s).floor() as i64,
+        (dec / s).floor() as i64,
+    )
 }
 
 fn sep_arcsec(a: (f64, f64), b: (f64, f64)) -> f64 {
@@ -1459,13 +1933,19 @@ fn associate_chain(lists: &[(String, Vec<(f64, f64)>)], radius: f64) -> Vec<(i64
     }
     let mut grid: HashMap<(i64, i64), Vec<usize>> = HashMap::new();
     for (k, it) in items.iter().enumerate() {
-        grid.entry(cell(it.2.0, it.2.1, radius)).or_default().push(k);
+        grid.entry(cell(it.2.0, it.2.1, radius))
+            .or_default()
+            .push(k);
     }
     for (k, it) in items.iter().enumerate() {
         let (cx, cy) = cell(it.2.0, it.2.1, radius);
         for dx in -1..=1 {
             for dy in -1..=1 {
-                for &j in grid.get(&(cx + dx, cy + dy)).map(Vec::as_slice).unwrap_or(&[]) {
+                for &j in grid
+                    .get(&(cx + dx, cy + dy))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                {
                     if j > k && items[j].0 != it.0 && sep_arcsec(it.2, items[j].2) < radius {
                         let (a, b) = (find(&mut parent, k), find(&mut parent, j));
                         if a != b {
@@ -1476,7 +1956,8 @@ fn associate_chain(lists: &[(String, Vec<(f64, f64)>)], radius: f64) -> Vec<(i64
             }
         }
     }
-    let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
+    let mut groups: std::collections::BTreeMap<usize, Vec<usize>> =
+        std::collections::BTreeMap::new();
     for k in 0..items.len() {
         let r = find(&mut parent, k);
         groups.entry(r).or_default().push(k);
@@ -1527,7 +2008,11 @@ fn associate_matched(lists: &[Vec<(f64, f64)>], radius: f64) -> Vec<(i64, i64, i
             let mut best: Option<(f64, usize)> = None;
             for dx in -1..=1 {
                 for dy in -1..=1 {
-                    for &j in grids[m].get(&(cx + dx, cy + dy)).map(Vec::as_slice).unwrap_or(&[]) {
+                    for &j in grids[m]
+                        .get(&(cx + dx, cy + dy))
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[])
+                    {
                         let d = sep_arcsec(p, pos[j]);
                         if d < radius && best.is_none_or(|b| d < b.0) {
                             best = Some((d, j));
@@ -1557,10 +2042,26 @@ fn write_associations(path: &Path, rows: &[(i64, i64, i64, i32)]) -> Result<(), 
     let sid: Vec<i64> = rows.iter().map(|r| r.2).collect();
     let flag: Vec<i32> = rows.iter().map(|r| r.3).collect();
     let cols = [
-        Column { name: "AID", unit: "", data: ColumnData::I64(&aid) },
-        Column { name: "MEMBER", unit: "", data: ColumnData::I64(&member) },
-        Column { name: "SID", unit: "", data: ColumnData::I64(&sid) },
-        Column { name: "FLAG", unit: "", data: ColumnData::I32(&flag) },
+        Column {
+            name: "AID",
+            unit: "",
+            data: ColumnData::I64(&aid),
+        },
+        Column {
+            name: "MEMBER",
+            unit: "",
+            data: ColumnData::I64(&member),
+        },
+        Column {
+            name: "SID",
+            unit: "",
+            data: ColumnData::I64(&sid),
+        },
+        Column {
+            name: "FLAG",
+            unit: "",
+            data: ColumnData::I32(&flag),
+        },
     ];
     fits::write_table(path, "ASSOCIATIONS", &cols, &[])?;
     Ok(())

@@ -32,15 +32,36 @@ async fn lineage_prints_the_tree_of_an_ingested_object() {
         .target
         .object_id;
     let out = wisecut()
-        .args(["lineage", &coadd.to_string(), "--depth", "2", "--db", &db.url, "--data"])
+        .args([
+            "lineage",
+            &coadd.to_string(),
+            "--depth",
+            "2",
+            "--db",
+            &db.url,
+            "--data",
+        ])
         .arg(common::tiny_sample())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tree = String::from_utf8_lossy(&out.stdout);
-    assert!(tree.starts_with("[level: 0] CoaddedRegriddedFrame"), "{tree}");
-    assert!(tree.contains("+regridded [level: 1] RegriddedFrame"), "{tree}");
-    assert!(tree.contains("+reduced [level: 2] ReducedScienceFrame"), "{tree}");
+    assert!(
+        tree.starts_with("[level: 0] CoaddedRegriddedFrame"),
+        "{tree}"
+    );
+    assert!(
+        tree.contains("+regridded [level: 1] RegriddedFrame"),
+        "{tree}"
+    );
+    assert!(
+        tree.contains("+reduced [level: 2] ReducedScienceFrame"),
+        "{tree}"
+    );
     assert!(!tree.contains("[level: 3]"), "depth limit ignored:\n{tree}");
 }
 
@@ -49,7 +70,13 @@ fn ingest_of_a_missing_manifest_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = wisecut::config::Config::sqlite_url(&dir.path().join("x.db"));
     let out = wisecut()
-        .args(["ingest", "/nonexistent/manifest.json", "--db", &db, "--data"])
+        .args([
+            "ingest",
+            "/nonexistent/manifest.json",
+            "--db",
+            &db,
+            "--data",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();

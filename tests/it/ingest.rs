@@ -19,7 +19,12 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 async fn totals(c: &Catalog) -> Vec<i64> {
-    c.category_counts().await.unwrap().iter().map(|c| c.count).collect()
+    c.category_counts()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.count)
+        .collect()
 }
 
 #[tokio::test]
@@ -81,11 +86,18 @@ async fn frames_carry_header_attributes_and_sky_footprints() {
     assert!(f.filter.is_some() && f.chip.is_some() && f.date_obs.is_some());
     assert!(f.zeropoint.unwrap() > 20.0 && f.seeing.unwrap() > 0.5);
     let (ra, dec) = f.center.unwrap();
-    assert!((ra - 150.1).abs() < 0.2 && (dec - 2.2).abs() < 0.2, "{ra} {dec}");
+    assert!(
+        (ra - 150.1).abs() < 0.2 && (dec - 2.2).abs() < 0.2,
+        "{ra} {dec}"
+    );
     assert_eq!(f.footprint.as_ref().unwrap().len(), 4);
     assert_eq!(f.checksum.len(), 64);
     // Calibration frames have no sky WCS but a validity range.
-    let bias = &db.catalog.frames_of_class(FrameClass::BiasFrame).await.unwrap()[0];
+    let bias = &db
+        .catalog
+        .frames_of_class(FrameClass::BiasFrame)
+        .await
+        .unwrap()[0];
     assert!(bias.wcs.is_none() && bias.center.is_none());
     assert!(bias.timestamp_start.unwrap() < bias.timestamp_end.unwrap());
     // Source lists got SLIDs and sources.

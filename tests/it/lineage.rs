@@ -24,7 +24,12 @@ async fn a_coadd_reaches_every_class_of_its_pipeline() {
             .unwrap();
         let classes: BTreeSet<&str> = walk.nodes.iter().map(|n| n.class_name.as_str()).collect();
         for c in FrameClass::ALL {
-            assert!(classes.contains(c.name()), "{}: {} missing from {classes:?}", db.backend, c);
+            assert!(
+                classes.contains(c.name()),
+                "{}: {} missing from {classes:?}",
+                db.backend,
+                c
+            );
         }
         // The illumination correction was fitted to photometric catalogs.
         assert!(classes.contains("SourceList"), "{}", db.backend);
@@ -49,7 +54,12 @@ async fn a_coadd_reaches_every_class_of_its_pipeline() {
 #[tokio::test]
 async fn depth_limits_and_downward_walks() {
     let db = common::ingested(common::sqlite().await).await;
-    let bias = db.catalog.frames_of_class(FrameClass::BiasFrame).await.unwrap()[0].clone();
+    let bias = db
+        .catalog
+        .frames_of_class(FrameClass::BiasFrame)
+        .await
+        .unwrap()[0]
+        .clone();
     let one = db
         .catalog
         .lineage(bias.target.object_id, Direction::Down, 1)
@@ -81,4 +91,46 @@ async fn an_unknown_object_is_not_found() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("999999 does not exist"), "{err}");
+}
+
+#[tokio::test]
+async fn cone_search_finds_exactly_the_sources_brute_force_finds() {
+    for db in common::all_backends().await {
+        let db = common::ingested(db).await;
+        let coadd = db
+            .catalog
+            .frames_of_class(FrameClass::CoaddedRegriddedFrame)
+            .await
+            .unwrap()[0]
+            .clone();
+        let (ra, dec) = coadd.center.unwrap();
+        let r = 40.0 / 3600.0;
+        let got = db
+            .catalog
+            .cone_search(ra, dec, r, None, 100_000)
+            .await
+            .unwrap();
+        // Brute force over every catalog file of the survey.
+        let dir = common::tiny_sample();
+        let m: wisecut::catalog::ingest::Manifest =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
+                .unwrap();
+        let mut want = 0;
+        let mut total = 0;
+        for sl in &m.source_lists {
+            let path = dir.join(&sl.path);
+            let ras = wisecut::imaging::fits::read_column_f64(&path, 1, "RA").unwrap();
+            let decs = wisecut::imaging::fits::read_column_f64(&path, 1, "DEC").unwrap();
+            total += ras.len();
+            want += ras
+                .iter()
+                .zip(&decs)
+                .filter(|(a, d)| wisecut::catalog::sources::separation_deg(ra, dec, **a, **d) <= r)
+                .count();
+        }
+        assert!(!got.is_empty(), "{}", db.backend);
+        assert_eq!(got.len(), want, "{}", db.backend);
+        assert!(got.windows(2).all(|w| w[0].0 <= w[1].0), "nearest first");
+        assert!(total > got.len());
+    }
 }

@@ -47,7 +47,14 @@ fn wcs_and_files_agree_with_astropy() {
             with_wcs += 1;
             let w = Wcs::new(&k, info.width, info.height).unwrap();
             let (nx, ny) = (info.width as f64, info.height as f64);
-            for &(x, y) in &[(1.0, 1.0), (nx, 1.0), (1.0, ny), (nx, ny), (nx / 2.0 + 0.3, ny / 3.0 - 0.7), (0.5, 0.5)] {
+            for &(x, y) in &[
+                (1.0, 1.0),
+                (nx, 1.0),
+                (1.0, ny),
+                (nx, ny),
+                (nx / 2.0 + 0.3, ny / 3.0 - 0.7),
+                (0.5, 0.5),
+            ] {
                 let (ra, dec) = w.pix_to_sky(x, y).unwrap();
                 points.push(serde_json::json!([x, y, ra, dec]));
             }
@@ -61,9 +68,20 @@ fn wcs_and_files_agree_with_astropy() {
     let tmp = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(tmp.path(), serde_json::to_string(&probes).unwrap()).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peer/check_sample.py");
-    let out = std::process::Command::new(py).arg(script).arg(tmp.path()).output().unwrap();
+    let out = std::process::Command::new(py)
+        .arg(script)
+        .arg(tmp.path())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "astropy disagrees:\n{stdout}\n{stderr}");
-    assert!(stdout.contains(&format!("checked {} files", probes.len())), "{stdout}");
+    assert!(
+        out.status.success(),
+        "astropy disagrees:\n{stdout}\n{stderr}"
+    );
+    eprintln!("astropy: {stdout}");
+    assert!(
+        stdout.contains(&format!("checked {} files", probes.len())),
+        "{stdout}"
+    );
 }

@@ -115,12 +115,19 @@ fn a_reduced_frame_is_raw_minus_bias_over_flat_minus_fringe() {
             }
             let want = (raw.get(x, y) - bias.get(x, y)) / flat.get(x, y) - fringe.get(x, y);
             let tol = 1e-5 * want.abs().max(1.0);
-            assert!((got - want).abs() <= tol, "pixel ({x},{y}): {got} vs {want}");
+            assert!(
+                (got - want).abs() <= tol,
+                "pixel ({x},{y}): {got} vs {want}"
+            );
             checked += 1;
         }
     }
     // Masking is for hot, cold and cosmic-ray pixels: present, but rare.
-    assert!(masked > 0 && masked < w * h / 50, "{masked} masked of {}", w * h);
+    assert!(
+        masked > 0 && masked < w * h / 50,
+        "{masked} masked of {}",
+        w * h
+    );
     assert!(checked > w * h * 9 / 10);
 }
 
@@ -128,8 +135,16 @@ fn a_reduced_frame_is_raw_minus_bias_over_flat_minus_fringe() {
 fn raw_science_frames_are_tile_compressed_and_reduced_frames_plain() {
     let dir = common::tiny_sample();
     let m = manifest(dir);
-    let raw = m.frames.iter().find(|f| f.class == "RawScienceFrame").unwrap();
-    let red = m.frames.iter().find(|f| f.class == "ReducedScienceFrame").unwrap();
+    let raw = m
+        .frames
+        .iter()
+        .find(|f| f.class == "RawScienceFrame")
+        .unwrap();
+    let red = m
+        .frames
+        .iter()
+        .find(|f| f.class == "ReducedScienceFrame")
+        .unwrap();
     let raw_info = fits::image_info(&dir.join(&raw.path), 1).unwrap();
     assert!(raw_info.compressed);
     assert_eq!(raw_info.bitpix, 16);

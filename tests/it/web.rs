@@ -55,7 +55,10 @@ async fn the_home_page_lists_every_category_with_its_real_count() {
     }
     assert!(shown["RawScienceFrame"] > 0 && shown["Source"] > 0);
     let nav = Selector::parse("header nav a").unwrap();
-    assert!(doc.select(&nav).any(|a| a.text().collect::<String>() == "Home"));
+    assert!(
+        doc.select(&nav)
+            .any(|a| a.text().collect::<String>() == "Home")
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,211 @@
+//! Sources of source lists: lookups by key and cone searches through the
+//! HEALPix index.
+
+use super::{Catalog, CatalogError, HPX_DEPTH, entity};
+use crate::ids::{Sid, Slid};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
+use serde::Serialize;
+
+/// One extracted source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Source {
+    /// Its source list.
+    pub slid: Slid,
+    /// Its id within the list.
+    pub sid: Sid,
+    /// RA (deg).
+    pub ra: f64,
+    /// Dec (deg).
+    pub dec: f64,
+    /// X on the list's frame (FITS pixel).
+    pub x: f64,
+    /// Y on the list's frame (FITS pixel).
+    pub y: f64,
+    /// Semi-major axis (pixel).
+    pub a: f64,
+    /// Semi-minor axis (pixel).
+    pub b: f64,
+    /// Position angle (deg).
+    pub theta: f64,
+    /// MAG_AUTO.
+    pub mag_auto: Option<f64>,
+    /// MAGERR_AUTO.
+    pub magerr_auto: Option<f64>,
+    /// FLUX_AUTO.
+    pub flux_auto: f64,
+    /// FWHM (pixel).
+    pub fwhm: f64,
+    /// CLASS_STAR.
+    pub class_star: f64,
+    /// FLAGS.
+    pub flags: i32,
+}
+
+impl From<entity::source::Model> for Source {
+    fn from(m: entity::source::Model) -> Self {
+        Source {
+            slid: Slid(m.slid),
+            sid: Sid(m.sid),
+            ra: m.ra,
+            dec: m.dec,
+            x: m.x,
+            y: m.y,
+            a: m.a,
+            b: m.b,
+            theta: m.theta,
+            mag_auto: m.mag_auto,
+            magerr_auto: m.magerr_auto,
+            flux_auto: m.flux_auto,
+            fwhm: m.fwhm,
+            class_star: m.class_star,
+            flags: m.flags,
+        }
+    }
+}
+
+/// Angular distance in degrees (haversine, exact at small separations).
+pub fn separation_deg(ra1: f64, dec1: f64, ra2: f64, dec2: f64) -> f64 {
+    let (d1, d2) = (dec1.to_radians(), dec2.to_radians());
+    let h = ((d2 - d1) / 2.0).sin().powi(2)
+        + d1.cos() * d2.cos() * ((ra2 - ra1).to_radians() / 2.0).sin().powi(2);
+    2.0 * h.sqrt().min(1.0).asin().to_degrees()
+}
+
+/// The `source.hpx` index ranges (half-open, at [`HPX_DEPTH`]) that cover a
+/// cone: a coarse HEALPix coverage keeps the list short, and each coarse
+/// cell expands to one contiguous range of fine cells.
+pub fn cone_ranges(ra: f64, dec: f64, radius_deg: f64) -> Vec<(i64, i64)> {
+    let r = radius_deg.to_radians();
+    let depth = (cdshealpix::best_starting_depth(r) + 3).min(HPX_DEPTH);
+    let bmoc =
+        cdshealpix::nested::cone_coverage_approx(depth, ra.to_radians(), dec.to_radians(), r);
+    let shift = 2 * u32::from(HPX_DEPTH - depth);
+    bmoc.to_ranges()
+        .iter()
+        .map(|rg| ((rg.start << shift) as i64, (rg.end << shift) as i64))
+        .collect()
+}
+
+impl Catalog {
+    /// One source by (SLID, SID).
+    pub async fn source(&self, slid: Slid, sid: Sid) -> Result<Source, CatalogError> {
+        entity::source::Entity::find_by_id((slid.0, sid.0))
+            .one(self.db())
+            .await?
+            .map(Source::from)
+            .ok_or_else(|| CatalogError::NotFound {
+                what: "source",
+                id: format!("{slid}:{sid}"),
+            })
+    }
+
+    /// Sources within `radius_deg` of (ra, dec), nearest first, at most
+    /// `limit`; optionally only from one source list.
+    pub async fn cone_search(
+        &self,
+        ra: f64,
+        dec: f64,
+        radius_deg: f64,
+        slid: Option<Slid>,
+        limit: usize,
+    ) -> Result<Vec<(f64, Source)>, CatalogError> {
+        let ranges = cone_ranges(ra, dec, radius_deg);
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut values: Vec<Value> = Vec::new();
+        let mut clauses = Vec::new();
+        for (lo, hi) in &ranges {
+            values.push((*lo).into());
+            values.push((*hi).into());
+            clauses.push(format!(
+                "(hpx >= ${} AND hpx < ${})",
+                values.len() - 1,
+                values.len()
+            ));
+        }
+        let mut sql = format!(
+            "SELECT slid, sid FROM source WHERE ({})",
+            clauses.join(" OR ")
+        );
+        if let Some(s) = slid {
+            values.push(s.0.into());
+            sql.push_str(&format!(" AND slid = ${}", values.len()));
+        }
+        let rows = self
+            .db()
+            .query_all_raw(Self::stmt(self.backend(), &sql, values))
+            .await?;
+        let keys: Vec<(i64, i64)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get("", "slid")?, r.try_get("", "sid")?)))
+            .collect::<Result<_, sea_orm::DbErr>>()?;
+        let mut out = Vec::new();
+        // Fetch the candidates by list, then keep those truly in the cone.
+        let mut by_list: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+        for (l, s) in keys {
+            by_list.entry(l).or_default().push(s);
+        }
+        for (l, sids) in by_list {
+            for chunk in sids.chunks(500) {
+                let models = entity::source::Entity::find()
+                    .filter(entity::source::Column::Slid.eq(l))
+                    .filter(entity::source::Column::Sid.is_in(chunk.to_vec()))
+                    .all(self.db())
+                    .await?;
+                for m in models {
+                    let d = separation_deg(ra, dec, m.ra, m.dec);
+                    if d <= radius_deg {
+                        out.push((d, Source::from(m)));
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then(a.1.slid.cmp(&b.1.slid))
+                .then(a.1.sid.cmp(&b.1.sid))
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separation_is_right_for_known_pairs() {
+        assert!((separation_deg(10.0, 0.0, 11.0, 0.0) - 1.0).abs() < 1e-12);
+        assert!((separation_deg(0.0, 89.0, 180.0, 89.0) - 2.0).abs() < 1e-9);
+        assert!((separation_deg(359.9, 0.0, 0.1, 0.0) - 0.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cone_ranges_contain_every_cell_inside_the_cone() {
+        let (ra, dec, r) = (150.1, 2.2, 30.0 / 3600.0);
+        let ranges = cone_ranges(ra, dec, r);
+        assert!(!ranges.is_empty() && ranges.len() < 64, "{}", ranges.len());
+        // Points on a grid inside the cone all fall in a range; a point far
+        // outside falls in none.
+        for i in -10..=10 {
+            for j in -10..=10 {
+                let (pra, pdec) = (
+                    ra + i as f64 * r / 10.5 / dec.to_radians().cos(),
+                    dec + j as f64 * r / 10.5,
+                );
+                if separation_deg(ra, dec, pra, pdec) > r {
+                    continue;
+                }
+                let h = super::super::ingest::hpx_index(pra, pdec);
+                assert!(
+                    ranges.iter().any(|(lo, hi)| (*lo..*hi).contains(&h)),
+                    "{pra} {pdec}"
+                );
+            }
+        }
+        let far = super::super::ingest::hpx_index(ra + 1.0, dec);
+        assert!(!ranges.iter().any(|(lo, hi)| (*lo..*hi).contains(&far)));
+    }
+}
