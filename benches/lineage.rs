@@ -17,20 +17,7 @@ use wisecut::imaging::fits::{self, Compression, PixelData};
 use wisecut::imaging::image::Image;
 
 fn entry(key: String, class: &str, deps: Vec<DepRef>) -> FrameEntry {
-    FrameEntry {
-        path: format!("{key}.fits"),
-        key,
-        class: class.into(),
-        hdu: None,
-        creation_date: None,
-        timestamp_start: None,
-        timestamp_end: None,
-        zeropoint: None,
-        seeing: None,
-        is_valid: None,
-        quality_flags: None,
-        deps,
-    }
+    FrameEntry::new(&key, class, &format!("{key}.fits"), deps)
 }
 
 fn survey() -> Manifest {

@@ -136,6 +136,27 @@ pub struct FrameEntry {
     pub deps: Vec<DepRef>,
 }
 
+impl FrameEntry {
+    /// An entry with the given key, class, path and dependencies and nothing
+    /// else set: header values and defaults apply.
+    pub fn new(key: &str, class: &str, path: &str, deps: Vec<DepRef>) -> Self {
+        Self {
+            key: key.into(),
+            class: class.into(),
+            path: path.into(),
+            hdu: None,
+            creation_date: None,
+            timestamp_start: None,
+            timestamp_end: None,
+            zeropoint: None,
+            seeing: None,
+            is_valid: None,
+            quality_flags: None,
+            deps,
+        }
+    }
+}
+
 /// One source list of the manifest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceListEntry {
@@ -994,19 +1015,8 @@ mod tests {
 
     #[test]
     fn cycles_and_unknown_keys_are_refused() {
-        let frame = |key: &str, deps: Vec<DepRef>| FrameEntry {
-            key: key.into(),
-            class: "BiasFrame".into(),
-            path: format!("{key}.fits"),
-            hdu: None,
-            creation_date: None,
-            timestamp_start: None,
-            timestamp_end: None,
-            zeropoint: None,
-            seeing: None,
-            is_valid: None,
-            quality_flags: None,
-            deps,
+        let frame = |key: &str, deps: Vec<DepRef>| {
+            FrameEntry::new(key, "BiasFrame", &format!("{key}.fits"), deps)
         };
         let cyclic = Manifest {
             frames: vec![

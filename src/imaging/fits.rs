@@ -860,6 +860,13 @@ pub struct Column<'a> {
     pub data: ColumnData<'a>,
 }
 
+impl<'a> Column<'a> {
+    /// A column with its name, unit (may be empty) and data.
+    pub fn new(name: &'a str, unit: &'a str, data: ColumnData<'a>) -> Self {
+        Self { name, unit, data }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The cfitsio handle: every unsafe call of this module is in here.
 

@@ -684,11 +684,7 @@ fn write_catalog(
         ("FWHM", "pix"),
         ("CLASS_STAR", ""),
     ];
-    let mut columns = vec![Column {
-        name: "SID",
-        unit: "",
-        data: ColumnData::I64(&sid),
-    }];
+    let mut columns = vec![Column::new("SID", "", ColumnData::I64(&sid))];
     for (name, unit) in units {
         columns.push(Column {
             name,
@@ -696,11 +692,7 @@ fn write_catalog(
             data: ColumnData::F64(&cols[name]),
         });
     }
-    columns.push(Column {
-        name: "FLAGS",
-        unit: "",
-        data: ColumnData::I32(&flags),
-    });
+    columns.push(Column::new("FLAGS", "", ColumnData::I32(&flags)));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| SampleError::Io {
             path: dir.to_path_buf(),
@@ -886,18 +878,8 @@ pub fn generate(
     let frame_entry =
         |key: &str, class: FrameClass, path: String, created: DateTime<Utc>, deps: Vec<DepRef>| {
             FrameEntry {
-                key: key.into(),
-                class: class.name().into(),
-                path,
-                hdu: None,
                 creation_date: Some(created),
-                timestamp_start: None,
-                timestamp_end: None,
-                zeropoint: None,
-                seeing: None,
-                is_valid: None,
-                quality_flags: None,
-                deps,
+                ..FrameEntry::new(key, class.name(), &path, deps)
             }
         };
 
@@ -2042,26 +2024,10 @@ fn write_associations(path: &Path, rows: &[(i64, i64, i64, i32)]) -> Result<(), 
     let sid: Vec<i64> = rows.iter().map(|r| r.2).collect();
     let flag: Vec<i32> = rows.iter().map(|r| r.3).collect();
     let cols = [
-        Column {
-            name: "AID",
-            unit: "",
-            data: ColumnData::I64(&aid),
-        },
-        Column {
-            name: "MEMBER",
-            unit: "",
-            data: ColumnData::I64(&member),
-        },
-        Column {
-            name: "SID",
-            unit: "",
-            data: ColumnData::I64(&sid),
-        },
-        Column {
-            name: "FLAG",
-            unit: "",
-            data: ColumnData::I32(&flag),
-        },
+        Column::new("AID", "", ColumnData::I64(&aid)),
+        Column::new("MEMBER", "", ColumnData::I64(&member)),
+        Column::new("SID", "", ColumnData::I64(&sid)),
+        Column::new("FLAG", "", ColumnData::I32(&flag)),
     ];
     fits::write_table(path, "ASSOCIATIONS", &cols, &[])?;
     Ok(())
