@@ -46,7 +46,7 @@ def main(path):
                 f"{p['path']}: pixel {pts[i, 0]},{pts[i, 1]}: wisecut {pts[i, 2]:.9f},{pts[i, 3]:.9f} "
                 f"astropy {ra[i]:.9f},{dec[i]:.9f}: {sep[i]:.3f} mas"
             )
-    print(f"checked {len(probes)} files, {n_points} positions, worst {worst:.6f} mas")
+    print(f"checked {len(probes)} files, {n_points} positions, worst {worst:.3g} mas")
 
 
 if __name__ == "__main__":
