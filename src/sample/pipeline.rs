@@ -321,7 +321,9 @@ fn read_out(
         *v += (g * rn) as f32;
     }
     for &(x, y, amp) in &det.hot {
-        let v = raw.get(x, y) + amp * dark_scale;
+        // A hot pixel has a raised level even in a zero-second bias (which is
+        // how the HotPixelMap finds it) and dark current on top.
+        let v = raw.get(x, y) + amp * (0.4 + dark_scale);
         raw.set(x, y, v);
     }
     to_u16(&raw)
@@ -532,38 +534,104 @@ fn combine_median(frames: &[Image<f32>]) -> Image<f32> {
     Image::from_vec(w, h, data)
 }
 
-/// Least-squares fit of a quadratic surface c0 + c1 u + c2 v + c3 u² + c4 uv + c5 v².
-fn fit_quadratic(points: &[(f64, f64, f64)]) -> Option<[f64; 6]> {
-    if points.len() < 12 {
-        return None;
+/// The terms of a polynomial surface in (u, v) up to `order` (0, 1 or 2).
+fn surface_terms(u: f64, v: f64, order: usize) -> Vec<f64> {
+    match order {
+        0 => vec![1.0],
+        1 => vec![1.0, u, v],
+        _ => vec![1.0, u, v, u * u, u * v, v * v],
     }
-    let mut a = [[0f64; 7]; 6];
+}
+
+/// Least-squares fit by the normal equations, solved with partial pivoting.
+fn least_squares(points: &[(f64, f64, f64)], order: usize) -> Option<Vec<f64>> {
+    let k = surface_terms(0.0, 0.0, order).len();
+    let mut a = vec![vec![0f64; k + 1]; k];
     for &(u, v, z) in points {
-        let t = [1.0, u, v, u * u, u * v, v * v];
-        for i in 0..6 {
-            for j in 0..6 {
+        let t = surface_terms(u, v, order);
+        for i in 0..k {
+            for j in 0..k {
                 a[i][j] += t[i] * t[j];
             }
-            a[i][6] += t[i] * z;
+            a[i][k] += t[i] * z;
         }
     }
-    // Gaussian elimination with partial pivoting on the 6×7 system.
-    for col in 0..6 {
-        let piv = (col..6).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))?;
+    for col in 0..k {
+        let piv = (col..k).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))?;
         if a[piv][col].abs() < 1e-12 {
             return None;
         }
         a.swap(col, piv);
-        for row in 0..6 {
+        for row in 0..k {
             if row != col {
                 let f = a[row][col] / a[col][col];
-                for k in col..7 {
-                    a[row][k] -= f * a[col][k];
+                for c in col..=k {
+                    a[row][c] -= f * a[col][c];
                 }
             }
         }
     }
-    Some([0, 1, 2, 3, 4, 5].map(|i| a[i][6] / a[i][i]))
+    Some((0..k).map(|i| a[i][k] / a[i][i]).collect())
+}
+
+/// A robust illumination surface: the highest order the data support
+/// (quadratic from 40 stars, a plane from 12, else flat), fitted with
+/// iterative 3σ clipping, and refused in favour of a lower order when it
+/// strays more than 10 % from unity anywhere on the chip — real
+/// illumination errors are a few per cent, so a larger one is a bad fit.
+fn fit_illumination(points: &[(f64, f64, f64)]) -> (usize, Vec<f64>) {
+    let max_order = match points.len() {
+        n if n >= 40 => 2,
+        n if n >= 12 => 1,
+        _ => 0,
+    };
+    for order in (1..=max_order).rev() {
+        let mut pts = points.to_vec();
+        let mut coeffs = None;
+        for _ in 0..5 {
+            let Some(c) = least_squares(&pts, order) else {
+                break;
+            };
+            let eval = |u: f64, v: f64| -> f64 {
+                surface_terms(u, v, order)
+                    .iter()
+                    .zip(&c)
+                    .map(|(t, c)| t * c)
+                    .sum()
+            };
+            let res: Vec<f64> = pts.iter().map(|p| p.2 - eval(p.0, p.1)).collect();
+            let sigma = (res.iter().map(|r| r * r).sum::<f64>() / res.len() as f64).sqrt();
+            let kept: Vec<_> = pts
+                .iter()
+                .zip(&res)
+                .filter(|(_, r)| r.abs() <= 3.0 * sigma)
+                .map(|(p, _)| *p)
+                .collect();
+            coeffs = Some(c);
+            if kept.len() == pts.len() || kept.len() < 12 {
+                break;
+            }
+            pts = kept;
+        }
+        if let Some(c) = coeffs {
+            let worst = [-1.0, 0.0, 1.0]
+                .iter()
+                .flat_map(|&u| [-1.0, 0.0, 1.0].map(|v| (u, v)))
+                .map(|(u, v)| {
+                    let q: f64 = surface_terms(u, v, order)
+                        .iter()
+                        .zip(&c)
+                        .map(|(t, c)| t * c)
+                        .sum();
+                    (q - 1.0).abs()
+                })
+                .fold(0.0, f64::max);
+            if worst < 0.10 {
+                return (order, c);
+            }
+        }
+    }
+    (0, vec![1.0])
 }
 
 /// A detection matched to the reference catalogue.
@@ -1428,18 +1496,17 @@ pub fn generate(
                 let norm = f64::from(median(&mut rs));
                 pts.extend(ratios.into_iter().map(|(u, v, q)| (u, v, q / norm)));
             }
-            let coeffs = fit_quadratic(&pts).unwrap_or([1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+            let (order, coeffs) = fit_illumination(&pts);
             let mut img = Image::filled(n, n, 1.0f32);
             for y in 0..n {
                 for x in 0..n {
                     let u = 2.0 * (x as f64 + 0.5) / n as f64 - 1.0;
                     let v = 2.0 * (y as f64 + 0.5) / n as f64 - 1.0;
-                    let q = coeffs[0]
-                        + coeffs[1] * u
-                        + coeffs[2] * v
-                        + coeffs[3] * u * u
-                        + coeffs[4] * u * v
-                        + coeffs[5] * v * v;
+                    let q: f64 = surface_terms(u, v, order)
+                        .iter()
+                        .zip(&coeffs)
+                        .map(|(t, c)| t * c)
+                        .sum();
                     img.set(x, y, (1.0 / q.max(0.5)) as f32);
                 }
             }
@@ -1459,7 +1526,7 @@ pub fn generate(
                 ),
                 card("FILTER", BANDS[band], "filter name"),
                 card("NSTARS", pts.len() as i64, "reference stars in the fit"),
-                card("FITORDER", 2i64, "order of the polynomial surface"),
+                card("FITORDER", order as i64, "order of the polynomial surface"),
             ]);
             write(
                 &dir.join(format!("cal/{key}.fits")),
@@ -1591,6 +1658,13 @@ pub fn generate(
                 for (v, i) in corrected.data.iter_mut().zip(&ill.data) {
                     *v *= i;
                 }
+                // Regridded frames are sky-subtracted (as SWarp makes them),
+                // so that frames of different nights combine seamlessly.
+                let bg = extract::estimate_background(&corrected, 64);
+                let (sky_level, _) = robust_stats(&bg.level);
+                for (v, b) in corrected.data.iter_mut().zip(&bg.level.data) {
+                    *v -= b;
+                }
                 let scale = (10f64.powf(0.4 * (GRID_ZP - zp)) / s.exp.exptime) as f32;
                 let rg = regrid(&corrected, &r.wcs, &grid, &grid_kw, grid_n, scale).ok_or_else(
                     || SampleError::Io {
@@ -1615,6 +1689,12 @@ pub fn generate(
                     card("GRIDX0", rg.x0 as i64, "grid column of pixel 1"),
                     card("GRIDY0", rg.y0 as i64, "grid row of pixel 1"),
                     card("RESAMPLE", "bilinear", "resampling kernel"),
+                    card("SKYSUB", true, "background subtracted before resampling"),
+                    card(
+                        "SKYLEVEL",
+                        f64::from(sky_level).round(),
+                        "[adu] median background removed",
+                    ),
                 ]);
                 rcards.extend(wcs_cards(&rg.wcs));
                 write(
