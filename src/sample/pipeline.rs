@@ -2112,3 +2112,53 @@ fn write_associations(path: &Path, rows: &[(i64, i64, i64, i32)]) -> Result<(), 
     fits::write_table(path, "ASSOCIATIONS", &cols, &[])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plane(n: usize, noise: f64) -> Vec<(f64, f64, f64)> {
+        // A deterministic scatter of points with alternating-sign noise.
+        (0..n)
+            .map(|i| {
+                let u = ((i * 37) % 101) as f64 / 50.0 - 1.0;
+                let v = ((i * 59) % 103) as f64 / 51.0 - 1.0;
+                let e = if i % 2 == 0 { noise } else { -noise };
+                (u, v, 1.0 + 0.02 * u - 0.03 * v + e)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn illumination_fit_recovers_a_plane_and_ignores_outliers() {
+        let mut pts = plane(30, 0.002);
+        pts[3].2 = 1.5; // a blended star
+        let (order, c) = fit_illumination(&pts);
+        assert_eq!(order, 1);
+        assert!(
+            (c[0] - 1.0).abs() < 0.003
+                && (c[1] - 0.02).abs() < 0.003
+                && (c[2] + 0.03).abs() < 0.003,
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn illumination_fit_falls_back_to_flat_on_too_few_or_wild_points() {
+        assert_eq!(fit_illumination(&plane(5, 0.0)), (0, vec![1.0]));
+        let wild: Vec<_> = plane(30, 0.0)
+            .into_iter()
+            .map(|(u, v, _)| (u, v, 1.0 + 0.5 * u))
+            .collect();
+        assert_eq!(fit_illumination(&wild).0, 0);
+    }
+
+    #[test]
+    fn chain_association_links_detections_across_lists_only() {
+        let a = ("a".to_string(), vec![(150.0, 2.0), (150.01, 2.0)]);
+        let b = ("b".to_string(), vec![(150.0 + 0.3 / 3600.0, 2.0)]);
+        let rows = associate_chain(&[a, b], 1.0);
+        // One association of two members; the lone source is not associated.
+        assert_eq!(rows, vec![(1, 0, 1, 0), (1, 1, 1, 0)]);
+    }
+}

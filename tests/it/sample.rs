@@ -152,3 +152,49 @@ fn raw_science_frames_are_tile_compressed_and_reduced_frames_plain() {
     assert!(!red_info.compressed);
     assert_eq!(red_info.bitpix, -32);
 }
+
+#[test]
+fn calibration_products_are_physically_sensible() {
+    let dir = common::tiny_sample();
+    let m = manifest(dir);
+    let of = |class: &'static str| m.frames.iter().filter(move |f| f.class == class);
+    // Regression: hot pixels once had no level in bias frames, so every
+    // HotPixelMap was empty. They must find some pixels, but few.
+    for f in of("HotPixelMap").chain(of("ColdPixelMap")) {
+        let img = image(dir, &m, &f.key);
+        let bad = img.data.iter().filter(|v| **v == 0.0).count();
+        assert!(
+            bad > 0 && bad < img.data.len() / 50,
+            "{}: {bad} bad pixels",
+            f.key
+        );
+    }
+    // Illumination corrections are corrections of a few per cent.
+    for f in of("IlluminationCorrection") {
+        let img = image(dir, &m, &f.key);
+        assert!(img.data.iter().all(|v| (0.9..1.1).contains(v)), "{}", f.key);
+    }
+    // Master flats are normalised to 1.
+    for f in of("MasterFlatFrame") {
+        let mut v = image(dir, &m, &f.key).data;
+        v.sort_by(f32::total_cmp);
+        let med = v[v.len() / 2];
+        assert!((med - 1.0).abs() < 0.01, "{}: median {med}", f.key);
+    }
+    // Regridded frames and coadds are background-subtracted.
+    for f in of("RegriddedFrame").chain(of("CoaddedRegriddedFrame")) {
+        let mut v: Vec<f32> = image(dir, &m, &f.key)
+            .data
+            .into_iter()
+            .filter(|x| x.is_finite())
+            .collect();
+        v.sort_by(f32::total_cmp);
+        let (med, p84) = (v[v.len() / 2], v[v.len() * 84 / 100]);
+        assert!(
+            med.abs() < 0.2 * (p84 - med),
+            "{}: median {med}, noise {}",
+            f.key,
+            p84 - med
+        );
+    }
+}
