@@ -32,13 +32,20 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn progress_bar() -> ProgressBar {
+/// A terminal progress bar and the callback that drives it.
+fn progress_bar() -> (ProgressBar, sample::SharedProgress) {
     let pb = ProgressBar::new(1);
     pb.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
             .expect("valid template"),
     );
-    pb
+    let bar = pb.clone();
+    let progress = move |done: usize, total: usize, stage: &str| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(stage.to_owned());
+    };
+    (pb, Arc::new(progress))
 }
 
 /// Resolves the store flags into a database URL and data root; for the
@@ -62,15 +69,9 @@ async fn resolve_store(store: &StoreArgs) -> anyhow::Result<(String, PathBuf)> {
 }
 
 async fn run_sample_build(dir: &Path, spec: &SampleSpec) -> anyhow::Result<()> {
-    let pb = progress_bar();
+    let (pb, progress) = progress_bar();
     let started = std::time::Instant::now();
-    let pb2 = pb.clone();
-    let progress = move |done: usize, total: usize, stage: &str| {
-        pb2.set_length(total as u64);
-        pb2.set_position(done as u64);
-        pb2.set_message(stage.to_owned());
-    };
-    let summary = sample::build_sample_db(dir, spec, &progress)
+    let summary = sample::build_sample_db(dir, spec, progress)
         .await
         .with_context(|| format!("building the sample survey in {}", dir.display()))?;
     pb.finish_and_clear();
@@ -138,14 +139,10 @@ async fn build_sample(args: SampleArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--size {}: expected small, bench or tiny", args.size))?;
     if args.files_only {
         std::fs::create_dir_all(&args.out)?;
-        let pb = progress_bar();
-        let pb2 = pb.clone();
-        let progress = move |d: usize, t: usize, s: &str| {
-            pb2.set_length(t as u64);
-            pb2.set_position(d as u64);
-            pb2.set_message(s.to_owned());
-        };
-        let m = sample::generate(&args.out, &spec, &progress)?;
+        let (pb, progress) = progress_bar();
+        let out = args.out.clone();
+        let m = tokio::task::spawn_blocking(move || sample::generate(&out, &spec, &*progress))
+            .await??;
         pb.finish_and_clear();
         eprintln!(
             "wisecut: wrote {} frames and manifest.json to {}",

@@ -64,6 +64,17 @@ pub struct Manifest {
     pub associate_lists: Vec<AssociateListEntry>,
 }
 
+impl Manifest {
+    /// Reads and parses a manifest file; errors name the file.
+    pub fn load(path: &Path) -> Result<Self, CatalogError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| {
+            CatalogError::Invalid(format!("{}: not a valid manifest: {e}", path.display()))
+        })
+    }
+}
+
 fn default_creator() -> String {
     "ingest".into()
 }
@@ -700,14 +711,7 @@ impl Catalog {
         manifest_path: &Path,
         data_root: &Path,
     ) -> Result<IngestReport, CatalogError> {
-        let text = std::fs::read_to_string(manifest_path)
-            .map_err(|e| CatalogError::Invalid(format!("{}: {e}", manifest_path.display())))?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
-            CatalogError::Invalid(format!(
-                "{}: not a valid manifest: {e}",
-                manifest_path.display()
-            ))
-        })?;
+        let manifest = Manifest::load(manifest_path)?;
         let dir = manifest_path
             .parent()
             .map(Path::to_path_buf)

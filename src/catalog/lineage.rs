@@ -13,7 +13,7 @@ use crate::model::FrameClass;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Value};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 /// Pipelines are a dozen levels deep at most; the cap keeps a corrupt (cyclic)
@@ -302,19 +302,6 @@ impl Catalog {
             .collect();
         ids.sort();
         Ok(ids)
-    }
-
-    /// How many objects of each class lie upstream of `root`.
-    pub async fn ancestor_class_counts(
-        &self,
-        root: ObjectId,
-    ) -> Result<BTreeMap<String, usize>, CatalogError> {
-        let lineage = self.lineage(root, Direction::Up, MAX_DEPTH).await?;
-        let mut counts: HashMap<String, usize> = HashMap::new();
-        for n in lineage.nodes.iter().filter(|n| n.object_id != root) {
-            *counts.entry(n.class_name.clone()).or_default() += 1;
-        }
-        Ok(counts.into_iter().collect())
     }
 }
 

@@ -14,7 +14,7 @@ pub mod extract;
 mod pipeline;
 pub mod sky;
 
-use crate::catalog::ingest::{IngestReport, Manifest};
+use crate::catalog::ingest::IngestReport;
 use crate::catalog::{Catalog, CatalogError};
 use crate::config::Config;
 use std::path::{Path, PathBuf};
@@ -111,6 +111,9 @@ pub enum SampleError {
 /// Progress callback: (done, total, stage).
 pub type ProgressFn<'a> = &'a (dyn Fn(usize, usize, &str) + Sync);
 
+/// An owned progress callback, for work handed to a blocking thread.
+pub type SharedProgress = std::sync::Arc<dyn Fn(usize, usize, &str) + Send + Sync>;
+
 /// What [`build_sample_db`] made.
 #[derive(Debug)]
 pub struct SampleSummary {
@@ -128,7 +131,7 @@ pub struct SampleSummary {
 pub async fn build_sample_db(
     dir: &Path,
     spec: &SampleSpec,
-    progress: ProgressFn<'_>,
+    progress: SharedProgress,
 ) -> Result<SampleSummary, SampleError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -166,15 +169,24 @@ pub async fn build_sample_db(
 async fn build_in(
     staging: &Path,
     spec: &SampleSpec,
-    progress: ProgressFn<'_>,
+    progress: SharedProgress,
 ) -> Result<SampleSummary, SampleError> {
     let data = staging.join("data");
     std::fs::create_dir_all(&data).map_err(|source| SampleError::Io {
         path: data.clone(),
         source,
     })?;
-    let manifest = generate(&data, spec, progress)?;
-    let (files, bytes) = dir_size(&data);
+    // Generation is seconds of CPU and file writing: run it on a blocking
+    // thread, not on the async executor.
+    let (data2, spec2, progress2) = (data.clone(), spec.clone(), progress.clone());
+    let (manifest, (files, bytes)) = tokio::task::spawn_blocking(move || {
+        generate(&data2, &spec2, &*progress2).map(|m| (m, dir_size(&data2)))
+    })
+    .await
+    .map_err(|e| SampleError::Io {
+        path: data.clone(),
+        source: std::io::Error::other(format!("generation worker failed: {e}")),
+    })??;
     // The database records paths relative to the data root, so it stays
     // valid after the staging directory is renamed into place.
     let db_file = staging.join("wisecut.db");
@@ -210,17 +222,4 @@ fn dir_size(dir: &Path) -> (usize, u64) {
         }
     }
     (files, bytes)
-}
-
-/// Reads a manifest written by [`generate`].
-pub fn read_manifest(data_dir: &Path) -> Result<Manifest, SampleError> {
-    let path = data_dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| SampleError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| SampleError::Io {
-        path,
-        source: std::io::Error::other(e),
-    })
 }

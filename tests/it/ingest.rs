@@ -32,9 +32,7 @@ async fn a_corrupt_file_names_the_file_and_leaves_the_database_unchanged() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(common::tiny_sample(), tmp.path());
     // Truncate one reduced frame in the middle of its data.
-    let m: wisecut::catalog::ingest::Manifest =
-        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("manifest.json")).unwrap())
-            .unwrap();
+    let m = wisecut::catalog::ingest::Manifest::load(&tmp.path().join("manifest.json")).unwrap();
     let victim = m
         .frames
         .iter()

@@ -112,9 +112,7 @@ async fn cone_search_finds_exactly_the_sources_brute_force_finds() {
             .unwrap();
         // Brute force over every catalog file of the survey.
         let dir = common::tiny_sample();
-        let m: wisecut::catalog::ingest::Manifest =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
-                .unwrap();
+        let m = wisecut::catalog::ingest::Manifest::load(&dir.join("manifest.json")).unwrap();
         let mut want = 0;
         let mut total = 0;
         for sl in &m.source_lists {

@@ -33,8 +33,7 @@ fn wcs_and_files_agree_with_astropy() {
     let dir = std::env::var("WISECUT_PEER_SAMPLE")
         .map(PathBuf::from)
         .unwrap_or_else(|_| common::tiny_sample().to_path_buf());
-    let m: Manifest =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let m: Manifest = Manifest::load(&dir.join("manifest.json")).unwrap();
     let mut probes = Vec::new();
     let mut with_wcs = 0;
     for f in &m.frames {

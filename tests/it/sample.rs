@@ -27,7 +27,7 @@ fn checksums(dir: &Path) -> BTreeMap<String, String> {
 }
 
 fn manifest(dir: &Path) -> Manifest {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+    Manifest::load(&dir.join("manifest.json")).unwrap()
 }
 
 #[test]
