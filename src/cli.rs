@@ -28,6 +28,48 @@ pub enum Command {
     Lineage(LineageArgs),
     /// Ingest FITS files described by a lineage manifest.
     Ingest(IngestArgs),
+    /// Cut a rectangle out of a FITS file (no catalogue needed).
+    Cutout(CutoutArgs),
+}
+
+/// `wisecut cutout`: the cutout engine on a file, as the API uses it.
+#[derive(Debug, Args, Clone)]
+pub struct CutoutArgs {
+    /// The FITS file.
+    pub file: PathBuf,
+    /// Zero-based HDU (default: the first image HDU).
+    #[arg(long)]
+    pub hdu: Option<usize>,
+    /// Centre RA (degrees or sexagesimal hours).
+    #[arg(long, allow_hyphen_values = true)]
+    pub ra: Option<String>,
+    /// Centre Dec (degrees or sexagesimal).
+    #[arg(long, allow_hyphen_values = true)]
+    pub dec: Option<String>,
+    /// Centre column, FITS 1-based.
+    #[arg(long, allow_hyphen_values = true)]
+    pub x: Option<f64>,
+    /// Centre row, FITS 1-based.
+    #[arg(long, allow_hyphen_values = true)]
+    pub y: Option<f64>,
+    /// Square size (in --unit).
+    #[arg(long)]
+    pub size: Option<f64>,
+    /// Width (in --unit).
+    #[arg(long)]
+    pub width: Option<f64>,
+    /// Height (in --unit).
+    #[arg(long)]
+    pub height: Option<f64>,
+    /// Unit of the size: px, arcsec, arcmin or deg.
+    #[arg(long, default_value = "px")]
+    pub unit: String,
+    /// Keep asinh-compressed (BSOFTEN/BOFFSET) values as stored.
+    #[arg(long)]
+    pub raw: bool,
+    /// Output FITS file (must not exist).
+    #[arg(long, short)]
+    pub out: PathBuf,
 }
 
 /// Where the catalogue and the data are.
@@ -59,6 +101,23 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "WISECUT_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    /// Directory for the on-demand cache; defaults to `sample_db/cache` for
+    /// the sample survey and `wisecut-cache` in the working directory
+    /// otherwise.
+    #[arg(long, env = "WISECUT_CACHE")]
+    pub cache: Option<PathBuf>,
+    /// Bound of the product cache in MiB.
+    #[arg(long, env = "WISECUT_CACHE_MIB", default_value_t = crate::config::defaults::CACHE_BYTES >> 20)]
+    pub cache_mib: u64,
+    /// Bound of the decompressed-sidecar store in MiB.
+    #[arg(long, env = "WISECUT_SIDECAR_MIB", default_value_t = crate::config::defaults::SIDECAR_BYTES >> 20)]
+    pub sidecar_mib: u64,
+    /// Largest cutout side in pixels.
+    #[arg(long, env = "WISECUT_MAX_CUTOUT", default_value_t = crate::config::defaults::MAX_CUTOUT_PX)]
+    pub max_cutout: usize,
+    /// Public base URL of this server (for links written into files).
+    #[arg(long, env = "WISECUT_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 impl Default for ServeArgs {
@@ -66,6 +125,11 @@ impl Default for ServeArgs {
         Self {
             store: StoreArgs::default(),
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            cache: None,
+            cache_mib: crate::config::defaults::CACHE_BYTES >> 20,
+            sidecar_mib: crate::config::defaults::SIDECAR_BYTES >> 20,
+            max_cutout: crate::config::defaults::MAX_CUTOUT_PX,
+            public_url: None,
         }
     }
 }

@@ -17,6 +17,29 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Address to listen on.
     pub bind: SocketAddr,
+    /// Directory of the on-demand product cache and of decompressed sidecars.
+    pub cache_dir: PathBuf,
+    /// Bound of the product cache (rendered images, cutouts of compressed
+    /// frames) in bytes.
+    pub cache_bytes: u64,
+    /// Bound of the sidecar store (decompressed copies of row-tiled frames)
+    /// in bytes.
+    pub sidecar_bytes: u64,
+    /// Largest cutout side in pixels; larger requests get a 400.
+    pub max_cutout_px: usize,
+    /// The URL under which users reach this server (written into cutout
+    /// provenance); `http://<bind>` when not given.
+    pub public_url: String,
+}
+
+/// Defaults of the tunable limits, shared by the CLI and tests.
+pub mod defaults {
+    /// Product cache bound: 2 GiB.
+    pub const CACHE_BYTES: u64 = 2 << 30;
+    /// Sidecar store bound: 8 GiB.
+    pub const SIDECAR_BYTES: u64 = 8 << 30;
+    /// Largest cutout side.
+    pub const MAX_CUTOUT_PX: usize = 6000;
 }
 
 impl Config {
@@ -33,6 +56,21 @@ impl Config {
     /// The sample survey's data directory inside `dir`.
     pub fn sample_data_dir(dir: &Path) -> PathBuf {
         dir.join("data")
+    }
+
+    /// A configuration with default limits for the given store, cache
+    /// directory and address.
+    pub fn new(db_url: String, data_dir: PathBuf, cache_dir: PathBuf, bind: SocketAddr) -> Self {
+        Self {
+            db_url,
+            data_dir,
+            bind,
+            cache_dir,
+            cache_bytes: defaults::CACHE_BYTES,
+            sidecar_bytes: defaults::SIDECAR_BYTES,
+            max_cutout_px: defaults::MAX_CUTOUT_PX,
+            public_url: format!("http://{bind}"),
+        }
     }
 
     /// Checks what can be checked before anything runs.
@@ -68,8 +106,11 @@ impl fmt::Display for Config {
         };
         write!(
             f,
-            "database: {db}\ndata:     {}\nlisten:   http://{}",
+            "database: {db}\ndata:     {}\ncache:    {} ({} MiB products, {} MiB sidecars)\nlisten:   http://{}",
             self.data_dir.display(),
+            self.cache_dir.display(),
+            self.cache_bytes >> 20,
+            self.sidecar_bytes >> 20,
             self.bind
         )
     }

@@ -11,6 +11,7 @@
 //!
 //! See `ARCHITECTURE.md` for the data flow and the invariants.
 
+pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wisecut::catalog::Catalog;
 use wisecut::catalog::lineage::{Direction, MAX_DEPTH};
-use wisecut::cli::{Cli, Command, IngestArgs, LineageArgs, SampleArgs, ServeArgs, StoreArgs};
+use wisecut::cli::{
+    Cli, Command, CutoutArgs, IngestArgs, LineageArgs, SampleArgs, ServeArgs, StoreArgs,
+};
 use wisecut::config::{Config, SAMPLE_DIR};
 use wisecut::ids::ObjectId;
 use wisecut::sample::{self, SampleSpec};
@@ -29,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Sample(a) => build_sample(a).await,
         Command::Lineage(a) => lineage(a).await,
         Command::Ingest(a) => ingest(a).await,
+        Command::Cutout(a) => cutout(a),
     }
 }
 
@@ -90,11 +93,20 @@ async fn run_sample_build(dir: &Path, spec: &SampleSpec) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (db_url, data_dir) = resolve_store(&args.store).await?;
-    let config = Config {
-        db_url,
-        data_dir,
-        bind: args.bind,
-    };
+    let cache_dir = args.cache.clone().unwrap_or_else(|| {
+        if args.store.is_sample() {
+            PathBuf::from(SAMPLE_DIR).join("cache")
+        } else {
+            PathBuf::from("wisecut-cache")
+        }
+    });
+    let mut config = Config::new(db_url, data_dir, cache_dir, args.bind);
+    config.cache_bytes = args.cache_mib << 20;
+    config.sidecar_bytes = args.sidecar_mib << 20;
+    config.max_cutout_px = args.max_cutout;
+    if let Some(url) = &args.public_url {
+        config.public_url = url.trim_end_matches('/').to_owned();
+    }
     config.validate().map_err(anyhow::Error::msg)?;
     eprintln!("wisecut {}\n{config}", wisecut::VERSION);
     let catalog = Catalog::connect(&config.db_url)
@@ -103,10 +115,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
-    let state = AppState {
-        catalog,
-        config: Arc::new(config),
-    };
+    let state = AppState::new(catalog, Arc::new(config)).context("setting up the cache")?;
     tracing::info!("listening on http://{}", state.config.bind);
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
@@ -197,5 +206,51 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         report.associations,
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// `wisecut cutout`: one cutout of a file, written atomically (a temporary
+/// file renamed into place), never over an existing file.
+fn cutout(args: CutoutArgs) -> anyhow::Result<()> {
+    use wisecut::imaging::cutout::{self, Provenance, SpecParams};
+    use wisecut::imaging::{fits, pixels::PixelSource};
+    if args.out.exists() {
+        bail!("--out {}: file exists; not overwriting", args.out.display());
+    }
+    let hdu = match args.hdu {
+        Some(h) => h,
+        None => fits::first_image_hdu(&args.file)?,
+    };
+    let (x, y) = (args.x.map(|v| v.to_string()), args.y.map(|v| v.to_string()));
+    let (size, width, height) = (
+        args.size.map(|v| v.to_string()),
+        args.width.map(|v| v.to_string()),
+        args.height.map(|v| v.to_string()),
+    );
+    let spec = SpecParams {
+        ra: args.ra.as_deref(),
+        dec: args.dec.as_deref(),
+        x: x.as_deref(),
+        y: y.as_deref(),
+        size: size.as_deref(),
+        width: width.as_deref(),
+        height: height.as_deref(),
+        unit: Some(&args.unit),
+        raw: args.raw,
+    }
+    .parse(usize::MAX)
+    .map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let source = PixelSource::open(&args.file, hdu, None)?;
+    let provenance = Provenance {
+        object_id: None,
+        file: args.file.display().to_string(),
+        object_url: None,
+    };
+    let cut = cutout::cut(&source, &spec, &provenance)?;
+    let bytes = cut.to_fits()?;
+    let tmp = args.out.with_extension("fits.part");
+    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!("wisecut: {} → {}", cut.geometry, args.out.display());
     Ok(())
 }

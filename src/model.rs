@@ -230,6 +230,18 @@ pub struct Frame {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Frame {
+    /// Where the frame's file is: relative to the data root for the `local`
+    /// store, an absolute path for the `file` store.
+    pub fn file_path(&self, data_root: &std::path::Path) -> std::path::PathBuf {
+        if self.store == "local" {
+            data_root.join(&self.path)
+        } else {
+            std::path::PathBuf::from(&self.path)
+        }
+    }
+}
+
 /// A SourceList: a catalog extracted from one frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceListInfo {

@@ -27,8 +27,8 @@
 
 use super::{Catalog, CatalogError, HPX_DEPTH, entity};
 use crate::ids::{Alid, ObjectId, Slid};
-use crate::imaging::fits::{self, Card, HeaderValue};
-use crate::imaging::wcs::{KeywordSource, Wcs, WcsKeywords};
+use crate::imaging::fits::{self, HeaderValue};
+use crate::imaging::wcs::{Header, KeywordSource, Wcs, WcsKeywords};
 use crate::model::{
     ASSOCIATE_LIST_CLASS, AssocType, FrameClass, SOURCE_LIST_CLASS, privileges, process_status,
 };
@@ -226,43 +226,6 @@ pub struct IngestReport {
     pub sources: usize,
     /// Associations rows added.
     pub associations: usize,
-}
-
-/// Header cards as a keyword lookup.
-pub struct Header(HashMap<String, HeaderValue>);
-
-impl Header {
-    /// Indexes cards by keyword (the first occurrence wins, as in cfitsio).
-    pub fn new(cards: &[Card]) -> Self {
-        let mut map = HashMap::new();
-        for c in cards {
-            map.entry(c.key.to_ascii_uppercase())
-                .or_insert_with(|| c.value.clone());
-        }
-        Self(map)
-    }
-    fn get(&self, key: &str) -> Option<&HeaderValue> {
-        self.0.get(key)
-    }
-}
-
-impl KeywordSource for Header {
-    fn number(&self, key: &str) -> Option<f64> {
-        match self.get(key)? {
-            HeaderValue::Int(i) => Some(*i as f64),
-            HeaderValue::Float(f) => Some(*f),
-            HeaderValue::Str(s) => s.trim().parse().ok(),
-            HeaderValue::Bool(_) => None,
-        }
-    }
-    fn text(&self, key: &str) -> Option<String> {
-        match self.get(key)? {
-            HeaderValue::Str(s) => Some(s.trim().to_owned()),
-            HeaderValue::Int(i) => Some(i.to_string()),
-            HeaderValue::Float(f) => Some(f.to_string()),
-            HeaderValue::Bool(b) => Some(if *b { "T" } else { "F" }.into()),
-        }
-    }
 }
 
 /// Header keywords kept as free-form frame attributes.

@@ -220,6 +220,62 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Frames whose sky bounding box contains (`ra`, `dec`), optionally of
+    /// one class and filter, ordered by object id. The box is a superset of
+    /// the footprint; callers that need exact coverage test the WCS.
+    pub async fn frames_covering(
+        &self,
+        ra: f64,
+        dec: f64,
+        class: Option<FrameClass>,
+        filter: Option<&str>,
+    ) -> Result<Vec<Frame>, CatalogError> {
+        use entity::frame::Column as C;
+        use sea_orm::Condition;
+        use sea_orm::sea_query::{Expr, ExprTrait};
+        let ra = ra.rem_euclid(360.0);
+        // A box that crosses RA = 0 has ra_min > ra_max.
+        let in_ra = Condition::any()
+            .add(
+                Condition::all()
+                    .add(Expr::col(C::RaMin).lte(Expr::col(C::RaMax)))
+                    .add(C::RaMin.lte(ra))
+                    .add(C::RaMax.gte(ra)),
+            )
+            .add(
+                Condition::all()
+                    .add(Expr::col(C::RaMin).gt(Expr::col(C::RaMax)))
+                    .add(Condition::any().add(C::RaMin.lte(ra)).add(C::RaMax.gte(ra))),
+            );
+        let mut q = entity::frame::Entity::find()
+            .filter(C::DecMin.lte(dec))
+            .filter(C::DecMax.gte(dec))
+            .filter(in_ra);
+        if let Some(c) = class {
+            q = q.filter(C::FrameClass.eq(c.name()));
+        }
+        if let Some(f) = filter {
+            q = q.filter(C::Filter.eq(f));
+        }
+        let frames = q.all(&self.db).await?;
+        let ids: Vec<i64> = frames.iter().map(|f| f.object_id).collect();
+        let targets = entity::process_target::Entity::find()
+            .filter(entity::process_target::Column::ObjectId.is_in(ids))
+            .all(&self.db)
+            .await?;
+        let mut by_id: std::collections::HashMap<i64, _> =
+            targets.into_iter().map(|t| (t.object_id, t)).collect();
+        let mut out = Vec::with_capacity(frames.len());
+        for f in frames {
+            let t = by_id.remove(&f.object_id).ok_or_else(|| {
+                CatalogError::Invalid(format!("frame {} has no process target", f.object_id))
+            })?;
+            out.push(frame_from_models(target_from_model(t), f)?);
+        }
+        out.sort_by_key(|f| f.target.object_id);
+        Ok(out)
+    }
+
     /// A SourceList by SLID.
     pub async fn source_list(&self, slid: Slid) -> Result<SourceListInfo, CatalogError> {
         let sl = entity::source_list::Entity::find()

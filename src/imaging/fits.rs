@@ -88,11 +88,14 @@ const READWRITE: c_int = 1;
 const FILE_NOT_OPENED: c_int = 104;
 const END_OF_FILE: c_int = 107;
 const BAD_BITPIX: c_int = 211;
+const KEY_NO_EXIST: c_int = 202;
 /// Size of the buffer `fits_get_errstatus` writes into (`FLEN_STATUS`).
 const FLEN_STATUS: usize = 31;
 /// cfitsio's limit on file names (`FLEN_FILENAME` - 1).
 const MAX_PATH_LEN: usize = 1024;
 
+/// Length of a FITS block: headers and data units are padded to it.
+const BLOCK_LEN: usize = 2880;
 /// Length of one header record.
 const CARD_LEN: usize = 80;
 /// Commentary text fits in columns 9..80 of a `COMMENT`/`HISTORY` card.
@@ -554,6 +557,13 @@ fn format_string_card(key: &str, value: &str, comment: Option<&str>) -> Vec<Stri
             pad_card(record)
         })
         .collect()
+}
+
+/// Whether `card` could be written as a user card of an image header (valid
+/// keyword, printable text, not a structural keyword). Cutouts use it to skip
+/// parent cards that cannot be reproduced (e.g. `HIERARCH` keywords).
+pub fn card_is_writable(card: &Card) -> bool {
+    format_card(card, false).is_ok()
 }
 
 /// Formats all user cards, checking for invalid and duplicate keywords.
@@ -1216,6 +1226,86 @@ impl Handle {
         Ok(out)
     }
 
+    /// Like [`Handle::read_subset_f32`] but as f64, always with the null
+    /// check (undefined pixels → NaN). Used for tile-compressed images, whose
+    /// pixels then go back to their stored type exactly: every 8-, 16- and
+    /// 32-bit integer and every f32 is representable in an f64.
+    #[allow(unsafe_code)]
+    fn read_subset_f64(&self, blc: [usize; 2], trc: [usize; 2]) -> Result<Vec<f64>, FitsError> {
+        let w = trc[0] + 1 - blc[0];
+        let h = trc[1] + 1 - blc[1];
+        let n = w
+            .checked_mul(h)
+            .ok_or_else(|| invalid(&self.path, "region too large"))?;
+        let mut out = vec![0f64; n];
+        let mut fpixel = [
+            to_c_long(&self.path, blc[0])?,
+            to_c_long(&self.path, blc[1])?,
+        ];
+        let mut lpixel = [
+            to_c_long(&self.path, trc[0])?,
+            to_c_long(&self.path, trc[1])?,
+        ];
+        let mut inc: [c_long; 2] = [1, 1];
+        let mut nulval = f64::NAN;
+        let mut anynul: c_int = 0;
+        let mut status: c_int = 0;
+        // SAFETY: as in `read_subset_f32`; `out` holds exactly the w*h values
+        // of the inclusive rectangle and `nulval` is an f64 as TDOUBLE needs.
+        unsafe {
+            sys::ffgsv(
+                self.raw(),
+                TDOUBLE,
+                fpixel.as_mut_ptr(),
+                lpixel.as_mut_ptr(),
+                inc.as_mut_ptr(),
+                (&raw mut nulval).cast::<c_void>(),
+                out.as_mut_ptr().cast::<c_void>(),
+                &mut anynul,
+                &mut status,
+            );
+        }
+        self.check("read pixels", status)?;
+        Ok(out)
+    }
+
+    /// Byte offset of the current HDU's data unit in the file.
+    #[allow(unsafe_code)]
+    fn data_offset(&self) -> Result<u64, FitsError> {
+        let (mut head, mut data, mut end) = (0i64, 0i64, 0i64);
+        let mut status: c_int = 0;
+        // SAFETY: valid handle and out-pointers.
+        unsafe { sys::ffghadll(self.raw(), &mut head, &mut data, &mut end, &mut status) };
+        self.check("locate data unit", status)?;
+        u64::try_from(data).map_err(|_| invalid(&self.path, "negative data offset"))
+    }
+
+    /// An integer keyword of the current HDU's header as stored on disk (for a
+    /// compressed image: the binary table's own header, where `ZTILEn`
+    /// live); `None` when absent.
+    #[allow(unsafe_code)]
+    fn raw_int_keyword(&self, key: &str) -> Result<Option<i64>, FitsError> {
+        let c_key = CString::new(key).map_err(|_| invalid(&self.path, "bad keyword"))?;
+        let mut value: std::ffi::c_longlong = 0;
+        let mut status: c_int = 0;
+        // SAFETY: valid handle; NUL-terminated key; a null comment pointer is
+        // allowed by cfitsio (the comment is then not returned).
+        unsafe {
+            sys::ffgkyjj(
+                self.raw(),
+                c_key.as_ptr(),
+                &mut value,
+                ptr::null_mut(),
+                &mut status,
+            )
+        };
+        match status {
+            0 => Ok(Some(value)),
+            KEY_NO_EXIST => Ok(None),
+            s => Err(self.err(&format!("read keyword {key}"), s)),
+        }
+    }
+
     /// The header of the current HDU as cfitsio presents it (for a compressed
     /// image: the header of the uncompressed image), parsed into cards.
     #[allow(unsafe_code)]
@@ -1856,6 +1946,244 @@ pub fn read_region_f32(
     let data =
         handle.read_subset_f32([x0 + 1, y0 + 1], [x0 + w, y0 + h], info.needs_null_check())?;
     Ok(Image::from_vec(w, h, data))
+}
+
+/// Where and how an image HDU's pixels are stored: what a cutout reader needs
+/// to fetch a region without going through cfitsio for every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HduLayout {
+    /// Size and type of the (uncompressed) image.
+    pub info: ImageInfo,
+    /// For a plain image: the byte offset of its data unit, whose pixels are
+    /// big-endian values of type `BITPIX`, row after row. `None` for a
+    /// tile-compressed image.
+    pub data_offset: Option<u64>,
+    /// For a tile-compressed image: the tile size as (pixels along x, rows),
+    /// from `ZTILE1`/`ZTILE2` (default: whole rows, as the convention says).
+    pub tile: Option<(usize, usize)>,
+}
+
+/// The layout of image HDU `hdu` (zero-based).
+pub fn hdu_layout(path: &Path, hdu: usize) -> Result<HduLayout, FitsError> {
+    let (handle, info) = open_image(path, hdu)?;
+    if info.compressed {
+        let dim = |key: &str, default: usize| -> Result<usize, FitsError> {
+            match handle.raw_int_keyword(key)? {
+                None => Ok(default),
+                Some(v) if v >= 1 => Ok(usize::try_from(v).unwrap_or(default)),
+                Some(v) => Err(invalid(path, format!("{key} = {v} is not a tile size"))),
+            }
+        };
+        let tile = (dim("ZTILE1", info.width)?, dim("ZTILE2", 1)?);
+        return Ok(HduLayout {
+            info,
+            data_offset: None,
+            tile: Some(tile),
+        });
+    }
+    Ok(HduLayout {
+        info,
+        data_offset: Some(handle.data_offset()?),
+        tile: None,
+    })
+}
+
+/// Reads the rectangle `[x0, x0+w) × [y0, y0+h)` (zero-based, inside the
+/// image) of HDU `hdu` as f64 with BSCALE/BZERO applied and undefined pixels
+/// as NaN. Meant for tile-compressed images, where cfitsio decompresses only
+/// the tiles the rectangle touches; the values are exact for every stored
+/// type but 64-bit integers beyond 2^53.
+pub fn read_region_f64(
+    path: &Path,
+    hdu: usize,
+    x0: usize,
+    y0: usize,
+    w: usize,
+    h: usize,
+) -> Result<Vec<f64>, FitsError> {
+    let (handle, info) = open_image(path, hdu)?;
+    let inside = |start: usize, len: usize, size: usize| {
+        start.checked_add(len).is_some_and(|end| end <= size)
+    };
+    if !inside(x0, w, info.width) || !inside(y0, h, info.height) {
+        return Err(invalid(
+            path,
+            format!(
+                "region x {x0}+{w}, y {y0}+{h} lies outside the {}x{} image of HDU {hdu}",
+                info.width, info.height
+            ),
+        ));
+    }
+    if w == 0 || h == 0 {
+        return Ok(Vec::new());
+    }
+    handle.read_subset_f64([x0 + 1, y0 + 1], [x0 + w, y0 + h])
+}
+
+/// Pixel values exactly as stored for one `BITPIX` (before BSCALE/BZERO), row
+/// after row: what a cutout must hand on unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawPixels {
+    /// BITPIX 8.
+    U8(Vec<u8>),
+    /// BITPIX 16.
+    I16(Vec<i16>),
+    /// BITPIX 32.
+    I32(Vec<i32>),
+    /// BITPIX 64.
+    I64(Vec<i64>),
+    /// BITPIX -32.
+    F32(Vec<f32>),
+    /// BITPIX -64.
+    F64(Vec<f64>),
+}
+
+impl RawPixels {
+    /// `n` pixels of type `bitpix`, all zero.
+    pub fn zeros(bitpix: i32, n: usize) -> Option<Self> {
+        Some(match bitpix {
+            8 => Self::U8(vec![0; n]),
+            16 => Self::I16(vec![0; n]),
+            32 => Self::I32(vec![0; n]),
+            64 => Self::I64(vec![0; n]),
+            -32 => Self::F32(vec![0.0; n]),
+            -64 => Self::F64(vec![0.0; n]),
+            _ => return None,
+        })
+    }
+
+    /// Decodes big-endian FITS data bytes of type `bitpix`; `None` for an
+    /// unknown BITPIX or a length that is not a whole number of pixels.
+    pub fn from_be_bytes(bitpix: i32, bytes: &[u8]) -> Option<Self> {
+        fn decode<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Option<Vec<T>> {
+            if bytes.len() % N != 0 {
+                return None;
+            }
+            Some(
+                bytes
+                    .chunks_exact(N)
+                    .map(|c| f(c.try_into().expect("chunk of N bytes")))
+                    .collect(),
+            )
+        }
+        Some(match bitpix {
+            8 => Self::U8(bytes.to_vec()),
+            16 => Self::I16(decode(bytes, i16::from_be_bytes)?),
+            32 => Self::I32(decode(bytes, i32::from_be_bytes)?),
+            64 => Self::I64(decode(bytes, i64::from_be_bytes)?),
+            -32 => Self::F32(decode(bytes, f32::from_be_bytes)?),
+            -64 => Self::F64(decode(bytes, f64::from_be_bytes)?),
+            _ => return None,
+        })
+    }
+
+    /// The FITS `BITPIX` of these values.
+    pub fn bitpix(&self) -> i32 {
+        match self {
+            Self::U8(_) => 8,
+            Self::I16(_) => 16,
+            Self::I32(_) => 32,
+            Self::I64(_) => 64,
+            Self::F32(_) => -32,
+            Self::F64(_) => -64,
+        }
+    }
+
+    /// Number of pixels.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::U8(v) => v.len(),
+            Self::I16(v) => v.len(),
+            Self::I32(v) => v.len(),
+            Self::I64(v) => v.len(),
+            Self::F32(v) => v.len(),
+            Self::F64(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no pixels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes per pixel.
+    pub fn bytes_per_pixel(&self) -> usize {
+        (self.bitpix().unsigned_abs() / 8) as usize
+    }
+
+    /// Appends the big-endian encoding of every pixel to `out`.
+    pub fn write_be(&self, out: &mut Vec<u8>) {
+        out.reserve(self.len() * self.bytes_per_pixel());
+        match self {
+            Self::U8(v) => out.extend_from_slice(v),
+            Self::I16(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
+            Self::I32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
+            Self::I64(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
+            Self::F32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
+            Self::F64(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
+        }
+    }
+}
+
+/// Encodes a single-HDU FITS file in memory: the mandatory keywords for a
+/// `width` × `height` image of `pixels`' type, then `BSCALE`/`BZERO` when
+/// `scaling` is given and not the identity, then `cards` (checked like
+/// [`write_image`]'s), then the data. The result is what [`write_image`]
+/// would put on disk for the same input, without a round trip through a file,
+/// which matters for a server answering thousands of cutouts a second.
+pub fn encode_image(
+    pixels: &RawPixels,
+    width: usize,
+    height: usize,
+    scaling: Option<(f64, f64)>,
+    cards: &[Card],
+) -> Result<Vec<u8>, FitsError> {
+    let here = Path::new("<memory>");
+    if pixels.len() != width * height {
+        return Err(invalid(
+            here,
+            format!(
+                "{} pixels do not make a {width}x{height} image",
+                pixels.len()
+            ),
+        ));
+    }
+    let mut records = vec![
+        pad_card(format!("{:<8}= {:>20}", "SIMPLE", "T")),
+        pad_card(format!("{:<8}= {:>20}", "BITPIX", pixels.bitpix())),
+        pad_card(format!("{:<8}= {:>20}", "NAXIS", 2)),
+        pad_card(format!("{:<8}= {:>20}", "NAXIS1", width)),
+        pad_card(format!("{:<8}= {:>20}", "NAXIS2", height)),
+    ];
+    if let Some((bscale, bzero)) = scaling.filter(|&(s, z)| s != 1.0 || z != 0.0) {
+        for (key, value) in [("BSCALE", bscale), ("BZERO", bzero)] {
+            let text = format_float(value)
+                .ok_or_else(|| invalid(here, format!("{key} = {value} is not finite")))?;
+            records.push(pad_card(format!("{key:<8}= {text:>20}")));
+        }
+    }
+    records.extend(format_user_cards(here, cards, false)?);
+    records.push(pad_card("END".to_owned()));
+    let header_len = (records.len() * CARD_LEN).div_ceil(BLOCK_LEN) * BLOCK_LEN;
+    let data_len = (pixels.len() * pixels.bytes_per_pixel()).div_ceil(BLOCK_LEN) * BLOCK_LEN;
+    let mut out = Vec::with_capacity(header_len + data_len);
+    for record in &records {
+        out.extend_from_slice(record.as_bytes());
+    }
+    out.resize(header_len, b' ');
+    pixels.write_be(&mut out);
+    out.resize(header_len + data_len, 0);
+    Ok(out)
 }
 
 /// All header cards of HDU `hdu` in file order, including the mandatory ones

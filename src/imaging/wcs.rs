@@ -13,7 +13,11 @@
 //! an FK5 → ICRS rotation, because a cutout must agree with astropy on the
 //! same header.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
+
+use crate::imaging::fits::{Card, HeaderValue};
 use serde_json::{Map, Value};
 
 /// Errors met while reading or building a WCS.
@@ -402,6 +406,44 @@ impl Wcs {
             self.pix_to_sky(w, h)?,
             self.pix_to_sky(0.5, h)?,
         ])
+    }
+}
+
+/// Header cards as a keyword lookup.
+pub struct Header(HashMap<String, HeaderValue>);
+
+impl Header {
+    /// Indexes cards by keyword (the first occurrence wins, as in cfitsio).
+    pub fn new(cards: &[Card]) -> Self {
+        let mut map = HashMap::new();
+        for c in cards {
+            map.entry(c.key.to_ascii_uppercase())
+                .or_insert_with(|| c.value.clone());
+        }
+        Self(map)
+    }
+    /// The value of `key` (upper case), if present.
+    pub fn get(&self, key: &str) -> Option<&HeaderValue> {
+        self.0.get(key)
+    }
+}
+
+impl KeywordSource for Header {
+    fn number(&self, key: &str) -> Option<f64> {
+        match self.get(key)? {
+            HeaderValue::Int(i) => Some(*i as f64),
+            HeaderValue::Float(f) => Some(*f),
+            HeaderValue::Str(s) => s.trim().parse().ok(),
+            HeaderValue::Bool(_) => None,
+        }
+    }
+    fn text(&self, key: &str) -> Option<String> {
+        match self.get(key)? {
+            HeaderValue::Str(s) => Some(s.trim().to_owned()),
+            HeaderValue::Int(i) => Some(i.to_string()),
+            HeaderValue::Float(f) => Some(f.to_string()),
+            HeaderValue::Bool(b) => Some(if *b { "T" } else { "F" }.into()),
+        }
     }
 }
 

@@ -4,13 +4,16 @@
 //! `tower::ServiceExt::oneshot` without opening a socket. Handlers are thin:
 //! they parse, call the catalogue or a service, and render.
 
+pub mod api;
 mod error;
 pub mod pages;
 
 pub use error::AppError;
 
+use crate::cache::DiskCache;
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::imaging::pixels::{Sidecars, SourceCache};
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -25,6 +28,39 @@ pub struct AppState {
     pub catalog: Catalog,
     /// The configuration the server runs with.
     pub config: Arc<Config>,
+    /// Opened images, frame lookups and the product cache.
+    pub services: Arc<Services>,
+}
+
+/// Long-lived helpers shared by handlers.
+#[derive(Debug)]
+pub struct Services {
+    /// Opened image HDUs (and their sidecars).
+    pub sources: SourceCache,
+    /// Recently resolved frames, so a burst of cutouts of one frame does not
+    /// query the database for each.
+    pub frames: api::FrameLookup,
+    /// The on-demand product cache (rendered images, cutouts of compressed
+    /// frames).
+    pub products: DiskCache,
+}
+
+impl AppState {
+    /// State for `catalog` and `config`, creating the cache directories.
+    pub fn new(catalog: Catalog, config: Arc<Config>) -> std::io::Result<Self> {
+        let sidecars = Sidecars::new(config.cache_dir.join("sidecars"), config.sidecar_bytes)?;
+        let services = Services {
+            sources: SourceCache::new(256, Some(sidecars)),
+            frames: api::FrameLookup::new(4096),
+            products: DiskCache::open(config.cache_dir.join("products"), config.cache_bytes)
+                .map_err(std::io::Error::other)?,
+        };
+        Ok(Self {
+            catalog,
+            config,
+            services: Arc::new(services),
+        })
+    }
 }
 
 /// The complete router.
@@ -32,6 +68,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::home))
         .route("/health", get(health))
+        .route("/api/cutout", get(api::cutout))
+        .route("/api/images", get(api::images))
         .route("/static/style.css", get(stylesheet))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http())

@@ -1,6 +1,7 @@
 //! The integration-test binary: one binary, one module per area, sharing the
 //! fixtures in `common`.
 
+mod api;
 mod cli;
 mod common;
 mod ingest;

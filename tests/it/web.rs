@@ -20,15 +20,12 @@ async fn get(state: &AppState, uri: &str) -> (StatusCode, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-fn state(db: &common::TestDb) -> AppState {
-    AppState {
-        catalog: db.catalog.clone(),
-        config: Arc::new(Config {
-            db_url: db.url.clone(),
-            data_dir: std::env::temp_dir(),
-            bind: "127.0.0.1:0".parse().unwrap(),
-        }),
-    }
+pub(crate) fn state(db: &common::TestDb) -> AppState {
+    // Each state gets its own cache directory, kept for the test process.
+    let cache = tempfile::tempdir().unwrap().keep();
+    let data = common::tiny_sample().to_path_buf();
+    let config = Config::new(db.url.clone(), data, cache, "127.0.0.1:0".parse().unwrap());
+    AppState::new(db.catalog.clone(), Arc::new(config)).unwrap()
 }
 
 #[tokio::test]

@@ -1,0 +1,1127 @@
+//! Rectangular cutouts: where they fall, which pixels they hold, and the FITS
+//! header that describes them. One implementation serves the cutout API, the
+//! dbviewer, dependency cutouts, SODA and batch jobs.
+//!
+//! # Conventions (the same as astropy's `Cutout2D`)
+//!
+//! * Positions in pixels are FITS 1-based: the centre of the first pixel is
+//!   (1, 1), as in ds9 and SExtractor's `X_IMAGE`. A sky position is placed
+//!   with the full WCS (SIP included), like `skycoord_to_pixel(mode="all")`.
+//! * A cutout of `n` pixels along an axis centred at the 1-based position `x`
+//!   starts at the zero-based parent column `ceil((x − 1) − n/2)`. For odd `n`
+//!   the centre pixel is the one containing `x`; for even `n` the centre lies
+//!   on the pixel boundary nearest to `x`, rounding upward at exact half
+//!   pixels — exactly `Cutout2D(..., mode="partial")` with its default
+//!   `limit_rounding_method=np.ceil`.
+//! * Angular sizes become pixels with the pixel scale along each axis (the
+//!   norm of the CD matrix's column), rounded half to even, like `Cutout2D`.
+//! * A cutout that runs over the image edge keeps its requested size; the
+//!   missing pixels are NaN (float data) or `BLANK` (integer data), and
+//!   `NPADPIX` counts them. A cutout that misses the image is an error.
+//!
+//! # Header
+//!
+//! The parent header is kept; structural keywords are rewritten; the WCS is
+//! changed only by shifting `CRPIXi` (also of alternate WCSs), never by
+//! re-anchoring `CRVAL`, so CD / PC / CDELT / SIP stay as they were. Legacy
+//! `PC00i00j` keywords become `PCi_j`, `RADECSYS` becomes `RADESYS`, and
+//! `RADESYS` is added when absent (ICRS, or FK4/FK5 by `EQUINOX`, as the FITS
+//! standard defaults). Image-section keywords (`DATASEC`, `TRIMSEC`, …) that
+//! describe the parent array are dropped; IRAF's `LTV1/2` are shifted (added
+//! when absent) and an alternate WCS `P` (`PHYSICAL`, as astrocut writes it)
+//! maps cutout pixels back to parent pixels. Provenance keywords name the
+//! source object, file, HDU, offset, wisecut version and object-view URL.
+//!
+//! Pan-STARRS-style stacks store `asinh`-compressed values (`BSOFTEN`,
+//! `BOFFSET`); unless raw values are asked for, they are converted to linear
+//! flux, `flux = BOFFSET + BSOFTEN · 2 sinh(v · 0.4 ln 10)`, as PS1 documents
+//! and astrocut does, and written as 32-bit floats.
+
+use std::fmt;
+
+use crate::imaging::fits::{self, Card, FitsError, HeaderValue, RawPixels};
+use crate::imaging::image::Image;
+use crate::imaging::pixels::{PixelSource, Region, Scaling};
+use crate::imaging::wcs::{Header, KeywordSource};
+
+/// Where the cutout is centred.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Center {
+    /// Sky position in degrees, in the frame's own celestial system.
+    Sky {
+        /// Right ascension.
+        ra: f64,
+        /// Declination.
+        dec: f64,
+    },
+    /// FITS 1-based pixel position.
+    Pixel {
+        /// Column.
+        x: f64,
+        /// Row.
+        y: f64,
+    },
+}
+
+/// The unit of a cutout size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeUnit {
+    /// Pixels of the parent image.
+    Pixel,
+    /// Seconds of arc.
+    Arcsec,
+    /// Minutes of arc.
+    Arcmin,
+    /// Degrees.
+    Degree,
+}
+
+impl SizeUnit {
+    /// Every unit, in the order the API documents them.
+    pub const ALL: [SizeUnit; 4] = [Self::Pixel, Self::Arcsec, Self::Arcmin, Self::Degree];
+
+    /// The name used in URLs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pixel => "px",
+            Self::Arcsec => "arcsec",
+            Self::Arcmin => "arcmin",
+            Self::Degree => "deg",
+        }
+    }
+
+    /// Parses a unit name (case-insensitive; `pix`/`pixel` and `arcsecond`
+    /// spellings accepted).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "px" | "pix" | "pixel" | "pixels" => Self::Pixel,
+            "arcsec" | "arcsecond" | "arcseconds" => Self::Arcsec,
+            "arcmin" | "arcminute" | "arcminutes" => Self::Arcmin,
+            "deg" | "degree" | "degrees" => Self::Degree,
+            _ => return None,
+        })
+    }
+
+    /// Degrees per unit, for angular units.
+    fn degrees(self) -> Option<f64> {
+        match self {
+            Self::Pixel => None,
+            Self::Arcsec => Some(1.0 / 3600.0),
+            Self::Arcmin => Some(1.0 / 60.0),
+            Self::Degree => Some(1.0),
+        }
+    }
+}
+
+/// Requested cutout size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Size {
+    /// Extent along the first axis (x, columns).
+    pub width: f64,
+    /// Extent along the second axis (y, rows).
+    pub height: f64,
+    /// Unit of both.
+    pub unit: SizeUnit,
+}
+
+/// Everything a cutout needs besides the source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CutoutSpec {
+    /// Centre.
+    pub center: Center,
+    /// Size.
+    pub size: Size,
+    /// Keep asinh-compressed (`BSOFTEN`) values instead of linear flux.
+    pub raw_values: bool,
+    /// Largest allowed side in pixels; larger requests are refused, never
+    /// clamped.
+    pub max_side: usize,
+}
+
+/// Where a cutout came from, written into its header.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Provenance {
+    /// The catalogue object id of the frame, if it is in the catalogue.
+    pub object_id: Option<i64>,
+    /// The file name as the catalogue knows it.
+    pub file: String,
+    /// URL of the frame's object view.
+    pub object_url: Option<String>,
+}
+
+/// Why a cutout cannot be made; the messages are meant for the person who
+/// asked.
+#[derive(Debug, thiserror::Error)]
+pub enum CutoutError {
+    /// Reading the file failed.
+    #[error(transparent)]
+    Fits(#[from] FitsError),
+    /// A sky position was given for a frame without a usable celestial WCS.
+    #[error(
+        "this frame has no celestial WCS{}, so RA/Dec cannot be placed on it; give the position in pixel coordinates (x, y) instead",
+        .0.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
+    )]
+    NoSkyWcs(Option<String>),
+    /// The sky position does not project onto the image plane.
+    #[error("RA {ra}, Dec {dec} does not project onto this frame's image plane")]
+    NoProjection {
+        /// Requested RA.
+        ra: f64,
+        /// Requested Dec.
+        dec: f64,
+    },
+    /// An angular size was given for a frame without a celestial WCS.
+    #[error(
+        "this frame has no celestial WCS, so an angular size cannot be converted to pixels; give the size in px"
+    )]
+    NoScale,
+    /// The requested size is not usable.
+    #[error("{0}")]
+    BadSize(String),
+    /// The cutout lies entirely outside the image.
+    #[error(
+        "the {width}x{height} px cutout centred at pixel ({x:.2}, {y:.2}) does not overlap the {image_width}x{image_height} px image"
+    )]
+    NoOverlap {
+        /// Centre column (1-based).
+        x: f64,
+        /// Centre row (1-based).
+        y: f64,
+        /// Cutout width.
+        width: usize,
+        /// Cutout height.
+        height: usize,
+        /// Image width.
+        image_width: usize,
+        /// Image height.
+        image_height: usize,
+    },
+}
+
+/// Where a cutout lies in its parent image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Geometry {
+    /// Zero-based parent column of the cutout's first column (may be
+    /// negative or beyond the image when padded): parent x = cutout x + x0.
+    pub x0: i64,
+    /// Zero-based parent row of the cutout's first row.
+    pub y0: i64,
+    /// Cutout width in pixels.
+    pub width: usize,
+    /// Cutout height in pixels.
+    pub height: usize,
+    /// The requested centre in parent FITS pixels (1-based).
+    pub x: f64,
+    /// The requested centre row in parent FITS pixels (1-based).
+    pub y: f64,
+    /// Number of cutout pixels outside the parent image.
+    pub padded: usize,
+}
+
+impl Geometry {
+    /// The part of the cutout inside the parent, as zero-based parent
+    /// `(x_start, y_start, width, height)`.
+    pub fn overlap(&self, image_width: usize, image_height: usize) -> (usize, usize, usize, usize) {
+        let clip = |start: i64, len: usize, size: usize| {
+            let a = start.clamp(0, size as i64);
+            let b = (start + len as i64).clamp(0, size as i64);
+            (a as usize, (b - a) as usize)
+        };
+        let (xa, w) = clip(self.x0, self.width, image_width);
+        let (ya, h) = clip(self.y0, self.height, image_height);
+        (xa, ya, w, h)
+    }
+}
+
+/// Places a `width` × `height` cutout centred at the 1-based position
+/// (`x`, `y`) on an `image_width` × `image_height` image.
+pub fn place(
+    x: f64,
+    y: f64,
+    width: usize,
+    height: usize,
+    image_width: usize,
+    image_height: usize,
+) -> Result<Geometry, CutoutError> {
+    let start = |pos: f64, n: usize| ((pos - 1.0) - n as f64 / 2.0).ceil();
+    let (sx, sy) = (start(x, width), start(y, height));
+    let no_overlap = || CutoutError::NoOverlap {
+        x,
+        y,
+        width,
+        height,
+        image_width,
+        image_height,
+    };
+    // Far outside (or NaN): no overlap, and no i64 overflow below.
+    let limit = 1e15;
+    if !(sx.abs() < limit && sy.abs() < limit) {
+        return Err(no_overlap());
+    }
+    let (x0, y0) = (sx as i64, sy as i64);
+    let misses = |start: i64, n: usize, size: usize| start + n as i64 <= 0 || start >= size as i64;
+    if misses(x0, width, image_width) || misses(y0, height, image_height) {
+        return Err(no_overlap());
+    }
+    let mut g = Geometry {
+        x0,
+        y0,
+        width,
+        height,
+        x,
+        y,
+        padded: 0,
+    };
+    let (_, _, w, h) = g.overlap(image_width, image_height);
+    g.padded = width * height - w * h;
+    Ok(g)
+}
+
+/// The cutout size in pixels: pixel sizes rounded half to even, angular sizes
+/// divided by the pixel scale along each axis, as `Cutout2D` does.
+pub fn pixel_size(
+    size: &Size,
+    source: &PixelSource,
+    max_side: usize,
+) -> Result<(usize, usize), CutoutError> {
+    let (scale_x, scale_y) = match size.unit.degrees() {
+        None => (1.0, 1.0),
+        Some(unit) => {
+            let wcs = source.wcs.as_ref().ok_or(CutoutError::NoScale)?;
+            let cd = wcs.keywords().cd;
+            (
+                cd[0][0].hypot(cd[1][0]) / unit,
+                cd[0][1].hypot(cd[1][1]) / unit,
+            )
+        }
+    };
+    let side = |value: f64, scale: f64, axis: &str| -> Result<usize, CutoutError> {
+        if !(value.is_finite() && value > 0.0) {
+            return Err(CutoutError::BadSize(format!(
+                "{axis} must be a positive number, got {value}"
+            )));
+        }
+        let px = (value / scale).round_ties_even();
+        if px < 1.0 {
+            return Err(CutoutError::BadSize(format!(
+                "{axis} {value} {} is less than one pixel",
+                size.unit.name()
+            )));
+        }
+        if px > max_side as f64 {
+            return Err(CutoutError::BadSize(format!(
+                "{axis} {value} {} is {px} px, over the limit of {max_side} px per side",
+                size.unit.name()
+            )));
+        }
+        Ok(px as usize)
+    };
+    Ok((
+        side(size.width, scale_x, "width")?,
+        side(size.height, scale_y, "height")?,
+    ))
+}
+
+/// A finished cutout: its place, its pixels as they will be written, and its
+/// header cards (without the structural ones).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cutout {
+    /// Where it lies in the parent.
+    pub geometry: Geometry,
+    /// Pixels in the output type, row after row.
+    pub pixels: RawPixels,
+    /// BSCALE / BZERO to write (integer output keeps the parent's).
+    pub scaling: Option<(f64, f64)>,
+    /// `BLANK` of integer output, when the cutout has undefined pixels or the
+    /// parent declared one.
+    pub blank: Option<i64>,
+    /// Header cards after the mandatory ones.
+    pub cards: Vec<Card>,
+    /// Whether asinh-compressed values were converted to linear flux.
+    pub linearized: bool,
+}
+
+impl Cutout {
+    /// The cutout as a complete FITS file.
+    pub fn to_fits(&self) -> Result<Vec<u8>, FitsError> {
+        fits::encode_image(
+            &self.pixels,
+            self.geometry.width,
+            self.geometry.height,
+            self.scaling,
+            &self.cards,
+        )
+    }
+
+    /// Physical values (BSCALE/BZERO applied) as f32, NaN where undefined or
+    /// padded: the input of every rendering.
+    pub fn to_image_f32(&self) -> Image<f32> {
+        let (bscale, bzero) = self.scaling.unwrap_or((1.0, 0.0));
+        let blank = self.blank;
+        let int = |v: i64| -> f32 {
+            if Some(v) == blank {
+                f32::NAN
+            } else {
+                (v as f64 * bscale + bzero) as f32
+            }
+        };
+        let float = |v: f64| (v * bscale + bzero) as f32;
+        let data: Vec<f32> = match &self.pixels {
+            RawPixels::U8(v) => v.iter().map(|&p| int(i64::from(p))).collect(),
+            RawPixels::I16(v) => v.iter().map(|&p| int(i64::from(p))).collect(),
+            RawPixels::I32(v) => v.iter().map(|&p| int(i64::from(p))).collect(),
+            RawPixels::I64(v) => v.iter().map(|&p| int(p)).collect(),
+            RawPixels::F32(v) if self.scaling.is_none() => v.clone(),
+            RawPixels::F32(v) => v.iter().map(|&p| float(f64::from(p))).collect(),
+            RawPixels::F64(v) => v.iter().map(|&p| float(p)).collect(),
+        };
+        Image::from_vec(self.geometry.width, self.geometry.height, data)
+    }
+}
+
+/// Makes the cutout `spec` of `source`.
+pub fn cut(
+    source: &PixelSource,
+    spec: &CutoutSpec,
+    provenance: &Provenance,
+) -> Result<Cutout, CutoutError> {
+    let geometry = locate(source, spec)?;
+    extract(source, spec, geometry, provenance)
+}
+
+/// Where the cutout `spec` falls on `source`, without reading pixels: cheap,
+/// so a server can name, cache and validate a cutout before making it.
+pub fn locate(source: &PixelSource, spec: &CutoutSpec) -> Result<Geometry, CutoutError> {
+    let (x, y) = match spec.center {
+        Center::Pixel { x, y } => (x, y),
+        Center::Sky { ra, dec } => {
+            let wcs = source
+                .wcs
+                .as_ref()
+                .ok_or_else(|| CutoutError::NoSkyWcs(source.wcs_problem.clone()))?;
+            wcs.sky_to_pix(ra, dec)
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .ok_or(CutoutError::NoProjection { ra, dec })?
+        }
+    };
+    let (width, height) = pixel_size(&spec.size, source, spec.max_side)?;
+    place(x, y, width, height, source.width, source.height)
+}
+
+/// Reads and assembles the cutout at `geometry` (from [`locate`]).
+pub fn extract(
+    source: &PixelSource,
+    spec: &CutoutSpec,
+    geometry: Geometry,
+    provenance: &Provenance,
+) -> Result<Cutout, CutoutError> {
+    let (width, height) = (geometry.width, geometry.height);
+    let (ox, oy, ow, oh) = geometry.overlap(source.width, source.height);
+    let region = source.read(ox, oy, ow, oh)?;
+
+    let keys = Header::new(&source.header);
+    let asinh = match (keys.number("BSOFTEN"), keys.number("BOFFSET")) {
+        (Some(soften), Some(offset)) if !spec.raw_values => Some((soften, offset)),
+        _ => None,
+    };
+    let n = width * height;
+    // Zero-based offsets of the overlap inside the cutout.
+    let (dx, dy) = (
+        (ox as i64 - geometry.x0) as usize,
+        (oy as i64 - geometry.y0) as usize,
+    );
+    let dest = |i: usize| (dy + i / ow.max(1)) * width + dx + i % ow.max(1);
+
+    let (pixels, scaling, blank) = if let Some((soften, offset)) = asinh {
+        let physical = physical_values(&region, &source.scaling);
+        let mut out = vec![f32::NAN; n];
+        let k = 0.4 * std::f64::consts::LN_10;
+        for (i, v) in physical.into_iter().enumerate() {
+            out[dest(i)] = (offset + soften * 2.0 * (v * k).sinh()) as f32;
+        }
+        (RawPixels::F32(out), None, None)
+    } else if source.bitpix < 0 {
+        let mut out =
+            RawPixels::zeros(source.bitpix, n).expect("float BITPIX is -32 or -64 by construction");
+        let s = source.scaling;
+        match (&mut out, region) {
+            (RawPixels::F32(o), Region::Raw(RawPixels::F32(v))) => {
+                o.fill(f32::NAN);
+                for (i, p) in v.into_iter().enumerate() {
+                    o[dest(i)] = p;
+                }
+            }
+            (RawPixels::F64(o), Region::Raw(RawPixels::F64(v))) => {
+                o.fill(f64::NAN);
+                for (i, p) in v.into_iter().enumerate() {
+                    o[dest(i)] = p;
+                }
+            }
+            (RawPixels::F32(o), Region::Scaled(v)) => {
+                o.fill(f32::NAN);
+                for (i, p) in v.into_iter().enumerate() {
+                    o[dest(i)] = ((p - s.bzero) / s.bscale) as f32;
+                }
+            }
+            (RawPixels::F64(o), Region::Scaled(v)) => {
+                o.fill(f64::NAN);
+                for (i, p) in v.into_iter().enumerate() {
+                    o[dest(i)] = (p - s.bzero) / s.bscale;
+                }
+            }
+            _ => unreachable!("plain float images are read in their own type"),
+        }
+        let scaling = (!s.is_identity()).then_some((s.bscale, s.bzero));
+        (out, scaling, None)
+    } else {
+        let (out, blank) = integer_output(source, &region, n, geometry.padded > 0, &dest)?;
+        let s = source.scaling;
+        let scaling = (!s.is_identity()).then_some((s.bscale, s.bzero));
+        (out, scaling, blank)
+    };
+
+    let cards = header_cards(
+        source,
+        &keys,
+        &geometry,
+        spec,
+        provenance,
+        blank,
+        asinh.is_some(),
+    );
+    Ok(Cutout {
+        geometry,
+        pixels,
+        scaling,
+        blank,
+        cards,
+        linearized: asinh.is_some(),
+    })
+}
+
+/// Physical values of a region (BSCALE/BZERO applied, NaN where undefined).
+fn physical_values(region: &Region, scaling: &Scaling) -> Vec<f64> {
+    let Scaling {
+        bscale,
+        bzero,
+        blank,
+    } = *scaling;
+    let int = |v: i64| {
+        if Some(v) == blank {
+            f64::NAN
+        } else {
+            v as f64 * bscale + bzero
+        }
+    };
+    match region {
+        Region::Scaled(v) => v.clone(),
+        Region::Raw(RawPixels::U8(v)) => v.iter().map(|&p| int(i64::from(p))).collect(),
+        Region::Raw(RawPixels::I16(v)) => v.iter().map(|&p| int(i64::from(p))).collect(),
+        Region::Raw(RawPixels::I32(v)) => v.iter().map(|&p| int(i64::from(p))).collect(),
+        Region::Raw(RawPixels::I64(v)) => v.iter().map(|&p| int(p)).collect(),
+        Region::Raw(RawPixels::F32(v)) => {
+            v.iter().map(|&p| f64::from(p) * bscale + bzero).collect()
+        }
+        Region::Raw(RawPixels::F64(v)) => v.iter().map(|&p| p * bscale + bzero).collect(),
+    }
+}
+
+/// The stored integer values of an integer image's cutout, with `BLANK` for
+/// padded and undefined pixels. The parent's `BLANK` is used when it has one;
+/// otherwise the first value, counting from the type's minimum, that no pixel
+/// of the cutout holds (so `BLANK` never hides a real value).
+fn integer_output(
+    source: &PixelSource,
+    region: &Region,
+    n: usize,
+    padded: bool,
+    dest: &dyn Fn(usize) -> usize,
+) -> Result<(RawPixels, Option<i64>), CutoutError> {
+    let s = source.scaling;
+    // Stored values as i64 (None = undefined).
+    let stored: Vec<Option<i64>> = match region {
+        Region::Raw(raw) => {
+            let v: Vec<i64> = match raw {
+                RawPixels::U8(v) => v.iter().map(|&p| i64::from(p)).collect(),
+                RawPixels::I16(v) => v.iter().map(|&p| i64::from(p)).collect(),
+                RawPixels::I32(v) => v.iter().map(|&p| i64::from(p)).collect(),
+                RawPixels::I64(v) => v.clone(),
+                _ => unreachable!("integer images are read as integers"),
+            };
+            v.into_iter().map(Some).collect()
+        }
+        Region::Scaled(v) => v
+            .iter()
+            .map(|&p| (!p.is_nan()).then(|| ((p - s.bzero) / s.bscale).round() as i64))
+            .collect(),
+    };
+    let undefined = padded || stored.iter().any(Option::is_none);
+    let blank = match s.blank {
+        Some(b) => Some(b),
+        None if undefined => {
+            let (min, max) = match source.bitpix {
+                8 => (0, 255),
+                16 => (i64::from(i16::MIN), i64::from(i16::MAX)),
+                32 => (i64::from(i32::MIN), i64::from(i32::MAX)),
+                _ => (i64::MIN, i64::MAX),
+            };
+            let used: std::collections::HashSet<i64> = stored.iter().flatten().copied().collect();
+            let free = (min..=max).find(|v| !used.contains(v));
+            Some(free.ok_or_else(|| {
+                CutoutError::BadSize(
+                    "the cutout uses every integer value, so no BLANK is left for its padding"
+                        .into(),
+                )
+            })?)
+        }
+        None => None,
+    };
+    let fill = blank.unwrap_or(0);
+    let mut out = vec![fill; n];
+    for (i, v) in stored.into_iter().enumerate() {
+        out[dest(i)] = v.unwrap_or(fill);
+    }
+    let pixels = match source.bitpix {
+        8 => RawPixels::U8(out.into_iter().map(|v| v as u8).collect()),
+        16 => RawPixels::I16(out.into_iter().map(|v| v as i16).collect()),
+        32 => RawPixels::I32(out.into_iter().map(|v| v as i32).collect()),
+        _ => RawPixels::I64(out),
+    };
+    Ok((pixels, blank))
+}
+
+/// Keywords never copied from the parent: structural ones (rewritten for the
+/// cutout), compression and checksum bookkeeping, and what wisecut writes
+/// itself.
+fn dropped(key: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT", "GROUPS", "BSCALE",
+        "BZERO", "BLANK", "END", "CHECKSUM", "DATASUM", "TFIELDS", "THEAP", "DATASEC", "TRIMSEC",
+        "BIASSEC", "CCDSEC", "DETSEC", "AMPSEC", "LTV1", "LTV2", "LTM1_1", "LTM2_2", "LTM1_2",
+        "LTM2_1", "WCSNAMEP", "WCSAXESP", "CTYPE1P", "CTYPE2P", "CUNIT1P", "CUNIT2P", "CRPIX1P",
+        "CRPIX2P", "CRVAL1P", "CRVAL2P", "CDELT1P", "CDELT2P", "ORIGOBJ", "ORIGFILE", "ORIGHDU",
+        "ORIGX0", "ORIGY0", "ORIGURL", "NPADPIX", "CUTX", "CUTY", "CUTRA", "CUTDEC", "WISECUT",
+        "FLUXLIN", "RADECSYS",
+    ];
+    if EXACT.contains(&key) {
+        return true;
+    }
+    let indexed = |prefix: &str| {
+        key.strip_prefix(prefix)
+            .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+    };
+    indexed("NAXIS") || (key.starts_with('Z') && key.len() > 1 && is_compression_key(key))
+}
+
+fn is_compression_key(key: &str) -> bool {
+    const Z: &[&str] = &[
+        "ZIMAGE", "ZSIMPLE", "ZTENSION", "ZBITPIX", "ZEXTEND", "ZBLOCKED", "ZPCOUNT", "ZGCOUNT",
+        "ZCMPTYPE", "ZQUANTIZ", "ZDITHER0", "ZHECKSUM", "ZDATASUM", "ZMASKCMP", "ZBLANK", "ZSCALE",
+        "ZZERO",
+    ];
+    Z.contains(&key)
+        || ["ZNAXIS", "ZTILE", "ZNAME", "ZVAL"].iter().any(|p| {
+            key.strip_prefix(p)
+                .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+/// `PC00i00j` → `PCi_j` (and the same for `CD00i00j`), else `None`.
+fn modern_matrix_key(key: &str) -> Option<String> {
+    for prefix in ["PC", "CD"] {
+        if let Some(rest) = key.strip_prefix(prefix)
+            && rest.len() == 6
+            && rest.bytes().all(|b| b.is_ascii_digit())
+        {
+            let i: u32 = rest[..3].parse().ok()?;
+            let j: u32 = rest[3..].parse().ok()?;
+            return Some(format!("{prefix}{i}_{j}"));
+        }
+    }
+    None
+}
+
+/// For `CRPIX1`, `CRPIX2`, `CRPIX1A` … `CRPIX2Z`: the axis (1 or 2).
+fn crpix_axis(key: &str) -> Option<usize> {
+    let rest = key.strip_prefix("CRPIX")?;
+    let mut chars = rest.chars();
+    let axis = match chars.next()? {
+        '1' => 1,
+        '2' => 2,
+        _ => return None,
+    };
+    match chars.next() {
+        None => Some(axis),
+        Some(c) if c.is_ascii_uppercase() && chars.next().is_none() => Some(axis),
+        _ => None,
+    }
+}
+
+fn header_cards(
+    source: &PixelSource,
+    keys: &Header,
+    g: &Geometry,
+    spec: &CutoutSpec,
+    provenance: &Provenance,
+    blank: Option<i64>,
+    linearized: bool,
+) -> Vec<Card> {
+    let mut seen = std::collections::HashSet::new();
+    let mut cards = Vec::with_capacity(source.header.len() + 32);
+    for card in &source.header {
+        let key = card.key.as_str();
+        if dropped(key) || (linearized && matches!(key, "BSOFTEN" | "BOFFSET")) {
+            continue;
+        }
+        let mut card = card.clone();
+        if let Some(modern) = modern_matrix_key(key) {
+            card.key = modern;
+        }
+        if let Some(axis) = crpix_axis(&card.key)
+            && let Some(v) = card.value.as_f64()
+        {
+            let shift = if axis == 1 { g.x0 } else { g.y0 };
+            card.value = HeaderValue::Float(v - shift as f64);
+        }
+        let commentary = matches!(card.key.as_str(), "COMMENT" | "HISTORY" | "");
+        // Duplicated keywords happen in real headers; the first one is the
+        // one astropy and cfitsio report, so it is the one kept.
+        if !commentary && !seen.insert(card.key.clone()) {
+            continue;
+        }
+        if !fits::card_is_writable(&card) {
+            continue;
+        }
+        cards.push(card);
+    }
+
+    let mut add = |key: &str, value: HeaderValue, comment: &str| {
+        cards.push(Card {
+            key: key.to_owned(),
+            value,
+            comment: (!comment.is_empty()).then(|| comment.to_owned()),
+        });
+    };
+    if let Some(b) = blank {
+        add(
+            "BLANK",
+            HeaderValue::Int(b),
+            "value of undefined and padded pixels",
+        );
+    }
+    let celestial = keys.text("CTYPE1").is_some_and(|c| c.starts_with("RA--"));
+    if celestial && keys.text("RADESYS").is_none() {
+        let (system, why) = match (
+            keys.text("RADECSYS"),
+            keys.number("EQUINOX").or(keys.number("EPOCH")),
+        ) {
+            (Some(old), _) => (old, "from RADECSYS"),
+            (None, None) => ("ICRS".to_owned(), "FITS default without EQUINOX"),
+            (None, Some(e)) if e < 1984.0 => ("FK4".to_owned(), "FITS default for EQUINOX < 1984"),
+            (None, Some(_)) => ("FK5".to_owned(), "FITS default for EQUINOX >= 1984"),
+        };
+        add("RADESYS", HeaderValue::Str(system), why);
+    }
+    // IRAF logical → physical mapping, shifted from the parent's if it had
+    // one, so ds9's "physical" coordinates stay those of the parent.
+    let ltv = |key: &str, shift: i64| keys.number(key).unwrap_or(0.0) - shift as f64;
+    add(
+        "LTV1",
+        HeaderValue::Float(ltv("LTV1", g.x0)),
+        "cutout offset (IRAF physical)",
+    );
+    add(
+        "LTV2",
+        HeaderValue::Float(ltv("LTV2", g.y0)),
+        "cutout offset (IRAF physical)",
+    );
+    add(
+        "LTM1_1",
+        HeaderValue::Float(keys.number("LTM1_1").unwrap_or(1.0)),
+        "",
+    );
+    add(
+        "LTM2_2",
+        HeaderValue::Float(keys.number("LTM2_2").unwrap_or(1.0)),
+        "",
+    );
+    add(
+        "WCSNAMEP",
+        "PHYSICAL".into(),
+        "alternate WCS P: parent image pixels",
+    );
+    add(
+        "WCSAXESP",
+        HeaderValue::Int(2),
+        "number of WCS physical axes",
+    );
+    add("CTYPE1P", "RAWX".into(), "parent image column");
+    add("CUNIT1P", "pixel".into(), "");
+    add("CRPIX1P", HeaderValue::Float(1.0), "");
+    add(
+        "CRVAL1P",
+        HeaderValue::Float((g.x0 + 1) as f64),
+        "parent column of cutout column 1",
+    );
+    add("CDELT1P", HeaderValue::Float(1.0), "");
+    add("CTYPE2P", "RAWY".into(), "parent image row");
+    add("CUNIT2P", "pixel".into(), "");
+    add("CRPIX2P", HeaderValue::Float(1.0), "");
+    add(
+        "CRVAL2P",
+        HeaderValue::Float((g.y0 + 1) as f64),
+        "parent row of cutout row 1",
+    );
+    add("CDELT2P", HeaderValue::Float(1.0), "");
+    if let Some(id) = provenance.object_id {
+        add(
+            "ORIGOBJ",
+            HeaderValue::Int(id),
+            "wisecut object_id of the parent frame",
+        );
+    }
+    add(
+        "ORIGFILE",
+        HeaderValue::Str(provenance.file.clone()),
+        "parent file",
+    );
+    add(
+        "ORIGHDU",
+        HeaderValue::Int(source.hdu() as i64),
+        "parent HDU (0 = primary)",
+    );
+    add(
+        "ORIGX0",
+        HeaderValue::Int(g.x0),
+        "parent x = cutout x + ORIGX0",
+    );
+    add(
+        "ORIGY0",
+        HeaderValue::Int(g.y0),
+        "parent y = cutout y + ORIGY0",
+    );
+    add(
+        "CUTX",
+        HeaderValue::Float(g.x),
+        "requested centre, parent pixel x",
+    );
+    add(
+        "CUTY",
+        HeaderValue::Float(g.y),
+        "requested centre, parent pixel y",
+    );
+    if let Center::Sky { ra, dec } = spec.center {
+        add("CUTRA", HeaderValue::Float(ra), "[deg] requested centre RA");
+        add(
+            "CUTDEC",
+            HeaderValue::Float(dec),
+            "[deg] requested centre Dec",
+        );
+    }
+    add(
+        "NPADPIX",
+        HeaderValue::Int(g.padded as i64),
+        "pixels outside the parent image",
+    );
+    if linearized {
+        add(
+            "FLUXLIN",
+            HeaderValue::Bool(true),
+            "asinh BSOFTEN/BOFFSET values made linear",
+        );
+    }
+    add(
+        "WISECUT",
+        HeaderValue::Str(crate::VERSION.to_owned()),
+        "wisecut version",
+    );
+    if let Some(url) = &provenance.object_url {
+        add(
+            "ORIGURL",
+            HeaderValue::Str(url.clone()),
+            "object view of the parent",
+        );
+    }
+    cards
+}
+
+/// Side of a cutout when the request gives no size, in pixels.
+pub const DEFAULT_SIZE_PX: f64 = 128.0;
+
+/// The textual parameters of a cutout request, as the HTTP API and the CLI
+/// receive them; [`SpecParams::parse`] is the one place that validates them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpecParams<'a> {
+    /// `ra`: degrees or sexagesimal hours.
+    pub ra: Option<&'a str>,
+    /// `dec`: degrees or sexagesimal degrees.
+    pub dec: Option<&'a str>,
+    /// `x`: FITS 1-based column.
+    pub x: Option<&'a str>,
+    /// `y`: FITS 1-based row.
+    pub y: Option<&'a str>,
+    /// `size`: square side.
+    pub size: Option<&'a str>,
+    /// `width`.
+    pub width: Option<&'a str>,
+    /// `height`.
+    pub height: Option<&'a str>,
+    /// `unit`: px, arcsec, arcmin, deg.
+    pub unit: Option<&'a str>,
+    /// Keep asinh-compressed values.
+    pub raw: bool,
+}
+
+/// A rejected request parameter: which one and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{param}: {message}")]
+pub struct ParamError {
+    /// The parameter's name.
+    pub param: &'static str,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl ParamError {
+    /// An error about `param`.
+    pub fn new(param: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            param,
+            message: message.into(),
+        }
+    }
+}
+
+impl SpecParams<'_> {
+    /// Validates the parameters into a [`CutoutSpec`]. A position is either
+    /// `ra` + `dec` or `x` + `y`; a size is `size` or `width` + `height` (one
+    /// of them alone is taken as square), [`DEFAULT_SIZE_PX`] pixels when
+    /// absent.
+    pub fn parse(&self, max_side: usize) -> Result<CutoutSpec, ParamError> {
+        let number = |param: &'static str, v: &str| -> Result<f64, ParamError> {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| ParamError::new(param, format!("{v:?} is not a finite number")))
+        };
+        let center = match (self.ra, self.dec, self.x, self.y) {
+            (Some(ra), Some(dec), None, None) => Center::Sky {
+                ra: parse_ra(ra).map_err(|m| ParamError::new("ra", m))?,
+                dec: parse_dec(dec).map_err(|m| ParamError::new("dec", m))?,
+            },
+            (None, None, Some(x), Some(y)) => Center::Pixel {
+                x: number("x", x)?,
+                y: number("y", y)?,
+            },
+            (Some(_), None, None, None) => {
+                return Err(ParamError::new("dec", "missing: ra needs dec"));
+            }
+            (None, Some(_), None, None) => {
+                return Err(ParamError::new("ra", "missing: dec needs ra"));
+            }
+            (None, None, Some(_), None) => return Err(ParamError::new("y", "missing: x needs y")),
+            (None, None, None, Some(_)) => return Err(ParamError::new("x", "missing: y needs x")),
+            (None, None, None, None) => {
+                return Err(ParamError::new(
+                    "ra",
+                    "missing: give the centre as ra and dec (degrees or sexagesimal) or as x and y (FITS pixels)",
+                ));
+            }
+            _ => {
+                return Err(ParamError::new(
+                    "x",
+                    "give the centre either as ra and dec or as x and y, not both",
+                ));
+            }
+        };
+        let unit = match self.unit {
+            None => SizeUnit::Pixel,
+            Some(u) => SizeUnit::parse(u).ok_or_else(|| {
+                ParamError::new(
+                    "unit",
+                    format!(
+                        "{u:?} is not a unit; allowed: {}",
+                        SizeUnit::ALL.map(SizeUnit::name).join(", ")
+                    ),
+                )
+            })?,
+        };
+        let size = self.size.map(|v| number("size", v)).transpose()?;
+        let width = self.width.map(|v| number("width", v)).transpose()?;
+        let height = self.height.map(|v| number("height", v)).transpose()?;
+        let (width, height) = match (size, width, height) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(ParamError::new(
+                    "size",
+                    "give either size or width/height, not both",
+                ));
+            }
+            (Some(s), None, None) => (s, s),
+            (None, Some(w), Some(h)) => (w, h),
+            (None, Some(w), None) => (w, w),
+            (None, None, Some(h)) => (h, h),
+            (None, None, None) => {
+                if unit != SizeUnit::Pixel {
+                    return Err(ParamError::new(
+                        "size",
+                        "missing: a unit was given but no size",
+                    ));
+                }
+                (DEFAULT_SIZE_PX, DEFAULT_SIZE_PX)
+            }
+        };
+        for (param, v) in [("width", width), ("height", height)] {
+            if v <= 0.0 {
+                return Err(ParamError::new(
+                    param,
+                    format!("{v} is not a positive size"),
+                ));
+            }
+            if unit == SizeUnit::Pixel && v.round_ties_even() > max_side as f64 {
+                return Err(ParamError::new(
+                    if size.is_some() { "size" } else { param },
+                    format!("{v} px is over the limit of {max_side} px per side"),
+                ));
+            }
+        }
+        Ok(CutoutSpec {
+            center,
+            size: Size {
+                width,
+                height,
+                unit,
+            },
+            raw_values: self.raw,
+            max_side,
+        })
+    }
+}
+
+/// Parses a right ascension: decimal degrees, or sexagesimal hours
+/// (`12:34:56.7`, `12 34 56.7`, `12h34m56.7s`). The result is in [0, 360).
+pub fn parse_ra(text: &str) -> Result<f64, String> {
+    let value = parse_angle(text, 15.0)?;
+    if !(0.0..=360.0).contains(&value) {
+        return Err(format!("{text:?} is outside 0..360 degrees"));
+    }
+    Ok(value.rem_euclid(360.0))
+}
+
+/// Parses a declination: decimal degrees, or sexagesimal degrees
+/// (`-12:34:56`, `-12 34 56`, `-12d34m56s`), within ±90.
+pub fn parse_dec(text: &str) -> Result<f64, String> {
+    let value = parse_angle(text, 1.0)?;
+    if !(-90.0..=90.0).contains(&value) {
+        return Err(format!("{text:?} is outside -90..+90 degrees"));
+    }
+    Ok(value)
+}
+
+/// A decimal number (degrees), or three sexagesimal fields in units of
+/// `unit` degrees for the first field.
+fn parse_angle(text: &str, unit: f64) -> Result<f64, String> {
+    let t = text.trim();
+    if let Ok(v) = t.parse::<f64>() {
+        return if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(format!("{text:?} is not a finite number"))
+        };
+    }
+    let negative = t.starts_with('-');
+    let body = t.trim_start_matches(['-', '+']);
+    let fields: Vec<&str> = body
+        .split(|c: char| c == ':' || c.is_whitespace() || "hdms°'\"".contains(c))
+        .filter(|f| !f.is_empty())
+        .collect();
+    let bad = || {
+        format!(
+            "{text:?} is neither decimal degrees nor sexagesimal like 12:34:56.7 or 12h34m56.7s"
+        )
+    };
+    if fields.is_empty() || fields.len() > 3 {
+        return Err(bad());
+    }
+    let mut parts = [0.0f64; 3];
+    for (i, f) in fields.iter().enumerate() {
+        parts[i] = f.parse().map_err(|_| bad())?;
+        if !parts[i].is_finite() || parts[i] < 0.0 || (i > 0 && parts[i] >= 60.0) {
+            return Err(bad());
+        }
+    }
+    let v = (parts[0] + parts[1] / 60.0 + parts[2] / 3600.0) * unit;
+    Ok(if negative { -v } else { v })
+}
+
+impl fmt::Display for Geometry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}x{} px at parent offset ({}, {}), {} padded",
+            self.width, self.height, self.x0, self.y0, self.padded
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_matches_cutout2d_convention() {
+        // Odd size centred on a pixel centre: the centre pixel is in the middle.
+        let g = place(10.0, 20.0, 5, 5, 100, 100).unwrap();
+        assert_eq!((g.x0, g.y0), (7, 17)); // parent pixels 8..12 (1-based)
+        // Even size: ceil((x-1) - n/2).
+        let g = place(10.0, 10.0, 4, 4, 100, 100).unwrap();
+        assert_eq!(g.x0, 7);
+        let g = place(10.6, 10.4, 4, 4, 100, 100).unwrap();
+        assert_eq!((g.x0, g.y0), (8, 8));
+        // Exact half pixel rounds upward.
+        let g = place(10.5, 10.5, 3, 3, 100, 100).unwrap();
+        assert_eq!(g.x0, 8);
+    }
+
+    #[test]
+    fn padding_and_no_overlap() {
+        let g = place(1.0, 1.0, 5, 5, 100, 100).unwrap();
+        assert_eq!((g.x0, g.y0), (-2, -2));
+        assert_eq!(g.padded, 25 - 9);
+        assert_eq!(g.overlap(100, 100), (0, 0, 3, 3));
+        let g = place(100.0, 50.0, 4, 2, 100, 100).unwrap();
+        assert_eq!(g.overlap(100, 100), (97, 48, 3, 2));
+        assert_eq!(g.padded, 2);
+        assert!(matches!(
+            place(-10.0, 50.0, 5, 5, 100, 100),
+            Err(CutoutError::NoOverlap { .. })
+        ));
+        // Touching the edge from outside is no overlap (astropy agrees).
+        assert!(place(-2.0, 50.0, 4, 4, 100, 100).is_err());
+        assert!(place(f64::NAN, 50.0, 4, 4, 100, 100).is_err());
+    }
+
+    #[test]
+    fn sexagesimal() {
+        assert!((parse_ra("12:30:00").unwrap() - 187.5).abs() < 1e-12);
+        assert!((parse_ra("12h30m36s").unwrap() - 187.65).abs() < 1e-12);
+        assert!((parse_dec("-12:30:36").unwrap() + 12.51).abs() < 1e-12);
+        assert!((parse_dec("-00 30 00").unwrap() + 0.5).abs() < 1e-12);
+        assert_eq!(parse_dec("45.5").unwrap(), 45.5);
+        assert!(parse_dec("91").is_err());
+        assert!(parse_ra("-1").is_err());
+        assert!(parse_ra("12:61:00").is_err());
+        assert!(parse_ra("abc").is_err());
+        assert!(parse_ra("nan").is_err());
+    }
+
+    #[test]
+    fn legacy_keys() {
+        assert_eq!(modern_matrix_key("PC001002").as_deref(), Some("PC1_2"));
+        assert_eq!(modern_matrix_key("PC1_2"), None);
+        assert_eq!(crpix_axis("CRPIX1"), Some(1));
+        assert_eq!(crpix_axis("CRPIX2A"), Some(2));
+        assert_eq!(crpix_axis("CRPIX3"), None);
+        assert!(dropped("NAXIS1") && dropped("ZTILE1") && !dropped("ZPOINT"));
+    }
+}

@@ -1,0 +1,550 @@
+//! Fast region reads for cutouts: an opened image HDU ([`PixelSource`]) that
+//! keeps what every request would otherwise re-derive, and a small cache of
+//! them ([`SourceCache`]).
+//!
+//! Three ways to reach the pixels, chosen when a source is opened:
+//!
+//! * **Plain images** are read with positional reads (`pread`) straight from
+//!   the data unit whose offset cfitsio reported once: one read per cutout row,
+//!   no cfitsio call per request, safe from any number of threads at once.
+//! * **Tile-compressed images with compact tiles** (e.g. 256×256) go through
+//!   cfitsio, which decompresses only the tiles a region touches.
+//! * **Tile-compressed images with wide tiles** (row tiles, as Pan-STARRS
+//!   stores its stacks) would make every cutout decompress whole image rows —
+//!   a 240-pixel cutout of a 6000-pixel-wide image touches 1.4 M pixels. Such
+//!   an image is decompressed once into a *sidecar*: a raw, uncompressed copy
+//!   of its (scaled) values under a size-bounded directory ([`Sidecars`]),
+//!   after which it is served like a plain image. This is the "re-tiling"
+//!   option, with the trivial tiling of an uncompressed array.
+//!
+//! Values come back as [`Region`]: the stored values unchanged for plain
+//! images, or BSCALE/BZERO-applied values with NaN for undefined pixels for
+//! the other two paths (cfitsio hands compressed pixels back that way); the
+//! cutout code turns either into its output without loss.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+
+use crate::imaging::fits::{self, Card, FitsError, RawPixels};
+use crate::imaging::wcs::{Header, KeywordSource, Wcs, WcsKeywords};
+
+/// BSCALE, BZERO and BLANK of an image HDU.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scaling {
+    /// `BSCALE` (1 when absent).
+    pub bscale: f64,
+    /// `BZERO` (0 when absent).
+    pub bzero: f64,
+    /// `BLANK`, for integer images that declare one.
+    pub blank: Option<i64>,
+}
+
+impl Scaling {
+    /// Whether BSCALE/BZERO change the stored values.
+    pub fn is_identity(&self) -> bool {
+        self.bscale == 1.0 && self.bzero == 0.0
+    }
+}
+
+/// Pixels of a region, in one of two exact representations.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Region {
+    /// The stored values, unscaled, with `BLANK` (if any) marking undefined
+    /// pixels.
+    Raw(RawPixels),
+    /// Physical values (BSCALE/BZERO applied), NaN for undefined pixels.
+    Scaled(Vec<f64>),
+}
+
+/// How a source reaches its pixels.
+#[derive(Debug)]
+enum Access {
+    Plain { file: File, offset: u64 },
+    Compressed { tile: (usize, usize) },
+    Sidecar { file: File, double: bool },
+}
+
+/// What identifies the version of a file on disk: a replaced or rewritten
+/// file gets a new source (and a new sidecar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Result<Self, FitsError> {
+        let meta = std::fs::metadata(path).map_err(|source| FitsError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+}
+
+/// An opened image HDU, ready for any number of concurrent region reads.
+#[derive(Debug)]
+pub struct PixelSource {
+    path: PathBuf,
+    hdu: usize,
+    /// `NAXIS1`.
+    pub width: usize,
+    /// `NAXIS2`.
+    pub height: usize,
+    /// `BITPIX` of the stored (uncompressed) image.
+    pub bitpix: i32,
+    /// The header as cfitsio presents it (for a compressed image: the header
+    /// of the uncompressed image).
+    pub header: Vec<Card>,
+    /// BSCALE / BZERO / BLANK from the header.
+    pub scaling: Scaling,
+    /// The celestial WCS, if the header has a usable one.
+    pub wcs: Option<Wcs>,
+    /// Why the header's WCS could not be used, when it has one that is not.
+    pub wcs_problem: Option<String>,
+    access: Access,
+    stamp: FileStamp,
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> FitsError {
+    FitsError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl PixelSource {
+    /// Opens image HDU `hdu` (zero-based) of `path`. With `sidecars`, a
+    /// compressed image whose tiles make cutouts expensive is decompressed
+    /// once into a sidecar (see the module documentation).
+    pub fn open(path: &Path, hdu: usize, sidecars: Option<&Sidecars>) -> Result<Self, FitsError> {
+        let stamp = FileStamp::of(path)?;
+        let layout = fits::hdu_layout(path, hdu)?;
+        let header = fits::read_header(path, hdu)?;
+        let keys = Header::new(&header);
+        let integer = layout.info.bitpix > 0;
+        let scaling = Scaling {
+            bscale: keys.number("BSCALE").unwrap_or(1.0),
+            bzero: keys.number("BZERO").unwrap_or(0.0),
+            blank: if integer {
+                keys.number("BLANK").map(|v| v as i64)
+            } else {
+                None
+            },
+        };
+        let (width, height) = (layout.info.width, layout.info.height);
+        let (wcs, wcs_problem) = match WcsKeywords::from_header(&keys) {
+            Ok(Some(kw)) => match Wcs::new(&kw, width, height) {
+                Ok(w) => (Some(w), None),
+                Err(e) => (None, Some(e.to_string())),
+            },
+            Ok(None) => (None, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let access = match (layout.data_offset, layout.tile) {
+            (Some(offset), _) => Access::Plain {
+                file: File::open(path).map_err(|e| io_error(path, e))?,
+                offset,
+            },
+            (None, Some(tile)) => match sidecars {
+                Some(store) if wide_tiles(width, height, tile) => {
+                    store.sidecar_for(path, hdu, stamp, &layout.info)?
+                }
+                _ => Access::Compressed { tile },
+            },
+            (None, None) => Access::Compressed { tile: (width, 1) },
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            hdu,
+            width,
+            height,
+            bitpix: layout.info.bitpix,
+            header,
+            scaling,
+            wcs,
+            wcs_problem,
+            access,
+            stamp,
+        })
+    }
+
+    /// The file this source reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The zero-based HDU this source reads.
+    pub fn hdu(&self) -> usize {
+        self.hdu
+    }
+
+    /// How the pixels are reached: `plain`, `compressed` or `sidecar`.
+    pub fn access(&self) -> &'static str {
+        match self.access {
+            Access::Plain { .. } => "plain",
+            Access::Compressed { .. } => "compressed",
+            Access::Sidecar { .. } => "sidecar",
+        }
+    }
+
+    /// The tile size of a compressed image (also when served from a sidecar
+    /// the original tiling is not reported; `None` then).
+    pub fn tile(&self) -> Option<(usize, usize)> {
+        match self.access {
+            Access::Compressed { tile } => Some(tile),
+            _ => None,
+        }
+    }
+
+    /// Reads `[x0, x0+w) × [y0, y0+h)` (zero-based, inside the image).
+    pub fn read(&self, x0: usize, y0: usize, w: usize, h: usize) -> Result<Region, FitsError> {
+        let inside = |start: usize, len: usize, size: usize| {
+            start.checked_add(len).is_some_and(|end| end <= size)
+        };
+        if !inside(x0, w, self.width) || !inside(y0, h, self.height) {
+            return Err(FitsError::Invalid {
+                path: self.path.clone(),
+                message: format!(
+                    "region x {x0}+{w}, y {y0}+{h} lies outside the {}x{} image",
+                    self.width, self.height
+                ),
+            });
+        }
+        match &self.access {
+            Access::Plain { file, offset } => {
+                let bpp = (self.bitpix.unsigned_abs() / 8) as usize;
+                let bytes = self.read_rows(file, *offset, bpp, x0, y0, w, h)?;
+                RawPixels::from_be_bytes(self.bitpix, &bytes)
+                    .map(Region::Raw)
+                    .ok_or_else(|| FitsError::Invalid {
+                        path: self.path.clone(),
+                        message: format!("BITPIX {} cannot be decoded", self.bitpix),
+                    })
+            }
+            Access::Compressed { .. } => {
+                fits::read_region_f64(&self.path, self.hdu, x0, y0, w, h).map(Region::Scaled)
+            }
+            Access::Sidecar { file, double } => {
+                let bpp = if *double { 8 } else { 4 };
+                let bytes = self.read_rows(file, 0, bpp, x0, y0, w, h)?;
+                let values = if *double {
+                    bytes
+                        .chunks_exact(8)
+                        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                        .collect()
+                } else {
+                    bytes
+                        .chunks_exact(4)
+                        .map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))))
+                        .collect()
+                };
+                Ok(Region::Scaled(values))
+            }
+        }
+    }
+
+    /// Positional reads of `h` rows of `w` pixels of `bpp` bytes from an
+    /// array of `self.width` columns starting at byte `offset`: one read per
+    /// row, or one for all rows when they are contiguous.
+    fn read_rows(
+        &self,
+        file: &File,
+        offset: u64,
+        bpp: usize,
+        x0: usize,
+        y0: usize,
+        w: usize,
+        h: usize,
+    ) -> Result<Vec<u8>, FitsError> {
+        let row_bytes = w * bpp;
+        let mut buf = vec![0u8; row_bytes * h];
+        if row_bytes == 0 {
+            return Ok(buf);
+        }
+        let at = |row: usize| offset + ((row * self.width + x0) * bpp) as u64;
+        if w == self.width {
+            file.read_exact_at(&mut buf, at(y0))
+                .map_err(|e| io_error(&self.path, e))?;
+        } else {
+            for (r, chunk) in buf.chunks_exact_mut(row_bytes).enumerate() {
+                file.read_exact_at(chunk, at(y0 + r))
+                    .map_err(|e| io_error(&self.path, e))?;
+            }
+        }
+        Ok(buf)
+    }
+}
+
+/// Whether a typical cutout (256×256) of an image with this tiling would
+/// decompress far more than it returns: more than 16 times its own area and
+/// more than a million pixels. Row tiles of any large image qualify; 256×256
+/// tiles (4 tiles at worst) do not, nor does any small image.
+fn wide_tiles(width: usize, height: usize, tile: (usize, usize)) -> bool {
+    const PROBE: usize = 256;
+    let span = |size: usize, t: usize| {
+        let t = t.clamp(1, size.max(1));
+        ((PROBE.min(size)).div_ceil(t) + 1).min(size.div_ceil(t)) * t
+    };
+    let touched = span(width, tile.0) * span(height, tile.1);
+    let area = PROBE.min(width) * PROBE.min(height);
+    touched > 16 * area && touched > 1_000_000
+}
+
+/// A size-bounded directory of decompressed copies of wide-tiled images.
+///
+/// A sidecar is named after the file's path, length, modification time and
+/// HDU, so a changed file never meets a stale copy. It holds the image's
+/// physical values (BSCALE/BZERO applied, NaN for undefined pixels) as
+/// little-endian f32 — exact for 8- and 16-bit integers and f32 — or f64 for
+/// the other types. When the directory would exceed its bound, the least
+/// recently created sidecars are removed; an image larger than the whole
+/// bound is served compressed instead.
+#[derive(Debug)]
+pub struct Sidecars {
+    dir: PathBuf,
+    max_bytes: u64,
+    /// Serialises creation, so two requests for the same new image
+    /// decompress it once.
+    creating: Mutex<()>,
+}
+
+impl Sidecars {
+    /// A store in `dir` (created if absent) holding at most `max_bytes`.
+    pub fn new(dir: impl Into<PathBuf>, max_bytes: u64) -> std::io::Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        // Leftovers of an interrupted creation are useless.
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            if entry.path().extension().is_some_and(|e| e == "part") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(Self {
+            dir,
+            max_bytes,
+            creating: Mutex::new(()),
+        })
+    }
+
+    /// Total bytes of the sidecars on disk now.
+    pub fn bytes(&self) -> u64 {
+        self.entries().iter().map(|(_, len, _)| len).sum()
+    }
+
+    fn entries(&self) -> Vec<(PathBuf, u64, SystemTime)> {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "raw"))
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                Some((e.path(), meta.len(), meta.modified().ok()?))
+            })
+            .collect()
+    }
+
+    fn sidecar_for(
+        &self,
+        path: &Path,
+        hdu: usize,
+        stamp: FileStamp,
+        info: &fits::ImageInfo,
+    ) -> Result<Access, FitsError> {
+        let double = !matches!(info.bitpix, 8 | 16 | -32);
+        let bpp: u64 = if double { 8 } else { 4 };
+        let size = info.width as u64 * info.height as u64 * bpp;
+        let tile = (info.width, 1);
+        if size > self.max_bytes {
+            return Ok(Access::Compressed { tile });
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(path.to_string_lossy().as_bytes());
+        hasher.update(stamp.len.to_le_bytes());
+        let nanos = stamp
+            .modified
+            .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        hasher.update(nanos.to_le_bytes());
+        hasher.update((hdu as u64).to_le_bytes());
+        let name = hex::encode(&hasher.finalize()[..16]);
+        let target = self.dir.join(format!("{name}.raw"));
+
+        let _guard = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(file) = File::open(&target)
+            && file.metadata().is_ok_and(|m| m.len() == size)
+        {
+            // Mark it as recently used for eviction.
+            let _ = file.set_modified(SystemTime::now());
+            return Ok(Access::Sidecar { file, double });
+        }
+        self.make_room(size);
+        let part = self.dir.join(format!("{name}.part"));
+        let written = write_sidecar(path, hdu, info, double, &part);
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&part);
+            return Err(e);
+        }
+        std::fs::rename(&part, &target).map_err(|e| io_error(&target, e))?;
+        let file = File::open(&target).map_err(|e| io_error(&target, e))?;
+        Ok(Access::Sidecar { file, double })
+    }
+
+    /// Removes the oldest sidecars until `incoming` more bytes fit.
+    fn make_room(&self, incoming: u64) {
+        let mut entries = self.entries();
+        let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+        entries.sort_by_key(|(_, _, modified)| *modified);
+        for (path, len, _) in entries {
+            if total + incoming <= self.max_bytes {
+                break;
+            }
+            // A reader that still has the file open keeps reading it: on Unix
+            // removal only drops the name.
+            if std::fs::remove_file(&path).is_ok() {
+                total -= len;
+            }
+        }
+    }
+}
+
+/// Decompresses the image band by band (about 8 M pixels at a time, so memory
+/// stays bounded) into `part`.
+fn write_sidecar(
+    path: &Path,
+    hdu: usize,
+    info: &fits::ImageInfo,
+    double: bool,
+    part: &Path,
+) -> Result<(), FitsError> {
+    use std::io::Write;
+    let file = File::create(part).map_err(|e| io_error(part, e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let band = (8_000_000 / info.width.max(1)).max(1);
+    let mut y = 0;
+    while y < info.height {
+        let h = band.min(info.height - y);
+        let values = fits::read_region_f64(path, hdu, 0, y, info.width, h)?;
+        let mut bytes = Vec::with_capacity(values.len() * if double { 8 } else { 4 });
+        for v in values {
+            if double {
+                bytes.extend_from_slice(&v.to_le_bytes());
+            } else {
+                bytes.extend_from_slice(&(v as f32).to_le_bytes());
+            }
+        }
+        out.write_all(&bytes).map_err(|e| io_error(part, e))?;
+        y += h;
+    }
+    out.into_inner()
+        .map_err(|e| io_error(part, e.into_error()))?
+        .sync_all()
+        .map_err(|e| io_error(part, e))
+}
+
+/// A bounded cache of opened sources, keyed by (path, HDU). Each lookup checks
+/// the file's length and modification time, so a replaced file is reopened.
+#[derive(Debug)]
+pub struct SourceCache {
+    capacity: usize,
+    sidecars: Option<Sidecars>,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    tick: u64,
+    entries: HashMap<(PathBuf, usize), (Arc<PixelSource>, u64)>,
+}
+
+impl SourceCache {
+    /// A cache of at most `capacity` open sources (each holds one file
+    /// descriptor), optionally with a sidecar store for wide-tiled images.
+    pub fn new(capacity: usize, sidecars: Option<Sidecars>) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            sidecars,
+            state: Mutex::new(CacheState::default()),
+        }
+    }
+
+    /// The sidecar store, if any.
+    pub fn sidecars(&self) -> Option<&Sidecars> {
+        self.sidecars.as_ref()
+    }
+
+    /// The source for image HDU `hdu` of `path`, opened on first use.
+    pub fn get(&self, path: &Path, hdu: usize) -> Result<Arc<PixelSource>, FitsError> {
+        let stamp = FileStamp::of(path)?;
+        let key = (path.to_path_buf(), hdu);
+        {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.tick += 1;
+            let tick = state.tick;
+            if let Some((source, used)) = state.entries.get_mut(&key)
+                && source.stamp == stamp
+            {
+                *used = tick;
+                return Ok(Arc::clone(source));
+            }
+        }
+        // Opening reads the header (and may build a sidecar): done without
+        // the lock so other sources stay available meanwhile.
+        let source = Arc::new(PixelSource::open(path, hdu, self.sidecars.as_ref())?);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.tick += 1;
+        let tick = state.tick;
+        state.entries.insert(key, (Arc::clone(&source), tick));
+        while state.entries.len() > self.capacity {
+            let oldest = state
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => state.entries.remove(&k),
+                None => break,
+            };
+        }
+        Ok(source)
+    }
+
+    /// Number of sources held open.
+    pub fn len(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entries
+            .len()
+    }
+
+    /// Whether no source is held open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_tile_rule() {
+        // Pan-STARRS-like row tiles of a big image: sidecar.
+        assert!(wide_tiles(6000, 6000, (6000, 1)));
+        // Square tiles: cfitsio reads only the tiles it needs.
+        assert!(!wide_tiles(6000, 6000, (256, 256)));
+        // A small image is cheap to decompress whatever its tiles.
+        assert!(!wide_tiles(512, 512, (512, 1)));
+    }
+}
