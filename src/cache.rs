@@ -679,7 +679,7 @@ impl Inner {
             if st
                 .index
                 .get(key)
-                .is_some_and(|e| e.generation == generation && false)
+                .is_some_and(|e| e.generation == generation)
             {
                 st.remove(key);
                 true
@@ -870,13 +870,11 @@ mod tests {
 
     /// Stores `len` bytes under `name` and checks the bound afterwards.
     async fn put(cache: &DiskCache, name: &str, len: usize) -> Outcome {
-        let (bytes, outcome) = cache
-            .get_or_make(
-                key(name),
-                || async move { Ok::<_, String>(data(name, len)) },
-            )
-            .await
-            .unwrap();
+        let made = cache.get_or_make(
+            key(name),
+            || async move { Ok::<_, String>(data(name, len)) },
+        );
+        let (bytes, outcome) = timeout(LIMIT, made).await.expect("hung").unwrap();
         assert_eq!(bytes.len(), len);
         assert_bound(cache);
         outcome
@@ -959,7 +957,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(cache.path_of(&key("a")).is_file());
         assert_eq!(cache.get(key("a")).await, Some(first));
-        assert_eq!(cache.get(key("b")).await, None);
+        assert_eq!(timeout(LIMIT, cache.get(key("b"))).await.unwrap(), None);
         let s = cache.stats();
         assert_eq!((s.entries, s.bytes, s.hits, s.misses), (1, 1000, 2, 1));
         assert_bound(&cache);
@@ -1123,12 +1121,10 @@ mod tests {
     }
 
     async fn put_hit(cache: &DiskCache, name: &str) -> (Bytes, Outcome) {
-        cache
-            .get_or_make(key(name), || async {
-                Err::<Vec<u8>, _>("should have been a hit".to_string())
-            })
-            .await
-            .unwrap()
+        let hit = cache.get_or_make(key(name), || async {
+            Err::<Vec<u8>, _>("should have been a hit".to_string())
+        });
+        timeout(LIMIT, hit).await.expect("hung").unwrap()
     }
 
     #[tokio::test]
@@ -1322,7 +1318,7 @@ mod tests {
         assert_eq!(put(&cache, "a", 10).await, Outcome::Made);
         // Truncated behind our back: must not be served.
         fs::write(cache.path_of(&key("b")), b"short").unwrap();
-        assert_eq!(cache.get(key("b")).await, None);
+        assert_eq!(timeout(LIMIT, cache.get(key("b"))).await.unwrap(), None);
         assert!(!cache.path_of(&key("b")).exists());
         assert_eq!(put(&cache, "b", 10).await, Outcome::Made);
         assert_eq!(put(&cache, "b", 10).await, Outcome::Hit);

@@ -67,7 +67,23 @@ pub struct CutoutArgs {
     /// Keep asinh-compressed (BSOFTEN/BOFFSET) values as stored.
     #[arg(long)]
     pub raw: bool,
-    /// Output FITS file (must not exist).
+    /// Output format: fits, png, png16 or jpg.
+    #[arg(long, default_value = "fits")]
+    pub format: String,
+    /// Stretch for images: linear, sqrt, log, asinh or histeq.
+    #[arg(long, default_value = "linear")]
+    pub stretch: String,
+    /// Interval for images: minmax, percentile[:P], zscale or manual (with
+    /// --min/--max).
+    #[arg(long, default_value = "percentile")]
+    pub interval: String,
+    /// Data value shown black (interval manual).
+    #[arg(long, allow_hyphen_values = true)]
+    pub min: Option<f64>,
+    /// Data value shown white (interval manual).
+    #[arg(long, allow_hyphen_values = true)]
+    pub max: Option<f64>,
+    /// Output file (must not exist).
     #[arg(long, short)]
     pub out: PathBuf,
 }

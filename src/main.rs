@@ -213,7 +213,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
 /// file renamed into place), never over an existing file.
 fn cutout(args: CutoutArgs) -> anyhow::Result<()> {
     use wisecut::imaging::cutout::{self, Provenance, SpecParams};
-    use wisecut::imaging::{fits, pixels::PixelSource};
+    use wisecut::imaging::{fits, pixels::PixelSource, render};
     if args.out.exists() {
         bail!("--out {}: file exists; not overwriting", args.out.display());
     }
@@ -247,7 +247,27 @@ fn cutout(args: CutoutArgs) -> anyhow::Result<()> {
         object_url: None,
     };
     let cut = cutout::cut(&source, &spec, &provenance)?;
-    let bytes = cut.to_fits()?;
+    let image_format = match args.format.to_ascii_lowercase().as_str() {
+        "fits" => None,
+        "png" => Some(render::OutputFormat::Png8),
+        "png16" => Some(render::OutputFormat::Png16),
+        "jpg" | "jpeg" => Some(render::OutputFormat::Jpeg { quality: 90 }),
+        other => bail!("--format {other:?}: expected fits, png, png16 or jpg"),
+    };
+    let bytes = match image_format {
+        None => cut.to_fits()?,
+        Some(format) => {
+            let params = render::RenderParams {
+                stretch: render::Stretch::parse(&args.stretch)?,
+                interval: render::Interval::parse(&args.interval, args.min, args.max)?,
+                ..Default::default()
+            };
+            let rendered = render::render(&cut.to_image_f32(), &params)?;
+            // Scripts (and the astropy peer test) read the limits used.
+            println!("limits: {:?} {:?}", rendered.vmin, rendered.vmax);
+            render::encode(&rendered, format)?
+        }
+    };
     let tmp = args.out.with_extension("fits.part");
     std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;

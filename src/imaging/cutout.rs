@@ -419,7 +419,7 @@ pub fn extract(
     let (ox, oy, ow, oh) = geometry.overlap(source.width, source.height);
     let region = source.read(ox, oy, ow, oh)?;
 
-    let keys = Header::new(&source.header);
+    let keys = &source.keys;
     let asinh = match (keys.number("BSOFTEN"), keys.number("BOFFSET")) {
         (Some(soften), Some(offset)) if !spec.raw_values => Some((soften, offset)),
         _ => None,
@@ -430,15 +430,15 @@ pub fn extract(
         (ox as i64 - geometry.x0) as usize,
         (oy as i64 - geometry.y0) as usize,
     );
-    let dest = |i: usize| (dy + i / ow.max(1)) * width + dx + i % ow.max(1);
+    let place = Placement { width, dx, dy, ow };
 
     let (pixels, scaling, blank) = if let Some((soften, offset)) = asinh {
         let physical = physical_values(&region, &source.scaling);
         let mut out = vec![f32::NAN; n];
         let k = 0.4 * std::f64::consts::LN_10;
-        for (i, v) in physical.into_iter().enumerate() {
-            out[dest(i)] = (offset + soften * 2.0 * (v * k).sinh()) as f32;
-        }
+        place.rows(&mut out, &physical, |v| {
+            (offset + soften * 2.0 * (v * k).sinh()) as f32
+        });
         (RawPixels::F32(out), None, None)
     } else if source.bitpix < 0 {
         let mut out =
@@ -447,34 +447,26 @@ pub fn extract(
         match (&mut out, region) {
             (RawPixels::F32(o), Region::Raw(RawPixels::F32(v))) => {
                 o.fill(f32::NAN);
-                for (i, p) in v.into_iter().enumerate() {
-                    o[dest(i)] = p;
-                }
+                place.rows(o, &v, |p| p);
             }
             (RawPixels::F64(o), Region::Raw(RawPixels::F64(v))) => {
                 o.fill(f64::NAN);
-                for (i, p) in v.into_iter().enumerate() {
-                    o[dest(i)] = p;
-                }
+                place.rows(o, &v, |p| p);
             }
             (RawPixels::F32(o), Region::Scaled(v)) => {
                 o.fill(f32::NAN);
-                for (i, p) in v.into_iter().enumerate() {
-                    o[dest(i)] = ((p - s.bzero) / s.bscale) as f32;
-                }
+                place.rows(o, &v, |p| ((p - s.bzero) / s.bscale) as f32);
             }
             (RawPixels::F64(o), Region::Scaled(v)) => {
                 o.fill(f64::NAN);
-                for (i, p) in v.into_iter().enumerate() {
-                    o[dest(i)] = (p - s.bzero) / s.bscale;
-                }
+                place.rows(o, &v, |p| (p - s.bzero) / s.bscale);
             }
             _ => unreachable!("plain float images are read in their own type"),
         }
         let scaling = (!s.is_identity()).then_some((s.bscale, s.bzero));
         (out, scaling, None)
     } else {
-        let (out, blank) = integer_output(source, &region, n, geometry.padded > 0, &dest)?;
+        let (out, blank) = integer_output(source, &region, n, geometry.padded > 0, &place)?;
         let s = source.scaling;
         let scaling = (!s.is_identity()).then_some((s.bscale, s.bzero));
         (out, scaling, blank)
@@ -482,7 +474,7 @@ pub fn extract(
 
     let cards = header_cards(
         source,
-        &keys,
+        keys,
         &geometry,
         spec,
         provenance,
@@ -497,6 +489,31 @@ pub fn extract(
         cards,
         linearized: asinh.is_some(),
     })
+}
+
+/// Where the rows of a read region go in the cutout: `ow` pixels per row,
+/// starting at column `dx`, row `dy` of a cutout `width` pixels wide.
+struct Placement {
+    width: usize,
+    dx: usize,
+    dy: usize,
+    ow: usize,
+}
+
+impl Placement {
+    /// Copies `src` (rows of `ow` pixels) into `out`, converting each pixel
+    /// with `f`; a row at a time, so the inner loop is a plain slice walk.
+    fn rows<S: Copy, T>(&self, out: &mut [T], src: &[S], f: impl Fn(S) -> T) {
+        if self.ow == 0 {
+            return;
+        }
+        for (r, row) in src.chunks_exact(self.ow).enumerate() {
+            let start = (self.dy + r) * self.width + self.dx;
+            for (o, &p) in out[start..start + self.ow].iter_mut().zip(row) {
+                *o = f(p);
+            }
+        }
+    }
 }
 
 /// Physical values of a region (BSCALE/BZERO applied, NaN where undefined).
@@ -535,7 +552,7 @@ fn integer_output(
     region: &Region,
     n: usize,
     padded: bool,
-    dest: &dyn Fn(usize) -> usize,
+    place: &Placement,
 ) -> Result<(RawPixels, Option<i64>), CutoutError> {
     let s = source.scaling;
     // Stored values as i64 (None = undefined).
@@ -578,9 +595,7 @@ fn integer_output(
     };
     let fill = blank.unwrap_or(0);
     let mut out = vec![fill; n];
-    for (i, v) in stored.into_iter().enumerate() {
-        out[dest(i)] = v.unwrap_or(fill);
-    }
+    place.rows(&mut out, &stored, |v| v.unwrap_or(fill));
     let pixels = match source.bitpix {
         8 => RawPixels::U8(out.into_iter().map(|v| v as u8).collect()),
         16 => RawPixels::I16(out.into_iter().map(|v| v as i16).collect()),
@@ -666,15 +681,19 @@ fn header_cards(
     blank: Option<i64>,
     linearized: bool,
 ) -> Vec<Card> {
-    let mut seen = std::collections::HashSet::new();
-    let mut cards = Vec::with_capacity(source.header.len() + 32);
-    for card in &source.header {
+    let mut cards = Vec::with_capacity(source.writable.len() + 32);
+    for card in &source.writable {
         let key = card.key.as_str();
         if dropped(key) || (linearized && matches!(key, "BSOFTEN" | "BOFFSET")) {
             continue;
         }
         let mut card = card.clone();
         if let Some(modern) = modern_matrix_key(key) {
+            // WCSLIB prefers PCi_j over PC00i00j when both are present; keep
+            // only the one it uses.
+            if keys.get(&modern).is_some() {
+                continue;
+            }
             card.key = modern;
         }
         if let Some(axis) = crpix_axis(&card.key)
@@ -683,15 +702,9 @@ fn header_cards(
             let shift = if axis == 1 { g.x0 } else { g.y0 };
             card.value = HeaderValue::Float(v - shift as f64);
         }
-        let commentary = matches!(card.key.as_str(), "COMMENT" | "HISTORY" | "");
-        // Duplicated keywords happen in real headers; the first one is the
-        // one astropy and cfitsio report, so it is the one kept.
-        if !commentary && !seen.insert(card.key.clone()) {
-            continue;
-        }
-        if !fits::card_is_writable(&card) {
-            continue;
-        }
+        // `writable` already holds only the first of duplicated keywords
+        // (the one astropy and cfitsio report) and only cards that can be
+        // written.
         cards.push(card);
     }
 

@@ -2056,7 +2056,7 @@ impl RawPixels {
     /// unknown BITPIX or a length that is not a whole number of pixels.
     pub fn from_be_bytes(bitpix: i32, bytes: &[u8]) -> Option<Self> {
         fn decode<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Option<Vec<T>> {
-            if bytes.len() % N != 0 {
+            if !bytes.len().is_multiple_of(N) {
                 return None;
             }
             Some(

@@ -105,6 +105,12 @@ pub struct PixelSource {
     /// The header as cfitsio presents it (for a compressed image: the header
     /// of the uncompressed image).
     pub header: Vec<Card>,
+    /// The header indexed by keyword (first occurrence wins).
+    pub keys: Header,
+    /// The header cards that can be written again (valid keywords, printable
+    /// text), first occurrence of each keyword only: the starting point of
+    /// every cutout header, prepared once rather than per request.
+    pub writable: Vec<Card>,
     /// BSCALE / BZERO / BLANK from the header.
     pub scaling: Scaling,
     /// The celestial WCS, if the header has a usable one.
@@ -163,6 +169,15 @@ impl PixelSource {
             },
             (None, None) => Access::Compressed { tile: (width, 1) },
         };
+        let mut seen = std::collections::HashSet::new();
+        let writable = header
+            .iter()
+            .filter(|c| {
+                let commentary = matches!(c.key.as_str(), "COMMENT" | "HISTORY" | "");
+                (commentary || seen.insert(c.key.clone())) && fits::card_is_writable(c)
+            })
+            .cloned()
+            .collect();
         Ok(Self {
             path: path.to_path_buf(),
             hdu,
@@ -170,6 +185,8 @@ impl PixelSource {
             height,
             bitpix: layout.info.bitpix,
             header,
+            keys,
+            writable,
             scaling,
             wcs,
             wcs_problem,

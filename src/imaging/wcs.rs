@@ -410,6 +410,7 @@ impl Wcs {
 }
 
 /// Header cards as a keyword lookup.
+#[derive(Debug, Clone, Default)]
 pub struct Header(HashMap<String, HeaderValue>);
 
 impl Header {

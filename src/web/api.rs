@@ -417,7 +417,7 @@ impl Rendering {
     pub fn for_size(&self, w: usize, h: usize) -> RenderParams {
         RenderParams {
             output_size: self.output_size.map(|o| o.resolve(w, h)),
-            ..self.params.clone()
+            ..self.params
         }
     }
 }
@@ -481,9 +481,15 @@ pub async fn cutout(
 
     // Locate (and, for plain FITS, make) on a blocking thread: file access.
     let services = Arc::clone(&st.services);
-    let plan = tokio::task::spawn_blocking(move || plan_cutout(&services, request, if_none_match))
-        .await
-        .map_err(ApiError::internal)??;
+    let plan = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        plan_cutout(&services, request, if_none_match).map(|p| (p, t.elapsed()))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    // Server work: the blocking part (and the cache), without the wait for a
+    // free blocking thread.
+    let (plan, mut work) = plan;
     let (geometry, etag, body, limits, outcome) = match plan {
         Plan::NotModified { geometry, etag } => (geometry, etag, None, None, "revalidated"),
         Plan::Made {
@@ -497,6 +503,7 @@ pub async fn cutout(
             key,
             job,
         } => {
+            let t = Instant::now();
             let (bytes, outcome) = st
                 .services
                 .products
@@ -506,6 +513,7 @@ pub async fn cutout(
                         .map_err(ApiError::internal)?
                 })
                 .await?;
+            work += t.elapsed();
             let product = Product::unpack(&bytes).map_err(ApiError::internal)?;
             let outcome = match outcome {
                 Outcome::Hit => "cache-hit",
@@ -568,7 +576,11 @@ pub async fn cutout(
     set_named(
         &mut response,
         "server-timing",
-        &format!("cutout;dur={:.3}", started.elapsed().as_secs_f64() * 1000.0),
+        &format!(
+            "work;dur={:.3}, total;dur={:.3}",
+            work.as_secs_f64() * 1000.0,
+            started.elapsed().as_secs_f64() * 1000.0
+        ),
     );
     Ok(response)
 }
@@ -665,7 +677,7 @@ enum Plan {
         geometry: cutout::Geometry,
         etag: String,
         key: CacheKey,
-        job: CutoutJob,
+        job: Box<CutoutJob>,
     },
 }
 
@@ -713,7 +725,7 @@ fn plan_cutout(
         geometry,
         etag,
         key,
-        job,
+        job: Box::new(job),
     })
 }
 
@@ -878,7 +890,8 @@ pub async fn images(
             .min(n1 as f64 + 0.5 - x)
             .min(y - 0.5)
             .min(n2 as f64 + 0.5 - y);
-        if !(edge >= 0.0) {
+        // NaN (no valid position) is not inside either.
+        if edge.is_nan() || edge < 0.0 {
             continue;
         }
         let q = format!(

@@ -147,7 +147,7 @@ async fn a_fits_cutout_holds_the_parent_pixels_and_a_shifted_wcs() {
             .ends_with(&format!("/object/{}", f.target.object_id))
     );
     assert_eq!(r.header("x-wisecut-padded"), "0");
-    assert!(r.header("server-timing").starts_with("cutout;dur="));
+    assert!(r.header("server-timing").starts_with("work;dur="));
 
     // Revalidation: same request with the ETag → 304 without a body.
     let etag = r.header("etag").to_owned();

@@ -283,6 +283,36 @@ def check_bsoften():
     checked += 2
 
 
+def check_zscale(files):
+    """Rendering limits: wisecut's zscale and percentile intervals against
+    astropy's ZScaleInterval and PercentileInterval on the cutout's pixels."""
+    global checked
+    from astropy.visualization import PercentileInterval, ZScaleInterval
+
+    for name in ("cd", "rice_float", "u16"):
+        path, hdu = files[name]
+        for interval, ref in (("zscale", ZScaleInterval()),
+                              ("percentile:99.5", PercentileInterval(99.5))):
+            out = WORK / f"render_{name}_{checked}.png"
+            out.unlink(missing_ok=True)
+            args = [WISECUT, "cutout", str(path), "--hdu", str(hdu), "--x", "120.3", "--y",
+                    "90.8", "--width", "101", "--height", "77", "--format", "png", "--interval",
+                    interval, "-o", str(out)]
+            res = subprocess.run(args, capture_output=True, text=True)
+            if res.returncode != 0:
+                fail(f"render {name} {interval}: {res.stderr.strip()}")
+            mine = [float(v) for v in res.stdout.split("limits:")[1].split()]
+            fits_out = WORK / f"render_{name}_{checked}.fits"
+            fits_out.unlink(missing_ok=True)
+            run_cutout(path, hdu, fits_out, x=120.3, y=90.8, width=101, height=77)
+            data = fits.getdata(fits_out).astype(np.float64)
+            expect = ref.get_limits(data[np.isfinite(data)])
+            rel = max(abs(m - e) / max(abs(e), 1e-12) for m, e in zip(mine, expect))
+            if rel > 1e-5:
+                fail(f"{interval} limits on {name}: wisecut {mine}, astropy {expect}")
+            checked += 1
+
+
 def main():
     files = write_inputs()
     for name, (path, hdu) in files.items():
@@ -293,6 +323,7 @@ def main():
         for case in cases_for(wcs, nx, ny):
             compare(name, path, hdu, case, integer)
     check_bsoften()
+    check_zscale(files)
     print(
         f"cutout peer: checked {checked} cutouts against astropy Cutout2D "
         f"({', '.join(files)}), worst corner separation {worst_mas:.3g} mas"
