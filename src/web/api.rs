@@ -428,7 +428,23 @@ pub async fn cutout(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(query.as_deref(), CUTOUT_PARAMS)?;
+    let max = st.config.max_cutout_px;
+    cutout_response(st, &headers, query.as_deref(), max).await
+}
+
+/// A cutout response for a query string without the configured size limit:
+/// for pages of this server that show whole frames (thumbnails).
+pub async fn cutout_unbounded(st: AppState, query: &str) -> Result<Response, ApiError> {
+    cutout_response(st, &HeaderMap::new(), Some(query), usize::MAX).await
+}
+
+async fn cutout_response(
+    st: AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    max_side: usize,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(query, CUTOUT_PARAMS)?;
     let spec = cutout::SpecParams {
         ra: p.get("ra"),
         dec: p.get("dec"),
@@ -440,7 +456,7 @@ pub async fn cutout(
         unit: p.get("unit"),
         raw: p.flag("raw")?,
     }
-    .parse(st.config.max_cutout_px)?;
+    .parse(max_side)?;
     let format = Format::parse(p.get("format"), p.get("quality"))?;
     // Validated for every format, so a typo never passes silently; only
     // images use them.
@@ -696,6 +712,12 @@ fn plan_cutout(
         .map_err(|e| match &e {
             FitsError::NoSuchHdu { .. } | FitsError::NotAnImage { .. } => {
                 ApiError::bad(format!("hdu: {e}"))
+            }
+            FitsError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ApiError::not_found(format!(
+                    "frame {}: its file {} is missing from the data store",
+                    request.frame.object_id, request.frame.filename
+                ))
             }
             _ => ApiError::internal(e),
         })?;

@@ -5,7 +5,9 @@
 //! they parse, call the catalogue or a service, and render.
 
 pub mod api;
+pub mod browse;
 mod error;
+pub mod object;
 pub mod pages;
 
 pub use error::AppError;
@@ -68,6 +70,12 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::home))
         .route("/health", get(health))
+        .route("/tables", get(browse::tables))
+        .route("/table/{name}", get(browse::table))
+        .route("/table/{name}/{id}", get(browse::list_rows))
+        .route("/help", get(pages::help))
+        .route("/object/{id}", get(object::object))
+        .route("/thumb/{id}", get(object::thumbnail))
         .route("/api/cutout", get(api::cutout))
         .route("/api/images", get(api::images))
         .route("/static/style.css", get(stylesheet))

@@ -94,3 +94,26 @@ pub async fn home(State(state): State<AppState>) -> Result<Html<String>, AppErro
     };
     Ok(Html(page.render()?))
 }
+
+/// The help page.
+#[derive(Template)]
+#[template(path = "help.html")]
+pub struct HelpPage {
+    /// Operators of the query language.
+    pub operators: Vec<&'static str>,
+    /// Frame classes.
+    pub classes: Vec<&'static str>,
+}
+
+/// `GET /help`: the query syntax, the lineage tree and the cutout API.
+pub async fn help() -> Result<Html<String>, AppError> {
+    let page = HelpPage {
+        operators: crate::catalog::browse::Op::SPELLINGS
+            .iter()
+            .rev()
+            .map(|(s, _)| *s)
+            .collect(),
+        classes: crate::model::FrameClass::ALL.map(|c| c.name()).to_vec(),
+    };
+    Ok(Html(page.render()?))
+}

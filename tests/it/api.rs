@@ -565,3 +565,30 @@ async fn images_lists_covering_frames_best_first() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.text().starts_with("ra"));
 }
+
+#[tokio::test]
+async fn a_frame_whose_file_is_gone_is_a_404_naming_the_file() {
+    let db = common::ingested(common::sqlite().await).await;
+    // Same catalogue, but a data root without the files.
+    let empty = tempfile::tempdir().unwrap();
+    let config = wisecut::config::Config::new(
+        db.url.clone(),
+        empty.path().to_path_buf(),
+        empty.path().join("cache"),
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    let st = AppState::new(db.catalog.clone(), std::sync::Arc::new(config)).unwrap();
+    let f = first_frame(&st, FrameClass::ReducedScienceFrame).await;
+    let r = fetch(
+        &st,
+        &format!("/api/cutout?frame={}&x=10&y=10", f.target.object_id),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    assert!(
+        r.text().contains("missing") && r.text().contains(&f.filename),
+        "{}",
+        r.text()
+    );
+}

@@ -2,11 +2,13 @@
 //! fixtures in `common`.
 
 mod api;
+mod browse;
 mod cli;
 mod common;
 mod ingest;
 mod lineage;
 mod migrations;
+mod object;
 mod peer;
 mod sample;
 mod web;

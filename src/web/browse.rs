@@ -1,0 +1,534 @@
+//! The table browser: `/table/{name}` for every frame class, `SourceList`,
+//! `AssociateList`, and `/table/SourceList/{slid}` / `/table/AssociateList/{alid}`
+//! for the rows of one list. The whole query lives in the URL (`q` conditions,
+//! `sort`, `page`, `size`, `cols`), so any result can be bookmarked and
+//! shared; `format=csv|json` exports the same query.
+//!
+//! Works without JavaScript: the query form is a plain GET form.
+
+use askama::Template;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+
+use super::{AppError, AppState};
+use crate::catalog::browse::{self, Cell, Column, Dir, Op, PAGE_SIZES, Query, Table};
+use crate::ids::{Alid, Slid};
+use crate::model::FrameClass;
+
+/// Largest export without explicit paging.
+pub const EXPORT_LIMIT: u64 = 100_000;
+
+/// Parameters the table pages accept.
+const PARAMS: &[&str] = &["q", "sort", "page", "size", "cols", "format"];
+
+/// Query-string pairs in order (conditions repeat `q`).
+fn pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, AppError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| AppError::BadRequest(format!("the query string is malformed: {e}")))?;
+    for (k, _) in &pairs {
+        if !PARAMS.contains(&k.to_ascii_lowercase().as_str()) {
+            return Err(AppError::BadRequest(format!(
+                "{k}: unknown parameter; allowed: {}",
+                PARAMS.join(", ")
+            )));
+        }
+    }
+    Ok(pairs
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect())
+}
+
+/// The parsed request: query, chosen columns, format.
+struct Request {
+    query: Query,
+    columns: Vec<&'static Column>,
+    explicit_columns: bool,
+    format: Option<String>,
+    explicit_page: bool,
+}
+
+fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> {
+    let bad = |e: browse::BrowseError| AppError::BadRequest(e.to_string());
+    let mut query = Query::new(table);
+    let mut columns: Option<Vec<&'static Column>> = None;
+    let mut format = None;
+    let mut explicit_page = false;
+    for (k, v) in pairs(raw)? {
+        match k.as_str() {
+            // An empty condition row of the form is not a condition.
+            "q" if v.trim().is_empty() => {}
+            "q" => {
+                query
+                    .conditions
+                    .push(browse::parse_condition(table, &v).map_err(bad)?);
+            }
+            "sort" => {
+                let (name, dir) = match v.trim().strip_prefix('-') {
+                    Some(n) => (n, Dir::Desc),
+                    None => (v.trim(), Dir::Asc),
+                };
+                let c = table
+                    .column(name)
+                    .map_err(|e| AppError::BadRequest(format!("sort: {}", e.message)))?;
+                query.sort = (c, dir);
+            }
+            "page" => {
+                explicit_page = true;
+                query.page = v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&p| p >= 1)
+                    .ok_or_else(|| {
+                        AppError::BadRequest(format!("page: {v:?} is not a page number (1, 2, …)"))
+                    })?;
+            }
+            "size" => {
+                explicit_page = true;
+                let s: u64 = v.trim().parse().unwrap_or(0);
+                if !PAGE_SIZES.contains(&s) {
+                    return Err(AppError::BadRequest(format!(
+                        "size: {v:?} is not a page size; allowed: {}",
+                        PAGE_SIZES
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                query.page_size = s;
+            }
+            "cols" => {
+                let mut chosen = columns.take().unwrap_or_default();
+                for name in v.split(',').filter(|n| !n.trim().is_empty()) {
+                    let c = table
+                        .column(name)
+                        .map_err(|e| AppError::BadRequest(format!("cols: {}", e.message)))?;
+                    if !chosen.contains(&c) {
+                        chosen.push(c);
+                    }
+                }
+                columns = Some(chosen);
+            }
+            "format" => {
+                let f = v.trim().to_ascii_lowercase();
+                if !matches!(f.as_str(), "html" | "csv" | "json") {
+                    return Err(AppError::BadRequest(format!(
+                        "format: {v:?} is not an export format; allowed: html, csv, json"
+                    )));
+                }
+                format = (f != "html").then_some(f);
+            }
+            _ => {}
+        }
+    }
+    let explicit_columns = columns.as_ref().is_some_and(|c| !c.is_empty());
+    let columns = match columns {
+        Some(c) if !c.is_empty() => c,
+        _ => table.columns().iter().filter(|c| c.default).collect(),
+    };
+    Ok(Request {
+        query,
+        columns,
+        explicit_columns,
+        format,
+        explicit_page,
+    })
+}
+
+/// Resolves the table named in the path.
+fn table_named(name: &str) -> Result<Table, AppError> {
+    match name {
+        "SourceList" => Ok(Table::SourceLists),
+        "AssociateList" => Ok(Table::AssociateLists),
+        other => FrameClass::parse(other).map(Table::Frames).ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "{other:?} is not a table; valid tables: {}, SourceList, AssociateList",
+                FrameClass::ALL.map(|c| c.name()).join(", ")
+            ))
+        }),
+    }
+}
+
+/// `GET /table/{name}`.
+pub async fn table(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, AppError> {
+    let table = table_named(&name)?;
+    respond(&st, table, &format!("/table/{name}"), raw.as_deref()).await
+}
+
+/// `GET /table/{name}/{id}`: the sources of a SourceList or the
+/// associations of an AssociateList.
+pub async fn list_rows(
+    State(st): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, AppError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| AppError::BadRequest(format!("{id:?} is not a list id")))?;
+    let table = match name.as_str() {
+        "SourceList" => {
+            st.catalog.source_list(Slid(id)).await?;
+            Table::Sources(Slid(id))
+        }
+        "AssociateList" => {
+            if !st
+                .catalog
+                .associate_lists()
+                .await?
+                .iter()
+                .any(|a| a.alid.0 == id)
+            {
+                return Err(AppError::NotFound(format!(
+                    "there is no AssociateList {id}"
+                )));
+            }
+            Table::Associations(Alid(id))
+        }
+        other => {
+            return Err(AppError::BadRequest(format!(
+                "{other:?} has no rows to list; use SourceList/ID or AssociateList/ID"
+            )));
+        }
+    };
+    respond(&st, table, &format!("/table/{name}/{id}"), raw.as_deref()).await
+}
+
+/// One table cell as shown: text and an optional link.
+pub struct ShownCell {
+    /// Text.
+    pub text: String,
+    /// Link target.
+    pub href: Option<String>,
+    /// Right-aligned (numbers).
+    pub num: bool,
+}
+
+/// A column header with its sort links.
+pub struct Header {
+    /// Column name.
+    pub name: &'static str,
+    /// Unit.
+    pub unit: &'static str,
+    /// URL sorting ascending by it.
+    pub sort_asc: String,
+    /// URL sorting descending by it.
+    pub sort_desc: String,
+    /// `asc`, `desc` or empty when not the sort column.
+    pub sorted: &'static str,
+}
+
+/// A column in the chooser.
+pub struct Choice {
+    /// Name.
+    pub name: &'static str,
+    /// Currently shown.
+    pub shown: bool,
+}
+
+/// The table page.
+#[derive(Template)]
+#[template(path = "table.html")]
+pub struct TablePage {
+    /// Title.
+    pub title: String,
+    /// Path of this table.
+    pub path: String,
+    /// Matching rows.
+    pub total: u64,
+    /// First row shown (1-based), 0 when none.
+    pub first: u64,
+    /// Last row shown.
+    pub last: u64,
+    /// Page number.
+    pub page: u64,
+    /// Number of pages.
+    pub pages: u64,
+    /// Rows per page.
+    pub size: u64,
+    /// Offered page sizes.
+    pub sizes: Vec<u64>,
+    /// Conditions as text.
+    pub conditions: Vec<String>,
+    /// Column names for the condition form.
+    pub all_columns: Vec<&'static str>,
+    /// Operators for the condition form.
+    pub operators: Vec<&'static str>,
+    /// Sort parameter value.
+    pub sort: String,
+    /// Chosen columns parameter (empty for the default set).
+    pub cols: String,
+    /// Column chooser.
+    pub choices: Vec<Choice>,
+    /// Headers.
+    pub headers: Vec<Header>,
+    /// Rows.
+    pub rows: Vec<Vec<ShownCell>>,
+    /// Navigation links.
+    pub first_url: String,
+    /// Previous page.
+    pub prev_url: Option<String>,
+    /// Next page.
+    pub next_url: Option<String>,
+    /// Last page.
+    pub last_url: String,
+    /// CSV export of this query.
+    pub csv_url: String,
+    /// JSON export.
+    pub json_url: String,
+}
+
+/// Builds URLs of this query with some parameters changed.
+struct UrlBuilder<'a> {
+    path: &'a str,
+    conditions: Vec<String>,
+    sort: String,
+    size: u64,
+    cols: String,
+}
+
+impl UrlBuilder<'_> {
+    fn url(&self, page: u64, sort: Option<&str>, format: Option<&str>) -> String {
+        let mut pairs: Vec<(&str, String)> =
+            self.conditions.iter().map(|c| ("q", c.clone())).collect();
+        pairs.push(("sort", sort.unwrap_or(&self.sort).to_owned()));
+        if format.is_none() {
+            pairs.push(("page", page.to_string()));
+            pairs.push(("size", self.size.to_string()));
+        }
+        if !self.cols.is_empty() {
+            pairs.push(("cols", self.cols.clone()));
+        }
+        if let Some(f) = format {
+            pairs.push(("format", f.to_owned()));
+        }
+        let qs = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        format!("{}?{qs}", self.path)
+    }
+}
+
+/// Where a cell links to: object ids to their object view, list ids to
+/// their rows.
+fn link(table: &Table, column: &Column, cell: &Cell) -> Option<String> {
+    let Cell::Int(v) = cell else { return None };
+    match (table, column.name) {
+        (_, "object_id" | "frame_id") => Some(format!("/object/{v}")),
+        (Table::SourceLists, "slid") | (Table::Associations(_), "slid") => {
+            Some(format!("/table/SourceList/{v}"))
+        }
+        (Table::AssociateLists, "alid") => Some(format!("/table/AssociateList/{v}")),
+        _ => None,
+    }
+}
+
+async fn respond(
+    st: &AppState,
+    table: Table,
+    path: &str,
+    raw: Option<&str>,
+) -> Result<Response, AppError> {
+    let mut req = parse_request(&table, raw)?;
+    let all = table.columns();
+    let index: Vec<usize> = req
+        .columns
+        .iter()
+        .map(|c| all.iter().position(|a| a == *c).unwrap_or(0))
+        .collect();
+    if let Some(format) = req.format.clone() {
+        if !req.explicit_page {
+            req.query.page = 1;
+            req.query.page_size = EXPORT_LIMIT + 1;
+        }
+        let page = st.catalog.browse(&table, &req.query).await?;
+        if !req.explicit_page && page.total > EXPORT_LIMIT {
+            return Err(AppError::BadRequest(format!(
+                "format: the query matches {} rows, more than the {EXPORT_LIMIT} an export holds; add conditions, or export page by page with page= and size=",
+                page.total
+            )));
+        }
+        let file = format!(
+            "{}.{format}",
+            table
+                .title()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        );
+        let (mime, body) = if format == "csv" {
+            let mut out = req
+                .columns
+                .iter()
+                .map(|c| c.name)
+                .collect::<Vec<_>>()
+                .join(",");
+            out.push('\n');
+            for row in &page.rows {
+                let line: Vec<String> = index.iter().map(|&i| csv(&row[i].display())).collect();
+                out.push_str(&line.join(","));
+                out.push('\n');
+            }
+            ("text/csv; charset=utf-8", out)
+        } else {
+            let rows: Vec<serde_json::Value> = page
+                .rows
+                .iter()
+                .map(|row| {
+                    serde_json::Value::Object(
+                        index
+                            .iter()
+                            .zip(&req.columns)
+                            .map(|(&i, c)| (c.name.to_owned(), row[i].json()))
+                            .collect(),
+                    )
+                })
+                .collect();
+            let body = serde_json::json!({
+                "table": table.title(),
+                "total": page.total,
+                "columns": req.columns.iter().map(|c| serde_json::json!({"name": c.name, "unit": c.unit})).collect::<Vec<_>>(),
+                "rows": rows,
+            });
+            ("application/json", body.to_string())
+        };
+        return Ok((
+            [
+                (header::CONTENT_TYPE, mime.to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{file}\""),
+                ),
+            ],
+            body,
+        )
+            .into_response());
+    }
+
+    let page = st.catalog.browse(&table, &req.query).await?;
+    let q = &req.query;
+    let pages = page.total.div_ceil(q.page_size).max(1);
+    let sort_param = match q.sort.1 {
+        Dir::Asc => q.sort.0.name.to_owned(),
+        Dir::Desc => format!("-{}", q.sort.0.name),
+    };
+    let cols = if req.explicit_columns {
+        req.columns
+            .iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        String::new()
+    };
+    let urls = UrlBuilder {
+        path,
+        conditions: q.conditions.iter().map(|c| c.text.clone()).collect(),
+        sort: sort_param.clone(),
+        size: q.page_size,
+        cols: cols.clone(),
+    };
+    let headers = req
+        .columns
+        .iter()
+        .map(|c| Header {
+            name: c.name,
+            unit: c.unit,
+            sort_asc: urls.url(1, Some(c.name), None),
+            sort_desc: urls.url(1, Some(&format!("-{}", c.name)), None),
+            sorted: if q.sort.0 == *c {
+                match q.sort.1 {
+                    Dir::Asc => "asc",
+                    Dir::Desc => "desc",
+                }
+            } else {
+                ""
+            },
+        })
+        .collect();
+    let rows = page
+        .rows
+        .iter()
+        .map(|row| {
+            index
+                .iter()
+                .zip(&req.columns)
+                .map(|(&i, c)| ShownCell {
+                    text: row[i].display(),
+                    href: link(&table, c, &row[i]),
+                    num: matches!(row[i], Cell::Int(_) | Cell::Float(_)),
+                })
+                .collect()
+        })
+        .collect();
+    let first = if page.rows.is_empty() {
+        0
+    } else {
+        (q.page - 1) * q.page_size + 1
+    };
+    let view = TablePage {
+        title: table.title(),
+        path: path.to_owned(),
+        total: page.total,
+        first,
+        last: first + page.rows.len() as u64 - u64::from(first > 0),
+        page: q.page,
+        pages,
+        size: q.page_size,
+        sizes: PAGE_SIZES.to_vec(),
+        conditions: urls.conditions.clone(),
+        all_columns: all.iter().map(|c| c.name).collect(),
+        operators: Op::SPELLINGS.iter().rev().map(|(s, _)| *s).collect(),
+        sort: sort_param,
+        cols,
+        choices: all
+            .iter()
+            .map(|c| Choice {
+                name: c.name,
+                shown: req.columns.contains(&c),
+            })
+            .collect(),
+        headers,
+        rows,
+        first_url: urls.url(1, None, None),
+        prev_url: (q.page > 1).then(|| urls.url((q.page - 1).min(pages), None, None)),
+        next_url: (q.page < pages).then(|| urls.url(q.page + 1, None, None)),
+        last_url: urls.url(pages, None, None),
+        csv_url: urls.url(1, None, Some("csv")),
+        json_url: urls.url(1, None, Some("json")),
+    };
+    Ok(Html(view.render()?).into_response())
+}
+
+/// A CSV field, quoted when needed.
+fn csv(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The tables index.
+#[derive(Template)]
+#[template(path = "tables.html")]
+pub struct TablesPage {
+    /// (name, rows) per table.
+    pub tables: Vec<(String, i64)>,
+}
+
+/// `GET /tables`: every table with its row count.
+pub async fn tables(State(st): State<AppState>) -> Result<Html<String>, AppError> {
+    let counts = st.catalog.category_counts().await?;
+    let tables = counts
+        .into_iter()
+        .filter(|c| {
+            FrameClass::parse(&c.category).is_some()
+                || matches!(c.category.as_str(), "SourceList" | "AssociateList")
+        })
+        .map(|c| (c.category, c.count))
+        .collect();
+    Ok(Html(TablesPage { tables }.render()?))
+}

@@ -1,0 +1,334 @@
+//! The object view (`/object/{id}`): every attribute of any object, its
+//! dependency tree upward (what it was made from) and downward (what was made
+//! from it) as nested, expandable `<details>` elements with role names,
+//! class, file, date and validity, a thumbnail for each frame, and links to
+//! every node and back to its table with a query for similar objects.
+//!
+//! Also `/thumb/{id}`: a whole frame rendered small (zscale, 128 px), through
+//! the product cache, for the thumbnails.
+
+use std::collections::HashSet;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::{AppError, AppState};
+use crate::catalog::browse::{self, Cell, Query, Table};
+use crate::catalog::lineage::{Direction, Lineage, MAX_DEPTH};
+use crate::ids::ObjectId;
+use crate::model::FrameClass;
+
+/// One attribute row.
+pub struct Attribute {
+    /// Column name.
+    pub name: &'static str,
+    /// Value as text.
+    pub value: String,
+    /// Unit.
+    pub unit: &'static str,
+    /// A link, for ids.
+    pub href: Option<String>,
+}
+
+/// One node of a rendered tree.
+pub struct TreeNode {
+    /// Object id.
+    pub id: i64,
+    /// Role of the edge that leads here (empty for the root).
+    pub role: String,
+    /// Level (steps from the root).
+    pub level: u32,
+    /// Class name.
+    pub class_name: String,
+    /// File or list name.
+    pub name: String,
+    /// Creation date.
+    pub date: String,
+    /// Valid flag.
+    pub valid: bool,
+    /// Whether this is a frame (gets a thumbnail).
+    pub frame: bool,
+    /// Already shown earlier in this tree.
+    pub repeat: bool,
+    /// Children.
+    pub children: Vec<TreeNode>,
+}
+
+/// The object page.
+#[derive(Template)]
+#[template(path = "object.html")]
+pub struct ObjectPage {
+    /// Object id.
+    pub id: i64,
+    /// Class name.
+    pub class_name: String,
+    /// Display name.
+    pub name: String,
+    /// Whether it is a frame.
+    pub frame: bool,
+    /// Attributes.
+    pub attributes: Vec<Attribute>,
+    /// Upward tree, as HTML list items (built in Rust: templates cannot
+    /// recurse).
+    pub up_html: String,
+    /// Number of objects upward (root excluded).
+    pub n_up: usize,
+    /// Downward tree, as HTML list items.
+    pub down_html: String,
+    /// Number of objects downward.
+    pub n_down: usize,
+    /// Link to the object's table filtered to similar objects.
+    pub similar_url: String,
+    /// Link to the rows of a list (sources, associations).
+    pub rows_url: Option<String>,
+}
+
+/// `GET /object/{id}`.
+pub async fn object(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id: i64 = id
+        .trim()
+        .parse()
+        .map_err(|_| AppError::BadRequest(format!("{id:?} is not an object id")))?;
+    let target = st.catalog.process_target(ObjectId(id)).await?;
+    let class = target.class_name.clone();
+    let table = match class.as_str() {
+        "SourceList" => Table::SourceLists,
+        "AssociateList" => Table::AssociateLists,
+        c => Table::Frames(
+            FrameClass::parse(c)
+                .ok_or_else(|| AppError::Internal(format!("object {id} has unknown class {c}")))?,
+        ),
+    };
+    // The attributes come through the same query model as the tables, so
+    // the object view and its table always agree.
+    let mut query = Query::new(&table);
+    query.conditions.push(
+        browse::parse_condition(&table, &format!("object_id = {id}"))
+            .map_err(|e| AppError::Internal(e.to_string()))?,
+    );
+    let page = st.catalog.browse(&table, &query).await?;
+    let row = page
+        .rows
+        .first()
+        .ok_or_else(|| AppError::NotFound(format!("there is no object {id}")))?;
+    let columns = table.columns();
+    let value = |name: &str| {
+        columns
+            .iter()
+            .position(|c| c.name == name)
+            .map(|i| row[i].display())
+            .unwrap_or_default()
+    };
+    let attributes = columns
+        .iter()
+        .zip(row)
+        .map(|(c, cell)| Attribute {
+            name: c.name,
+            value: cell.display(),
+            unit: c.unit,
+            href: match (c.name, cell) {
+                ("frame_id", Cell::Int(v)) => Some(format!("/object/{v}")),
+                ("slid", Cell::Int(v)) => Some(format!("/table/SourceList/{v}")),
+                ("alid", Cell::Int(v)) => Some(format!("/table/AssociateList/{v}")),
+                _ => None,
+            },
+        })
+        .collect();
+    let (name, similar, rows_url) = match table {
+        Table::Frames(c) => {
+            let mut q = vec![];
+            for key in ["filter", "chip"] {
+                let v = value(key);
+                if !v.is_empty() {
+                    q.push(("q", format!("{key} = {v}")));
+                }
+            }
+            (
+                value("filename"),
+                format!(
+                    "/table/{}?{}",
+                    c.name(),
+                    serde_urlencoded::to_string(&q).unwrap_or_default()
+                ),
+                None,
+            )
+        }
+        Table::SourceLists => (
+            value("name"),
+            "/table/SourceList".to_owned(),
+            Some(format!("/table/SourceList/{}", value("slid"))),
+        ),
+        _ => (
+            value("name"),
+            "/table/AssociateList".to_owned(),
+            Some(format!("/table/AssociateList/{}", value("alid"))),
+        ),
+    };
+    let up = st
+        .catalog
+        .lineage(ObjectId(id), Direction::Up, MAX_DEPTH)
+        .await?;
+    let down = st
+        .catalog
+        .lineage(ObjectId(id), Direction::Down, MAX_DEPTH)
+        .await?;
+    let page = ObjectPage {
+        id,
+        class_name: class,
+        name,
+        frame: matches!(table, Table::Frames(_)),
+        attributes,
+        n_up: up.nodes.len().saturating_sub(1),
+        n_down: down.nodes.len().saturating_sub(1),
+        up_html: tree(&up, up.root, "", &mut HashSet::new()).html(true),
+        down_html: tree(&down, down.root, "", &mut HashSet::new()).html(true),
+        similar_url: similar,
+        rows_url,
+    };
+    Ok(Html(page.render()?).into_response())
+}
+
+/// The tree below `id`; a node met again is shown once more, marked, without
+/// its subtree (as Astro-WISE's "(see above)").
+fn tree(l: &Lineage, id: ObjectId, role: &str, seen: &mut HashSet<ObjectId>) -> TreeNode {
+    let repeat = !seen.insert(id);
+    let n = l.node(id);
+    let children = if repeat {
+        Vec::new()
+    } else {
+        l.next(id)
+            .into_iter()
+            .map(|(edge, next)| tree(l, next, &edge.role, seen))
+            .collect()
+    };
+    TreeNode {
+        id: id.0,
+        role: role.to_owned(),
+        level: n.map_or(0, |n| n.level),
+        class_name: n.map(|n| n.class_name.clone()).unwrap_or_default(),
+        name: n
+            .map(|n| n.filename.clone().unwrap_or_else(|| n.name.clone()))
+            .unwrap_or_default(),
+        date: n
+            .map(|n| n.creation_date.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default(),
+        valid: n.is_some_and(|n| n.is_valid > 0),
+        frame: n.is_some_and(|n| FrameClass::parse(&n.class_name).is_some()),
+        repeat,
+        children,
+    }
+}
+
+/// Text made safe for HTML content and attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl TreeNode {
+    /// The node as an `<li>`: a `<details>` element (open at the root and
+    /// level 1) when it has children, so the tree expands level by level
+    /// without JavaScript.
+    pub fn html(&self, open: bool) -> String {
+        let mut out = String::new();
+        self.write(open, &mut out);
+        out
+    }
+
+    fn write(&self, open: bool, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(
+            out,
+            "<li class=\"node{}\" data-object=\"{}\" data-level=\"{}\" data-class=\"{}\">",
+            if self.valid { "" } else { " invalid" },
+            self.id,
+            self.level,
+            esc(&self.class_name)
+        );
+        let mut label = String::new();
+        if !self.role.is_empty() {
+            let _ = write!(label, "<span class=\"role\">+{}</span> ", esc(&self.role));
+        }
+        let _ = write!(
+            label,
+            "<span class=\"level\">[level: {}]</span> ",
+            self.level
+        );
+        if self.frame {
+            let _ = write!(
+                label,
+                "<img class=\"thumb\" loading=\"lazy\" alt=\"\" src=\"/thumb/{}\"> ",
+                self.id
+            );
+        }
+        let _ = write!(
+            label,
+            "<a href=\"/object/{id}\">{} {id}</a> <span class=\"name\">{}</span> <span class=\"date\">{}</span>",
+            esc(&self.class_name),
+            esc(&self.name),
+            esc(&self.date),
+            id = self.id
+        );
+        if !self.valid {
+            label.push_str(" <span class=\"badge\">invalid</span>");
+        }
+        if self.repeat {
+            label.push_str(" <span class=\"repeat\">(see above)</span>");
+        }
+        if self.children.is_empty() {
+            let _ = write!(out, "<div class=\"leaf\">{label}</div>");
+        } else {
+            let _ = write!(
+                out,
+                "<details{}><summary>{label}</summary><ul>",
+                if open { " open" } else { "" }
+            );
+            for c in &self.children {
+                // Open down to level 1; deeper levels expand on click.
+                c.write(self.level == 0, out);
+            }
+            out.push_str("</ul></details>");
+        }
+        out.push_str("</li>");
+    }
+}
+
+/// Longest side of a thumbnail.
+pub const THUMB_PX: usize = 128;
+
+/// `GET /thumb/{id}`: the whole frame, zscale, linear, at most 128 px, JPEG.
+pub async fn thumbnail(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id: i64 = id
+        .trim()
+        .parse()
+        .map_err(|_| AppError::BadRequest(format!("{id:?} is not an object id")))?;
+    let frame = st.catalog.frame(ObjectId(id)).await?;
+    let (w, h) = (frame.naxis1, frame.naxis2);
+    // The cutout API does the work (and the caching): the whole frame,
+    // centred on its middle, rendered small.
+    let uri = format!(
+        "frame={id}&x={}&y={}&width={w}&height={h}&format=jpg&interval=zscale&output_size={THUMB_PX}",
+        (f64::from(w) + 1.0) / 2.0,
+        (f64::from(h) + 1.0) / 2.0,
+    );
+    super::api::cutout_unbounded(st, &uri)
+        .await
+        .map_err(|e| AppError::Internal(format!("thumbnail of {id}: {e:?}")))
+}
