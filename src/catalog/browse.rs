@@ -49,7 +49,8 @@ pub struct Column {
     pub unit: &'static str,
     /// Shown when the user has not chosen columns.
     pub default: bool,
-    /// Has an index (sorting and filtering on it stay fast on big tables).
+    /// Has an index and is never NULL (sorting and filtering on it stay fast
+    /// on big tables).
     pub indexed: bool,
 }
 
@@ -211,6 +212,16 @@ impl Table {
                         .join(", ")
                 ),
             })
+    }
+
+    /// The RA and Dec columns of tables with positions (a frame's centre, a
+    /// source's position), for the cone search.
+    pub fn position(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::Frames(_) => Some(("ra", "dec")),
+            Self::Sources(_) => Some(("ra", "dec")),
+            _ => None,
+        }
     }
 
     /// A title for pages and file names.
@@ -485,6 +496,55 @@ pub struct Query {
     pub page: u64,
     /// Rows per page.
     pub page_size: u64,
+    /// Only rows whose position lies within this cone.
+    pub cone: Option<Cone>,
+}
+
+/// A cone on the sky: centre and radius in degrees.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cone {
+    /// Centre RA.
+    pub ra: f64,
+    /// Centre Dec.
+    pub dec: f64,
+    /// Radius.
+    pub radius: f64,
+}
+
+/// Most rows a cone query may have to examine (the candidates inside the
+/// cone's RA/Dec box that meet the other conditions); beyond it the query is
+/// refused with a message rather than silently cut.
+pub const CONE_CANDIDATES: u64 = 200_000;
+
+impl Cone {
+    /// SQL conditions for the cone's RA/Dec box (a superset of the cone),
+    /// with values appended to `values`.
+    fn box_sql(&self, ra: &str, dec: &str, values: &mut Vec<Value>) -> Vec<String> {
+        let mut p = |v: f64| {
+            values.push(v.into());
+            format!("${}", values.len())
+        };
+        let mut out = vec![format!(
+            "{dec} BETWEEN {} AND {}",
+            p(self.dec - self.radius),
+            p(self.dec + self.radius)
+        )];
+        let far = (self.dec.abs() + self.radius).min(90.0);
+        if far < 89.0 {
+            let dra = self.radius / far.to_radians().cos();
+            if dra < 180.0 {
+                let (lo, hi) = (self.ra - dra, self.ra + dra);
+                if lo < 0.0 {
+                    out.push(format!("({ra} >= {} OR {ra} <= {})", p(lo + 360.0), p(hi)));
+                } else if hi >= 360.0 {
+                    out.push(format!("({ra} >= {} OR {ra} <= {})", p(lo), p(hi - 360.0)));
+                } else {
+                    out.push(format!("{ra} BETWEEN {} AND {}", p(lo), p(hi)));
+                }
+            }
+        }
+        out
+    }
 }
 
 impl Query {
@@ -495,6 +555,7 @@ impl Query {
             sort: (table.key(), Dir::Asc),
             page: 1,
             page_size: 50,
+            cone: None,
         }
     }
 }
@@ -602,6 +663,25 @@ impl Catalog {
         for c in &query.conditions {
             clauses.push(condition_sql(c, &mut values));
         }
+        let cone = match (query.cone, table.position()) {
+            (Some(cone), Some((ra, dec))) => {
+                let ra = table
+                    .column(ra)
+                    .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+                let dec = table
+                    .column(dec)
+                    .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+                clauses.extend(cone.box_sql(ra.sql, dec.sql, &mut values));
+                Some(cone)
+            }
+            (Some(_), None) => {
+                return Err(CatalogError::Query(format!(
+                    "cone: {} has no positions for a cone search",
+                    table.title()
+                )));
+            }
+            (None, _) => None,
+        };
         let where_sql = if clauses.is_empty() {
             String::new()
         } else {
@@ -639,14 +719,31 @@ impl Catalog {
         // NULLs last in both directions and on both databases; the key as a
         // tie-breaker makes paging stable.
         let key = table.key().sql;
+        // Indexed columns are keys and never NULL: ordering by them alone lets
+        // the database walk the index instead of sorting (a million-row list
+        // pages in milliseconds); other columns put NULLs last explicitly.
+        let order = if sort_col.indexed {
+            format!("{} {dir}", sort_col.sql)
+        } else {
+            format!("({} IS NULL), {} {dir}", sort_col.sql, sort_col.sql)
+        };
+        let order = if sort_col.sql == key {
+            order
+        } else {
+            format!("{order}, {key} {dir}")
+        };
         let offset = (query.page.max(1) - 1).saturating_mul(query.page_size);
+        // With a cone, SQL selects the box and the exact circle is applied
+        // here (portable SQL has no trigonometry), so paging happens after.
+        let (limit, sql_offset) = match cone {
+            Some(_) => (CONE_CANDIDATES + 1, 0),
+            None => (query.page_size, offset),
+        };
         let sql = format!(
-            "SELECT {} FROM {from}{where_sql} ORDER BY ({} IS NULL), {} {dir}, {key} {dir} LIMIT {} OFFSET {}",
+            "SELECT {} FROM {from}{where_sql} ORDER BY {order} LIMIT {} OFFSET {}",
             select.join(", "),
-            sort_col.sql,
-            sort_col.sql,
-            query.page_size,
-            offset
+            limit,
+            sql_offset
         );
         let rows = self.db().query_all_raw(Self::stmt(b, &sql, values)).await?;
         let rows = rows
@@ -658,6 +755,32 @@ impl Catalog {
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+        if let Some(cone) = cone {
+            if rows.len() as u64 > CONE_CANDIDATES {
+                return Err(CatalogError::Query(format!(
+                    "cone: more than {CONE_CANDIDATES} rows lie in the cone's box; use a smaller radius or more conditions"
+                )));
+            }
+            let (ra, dec) = table.position().expect("checked above");
+            let pos = |name: &str| cols.iter().position(|c| c.name == name).unwrap_or(0);
+            let (ira, idec) = (pos(ra), pos(dec));
+            let inside: Vec<Vec<Cell>> = rows
+                .into_iter()
+                .filter(|r| match (&r[ira], &r[idec]) {
+                    (Cell::Float(a), Cell::Float(d)) => {
+                        super::sources::separation_deg(cone.ra, cone.dec, *a, *d) <= cone.radius
+                    }
+                    _ => false,
+                })
+                .collect();
+            let total = inside.len() as u64;
+            let rows = inside
+                .into_iter()
+                .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+                .take(usize::try_from(query.page_size).unwrap_or(usize::MAX))
+                .collect();
+            return Ok(Page { total, rows });
+        }
         Ok(Page {
             total: u64::try_from(count).unwrap_or(0),
             rows,

@@ -43,6 +43,9 @@ pub enum CatalogError {
     /// Input that cannot be ingested (names the file or entry at fault).
     #[error("{0}")]
     Invalid(String),
+    /// A query the caller must narrow or change (names the parameter).
+    #[error("{0}")]
+    Query(String),
     /// A database error.
     #[error("database error: {0}")]
     Db(#[from] DbErr),

@@ -353,6 +353,18 @@ impl Cutout {
         )
     }
 
+    /// Like [`Cutout::to_image_f32`], consuming the cutout so that float
+    /// pixels without scaling are moved rather than copied (a whole 4k frame
+    /// is 64 MB).
+    pub fn into_image_f32(self) -> Image<f32> {
+        match self.pixels {
+            RawPixels::F32(v) if self.scaling.is_none() => {
+                Image::from_vec(self.geometry.width, self.geometry.height, v)
+            }
+            _ => self.to_image_f32(),
+        }
+    }
+
     /// Physical values (BSCALE/BZERO applied) as f32, NaN where undefined or
     /// padded: the input of every rendering.
     pub fn to_image_f32(&self) -> Image<f32> {

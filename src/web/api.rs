@@ -52,6 +52,11 @@ impl ApiError {
         }
     }
 
+    /// The message for the caller.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     fn not_found(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
@@ -78,6 +83,7 @@ impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         match e {
             CatalogError::NotFound { .. } => Self::not_found(e.to_string()),
+            CatalogError::Query(m) => Self::bad(m),
             other => Self::internal(other),
         }
     }
@@ -132,6 +138,20 @@ impl Params {
     /// The value of `name` (lower case), if given.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+
+    /// A finite number, if given (and not blank).
+    pub fn number(&self, name: &'static str) -> Result<Option<f64>, ApiError> {
+        self.get(name)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .ok_or_else(|| ApiError::bad(format!("{name}: {v:?} is not a finite number")))
+            })
+            .transpose()
     }
 
     /// A boolean flag: absent → false; `1/true/yes/on` or `0/false/no/off`.
@@ -325,18 +345,7 @@ pub fn render_params(p: &Params) -> Result<Rendering, ApiError> {
     if let Some(s) = p.get("stretch") {
         params.stretch = Stretch::parse(s).map_err(bad)?;
     }
-    let number = |name: &'static str| -> Result<Option<f64>, ApiError> {
-        p.get(name)
-            .map(|v| {
-                v.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite())
-                    .ok_or_else(|| ApiError::bad(format!("{name}: {v:?} is not a finite number")))
-            })
-            .transpose()
-    };
-    let (min, max) = (number("min")?, number("max")?);
+    let (min, max) = (p.number("min")?, p.number("max")?);
     params.interval = match p.get("interval") {
         Some(i) => Interval::parse(i, min, max).map_err(bad)?,
         None if min.is_some() || max.is_some() => {
@@ -663,7 +672,7 @@ impl CutoutJob {
                 limits: None,
             }),
             Format::Image(out) => {
-                let image = cut.to_image_f32();
+                let image = cut.into_image_f32();
                 let params = r.rendering.for_size(image.width, image.height);
                 let rendered =
                     render::render(&image, &params).map_err(|e| ApiError::bad(e.to_string()))?;

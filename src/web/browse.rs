@@ -20,7 +20,9 @@ use crate::model::FrameClass;
 pub const EXPORT_LIMIT: u64 = 100_000;
 
 /// Parameters the table pages accept.
-const PARAMS: &[&str] = &["q", "sort", "page", "size", "cols", "format"];
+const PARAMS: &[&str] = &[
+    "q", "sort", "page", "size", "cols", "format", "ra", "dec", "radius",
+];
 
 /// Query-string pairs in order (conditions repeat `q`).
 fn pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, AppError> {
@@ -55,8 +57,16 @@ fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> 
     let mut columns: Option<Vec<&'static Column>> = None;
     let mut format = None;
     let mut explicit_page = false;
+    let mut cone: [Option<String>; 3] = [None, None, None];
     for (k, v) in pairs(raw)? {
         match k.as_str() {
+            "ra" | "dec" | "radius" => {
+                let i = ["ra", "dec", "radius"]
+                    .iter()
+                    .position(|n| *n == k)
+                    .unwrap_or(0);
+                cone[i] = Some(v).filter(|v| !v.trim().is_empty());
+            }
             // An empty condition row of the form is not a condition.
             "q" if v.trim().is_empty() => {}
             "q" => {
@@ -124,6 +134,7 @@ fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> 
             _ => {}
         }
     }
+    query.cone = parse_cone(table, &cone)?;
     let explicit_columns = columns.as_ref().is_some_and(|c| !c.is_empty());
     let columns = match columns {
         Some(c) if !c.is_empty() => c,
@@ -136,6 +147,44 @@ fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> 
         format,
         explicit_page,
     })
+}
+
+/// The cone-search box: `ra`, `dec` (degrees or sexagesimal) and `radius`
+/// (arcsec), all three or none.
+fn parse_cone(table: &Table, p: &[Option<String>; 3]) -> Result<Option<browse::Cone>, AppError> {
+    let bad = |m: String| AppError::BadRequest(m);
+    match p {
+        [None, None, None] => Ok(None),
+        [Some(ra), Some(dec), Some(r)] => {
+            if table.position().is_none() {
+                return Err(bad(format!(
+                    "ra: {} has no positions; the cone search applies to frames and sources",
+                    table.title()
+                )));
+            }
+            let ra = crate::imaging::cutout::parse_ra(ra).map_err(|m| bad(format!("ra: {m}")))?;
+            let dec =
+                crate::imaging::cutout::parse_dec(dec).map_err(|m| bad(format!("dec: {m}")))?;
+            let radius: f64 = r
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v > 0.0 && *v <= 36000.0)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "radius: {r:?} is not a radius in arcsec (0 < r <= 36000)"
+                    ))
+                })?;
+            Ok(Some(browse::Cone {
+                ra,
+                dec,
+                radius: radius / 3600.0,
+            }))
+        }
+        _ => Err(bad(
+            "ra: a cone search needs ra, dec and radius (arcsec) together".into(),
+        )),
+    }
 }
 
 /// Resolves the table named in the path.
@@ -278,6 +327,14 @@ pub struct TablePage {
     pub next_url: Option<String>,
     /// Last page.
     pub last_url: String,
+    /// Whether the table has positions (shows the cone box).
+    pub has_position: bool,
+    /// Cone box values as given.
+    pub cone_ra: String,
+    /// Cone box values as given.
+    pub cone_dec: String,
+    /// Cone radius in arcsec.
+    pub cone_radius: String,
     /// CSV export of this query.
     pub csv_url: String,
     /// JSON export.
@@ -291,6 +348,7 @@ struct UrlBuilder<'a> {
     sort: String,
     size: u64,
     cols: String,
+    cone: Vec<(&'static str, String)>,
 }
 
 impl UrlBuilder<'_> {
@@ -305,6 +363,7 @@ impl UrlBuilder<'_> {
         if !self.cols.is_empty() {
             pairs.push(("cols", self.cols.clone()));
         }
+        pairs.extend(self.cone.iter().cloned());
         if let Some(f) = format {
             pairs.push(("format", f.to_owned()));
         }
@@ -429,6 +488,16 @@ async fn respond(
         sort: sort_param.clone(),
         size: q.page_size,
         cols: cols.clone(),
+        cone: q
+            .cone
+            .map(|c| {
+                vec![
+                    ("ra", c.ra.to_string()),
+                    ("dec", c.dec.to_string()),
+                    ("radius", (c.radius * 3600.0).to_string()),
+                ]
+            })
+            .unwrap_or_default(),
     };
     let headers = req
         .columns
@@ -496,6 +565,13 @@ async fn respond(
         prev_url: (q.page > 1).then(|| urls.url((q.page - 1).min(pages), None, None)),
         next_url: (q.page < pages).then(|| urls.url(q.page + 1, None, None)),
         last_url: urls.url(pages, None, None),
+        has_position: table.position().is_some(),
+        cone_ra: q.cone.map(|c| c.ra.to_string()).unwrap_or_default(),
+        cone_dec: q.cone.map(|c| c.dec.to_string()).unwrap_or_default(),
+        cone_radius: q
+            .cone
+            .map(|c| (c.radius * 3600.0).to_string())
+            .unwrap_or_default(),
         csv_url: urls.url(1, None, Some("csv")),
         json_url: urls.url(1, None, Some("json")),
     };

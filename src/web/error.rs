@@ -25,6 +25,7 @@ impl From<CatalogError> for AppError {
         match e {
             CatalogError::NotFound { .. } => AppError::NotFound(e.to_string()),
             CatalogError::Invalid(m) => AppError::Internal(m),
+            CatalogError::Query(m) => AppError::BadRequest(m),
             CatalogError::Db(d) => AppError::Internal(d.to_string()),
         }
     }

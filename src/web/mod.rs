@@ -7,6 +7,7 @@
 pub mod api;
 pub mod browse;
 mod error;
+pub mod image;
 pub mod object;
 pub mod pages;
 
@@ -65,6 +66,13 @@ impl AppState {
     }
 }
 
+/// An object id from a URL path segment; the error names what was given.
+pub fn object_id(text: &str) -> Result<i64, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not an object id"))
+}
+
 /// The complete router.
 pub fn app(state: AppState) -> Router {
     Router::new()
@@ -76,6 +84,9 @@ pub fn app(state: AppState) -> Router {
         .route("/help", get(pages::help))
         .route("/object/{id}", get(object::object))
         .route("/thumb/{id}", get(object::thumbnail))
+        .route("/image/{id}", get(image::image))
+        .route("/render/{id}", get(image::render))
+        .route("/api/pixel", get(image::pixel))
         .route("/api/cutout", get(api::cutout))
         .route("/api/images", get(api::images))
         .route("/static/style.css", get(stylesheet))

@@ -89,10 +89,7 @@ pub async fn object(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let id: i64 = id
-        .trim()
-        .parse()
-        .map_err(|_| AppError::BadRequest(format!("{id:?} is not an object id")))?;
+    let id = super::object_id(&id).map_err(AppError::BadRequest)?;
     let target = st.catalog.process_target(ObjectId(id)).await?;
     let class = target.class_name.clone();
     let table = match class.as_str() {
@@ -184,8 +181,8 @@ pub async fn object(
         attributes,
         n_up: up.nodes.len().saturating_sub(1),
         n_down: down.nodes.len().saturating_sub(1),
-        up_html: tree(&up, up.root, "", &mut HashSet::new()).html(true),
-        down_html: tree(&down, down.root, "", &mut HashSet::new()).html(true),
+        up_html: tree(&up, up.root, "", 0, &mut HashSet::new()).html(true),
+        down_html: tree(&down, down.root, "", 0, &mut HashSet::new()).html(true),
         similar_url: similar,
         rows_url,
     };
@@ -194,7 +191,14 @@ pub async fn object(
 
 /// The tree below `id`; a node met again is shown once more, marked, without
 /// its subtree (as Astro-WISE's "(see above)").
-fn tree(l: &Lineage, id: ObjectId, role: &str, seen: &mut HashSet<ObjectId>) -> TreeNode {
+/// `level` is the depth in this tree, as `wisecut lineage` prints it.
+fn tree(
+    l: &Lineage,
+    id: ObjectId,
+    role: &str,
+    level: u32,
+    seen: &mut HashSet<ObjectId>,
+) -> TreeNode {
     let repeat = !seen.insert(id);
     let n = l.node(id);
     let children = if repeat {
@@ -202,13 +206,13 @@ fn tree(l: &Lineage, id: ObjectId, role: &str, seen: &mut HashSet<ObjectId>) -> 
     } else {
         l.next(id)
             .into_iter()
-            .map(|(edge, next)| tree(l, next, &edge.role, seen))
+            .map(|(edge, next)| tree(l, next, &edge.role, level + 1, seen))
             .collect()
     };
     TreeNode {
         id: id.0,
         role: role.to_owned(),
-        level: n.map_or(0, |n| n.level),
+        level,
         class_name: n.map(|n| n.class_name.clone()).unwrap_or_default(),
         name: n
             .map(|n| n.filename.clone().unwrap_or_else(|| n.name.clone()))
@@ -315,10 +319,7 @@ pub async fn thumbnail(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let id: i64 = id
-        .trim()
-        .parse()
-        .map_err(|_| AppError::BadRequest(format!("{id:?} is not an object id")))?;
+    let id = super::object_id(&id).map_err(AppError::BadRequest)?;
     let frame = st.catalog.frame(ObjectId(id)).await?;
     let (w, h) = (frame.naxis1, frame.naxis2);
     // The cutout API does the work (and the caching): the whole frame,

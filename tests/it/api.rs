@@ -54,13 +54,7 @@ async fn fetch(st: &AppState, uri: &str, if_none_match: Option<&str>) -> Reply {
 }
 
 async fn first_frame(st: &AppState, class: FrameClass) -> Frame {
-    st.catalog
-        .frames_of_class(class)
-        .await
-        .unwrap()
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no {class:?} frame in the tiny sample"))
+    common::first_frame(&st.catalog, class).await
 }
 
 /// Writes response bytes to a file and reads them back through cfitsio.

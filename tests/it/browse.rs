@@ -2,32 +2,20 @@
 //! conditions with every operator, sorting, paging, the column chooser,
 //! exports, and bad input (HTML checked with CSS selectors).
 
-use super::common;
+use super::common::{self, sel};
 use super::web::state;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use scraper::{Html, Selector};
-use tower::ServiceExt;
+use axum::http::StatusCode;
+use scraper::Html;
 use wisecut::model::FrameClass;
-use wisecut::web::{AppState, app};
+use wisecut::web::AppState;
 
 async fn get(st: &AppState, uri: &str) -> (StatusCode, String) {
-    let res = app(st.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let (status, _, body) = common::fetch(st, uri).await;
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn enc(s: &str) -> String {
     serde_urlencoded::to_string([("v", s)]).unwrap()[2..].to_owned()
-}
-
-fn sel(s: &str) -> Selector {
-    Selector::parse(s).unwrap()
 }
 
 /// (total, header names, rows as text) of a table page.
@@ -262,10 +250,13 @@ async fn source_tables_and_links() {
         )))
         .next();
     assert!(link.is_some(), "SLID links to its sources");
-    let n_sources: u64 = column(&headers, &rows, "n_sources")[0].parse().unwrap();
+    let (big, _, n_big) = common::biggest_source_list(&db.catalog).await;
+    let i = slids.iter().position(|s| *s == big.to_string()).unwrap();
+    let n_sources: u64 = column(&headers, &rows, "n_sources")[i].parse().unwrap();
+    assert_eq!(n_sources as i64, n_big);
     let (status, body) = get(
         &st,
-        &format!("/table/SourceList/{}?sort=mag_auto&size=1000", slids[0]),
+        &format!("/table/SourceList/{big}?sort=mag_auto&size=1000"),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -277,12 +268,18 @@ async fn source_tables_and_links() {
         .map(|m| m.parse().unwrap())
         .collect();
     assert!(mags.windows(2).all(|w| w[0] <= w[1]), "{mags:?}");
+    assert!(mags.len() > 10, "a real list is sorted");
+    let cut = mags[mags.len() / 2];
     let (_, body) = get(
         &st,
-        &format!("/table/SourceList/{}?q={}", slids[0], enc("mag_auto < 19")),
+        &format!(
+            "/table/SourceList/{big}?q={}",
+            enc(&format!("mag_auto < {cut}"))
+        ),
     )
     .await;
-    let bright = mags.iter().filter(|&&m| m < 19.0).count();
+    let bright = mags.iter().filter(|&&m| m < cut).count();
+    assert!(bright > 0);
     assert_eq!(parse_table(&body).0 as usize, bright);
     let (status, _) = get(&st, "/table/SourceList/999999").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -336,13 +333,7 @@ async fn bad_table_queries_are_400_with_the_allowed_values() {
     for (uri, needles) in cases {
         let (status, body) = get(&st, uri).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
-        let doc = Html::parse_document(&body);
-        let msg: String = doc
-            .select(&sel("p.error-message"))
-            .next()
-            .unwrap()
-            .text()
-            .collect();
+        let msg = common::error_message(&body);
         for n in needles {
             assert!(msg.contains(n), "{uri}: {msg:?} lacks {n:?}");
         }
@@ -371,4 +362,97 @@ async fn the_help_page_explains_the_query_syntax_and_the_tree() {
         .map(|a| a.text().collect())
         .collect();
     assert!(nav.contains(&"Tables".to_owned()) && nav.contains(&"Help".to_owned()));
+}
+
+#[tokio::test]
+async fn the_cone_search_box_is_exact() {
+    for db in common::all_backends().await {
+        let db = common::ingested(db).await;
+        let st = state(&db);
+        let b = db.backend;
+        // All sources of a list with positions, from the JSON export.
+        let (slid, _, _) = common::biggest_source_list(&db.catalog).await;
+        let (_, json) = get(
+            &st,
+            &format!("/table/SourceList/{slid}?cols=sid,ra,dec&format=json"),
+        )
+        .await;
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let pos: Vec<(i64, f64, f64)> = v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["sid"].as_i64().unwrap(),
+                    r["ra"].as_f64().unwrap(),
+                    r["dec"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        let (_, ra, dec) = pos[pos.len() / 2];
+        for radius_arcsec in [5.0, 30.0, 90.0] {
+            let expected: Vec<i64> = pos
+                .iter()
+                .filter(|(_, r, d)| {
+                    wisecut::catalog::sources::separation_deg(ra, dec, *r, *d) * 3600.0
+                        <= radius_arcsec
+                })
+                .map(|p| p.0)
+                .collect();
+            let (status, body) = get(
+                &st,
+                &format!(
+                    "/table/SourceList/{slid}?ra={ra}&dec={dec}&radius={radius_arcsec}&cols=sid&size=1000"
+                ),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{b}: {body}");
+            let (total, headers, rows) = parse_table(&body);
+            assert_eq!(total as usize, expected.len(), "{b}: r = {radius_arcsec}\"");
+            let mut got: Vec<i64> = column(&headers, &rows, "sid")
+                .iter()
+                .map(|s| s.parse().unwrap())
+                .collect();
+            got.sort();
+            assert_eq!(got, expected, "{b}");
+        }
+        // Paging inside a cone keeps the total.
+        let (_, body) = get(
+            &st,
+            &format!("/table/SourceList/{slid}?ra={ra}&dec={dec}&radius=90&size=10&page=2"),
+        )
+        .await;
+        let (total, _, rows) = parse_table(&body);
+        assert!(rows.len() <= 10 && total > 0);
+
+        // Frames: a cone at a frame's centre finds it.
+        let f = db
+            .catalog
+            .frames_of_class(FrameClass::RegriddedFrame)
+            .await
+            .unwrap()
+            .remove(0);
+        let (ra, dec) = f.center.unwrap();
+        let (_, body) = get(
+            &st,
+            &format!("/table/RegriddedFrame?ra={ra}&dec={dec}&radius=1&cols=object_id"),
+        )
+        .await;
+        let (total, headers, rows) = parse_table(&body);
+        assert!(total >= 1, "{b}");
+        assert!(column(&headers, &rows, "object_id").contains(&f.target.object_id.to_string()));
+    }
+    let db = common::ingested(common::sqlite().await).await;
+    let st = state(&db);
+    for (uri, needle) in [
+        ("/table/SourceList?ra=10&dec=2&radius=5", "no positions"),
+        ("/table/ReducedScienceFrame?ra=10&dec=2", "together"),
+        ("/table/ReducedScienceFrame?ra=10&dec=2&radius=-1", "radius"),
+        ("/table/ReducedScienceFrame?ra=10&dec=99&radius=1", "dec"),
+    ] {
+        let (status, body) = get(&st, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(body.contains(needle), "{uri}");
+    }
 }

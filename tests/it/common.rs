@@ -103,3 +103,79 @@ pub async fn ingested(db: TestDb) -> TestDb {
         .unwrap_or_else(|e| panic!("{}: ingest failed: {e}", db.backend));
     db
 }
+
+/// The SourceList with the most sources: (SLID, its frame's object id, size).
+pub async fn biggest_source_list(catalog: &Catalog) -> (i64, i64, i64) {
+    use wisecut::catalog::browse::{Cell, Dir, Query, Table};
+    let t = Table::SourceLists;
+    let mut q = Query::new(&t);
+    q.sort = (t.column("n_sources").unwrap(), Dir::Desc);
+    q.page_size = 1;
+    let page = catalog.browse(&t, &q).await.unwrap();
+    let row = &page.rows[0];
+    let get = |name: &str| {
+        let i = t.columns().iter().position(|c| c.name == name).unwrap();
+        match row[i] {
+            Cell::Int(v) => v,
+            ref other => panic!("{name}: {other:?}"),
+        }
+    };
+    let n = get("n_sources");
+    assert!(n > 10, "the tiny survey has a SourceList with sources");
+    (get("slid"), get("frame_id"), n)
+}
+
+/// A GET through the router without a socket: status, content type, body.
+pub async fn fetch(
+    st: &wisecut::web::AppState,
+    uri: &str,
+) -> (axum::http::StatusCode, String, Vec<u8>) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let res = wisecut::web::app(st.clone())
+        .oneshot(
+            axum::http::Request::get(uri)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = res.status();
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
+    (status, content_type, body)
+}
+
+/// A CSS selector (panics on a typo in the test).
+pub fn sel(s: &str) -> scraper::Selector {
+    scraper::Selector::parse(s).unwrap()
+}
+
+/// The first frame (lowest object id) of a class.
+pub async fn first_frame(
+    catalog: &Catalog,
+    class: wisecut::model::FrameClass,
+) -> wisecut::model::Frame {
+    catalog
+        .frames_of_class(class)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no {class:?} frame in the tiny sample"))
+}
+
+/// The text of an HTML error page's message.
+pub fn error_message(html: &str) -> String {
+    scraper::Html::parse_document(html)
+        .select(&sel("p.error-message"))
+        .next()
+        .expect("an error page")
+        .text()
+        .collect()
+}

@@ -5,6 +5,8 @@ mod api;
 mod browse;
 mod cli;
 mod common;
+mod e2e;
+mod image;
 mod ingest;
 mod lineage;
 mod migrations;

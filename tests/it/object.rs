@@ -1,35 +1,17 @@
 //! The object view: attributes, the upward and downward lineage trees with
 //! roles, levels and thumbnails, links; thumbnails themselves; bad ids.
 
-use super::common;
+use super::common::{self, sel};
 use super::web::state;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use scraper::{Html, Selector};
+use axum::http::StatusCode;
+use scraper::Html;
 use std::collections::HashSet;
-use tower::ServiceExt;
 use wisecut::catalog::lineage::{Direction, MAX_DEPTH};
 use wisecut::model::FrameClass;
-use wisecut::web::{AppState, app};
+use wisecut::web::AppState;
 
 async fn get(st: &AppState, uri: &str) -> (StatusCode, String, Vec<u8>) {
-    let res = app(st.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let ct = res
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
-    (status, ct, body)
-}
-
-fn sel(s: &str) -> Selector {
-    Selector::parse(s).unwrap()
+    common::fetch(st, uri).await
 }
 
 #[tokio::test]
