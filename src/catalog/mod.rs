@@ -206,22 +206,7 @@ impl Catalog {
             .filter(entity::frame::Column::FrameClass.eq(class.name()))
             .all(&self.db)
             .await?;
-        let ids: Vec<i64> = frames.iter().map(|f| f.object_id).collect();
-        let targets = entity::process_target::Entity::find()
-            .filter(entity::process_target::Column::ObjectId.is_in(ids))
-            .all(&self.db)
-            .await?;
-        let mut by_id: std::collections::HashMap<i64, _> =
-            targets.into_iter().map(|t| (t.object_id, t)).collect();
-        let mut out = Vec::with_capacity(frames.len());
-        for f in frames {
-            let t = by_id.remove(&f.object_id).ok_or_else(|| {
-                CatalogError::Invalid(format!("frame {} has no process target", f.object_id))
-            })?;
-            out.push(frame_from_models(target_from_model(t), f)?);
-        }
-        out.sort_by_key(|f| f.target.object_id);
-        Ok(out)
+        self.with_targets(frames).await
     }
 
     /// Frames whose sky bounding box contains (`ra`, `dec`), optionally of
@@ -262,6 +247,15 @@ impl Catalog {
             q = q.filter(C::Filter.eq(f));
         }
         let frames = q.all(&self.db).await?;
+        self.with_targets(frames).await
+    }
+
+    /// Frame rows joined with their process targets, ordered by object id
+    /// (one query for all targets).
+    async fn with_targets(
+        &self,
+        frames: Vec<entity::frame::Model>,
+    ) -> Result<Vec<Frame>, CatalogError> {
         let ids: Vec<i64> = frames.iter().map(|f| f.object_id).collect();
         let targets = entity::process_target::Entity::find()
             .filter(entity::process_target::Column::ObjectId.is_in(ids))

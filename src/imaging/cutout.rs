@@ -368,24 +368,17 @@ impl Cutout {
     /// Physical values (BSCALE/BZERO applied) as f32, NaN where undefined or
     /// padded: the input of every rendering.
     pub fn to_image_f32(&self) -> Image<f32> {
-        let (bscale, bzero) = self.scaling.unwrap_or((1.0, 0.0));
-        let blank = self.blank;
-        let int = |v: i64| -> f32 {
-            if Some(v) == blank {
-                f32::NAN
-            } else {
-                (v as f64 * bscale + bzero) as f32
-            }
-        };
-        let float = |v: f64| (v * bscale + bzero) as f32;
-        let data: Vec<f32> = match &self.pixels {
-            RawPixels::U8(v) => v.iter().map(|&p| int(i64::from(p))).collect(),
-            RawPixels::I16(v) => v.iter().map(|&p| int(i64::from(p))).collect(),
-            RawPixels::I32(v) => v.iter().map(|&p| int(i64::from(p))).collect(),
-            RawPixels::I64(v) => v.iter().map(|&p| int(p)).collect(),
+        let data = match &self.pixels {
             RawPixels::F32(v) if self.scaling.is_none() => v.clone(),
-            RawPixels::F32(v) => v.iter().map(|&p| float(f64::from(p))).collect(),
-            RawPixels::F64(v) => v.iter().map(|&p| float(p)).collect(),
+            raw => {
+                let (bscale, bzero) = self.scaling.unwrap_or((1.0, 0.0));
+                let scaling = Scaling {
+                    bscale,
+                    bzero,
+                    blank: self.blank,
+                };
+                physical_raw(raw, &scaling, |v| v as f32)
+            }
         };
         Image::from_vec(self.geometry.width, self.geometry.height, data)
     }
@@ -529,29 +522,38 @@ impl Placement {
 }
 
 /// Physical values of a region (BSCALE/BZERO applied, NaN where undefined).
-fn physical_values(region: &Region, scaling: &Scaling) -> Vec<f64> {
+pub fn physical_values(region: &Region, scaling: &Scaling) -> Vec<f64> {
+    match region {
+        Region::Scaled(v) => v.clone(),
+        Region::Raw(raw) => physical_raw(raw, scaling, |v| v),
+    }
+}
+
+/// Physical values of stored pixels (BSCALE/BZERO applied, BLANK → NaN),
+/// converted by `to` (to f64 or f32).
+fn physical_raw<T>(raw: &RawPixels, scaling: &Scaling, to: impl Fn(f64) -> T) -> Vec<T> {
     let Scaling {
         bscale,
         bzero,
         blank,
     } = *scaling;
     let int = |v: i64| {
-        if Some(v) == blank {
+        to(if Some(v) == blank {
             f64::NAN
         } else {
             v as f64 * bscale + bzero
-        }
+        })
     };
-    match region {
-        Region::Scaled(v) => v.clone(),
-        Region::Raw(RawPixels::U8(v)) => v.iter().map(|&p| int(i64::from(p))).collect(),
-        Region::Raw(RawPixels::I16(v)) => v.iter().map(|&p| int(i64::from(p))).collect(),
-        Region::Raw(RawPixels::I32(v)) => v.iter().map(|&p| int(i64::from(p))).collect(),
-        Region::Raw(RawPixels::I64(v)) => v.iter().map(|&p| int(p)).collect(),
-        Region::Raw(RawPixels::F32(v)) => {
-            v.iter().map(|&p| f64::from(p) * bscale + bzero).collect()
-        }
-        Region::Raw(RawPixels::F64(v)) => v.iter().map(|&p| p * bscale + bzero).collect(),
+    match raw {
+        RawPixels::U8(v) => v.iter().map(|&p| int(i64::from(p))).collect(),
+        RawPixels::I16(v) => v.iter().map(|&p| int(i64::from(p))).collect(),
+        RawPixels::I32(v) => v.iter().map(|&p| int(i64::from(p))).collect(),
+        RawPixels::I64(v) => v.iter().map(|&p| int(p)).collect(),
+        RawPixels::F32(v) => v
+            .iter()
+            .map(|&p| to(f64::from(p) * bscale + bzero))
+            .collect(),
+        RawPixels::F64(v) => v.iter().map(|&p| to(p * bscale + bzero)).collect(),
     }
 }
 

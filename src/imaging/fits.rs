@@ -821,11 +821,16 @@ pub struct ImageInfo {
 }
 
 impl ImageInfo {
-    /// Whether reading must ask cfitsio to map undefined pixels to NaN:
-    /// integer images (BLANK) and compressed images (ZBLANK, also for
-    /// quantised floats), but not plain float images (see `read_subset_f32`).
-    fn needs_null_check(&self) -> bool {
-        self.bitpix > 0 || self.compressed
+    /// The f32 null value for reading: NaN (cfitsio maps undefined pixels to
+    /// it) for integer images (BLANK) and compressed images (ZBLANK, also for
+    /// quantised floats); zero (no check) for plain float images (see
+    /// `Handle::read_subset`).
+    fn null_value(&self) -> f32 {
+        if self.bitpix > 0 || self.compressed {
+            f32::NAN
+        } else {
+            0.0
+        }
     }
 }
 
@@ -890,6 +895,9 @@ impl Pixel for u8 {
 }
 impl Pixel for i16 {
     const TYPE_CODE: c_int = TSHORT;
+}
+impl Pixel for f64 {
+    const TYPE_CODE: c_int = TDOUBLE;
 }
 impl Pixel for u16 {
     const TYPE_CODE: c_int = TUSHORT;
@@ -1175,23 +1183,24 @@ impl Handle {
     }
 
     /// Reads the rectangle with one-based inclusive corners `blc`..`trc` of
-    /// the current image HDU as f32, scaled. With `null_check`, undefined
-    /// pixels (BLANK / ZBLANK) become NaN; but cfitsio's null check also turns
-    /// infinities into NaN and -0.0 and subnormals into 0, so uncompressed
-    /// float images are read without it: their NaNs are NaN anyway.
+    /// the current image HDU as `T` (f32 or f64), scaled. A non-zero `nulval`
+    /// (NaN) switches on cfitsio's null check, so undefined pixels (BLANK /
+    /// ZBLANK) become NaN; but that check also turns infinities into NaN and
+    /// -0.0 and subnormals into 0, so uncompressed float images are read with
+    /// zero (no check): their NaNs are NaN anyway.
     #[allow(unsafe_code)]
-    fn read_subset_f32(
+    fn read_subset<T: Pixel + Default>(
         &self,
         blc: [usize; 2],
         trc: [usize; 2],
-        null_check: bool,
-    ) -> Result<Vec<f32>, FitsError> {
+        mut nulval: T,
+    ) -> Result<Vec<T>, FitsError> {
         let w = trc[0] + 1 - blc[0];
         let h = trc[1] + 1 - blc[1];
         let n = w
             .checked_mul(h)
             .ok_or_else(|| invalid(&self.path, "region too large"))?;
-        let mut out = vec![0f32; n];
+        let mut out = vec![T::default(); n];
         let mut fpixel = [
             to_c_long(&self.path, blc[0])?,
             to_c_long(&self.path, blc[1])?,
@@ -1201,61 +1210,16 @@ impl Handle {
             to_c_long(&self.path, trc[1])?,
         ];
         let mut inc: [c_long; 2] = [1, 1];
-        // A non-zero null value switches on cfitsio's BLANK / NaN checking;
-        // zero switches it off.
-        let mut nulval = if null_check { f32::NAN } else { 0.0 };
         let mut anynul: c_int = 0;
         let mut status: c_int = 0;
         // SAFETY: valid handle; the corner and increment arrays hold NAXIS = 2
         // values and are only read; `out` has room for exactly the w*h values
-        // of the inclusive rectangle; `nulval` is an f32 as TFLOAT requires.
+        // of the inclusive rectangle; `nulval` and `out` are of the C type
+        // `T::TYPE_CODE` names.
         unsafe {
             sys::ffgsv(
                 self.raw(),
-                TFLOAT,
-                fpixel.as_mut_ptr(),
-                lpixel.as_mut_ptr(),
-                inc.as_mut_ptr(),
-                (&raw mut nulval).cast::<c_void>(),
-                out.as_mut_ptr().cast::<c_void>(),
-                &mut anynul,
-                &mut status,
-            );
-        }
-        self.check("read pixels", status)?;
-        Ok(out)
-    }
-
-    /// Like [`Handle::read_subset_f32`] but as f64, always with the null
-    /// check (undefined pixels → NaN). Used for tile-compressed images, whose
-    /// pixels then go back to their stored type exactly: every 8-, 16- and
-    /// 32-bit integer and every f32 is representable in an f64.
-    #[allow(unsafe_code)]
-    fn read_subset_f64(&self, blc: [usize; 2], trc: [usize; 2]) -> Result<Vec<f64>, FitsError> {
-        let w = trc[0] + 1 - blc[0];
-        let h = trc[1] + 1 - blc[1];
-        let n = w
-            .checked_mul(h)
-            .ok_or_else(|| invalid(&self.path, "region too large"))?;
-        let mut out = vec![0f64; n];
-        let mut fpixel = [
-            to_c_long(&self.path, blc[0])?,
-            to_c_long(&self.path, blc[1])?,
-        ];
-        let mut lpixel = [
-            to_c_long(&self.path, trc[0])?,
-            to_c_long(&self.path, trc[1])?,
-        ];
-        let mut inc: [c_long; 2] = [1, 1];
-        let mut nulval = f64::NAN;
-        let mut anynul: c_int = 0;
-        let mut status: c_int = 0;
-        // SAFETY: as in `read_subset_f32`; `out` holds exactly the w*h values
-        // of the inclusive rectangle and `nulval` is an f64 as TDOUBLE needs.
-        unsafe {
-            sys::ffgsv(
-                self.raw(),
-                TDOUBLE,
+                T::TYPE_CODE,
                 fpixel.as_mut_ptr(),
                 lpixel.as_mut_ptr(),
                 inc.as_mut_ptr(),
@@ -1908,8 +1872,7 @@ fn open_image(path: &Path, hdu: usize) -> Result<(Handle, ImageInfo), FitsError>
 /// tile-compressed HDUs. Integers beyond 2^24 are rounded to the nearest f32.
 pub fn read_image_f32(path: &Path, hdu: usize) -> Result<Image<f32>, FitsError> {
     let (handle, info) = open_image(path, hdu)?;
-    let data =
-        handle.read_subset_f32([1, 1], [info.width, info.height], info.needs_null_check())?;
+    let data = handle.read_subset([1, 1], [info.width, info.height], info.null_value())?;
     Ok(Image::from_vec(info.width, info.height, data))
 }
 
@@ -1943,8 +1906,7 @@ pub fn read_region_f32(
         return Ok(Image::from_vec(w, h, Vec::new()));
     }
     // cfitsio corners are one-based and inclusive.
-    let data =
-        handle.read_subset_f32([x0 + 1, y0 + 1], [x0 + w, y0 + h], info.needs_null_check())?;
+    let data = handle.read_subset([x0 + 1, y0 + 1], [x0 + w, y0 + h], info.null_value())?;
     Ok(Image::from_vec(w, h, data))
 }
 
@@ -2017,7 +1979,9 @@ pub fn read_region_f64(
     if w == 0 || h == 0 {
         return Ok(Vec::new());
     }
-    handle.read_subset_f64([x0 + 1, y0 + 1], [x0 + w, y0 + h])
+    // Always with the null check: the values go back to their stored type
+    // exactly, since every 8-, 16- and 32-bit integer and every f32 is an f64.
+    handle.read_subset([x0 + 1, y0 + 1], [x0 + w, y0 + h], f64::NAN)
 }
 
 /// Pixel values exactly as stored for one `BITPIX` (before BSCALE/BZERO), row

@@ -66,7 +66,7 @@ pub enum Region {
 #[derive(Debug)]
 enum Access {
     Plain { file: File, offset: u64 },
-    Compressed { tile: (usize, usize) },
+    Compressed,
     Sidecar { file: File, double: bool },
 }
 
@@ -165,9 +165,9 @@ impl PixelSource {
                 Some(store) if wide_tiles(width, height, tile) => {
                     store.sidecar_for(path, hdu, stamp, &layout.info)?
                 }
-                _ => Access::Compressed { tile },
+                _ => Access::Compressed,
             },
-            (None, None) => Access::Compressed { tile: (width, 1) },
+            (None, None) => Access::Compressed,
         };
         let mut seen = std::collections::HashSet::new();
         let writable = header
@@ -209,17 +209,8 @@ impl PixelSource {
     pub fn access(&self) -> &'static str {
         match self.access {
             Access::Plain { .. } => "plain",
-            Access::Compressed { .. } => "compressed",
+            Access::Compressed => "compressed",
             Access::Sidecar { .. } => "sidecar",
-        }
-    }
-
-    /// The tile size of a compressed image (also when served from a sidecar
-    /// the original tiling is not reported; `None` then).
-    pub fn tile(&self) -> Option<(usize, usize)> {
-        match self.access {
-            Access::Compressed { tile } => Some(tile),
-            _ => None,
         }
     }
 
@@ -248,7 +239,7 @@ impl PixelSource {
                         message: format!("BITPIX {} cannot be decoded", self.bitpix),
                     })
             }
-            Access::Compressed { .. } => {
+            Access::Compressed => {
                 fits::read_region_f64(&self.path, self.hdu, x0, y0, w, h).map(Region::Scaled)
             }
             Access::Sidecar { file, double } => {
@@ -381,9 +372,8 @@ impl Sidecars {
         let double = !matches!(info.bitpix, 8 | 16 | -32);
         let bpp: u64 = if double { 8 } else { 4 };
         let size = info.width as u64 * info.height as u64 * bpp;
-        let tile = (info.width, 1);
         if size > self.max_bytes {
-            return Ok(Access::Compressed { tile });
+            return Ok(Access::Compressed);
         }
         let mut hasher = Sha256::new();
         hasher.update(path.to_string_lossy().as_bytes());
@@ -495,11 +485,6 @@ impl SourceCache {
         }
     }
 
-    /// The sidecar store, if any.
-    pub fn sidecars(&self) -> Option<&Sidecars> {
-        self.sidecars.as_ref()
-    }
-
     /// The source for image HDU `hdu` of `path`, opened on first use.
     pub fn get(&self, path: &Path, hdu: usize) -> Result<Arc<PixelSource>, FitsError> {
         let stamp = FileStamp::of(path)?;
@@ -534,20 +519,6 @@ impl SourceCache {
             };
         }
         Ok(source)
-    }
-
-    /// Number of sources held open.
-    pub fn len(&self) -> usize {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entries
-            .len()
-    }
-
-    /// Whether no source is held open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

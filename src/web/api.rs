@@ -960,19 +960,19 @@ pub async fn images(
         for r in &rows {
             let fields = [
                 r.object_id.to_string(),
-                csv_field(&r.filename),
+                super::csv_field(&r.filename),
                 r.class.to_owned(),
-                csv_field(r.filter.as_deref().unwrap_or("")),
-                csv_field(r.chip.as_deref().unwrap_or("")),
+                super::csv_field(r.filter.as_deref().unwrap_or("")),
+                super::csv_field(r.chip.as_deref().unwrap_or("")),
                 r.mjd_obs.map(|m| m.to_string()).unwrap_or_default(),
                 r.naxis1.to_string(),
                 r.naxis2.to_string(),
                 format!("{:.3}", r.x),
                 format!("{:.3}", r.y),
                 format!("{:.3}", r.edge_distance_px),
-                csv_field(&r.cutout_url),
-                csv_field(&r.png_url),
-                csv_field(&r.object_url),
+                super::csv_field(&r.cutout_url),
+                super::csv_field(&r.png_url),
+                super::csv_field(&r.object_url),
             ];
             out.push_str(&fields.join(","));
             out.push('\n');
@@ -999,13 +999,4 @@ pub async fn images(
         &format!("inline; filename=\"images_{ra:.5}_{dec:+.5}.json\""),
     );
     Ok(r)
-}
-
-/// A CSV field, quoted when it contains a separator, quote or line break.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
 }

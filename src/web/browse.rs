@@ -426,7 +426,10 @@ async fn respond(
                 .join(",");
             out.push('\n');
             for row in &page.rows {
-                let line: Vec<String> = index.iter().map(|&i| csv(&row[i].display())).collect();
+                let line: Vec<String> = index
+                    .iter()
+                    .map(|&i| super::csv_field(&row[i].display()))
+                    .collect();
                 out.push_str(&line.join(","));
                 out.push('\n');
             }
@@ -576,15 +579,6 @@ async fn respond(
         json_url: urls.url(1, None, Some("json")),
     };
     Ok(Html(view.render()?).into_response())
-}
-
-/// A CSV field, quoted when needed.
-fn csv(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
 }
 
 /// The tables index.

@@ -13,7 +13,6 @@ use super::api::{ApiError, Params};
 use super::{AppError, AppState};
 use crate::catalog::browse::{self, Cell, Query, Table};
 use crate::ids::{ObjectId, Slid};
-use crate::imaging::pixels::Region;
 use crate::imaging::render::{Interval, Stretch};
 
 /// Largest side of the rendered view in screen pixels.
@@ -423,29 +422,7 @@ pub async fn pixel(
             let region = source
                 .read(ix as usize, iy as usize, 1, 1)
                 .map_err(|e| ApiError::bad(e.to_string()))?;
-            let s = source.scaling;
-            let v = match region {
-                Region::Scaled(v) => v[0],
-                Region::Raw(raw) => {
-                    let cut = crate::imaging::cutout::Cutout {
-                        geometry: crate::imaging::cutout::place(
-                            ix + 1.0,
-                            iy + 1.0,
-                            1,
-                            1,
-                            source.width,
-                            source.height,
-                        )
-                        .map_err(|e| ApiError::bad(e.to_string()))?,
-                        pixels: raw,
-                        scaling: Some((s.bscale, s.bzero)),
-                        blank: s.blank,
-                        cards: Vec::new(),
-                        linearized: false,
-                    };
-                    f64::from(cut.to_image_f32().data[0])
-                }
-            };
+            let v = crate::imaging::cutout::physical_values(&region, &source.scaling)[0];
             if v.is_finite() { Some(v) } else { None }
         } else {
             None

@@ -73,6 +73,15 @@ pub fn object_id(text: &str) -> Result<i64, String> {
         .map_err(|_| format!("{text:?} is not an object id"))
 }
 
+/// A CSV field, quoted when it contains a separator, quote or line break.
+pub(crate) fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
 /// The complete router.
 pub fn app(state: AppState) -> Router {
     Router::new()
