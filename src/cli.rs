@@ -134,6 +134,19 @@ pub struct ServeArgs {
     /// Public base URL of this server (for links written into files).
     #[arg(long, env = "WISECUT_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Directory of job results (default: `jobs` inside the cache).
+    #[arg(long, env = "WISECUT_JOBS_DIR")]
+    pub jobs_dir: Option<PathBuf>,
+    /// Bound of all job results together in MiB (oldest removed first).
+    #[arg(long, env = "WISECUT_JOBS_MIB", default_value_t = crate::config::defaults::JOBS_BYTES >> 20)]
+    pub jobs_mib: u64,
+    /// Days a job's result files are kept.
+    #[arg(long, env = "WISECUT_JOBS_DAYS", default_value_t = crate::config::defaults::JOBS_DAYS)]
+    pub jobs_days: u64,
+    /// Dependency-cutout requests of up to this many sources are answered
+    /// at once; larger ones become queued jobs.
+    #[arg(long, env = "WISECUT_INLINE_SOURCES", default_value_t = crate::config::defaults::INLINE_SOURCES)]
+    pub inline_sources: usize,
 }
 
 impl Default for ServeArgs {
@@ -146,6 +159,10 @@ impl Default for ServeArgs {
             sidecar_mib: crate::config::defaults::SIDECAR_BYTES >> 20,
             max_cutout: crate::config::defaults::MAX_CUTOUT_PX,
             public_url: None,
+            jobs_dir: None,
+            jobs_mib: crate::config::defaults::JOBS_BYTES >> 20,
+            jobs_days: crate::config::defaults::JOBS_DAYS,
+            inline_sources: crate::config::defaults::INLINE_SOURCES,
         }
     }
 }

@@ -30,6 +30,15 @@ pub struct Config {
     /// The URL under which users reach this server (written into cutout
     /// provenance); `http://<bind>` when not given.
     pub public_url: String,
+    /// Directory of job results (dependency cutouts, RGB images, batches).
+    pub jobs_dir: PathBuf,
+    /// Bound of all job results together, in bytes; the oldest go first.
+    pub jobs_bytes: u64,
+    /// Age in days after which a job's result files are removed.
+    pub jobs_days: u64,
+    /// Dependency-cutout requests with at most this many sources are
+    /// answered at once; larger ones run as queued jobs.
+    pub inline_sources: usize,
 }
 
 /// Defaults of the tunable limits, shared by the CLI and tests.
@@ -40,6 +49,12 @@ pub mod defaults {
     pub const SIDECAR_BYTES: u64 = 8 << 30;
     /// Largest cutout side.
     pub const MAX_CUTOUT_PX: usize = 6000;
+    /// Job results bound: 2 GiB.
+    pub const JOBS_BYTES: u64 = 2 << 30;
+    /// Job results are kept a week.
+    pub const JOBS_DAYS: u64 = 7;
+    /// Requests of up to this many sources are answered inline.
+    pub const INLINE_SOURCES: usize = 24;
 }
 
 impl Config {
@@ -65,11 +80,15 @@ impl Config {
             db_url,
             data_dir,
             bind,
-            cache_dir,
+            cache_dir: cache_dir.clone(),
             cache_bytes: defaults::CACHE_BYTES,
             sidecar_bytes: defaults::SIDECAR_BYTES,
             max_cutout_px: defaults::MAX_CUTOUT_PX,
             public_url: format!("http://{bind}"),
+            jobs_dir: cache_dir.join("jobs"),
+            jobs_bytes: defaults::JOBS_BYTES,
+            jobs_days: defaults::JOBS_DAYS,
+            inline_sources: defaults::INLINE_SOURCES,
         }
     }
 

@@ -104,6 +104,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.cache_bytes = args.cache_mib << 20;
     config.sidecar_bytes = args.sidecar_mib << 20;
     config.max_cutout_px = args.max_cutout;
+    if let Some(dir) = &args.jobs_dir {
+        config.jobs_dir = dir.clone();
+    }
+    config.jobs_bytes = args.jobs_mib << 20;
+    config.jobs_days = args.jobs_days;
+    config.inline_sources = args.inline_sources;
     if let Some(url) = &args.public_url {
         config.public_url = url.trim_end_matches('/').to_owned();
     }
@@ -116,6 +122,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
     let state = AppState::new(catalog, Arc::new(config)).context("setting up the cache")?;
+    // Interrupted jobs of a previous run are resumed (or failed) first.
+    state
+        .services
+        .jobs
+        .recover()
+        .await
+        .context("recovering jobs")?;
+    state.services.jobs.start();
     tracing::info!("listening on http://{}", state.config.bind);
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())

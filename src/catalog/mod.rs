@@ -9,6 +9,7 @@
 pub mod browse;
 pub mod entity;
 pub mod ingest;
+pub mod jobs;
 pub mod lineage;
 pub mod sources;
 
@@ -248,6 +249,73 @@ impl Catalog {
         }
         let frames = q.all(&self.db).await?;
         self.with_targets(frames).await
+    }
+
+    /// Frames by object id (ids that are not frames are left out), ordered
+    /// by object id.
+    pub async fn frames_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<Frame>, CatalogError> {
+        let mut frames = Vec::with_capacity(ids.len());
+        // Bounded IN lists: SQLite allows at most 32766 bound parameters.
+        for chunk in ids.chunks(1000) {
+            frames.extend(
+                entity::frame::Entity::find()
+                    .filter(entity::frame::Column::ObjectId.is_in(chunk.iter().map(|i| i.0)))
+                    .all(&self.db)
+                    .await?,
+            );
+        }
+        self.with_targets(frames).await
+    }
+
+    /// An AssociateList by ALID.
+    pub async fn associate_list(
+        &self,
+        alid: crate::ids::Alid,
+    ) -> Result<AssociateListInfo, CatalogError> {
+        let al = entity::associate_list::Entity::find()
+            .filter(entity::associate_list::Column::Alid.eq(alid.0))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound {
+                what: "AssociateList",
+                id: alid.to_string(),
+            })?;
+        let t = self.process_target(ObjectId(al.object_id)).await?;
+        Ok(AssociateListInfo {
+            target: t,
+            alid: crate::ids::Alid(al.alid),
+            name: al.name,
+            assoc_type: AssocType::parse(&al.assoc_type).ok_or_else(|| {
+                CatalogError::Invalid(format!("unknown association type {}", al.assoc_type))
+            })?,
+            search_distance: al.search_distance,
+            n_associations: al.n_associations,
+            n_members: al.n_members,
+        })
+    }
+
+    /// The members (SLID, SID) of the given associations of one list, by
+    /// AID then SLID.
+    pub async fn association_members(
+        &self,
+        alid: crate::ids::Alid,
+        aids: &[crate::ids::Aid],
+    ) -> Result<Vec<(crate::ids::Aid, Slid, crate::ids::Sid)>, CatalogError> {
+        use entity::association::Column as C;
+        let mut out = Vec::new();
+        for chunk in aids.chunks(1000) {
+            let rows = entity::association::Entity::find()
+                .filter(C::Alid.eq(alid.0))
+                .filter(C::Aid.is_in(chunk.iter().map(|a| a.0)))
+                .all(&self.db)
+                .await?;
+            out.extend(
+                rows.into_iter()
+                    .map(|r| (crate::ids::Aid(r.aid), Slid(r.slid), crate::ids::Sid(r.sid))),
+            );
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Frame rows joined with their process targets, ordered by object id

@@ -99,6 +99,22 @@ impl Catalog {
             })
     }
 
+    /// The sources of one list with the given SIDs, by SID; SIDs that do
+    /// not exist are simply absent.
+    pub async fn sources_in(&self, slid: Slid, sids: &[Sid]) -> Result<Vec<Source>, CatalogError> {
+        let mut out = Vec::with_capacity(sids.len());
+        for chunk in sids.chunks(1000) {
+            let models = entity::source::Entity::find()
+                .filter(entity::source::Column::Slid.eq(slid.0))
+                .filter(entity::source::Column::Sid.is_in(chunk.iter().map(|s| s.0)))
+                .all(self.db())
+                .await?;
+            out.extend(models.into_iter().map(Source::from));
+        }
+        out.sort_by_key(|s| s.sid);
+        Ok(out)
+    }
+
     /// Sources within `radius_deg` of (ra, dec), nearest first, at most
     /// `limit`; optionally only from one source list.
     pub async fn cone_search(

@@ -5,9 +5,11 @@
 //! are synchronous and may block on disk; callers on an async executor run
 //! them on blocking threads.
 
+pub mod anim;
 pub mod cutout;
 pub mod fits;
 pub mod image;
 pub mod pixels;
 pub mod render;
+pub mod rgb;
 pub mod wcs;

@@ -57,14 +57,37 @@ impl ApiError {
         &self.message
     }
 
-    fn not_found(message: impl Into<String>) -> Self {
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
             message: message.into(),
         }
     }
 
-    fn internal(detail: impl std::fmt::Display) -> Self {
+    /// 409: the thing exists but is not ready.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+        }
+    }
+
+    /// 410: the thing existed and was removed.
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::GONE,
+            message: message.into(),
+        }
+    }
+
+    /// 500, logging the detail.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(%detail, "internal error in the API");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,

@@ -8,6 +8,7 @@ pub mod api;
 pub mod browse;
 mod error;
 pub mod image;
+pub mod jobs;
 pub mod object;
 pub mod pages;
 
@@ -39,21 +40,36 @@ pub struct AppState {
 #[derive(Debug)]
 pub struct Services {
     /// Opened image HDUs (and their sidecars).
-    pub sources: SourceCache,
+    pub sources: Arc<SourceCache>,
     /// Recently resolved frames, so a burst of cutouts of one frame does not
     /// query the database for each.
     pub frames: api::FrameLookup,
     /// The on-demand product cache (rendered images, cutouts of compressed
     /// frames).
     pub products: DiskCache,
+    /// Jobs: dependency cutouts, RGB images, batches.
+    pub jobs: Arc<crate::jobs::Jobs>,
 }
 
 impl AppState {
     /// State for `catalog` and `config`, creating the cache directories.
     pub fn new(catalog: Catalog, config: Arc<Config>) -> std::io::Result<Self> {
         let sidecars = Sidecars::new(config.cache_dir.join("sidecars"), config.sidecar_bytes)?;
+        let sources = Arc::new(SourceCache::new(256, Some(sidecars)));
+        let jobs = crate::jobs::Jobs::new(
+            catalog.clone(),
+            config.jobs_dir.clone(),
+            crate::jobs::Retention {
+                max_bytes: config.jobs_bytes,
+                max_age: std::time::Duration::from_secs(config.jobs_days * 86_400),
+            },
+            sources.clone(),
+            config.data_dir.clone(),
+            config.public_url.clone(),
+        )?;
         let services = Services {
-            sources: SourceCache::new(256, Some(sidecars)),
+            sources,
+            jobs: Arc::new(jobs),
             frames: api::FrameLookup::new(4096),
             products: DiskCache::open(config.cache_dir.join("products"), config.cache_bytes)
                 .map_err(std::io::Error::other)?,
@@ -98,6 +114,13 @@ pub fn app(state: AppState) -> Router {
         .route("/api/pixel", get(image::pixel))
         .route("/api/cutout", get(api::cutout))
         .route("/api/images", get(api::images))
+        .route("/deps", get(jobs::deps_page))
+        .route("/api/deps", get(jobs::deps_api))
+        .route("/jobs", get(jobs::jobs_page))
+        .route("/jobs/{id}", get(jobs::job_page))
+        .route("/jobs/{id}/zip", get(jobs::job_zip))
+        .route("/jobs/{id}/files/{*path}", get(jobs::job_file))
+        .route("/api/jobs/{id}", get(jobs::job_api))
         .route("/static/style.css", get(stylesheet))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http())

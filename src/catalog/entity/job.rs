@@ -33,6 +33,18 @@ pub struct Model {
     pub started_at: Option<DateTimeUtc>,
     /// End time.
     pub finished_at: Option<DateTimeUtc>,
+    /// One line saying what the job makes.
+    pub title: String,
+    /// The server process running it.
+    pub owner: Option<String>,
+    /// When that process last reported.
+    pub heartbeat_at: Option<DateTimeUtc>,
+    /// How many times it was started.
+    pub attempts: i32,
+    /// Whether retention removed its files.
+    pub expired: bool,
+    /// Size of its result files.
+    pub bytes: i64,
 }
 
 /// No navigable relations.

@@ -1,0 +1,552 @@
+//! Jobs: every dependency-cutout request, RGB image and batch of positions
+//! is a job with a persistent record and a result directory.
+//!
+//! A small request runs *inline*: the request handler creates the record as
+//! already running (owned by this process) and waits for it, so the answer
+//! comes at once and still has permanent file URLs and a place on the jobs
+//! page. A large one is *queued*: a worker of this (or any other) server
+//! process claims it from the database and runs it while the client watches
+//! the progress.
+//!
+//! Robustness rules:
+//! * files are written into `<id>.part/` and renamed to `<id>/` only when the
+//!   job is done, so a crash never leaves a half-written result that looks
+//!   finished; a failed or interrupted attempt's `.part` directory is
+//!   removed;
+//! * the owner renews a heartbeat while it runs; a job whose heartbeat is
+//!   older than [`LEASE`] is requeued (and rebuilt from scratch) by
+//!   whichever server notices first, or failed after [`MAX_ATTEMPTS`];
+//! * results are kept under a retention policy (age and total bytes, oldest
+//!   first); the record stays, marked expired.
+
+pub mod batch;
+pub mod batch_csv;
+pub mod rgb;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::catalog::jobs::{JobRecord, JobStatus};
+use crate::catalog::{Catalog, CatalogError};
+use crate::deps::{self, DepParams};
+use crate::ids::JobId;
+use crate::imaging::pixels::SourceCache;
+
+/// A running job whose heartbeat is older than this belongs to a dead
+/// process.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// How often a running job's heartbeat is renewed (and its progress
+/// stored).
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// Starts of one job before it is given up.
+pub const MAX_ATTEMPTS: i32 = 3;
+
+/// What a job directory may hold, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Total bytes of all result directories.
+    pub max_bytes: u64,
+    /// Age after which a result is removed.
+    pub max_age: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_bytes: 2 << 30,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Why a job (or a request to make one) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Bad parameters: a 400.
+    #[error("{param}: {message}")]
+    Param {
+        /// The parameter.
+        param: &'static str,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// The catalogue said no (unknown list: 404) or failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Writing the result failed.
+    #[error("writing the result: {0}")]
+    Io(#[from] std::io::Error),
+    /// Anything else that stops the job.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<crate::imaging::cutout::ParamError> for JobError {
+    fn from(e: crate::imaging::cutout::ParamError) -> Self {
+        JobError::Param {
+            param: e.param,
+            message: e.message,
+        }
+    }
+}
+
+/// The job service of one server process.
+pub struct Jobs {
+    catalog: Catalog,
+    dir: PathBuf,
+    owner: String,
+    retention: Retention,
+    sources: Arc<SourceCache>,
+    data_root: PathBuf,
+    public_url: String,
+    wake: Notify,
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs")
+            .field("dir", &self.dir)
+            .field("owner", &self.owner)
+            .finish()
+    }
+}
+
+/// Progress shared between the blocking work and the heartbeat task.
+#[derive(Debug, Default)]
+pub struct Progress(AtomicU64);
+
+impl Progress {
+    /// Records `done` of `total`.
+    pub fn set(&self, done: usize, total: usize) {
+        let f = if total == 0 {
+            1.0
+        } else {
+            done as f64 / total as f64
+        };
+        self.0.store(f.to_bits(), Ordering::Relaxed);
+    }
+
+    fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// What running a job hands back: the summary stored in the record.
+pub type Outcome = Result<serde_json::Value, JobError>;
+
+impl Jobs {
+    /// The service; `dir` is created if needed.
+    pub fn new(
+        catalog: Catalog,
+        dir: PathBuf,
+        retention: Retention,
+        sources: Arc<SourceCache>,
+        data_root: PathBuf,
+        public_url: String,
+    ) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let owner = format!(
+            "{}-{}-{:08x}",
+            hostname(),
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        Ok(Jobs {
+            catalog,
+            dir,
+            owner,
+            retention,
+            sources,
+            data_root,
+            public_url,
+            wake: Notify::new(),
+        })
+    }
+
+    /// This process's owner name in job records.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The catalogue.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The finished result directory of a job.
+    pub fn result_dir(&self, id: JobId) -> PathBuf {
+        self.dir.join(id.0.to_string())
+    }
+
+    fn part_dir(&self, id: JobId) -> PathBuf {
+        self.dir.join(format!("{}.part", id.0))
+    }
+
+    /// Starts the worker: recovers interrupted jobs now and every few
+    /// seconds, and runs queued jobs one at a time (each job uses every core
+    /// itself).
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = me.recover().await {
+                    tracing::warn!("job recovery: {e}");
+                }
+                loop {
+                    match me.catalog.claim_job(&me.owner).await {
+                        Ok(Some(job)) => {
+                            me.run(job).await;
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!("claiming a job: {e}");
+                            break;
+                        }
+                    }
+                }
+                // Woken by a new job, or every few seconds to notice jobs
+                // queued by other servers and leases that ran out.
+                let _ = tokio::time::timeout(Duration::from_secs(5), me.wake.notified()).await;
+            }
+        })
+    }
+
+    /// Requeues (or fails) jobs of dead processes and applies retention.
+    pub async fn recover(&self) -> Result<(), JobError> {
+        let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(30));
+        let r = self.catalog.recover_jobs(lease, MAX_ATTEMPTS).await?;
+        for id in r.requeued.iter().chain(&r.failed) {
+            remove_dir(&self.part_dir(*id));
+        }
+        if !r.requeued.is_empty() || !r.failed.is_empty() {
+            tracing::info!(
+                "jobs interrupted by a stopped server: requeued {:?}, failed {:?}",
+                r.requeued,
+                r.failed
+            );
+        }
+        self.apply_retention().await
+    }
+
+    /// Stores a job and either runs it now (inline) or queues it.
+    pub async fn submit(
+        &self,
+        kind: &str,
+        title: &str,
+        params: serde_json::Value,
+        inline: bool,
+    ) -> Result<JobRecord, JobError> {
+        let owner = inline.then_some(self.owner.as_str());
+        let job = self.catalog.create_job(kind, title, &params, owner).await?;
+        if inline {
+            self.run(job.clone()).await;
+            Ok(self.catalog.job(job.id).await?)
+        } else {
+            self.catalog
+                .job_log(job.id, &format!("{}: queued", now()))
+                .await?;
+            self.wake.notify_one();
+            Ok(job)
+        }
+    }
+
+    /// Runs a claimed job to the end, recording the outcome.
+    async fn run(&self, job: JobRecord) {
+        let id = job.id;
+        let part = self.part_dir(id);
+        remove_dir(&part);
+        let _ = self
+            .catalog
+            .job_log(
+                id,
+                &format!(
+                    "{}: started (attempt {}) by {}",
+                    now(),
+                    job.attempts,
+                    self.owner
+                ),
+            )
+            .await;
+        let progress = Arc::new(Progress::default());
+        let beat = {
+            let catalog = self.catalog.clone();
+            let owner = self.owner.clone();
+            let progress = progress.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(HEARTBEAT).await;
+                    match catalog.job_progress(id, &owner, progress.get()).await {
+                        Ok(true) => {}
+                        Ok(false) => break, // no longer ours
+                        Err(e) => tracing::warn!("job {id} heartbeat: {e}"),
+                    }
+                }
+            })
+        };
+        let outcome = match std::fs::create_dir_all(&part) {
+            Ok(()) => self.execute(&job, &part, progress.clone()).await,
+            Err(e) => Err(e.into()),
+        };
+        beat.abort();
+        let final_dir = self.result_dir(id);
+        match outcome.and_then(|summary| {
+            remove_dir(&final_dir);
+            std::fs::rename(&part, &final_dir)?;
+            Ok(summary)
+        }) {
+            Ok(summary) => {
+                let bytes = dir_bytes(&final_dir);
+                let _ = self
+                    .catalog
+                    .job_log(id, &format!("{}: done, {} bytes", now(), bytes))
+                    .await;
+                if let Ok(false) | Err(_) = self
+                    .catalog
+                    .finish_job(id, &self.owner, &summary, bytes)
+                    .await
+                {
+                    // Someone else took the job over meanwhile; theirs wins.
+                    tracing::warn!("job {id} finished after losing its lease");
+                }
+            }
+            Err(e) => {
+                remove_dir(&part);
+                let msg = e.to_string();
+                let _ = self
+                    .catalog
+                    .job_log(id, &format!("{}: failed: {msg}", now()))
+                    .await;
+                let _ = self.catalog.fail_job(id, &self.owner, &msg).await;
+            }
+        }
+        if let Err(e) = self.apply_retention().await {
+            tracing::warn!("job retention: {e}");
+        }
+    }
+
+    async fn execute(&self, job: &JobRecord, dir: &Path, progress: Arc<Progress>) -> Outcome {
+        match job.kind.as_str() {
+            "deps" => self.run_deps(job, dir, progress).await,
+            "rgb" => rgb::run(self, job, dir).await,
+            "batch" => batch::run(self, job, dir, progress).await,
+            other => Err(JobError::Failed(format!("unknown job kind {other}"))),
+        }
+    }
+
+    /// The context the cutout makers need.
+    pub fn maker(&self) -> deps::make::Context {
+        deps::make::Context {
+            sources: self.sources.clone(),
+            data_root: self.data_root.clone(),
+            public_url: self.public_url.clone(),
+        }
+    }
+
+    /// Appends a timestamped line to a job's log.
+    pub async fn log(&self, id: JobId, line: &str) {
+        let _ = self
+            .catalog
+            .job_log(id, &format!("{}: {line}", now()))
+            .await;
+    }
+
+    async fn run_deps(&self, job: &JobRecord, dir: &Path, progress: Arc<Progress>) -> Outcome {
+        let params: DepParams = serde_json::from_value(job.params.clone())
+            .map_err(|e| JobError::Failed(format!("stored parameters unreadable: {e}")))?;
+        let req = params.validate()?;
+        let planned = deps::resolve(&self.catalog, &req).await?;
+        let n_missing = planned.iter().filter(|p| p.error.is_some()).count();
+        self.log(
+            job.id,
+            &format!(
+                "{} sources placed on {} frame positions{}",
+                planned.len(),
+                planned.iter().map(|p| p.placements.len()).sum::<usize>(),
+                if n_missing > 0 {
+                    format!(", {n_missing} not found")
+                } else {
+                    String::new()
+                }
+            ),
+        )
+        .await;
+        let ctx = self.maker();
+        let out = dir.to_path_buf();
+        // CPU-bound (rayon inside): off the async threads.
+        let (result, files) = tokio::task::spawn_blocking(move || {
+            deps::make::make(&ctx, &req, &planned, &out, &|d, t| progress.set(d, t))
+        })
+        .await
+        .map_err(|e| JobError::Failed(format!("cutout task: {e}")))??;
+        let header = json!({
+            "job": job.id,
+            "kind": "deps",
+            "title": job.title,
+            "request": job.params,
+            "created": job.created_at,
+        });
+        deps::make::write_manifest(dir, header, &files)?;
+        std::fs::write(
+            dir.join("result.json"),
+            serde_json::to_vec(&result).map_err(|e| JobError::Failed(e.to_string()))?,
+        )?;
+        self.log(
+            job.id,
+            &format!(
+                "made {} files ({} bytes) in {:.0} ms",
+                result.files, result.bytes, result.make_ms
+            ),
+        )
+        .await;
+        Ok(json!({ "files": result.files, "bytes": result.bytes, "rows": result.rows.len() }))
+    }
+
+    /// Removes results past the retention policy, oldest first.
+    pub async fn apply_retention(&self) -> Result<(), JobError> {
+        let jobs = self.catalog.jobs_with_files().await?;
+        let now = chrono::Utc::now();
+        let max_age =
+            chrono::Duration::from_std(self.retention.max_age).unwrap_or(chrono::Duration::days(7));
+        let mut total: u64 = jobs.iter().map(|j| j.bytes.max(0) as u64).sum();
+        for j in &jobs {
+            let old = j.finished_at.is_some_and(|t| now - t > max_age);
+            if old || total > self.retention.max_bytes {
+                remove_dir(&self.result_dir(j.id));
+                self.catalog.expire_job(j.id).await?;
+                total = total.saturating_sub(j.bytes.max(0) as u64);
+                let _ = self
+                    .catalog
+                    .job_log(
+                        j.id,
+                        &format!(
+                            "{}: result removed by the retention policy ({})",
+                            crate::jobs::now(),
+                            if old { "age" } else { "total size" }
+                        ),
+                    )
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// A file of a finished job's result, checked to lie inside it.
+    pub fn file(&self, id: JobId, rel: &str) -> Option<PathBuf> {
+        if rel
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+            || rel.contains('\\')
+        {
+            return None;
+        }
+        let p = self.result_dir(id).join(rel);
+        p.is_file().then_some(p)
+    }
+
+    /// The job's ZIP (every file listed in its manifest, and the manifest),
+    /// made on first request and kept beside the result.
+    pub fn zip(&self, job: &JobRecord) -> Result<PathBuf, JobError> {
+        if job.status != JobStatus::Done || job.expired {
+            return Err(JobError::Failed("the job has no result to download".into()));
+        }
+        let dir = self.result_dir(job.id);
+        let name = format!("wisecut_job{}.zip", job.id);
+        let zip_path = self.dir.join(format!("{}.zip", job.id));
+        if zip_path.is_file() {
+            return Ok(zip_path);
+        }
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json"))?)
+                .map_err(|e| JobError::Failed(format!("manifest unreadable: {e}")))?;
+        let mut paths: Vec<String> = vec!["manifest.json".into()];
+        for f in manifest["files"].as_array().into_iter().flatten() {
+            if let Some(p) = f["path"].as_str() {
+                paths.push(p.to_owned());
+            }
+        }
+        let tmp = self
+            .dir
+            .join(format!(".{}.zip.{}", job.id, std::process::id()));
+        let build = || -> Result<(), JobError> {
+            let file = std::fs::File::create(&tmp)?;
+            let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+            let prefix = name.trim_end_matches(".zip");
+            for p in &paths {
+                // PNG and GIF are compressed already; FITS deflates well.
+                let method = if p.ends_with(".png") || p.ends_with(".gif") {
+                    zip::CompressionMethod::Stored
+                } else {
+                    zip::CompressionMethod::Deflated
+                };
+                let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+                zip.start_file(format!("{prefix}/{p}"), opts)
+                    .map_err(|e| JobError::Failed(e.to_string()))?;
+                let mut f = std::fs::File::open(dir.join(p))?;
+                std::io::copy(&mut f, &mut zip)?;
+            }
+            zip.finish().map_err(|e| JobError::Failed(e.to_string()))?;
+            Ok(())
+        };
+        match build() {
+            Ok(()) => {
+                std::fs::rename(&tmp, &zip_path)?;
+                Ok(zip_path)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Now, for log lines.
+pub fn now() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%d %H:%M:%S%.3f")
+        .to_string()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn remove_dir(p: &Path) {
+    if p.exists()
+        && let Err(e) = std::fs::remove_dir_all(p)
+    {
+        tracing::warn!("removing {}: {e}", p.display());
+    }
+    // A ZIP made from a result goes with it.
+    if let (Some(parent), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str()))
+        && !name.ends_with(".part")
+    {
+        let _ = std::fs::remove_file(parent.join(format!("{name}.zip")));
+    }
+}
+
+/// Total size of the files under `p`.
+pub fn dir_bytes(p: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => total += dir_bytes(&e.path()),
+                Ok(_) => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}

@@ -1,0 +1,511 @@
+//! Dependency cutouts and jobs over HTTP.
+//!
+//! * `GET /deps` — the request form; with `ids` it runs the request: a small
+//!   one (≤ `inline_sources` ids) is made at once and redirects to its result
+//!   page, a larger one is queued and redirects to its job page, which
+//!   refreshes while it runs. Bad parameters re-show the form with a 400.
+//! * `GET /api/deps` — the same as JSON: 200 with the result, or 202 with
+//!   the job and a `Location` to poll.
+//! * `GET /jobs`, `GET /jobs/{id}` — the jobs page and one job (status,
+//!   progress, log, its result); `GET /api/jobs/{id}` as JSON.
+//! * `GET /jobs/{id}/files/{*path}` — one result file;
+//!   `GET /jobs/{id}/zip` — all of them with `manifest.json`.
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde_json::json;
+
+use super::api::{ApiError, Params};
+use super::{AppError, AppState};
+use crate::catalog::jobs::{JobRecord, JobStatus};
+use crate::deps::{self, DepParams, DepResult, ListRef, PIPELINE_CLASSES};
+use crate::ids::JobId;
+use crate::imaging::render::Stretch;
+use crate::model::FrameClass;
+
+/// Parameters of `/deps` and `/api/deps`.
+const DEP_PARAMS: [&str; 9] = [
+    "slid",
+    "alid",
+    "ids",
+    "classes",
+    "size",
+    "unit",
+    "stretch",
+    "interval",
+    "same_stretch",
+];
+
+/// Reads the request parameters; `classes` may also come as repeated
+/// checkbox fields, which are joined.
+fn dep_params(raw: Option<&str>) -> Result<(DepParams, bool), ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| ApiError::bad(format!("the query string is malformed: {e}")))?;
+    let (classes, rest): (Vec<_>, Vec<_>) = pairs
+        .into_iter()
+        .partition(|(k, _)| k.eq_ignore_ascii_case("classes"));
+    let rest = serde_urlencoded::to_string(&rest).unwrap_or_default();
+    let p = Params::parse(Some(&rest), &DEP_PARAMS)?;
+    let int = |name: &'static str| -> Result<Option<i64>, ApiError> {
+        p.get(name)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| {
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| ApiError::bad(format!("{name}: {v:?} is not a whole number")))
+            })
+            .transpose()
+    };
+    let asked = p.get("ids").is_some();
+    let params = DepParams {
+        slid: int("slid")?,
+        alid: int("alid")?,
+        ids: p.get("ids").unwrap_or("").to_owned(),
+        classes: classes
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect::<Vec<_>>()
+            .join(","),
+        size: p.number("size")?,
+        unit: p.get("unit").map(str::to_owned),
+        stretch: p.get("stretch").map(str::to_owned),
+        interval: p.get("interval").map(str::to_owned),
+        same_stretch: match p.get("same_stretch") {
+            None => None,
+            Some(_) => Some(p.flag("same_stretch")?),
+        },
+    };
+    Ok((params, asked))
+}
+
+/// What happened to a request.
+enum Submitted {
+    /// Made at once.
+    Done(JobRecord),
+    /// Queued.
+    Queued(JobRecord),
+}
+
+async fn submit_deps(st: &AppState, params: &DepParams) -> Result<Submitted, ApiError> {
+    let req = params.validate()?;
+    // Unknown lists are a 404 now, not a failed job later.
+    let title = match req.list {
+        ListRef::Sources(slid) => {
+            let l = st.catalog.source_list(slid).await?;
+            format!(
+                "Dependency cutouts of SLID {slid} ({}) SIDs {}",
+                l.name,
+                deps::ranges::format_ids(&req.ids)
+            )
+        }
+        ListRef::Associations(alid) => {
+            let l = st.catalog.associate_list(alid).await?;
+            format!(
+                "Dependency cutouts of ALID {alid} ({}) AIDs {}",
+                l.name,
+                deps::ranges::format_ids(&req.ids)
+            )
+        }
+    };
+    let inline = req.ids.len() <= st.config.inline_sources;
+    let stored = serde_json::to_value(params).map_err(ApiError::internal)?;
+    let jobs = &st.services.jobs;
+    let job = jobs
+        .submit("deps", &title, stored, inline)
+        .await
+        .map_err(job_error)?;
+    Ok(if inline {
+        Submitted::Done(job)
+    } else {
+        Submitted::Queued(job)
+    })
+}
+
+fn job_error(e: crate::jobs::JobError) -> ApiError {
+    match e {
+        crate::jobs::JobError::Param { param, message } => {
+            ApiError::bad(format!("{param}: {message}"))
+        }
+        crate::jobs::JobError::Catalog(c) => c.into(),
+        other => ApiError::internal(other),
+    }
+}
+
+/// The request form.
+#[derive(Template)]
+#[template(path = "deps.html")]
+pub struct DepsPage {
+    /// The request so far.
+    pub p: DepParams,
+    /// Class choices: (name, short, checked).
+    pub classes: Vec<(&'static str, &'static str, bool)>,
+    /// Stretch names.
+    pub stretches: Vec<&'static str>,
+    /// Error to show, naming the parameter.
+    pub error: Option<String>,
+    /// Sizes of the inline limit, for the hint.
+    pub inline_sources: usize,
+    /// Recent dependency jobs.
+    pub recent: Vec<JobRecord>,
+}
+
+/// `GET /deps`.
+pub async fn deps_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let (params, asked) = match dep_params(q.as_deref()) {
+        Ok(x) => x,
+        Err(e) => {
+            return form(
+                &st,
+                DepParams::default(),
+                Some(e.message().to_owned()),
+                e.status(),
+            )
+            .await;
+        }
+    };
+    if !asked {
+        return form(&st, params, None, StatusCode::OK).await;
+    }
+    match submit_deps(&st, &params).await {
+        Ok(Submitted::Done(job)) | Ok(Submitted::Queued(job)) => {
+            Redirect::to(&format!("/jobs/{}", job.id)).into_response()
+        }
+        Err(e) => {
+            let status = e.status();
+            form(&st, params, Some(e.message().to_owned()), status).await
+        }
+    }
+}
+
+async fn form(st: &AppState, p: DepParams, error: Option<String>, status: StatusCode) -> Response {
+    let chosen = deps::parse_classes(&p.classes).unwrap_or_else(|_| PIPELINE_CLASSES.to_vec());
+    let classes = FrameClass::ALL
+        .iter()
+        .map(|c| (c.name(), c.short(), chosen.contains(c)))
+        .collect();
+    let recent = st
+        .catalog
+        .jobs(Some("deps"), None, 0, 10)
+        .await
+        .map(|(_, j)| j)
+        .unwrap_or_default();
+    let page = DepsPage {
+        p,
+        classes,
+        stretches: Stretch::ALL.iter().map(|s| s.name()).collect(),
+        error,
+        inline_sources: st.config.inline_sources,
+        recent,
+    };
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => AppError::from(e).into_response(),
+    }
+}
+
+/// `GET /api/deps`: JSON.
+pub async fn deps_api(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let (params, asked) = dep_params(q.as_deref())?;
+    if !asked {
+        return Err(ApiError::bad(
+            "ids: missing: give SIDs or AIDs such as 1:5,20,31:34",
+        ));
+    }
+    match submit_deps(&st, &params).await? {
+        Submitted::Done(job) => Ok(axum::Json(job_json(&st, &job)).into_response()),
+        Submitted::Queued(job) => {
+            let mut r = (StatusCode::ACCEPTED, axum::Json(job_json(&st, &job))).into_response();
+            if let Ok(v) = format!("/api/jobs/{}", job.id).parse() {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(r)
+        }
+    }
+}
+
+/// A job as JSON, with its result's file paths turned into URLs.
+fn job_json(st: &AppState, job: &JobRecord) -> serde_json::Value {
+    let mut v = json!({
+        "id": job.id,
+        "kind": job.kind,
+        "title": job.title,
+        "status": job.status,
+        "progress": job.progress,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "attempts": job.attempts,
+        "error": job.error,
+        "expired": job.expired,
+        "bytes": job.bytes,
+        "params": job.params,
+        "summary": job.result,
+        "log": job.log,
+        "page": format!("/jobs/{}", job.id),
+    });
+    if job.status == JobStatus::Done && !job.expired {
+        v["zip"] = json!(format!("/jobs/{}/zip", job.id));
+        v["manifest"] = json!(format!("/jobs/{}/files/manifest.json", job.id));
+        if let Some(r) = load_result(st, job) {
+            v["result"] = serde_json::to_value(with_urls(r, job.id)).unwrap_or_default();
+        }
+    }
+    v
+}
+
+fn load_result(st: &AppState, job: &JobRecord) -> Option<DepResult> {
+    if job.kind != "deps" {
+        return None;
+    }
+    let path = st.services.jobs.file(job.id, "result.json")?;
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Rewrites the result's relative file paths as URLs.
+fn with_urls(mut r: DepResult, id: JobId) -> DepResult {
+    let url = |p: &mut Option<String>| {
+        if let Some(s) = p {
+            *s = format!("/jobs/{id}/files/{s}");
+        }
+    };
+    for row in &mut r.rows {
+        url(&mut row.pipeline_gif);
+        url(&mut row.epochs_gif);
+        for cell in &mut row.cells {
+            for c in cell {
+                url(&mut c.fits);
+                url(&mut c.png);
+            }
+        }
+    }
+    r
+}
+
+/// `GET /api/jobs/{id}`.
+pub async fn job_api(
+    State(st): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id).map_err(ApiError::bad)?;
+    let job = st.catalog.job(id).await?;
+    Ok(axum::Json(job_json(&st, &job)).into_response())
+}
+
+fn job_id(s: &str) -> Result<JobId, String> {
+    s.trim()
+        .parse::<i64>()
+        .map(JobId)
+        .map_err(|_| format!("{s:?} is not a job id"))
+}
+
+/// The jobs page.
+#[derive(Template)]
+#[template(path = "jobs.html")]
+pub struct JobsPage {
+    /// Jobs, newest first.
+    pub jobs: Vec<JobRecord>,
+    /// How many there are.
+    pub total: u64,
+    /// Kind filter.
+    pub kind: String,
+    /// Results bound in MiB.
+    pub keep_mib: u64,
+    /// Results age bound in days.
+    pub keep_days: u64,
+    /// Whether a job is still active (the page then refreshes).
+    pub active: bool,
+}
+
+/// `GET /jobs[?kind=deps]`.
+pub async fn jobs_page(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Html<String>, AppError> {
+    let p = Params::parse(q.as_deref(), &["kind"])
+        .map_err(|e| AppError::BadRequest(e.message().to_owned()))?;
+    let kind = p.get("kind").unwrap_or("").trim().to_owned();
+    if !["", "deps", "rgb", "batch"].contains(&kind.as_str()) {
+        return Err(AppError::BadRequest(format!(
+            "kind: {kind:?} is not a job kind; allowed: deps, rgb, batch"
+        )));
+    }
+    let (total, jobs) = st
+        .catalog
+        .jobs((!kind.is_empty()).then_some(kind.as_str()), None, 0, 200)
+        .await?;
+    let active = jobs
+        .iter()
+        .any(|j| matches!(j.status, JobStatus::Queued | JobStatus::Running));
+    Ok(Html(
+        JobsPage {
+            jobs,
+            total,
+            kind,
+            keep_mib: st.config.jobs_bytes >> 20,
+            keep_days: st.config.jobs_days,
+            active,
+        }
+        .render()?,
+    ))
+}
+
+/// One job's page.
+#[derive(Template)]
+#[template(path = "job.html")]
+pub struct JobPage {
+    /// The job.
+    pub job: JobRecord,
+    /// Its dependency-cutout result, when it has one.
+    pub deps: Option<DepResult>,
+    /// Its other files (RGB images, batch outputs): (url, name, kind).
+    pub files: Vec<(String, String, String)>,
+    /// Progress in percent.
+    pub percent: u32,
+    /// Whether the rows carry association ids.
+    pub has_aid: bool,
+}
+
+/// `GET /jobs/{id}`.
+pub async fn job_page(
+    State(st): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Html<String>, AppError> {
+    let id = job_id(&id).map_err(AppError::BadRequest)?;
+    let job = st.catalog.job(id).await?;
+    let deps = if job.status == JobStatus::Done && !job.expired {
+        load_result(&st, &job).map(|r| with_urls(r, job.id))
+    } else {
+        None
+    };
+    let mut files = Vec::new();
+    if job.status == JobStatus::Done
+        && !job.expired
+        && deps.is_none()
+        && let Some(m) = st.services.jobs.file(job.id, "manifest.json")
+    {
+        {
+            let manifest: serde_json::Value = std::fs::read(m)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            for f in manifest["files"].as_array().into_iter().flatten() {
+                if let (Some(p), Some(k)) = (f["path"].as_str(), f["kind"].as_str()) {
+                    files.push((
+                        format!("/jobs/{}/files/{p}", job.id),
+                        p.to_owned(),
+                        k.to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    let percent = (job.progress * 100.0).round().clamp(0.0, 100.0) as u32;
+    let has_aid = deps
+        .as_ref()
+        .is_some_and(|r| r.rows.iter().any(|x| x.aid.is_some()));
+    Ok(Html(
+        JobPage {
+            job,
+            deps,
+            files,
+            percent,
+            has_aid,
+        }
+        .render()?,
+    ))
+}
+
+/// `GET /jobs/{id}/files/{*path}`.
+pub async fn job_file(
+    State(st): State<AppState>,
+    UrlPath((id, rel)): UrlPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id).map_err(ApiError::bad)?;
+    let path = st
+        .services
+        .jobs
+        .file(id, &rel)
+        .ok_or_else(|| ApiError::not_found(format!("job {id} has no file {rel}")))?;
+    let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
+    let mime = match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "fits" => "application/fits",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "json" => "application/json",
+        "csv" => "text/csv; charset=utf-8",
+        "txt" | "log" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("file")
+        .to_owned();
+    let disposition = if mime.starts_with("image/") || mime.starts_with("application/json") {
+        format!("inline; filename=\"{name}\"")
+    } else {
+        format!("attachment; filename=\"{name}\"")
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime.to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+            // Results never change once written.
+            (
+                header::CACHE_CONTROL,
+                "public, max-age=86400, immutable".to_owned(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /jobs/{id}/zip`.
+pub async fn job_zip(
+    State(st): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id).map_err(ApiError::bad)?;
+    let job = st.catalog.job(id).await?;
+    if job.status != JobStatus::Done {
+        return Err(ApiError::conflict(format!(
+            "job {id} is {}; its ZIP exists once it is done",
+            job.status.name()
+        )));
+    }
+    if job.expired {
+        return Err(ApiError::gone(format!(
+            "job {id}'s files were removed by the retention policy; run it again"
+        )));
+    }
+    let jobs = st.services.jobs.clone();
+    let path = tokio::task::spawn_blocking(move || jobs.zip(&job))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(ApiError::internal)?;
+    let len = file.metadata().await.map_err(ApiError::internal)?.len();
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"wisecut_job{id}.zip\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
