@@ -1,8 +1,547 @@
-//! RGB jobs (placeholder until the module lands).
-use super::{Jobs, Outcome};
-use crate::catalog::jobs::JobRecord;
+//! The RGB maker: three frames → a pseudo-colour picture of a region or of a
+//! whole frame, by Lupton et al.'s asinh mapping (astropy's
+//! `make_lupton_rgb`), a STIFF-like mapping, or plain per-band linear.
+//!
+//! The frames are given by object id or file name, or as a grid target (the
+//! frames' `OBJECT`) plus three filters (red, green, blue) of one class.
+//!
+//! **Frames not on one pixel grid are reprojected** onto the first (red)
+//! frame's grid by bilinear interpolation through their WCSs: what a user
+//! wants from three exposures of one field is a picture, and refusing would
+//! only push the same resampling onto them. Flux is not conserved (display
+//! only), and the result says which bands were reprojected. Frames without a
+//! sky WCS can only be combined when their grids are identical (same size);
+//! otherwise the request is refused naming the difference.
+
 use std::path::Path;
-/// Runs an RGB job.
-pub async fn run(_jobs: &Jobs, _job: &JobRecord, _dir: &Path) -> Outcome {
-    Err(super::JobError::Failed("not yet".into()))
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{JobError, Jobs, Outcome};
+use crate::catalog::Catalog;
+use crate::catalog::jobs::JobRecord;
+use crate::deps::make::{ManifestFile, write_manifest};
+use crate::imaging::cutout::{self, Center, CutoutSpec, ParamError, Provenance, Size, SizeUnit};
+use crate::imaging::image::Image;
+use crate::imaging::rgb::{self, LinearParams, LuptonParams, StiffParams};
+use crate::imaging::wcs::Wcs;
+use crate::model::{Frame, FrameClass};
+
+/// The request as users write it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RgbParams {
+    /// Red frame: object id or file name.
+    pub red: Option<String>,
+    /// Green frame.
+    pub green: Option<String>,
+    /// Blue frame.
+    pub blue: Option<String>,
+    /// Grid target (`OBJECT`), instead of three frames.
+    pub target: Option<String>,
+    /// Filters for red, green, blue with `target`: `i,r,g`.
+    pub filters: Option<String>,
+    /// Frame class with `target` (default CoaddedRegriddedFrame).
+    pub class: Option<String>,
+    /// Region centre RA (degrees or sexagesimal); absent = whole frame.
+    pub ra: Option<String>,
+    /// Region centre Dec.
+    pub dec: Option<String>,
+    /// Region side.
+    pub size: Option<f64>,
+    /// Its unit: px, arcsec (default), arcmin, deg.
+    pub unit: Option<String>,
+    /// `lupton` (default), `stiff` or `linear`.
+    pub method: Option<String>,
+    /// Lupton: minimum (all bands).
+    pub minimum: Option<f64>,
+    /// Lupton: stretch.
+    pub stretch: Option<f64>,
+    /// Lupton: Q.
+    pub q: Option<f64>,
+    /// STIFF: quantile of the maximum.
+    pub max_quantile: Option<f64>,
+    /// STIFF: display gamma.
+    pub gamma: Option<f64>,
+    /// STIFF: colour saturation.
+    pub saturation: Option<f64>,
+    /// Linear: percentile kept per band.
+    pub percentile: Option<f64>,
+    /// `png` (default) or `jpeg`.
+    pub format: Option<String>,
+}
+
+/// The colour mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Method {
+    /// astropy `make_lupton_rgb`.
+    Lupton(LuptonParams),
+    /// STIFF-like.
+    Stiff(StiffParams),
+    /// Per-band linear.
+    Linear(LinearParams),
+}
+
+impl Method {
+    fn name(&self) -> &'static str {
+        match self {
+            Method::Lupton(_) => "lupton",
+            Method::Stiff(_) => "stiff",
+            Method::Linear(_) => "linear",
+        }
+    }
+}
+
+fn bad(param: &'static str, message: impl Into<String>) -> JobError {
+    ParamError::new(param, message).into()
+}
+
+fn f32_param(v: Option<f64>, name: &'static str) -> Result<Option<f32>, JobError> {
+    match v {
+        None => Ok(None),
+        Some(x) if x.is_finite() => Ok(Some(x as f32)),
+        Some(_) => Err(bad(name, "must be a finite number")),
+    }
+}
+
+impl RgbParams {
+    /// Checks the mapping parameters.
+    pub fn method(&self) -> Result<Method, JobError> {
+        let m = self
+            .method
+            .as_deref()
+            .unwrap_or("lupton")
+            .trim()
+            .to_ascii_lowercase();
+        let mapped = |e: rgb::RgbError, param: &'static str| bad(param, e.to_string());
+        match m.as_str() {
+            "lupton" | "" => {
+                let d = LuptonParams::default();
+                let min = f32_param(self.minimum, "minimum")?.unwrap_or(d.minimum[0]);
+                let p = LuptonParams {
+                    minimum: [min; 3],
+                    stretch: f32_param(self.stretch, "stretch")?.unwrap_or(d.stretch),
+                    q: f32_param(self.q, "q")?.unwrap_or(d.q),
+                };
+                p.validate().map_err(|e| mapped(e, "stretch"))?;
+                Ok(Method::Lupton(p))
+            }
+            "stiff" => {
+                let d = StiffParams::default();
+                let p = StiffParams {
+                    max_quantile: f32_param(self.max_quantile, "max_quantile")?
+                        .unwrap_or(d.max_quantile),
+                    gamma: f32_param(self.gamma, "gamma")?.unwrap_or(d.gamma),
+                    saturation: f32_param(self.saturation, "saturation")?.unwrap_or(d.saturation),
+                    ..d
+                };
+                p.validate().map_err(|e| mapped(e, "method"))?;
+                Ok(Method::Stiff(p))
+            }
+            "linear" => {
+                let d = LinearParams::default();
+                let p = LinearParams {
+                    percentile: f32_param(self.percentile, "percentile")?.unwrap_or(d.percentile),
+                    ..d
+                };
+                p.validate().map_err(|e| mapped(e, "percentile"))?;
+                Ok(Method::Linear(p))
+            }
+            other => Err(bad(
+                "method",
+                format!("`{other}` is not a colour mapping; allowed: lupton, stiff, linear"),
+            )),
+        }
+    }
+
+    /// Output format: `(extension, jpeg?)`.
+    fn format(&self) -> Result<&'static str, JobError> {
+        match self
+            .format
+            .as_deref()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("") | Some("png") => Ok("png"),
+            Some("jpeg") | Some("jpg") => Ok("jpg"),
+            Some(o) => Err(bad("format", format!("`{o}` is not one of png, jpeg"))),
+        }
+    }
+
+    /// The region: `None` for the whole frame, else (ra, dec, size).
+    fn region(&self) -> Result<Option<(f64, f64, Size)>, JobError> {
+        match (given(&self.ra), given(&self.dec)) {
+            (None, None) => Ok(None),
+            (Some(ra), Some(dec)) => {
+                let ra = cutout::parse_ra(ra).map_err(|e| bad("ra", e))?;
+                let dec = cutout::parse_dec(dec).map_err(|e| bad("dec", e))?;
+                let unit = match given(&self.unit) {
+                    None => SizeUnit::Arcsec,
+                    Some(u) => SizeUnit::parse(u).ok_or_else(|| {
+                        bad(
+                            "unit",
+                            format!("`{u}` is not one of px, arcsec, arcmin, deg"),
+                        )
+                    })?,
+                };
+                let side = self
+                    .size
+                    .unwrap_or(if unit == SizeUnit::Pixel { 256.0 } else { 60.0 });
+                if !(side.is_finite() && side > 0.0) {
+                    return Err(bad("size", "must be a number greater than 0"));
+                }
+                Ok(Some((
+                    ra,
+                    dec,
+                    Size {
+                        width: side,
+                        height: side,
+                        unit,
+                    },
+                )))
+            }
+            (Some(_), None) => Err(bad("dec", "missing: a region needs both ra and dec")),
+            (None, Some(_)) => Err(bad("ra", "missing: a region needs both ra and dec")),
+        }
+    }
+
+    /// Checks everything that needs no database; returns a title.
+    pub fn validate(&self) -> Result<String, JobError> {
+        let method = self.method()?;
+        self.format()?;
+        let region = self.region()?;
+        let frames = match (&self.red, &self.green, &self.blue, &self.target) {
+            (Some(r), Some(g), Some(b), None) => format!("{r} / {g} / {b}"),
+            (None, None, None, Some(t)) => {
+                let f = self.filter_list()?;
+                format!("{t} {}", f.join(""))
+            }
+            _ => {
+                return Err(bad(
+                    "red",
+                    "give three frames (red, green, blue: object ids or file names), or a \
+                     target with three filters",
+                ));
+            }
+        };
+        let what = match region {
+            None => "whole frame".to_owned(),
+            Some((ra, dec, s)) => format!("{ra:.5} {dec:+.5}, {} {}", s.width, s.unit.name()),
+        };
+        Ok(format!("RGB ({}) {frames}, {what}", method.name()))
+    }
+
+    fn filter_list(&self) -> Result<Vec<String>, JobError> {
+        let text = self.filters.as_deref().unwrap_or("").trim();
+        let parts: Vec<String> = if text.contains([',', ' ']) {
+            text.split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        } else {
+            text.chars().map(String::from).collect()
+        };
+        if parts.len() != 3 {
+            return Err(bad(
+                "filters",
+                format!("`{text}` must name three filters for red, green, blue, such as i,r,g"),
+            ));
+        }
+        Ok(parts)
+    }
+
+    /// The three frames, red first; unknown ones are a 404.
+    pub async fn frames(&self, catalog: &Catalog) -> Result<[Frame; 3], JobError> {
+        async fn one(catalog: &Catalog, key: &str) -> Result<Frame, JobError> {
+            let key = key.trim();
+            Ok(match key.parse::<i64>() {
+                Ok(id) => catalog.frame(crate::ids::ObjectId(id)).await?,
+                Err(_) => catalog.frame_by_filename(key).await?,
+            })
+        }
+        if let (Some(r), Some(g), Some(b)) = (&self.red, &self.green, &self.blue) {
+            return Ok([
+                one(catalog, r).await?,
+                one(catalog, g).await?,
+                one(catalog, b).await?,
+            ]);
+        }
+        let target = self.target.as_deref().unwrap_or("").trim().to_owned();
+        let class = match self
+            .class
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => FrameClass::CoaddedRegriddedFrame,
+            Some(c) => FrameClass::ALL
+                .into_iter()
+                .find(|k| k.name().eq_ignore_ascii_case(c) || k.short().eq_ignore_ascii_case(c))
+                .ok_or_else(|| bad("class", format!("`{c}` is not a frame class")))?,
+        };
+        let all = catalog.frames_of_class(class).await?;
+        let mut out = Vec::new();
+        for f in self.filter_list()? {
+            let hit = all
+                .iter()
+                .filter(|fr| fr.object.as_deref() == Some(target.as_str()))
+                .filter(|fr| fr.filter.as_deref() == Some(f.as_str()))
+                .filter(|fr| fr.target.is_valid > 0)
+                // The newest valid product wins.
+                .max_by_key(|fr| fr.target.creation_date)
+                .ok_or_else(|| crate::catalog::CatalogError::NotFound {
+                    what: "frame",
+                    id: format!("{} of target {target} in filter {f}", class.name()),
+                })?;
+            out.push(hit.clone());
+        }
+        let [r, g, b]: [Frame; 3] = out
+            .try_into()
+            .map_err(|_| JobError::Failed("three filters expected".into()))?;
+        Ok([r, g, b])
+    }
+}
+
+/// A parameter's text when given and not blank.
+fn given(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Whether two frames share a pixel grid (size and WCS).
+fn same_grid(a: &Frame, b: &Frame) -> bool {
+    if (a.naxis1, a.naxis2) != (b.naxis1, b.naxis2) {
+        return false;
+    }
+    match (&a.wcs, &b.wcs) {
+        (Some(x), Some(y)) => {
+            let close = |p: f64, q: f64, tol: f64| (p - q).abs() <= tol;
+            x.ctype1 == y.ctype1
+                && x.ctype2 == y.ctype2
+                && close(x.crpix1, y.crpix1, 1e-6)
+                && close(x.crpix2, y.crpix2, 1e-6)
+                && close(x.crval1, y.crval1, 1e-9)
+                && close(x.crval2, y.crval2, 1e-9)
+                && (0..2).all(|i| (0..2).all(|j| close(x.cd[i][j], y.cd[i][j], 1e-12)))
+                && x.sip == y.sip
+        }
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// Runs an RGB job: reads the region of each band, brings bands 2 and 3 onto
+/// the first one's grid when needed, maps to colour and writes the picture.
+pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path) -> Outcome {
+    let params: RgbParams = serde_json::from_value(job.params.clone())
+        .map_err(|e| JobError::Failed(format!("stored parameters unreadable: {e}")))?;
+    params.validate()?;
+    let frames = params.frames(jobs.catalog()).await?;
+    let ctx = jobs.maker();
+    let dir = dir.to_path_buf();
+    let job_id = job.id;
+    let (summary, log) = tokio::task::spawn_blocking(move || -> Result<_, JobError> {
+        make(&ctx, &params, &frames, &dir, job_id)
+    })
+    .await
+    .map_err(|e| JobError::Failed(format!("RGB task: {e}")))??;
+    for line in log {
+        jobs.log(job.id, &line).await;
+    }
+    Ok(summary)
+}
+
+type Made = (serde_json::Value, Vec<String>);
+
+fn make(
+    ctx: &crate::deps::make::Context,
+    params: &RgbParams,
+    frames: &[Frame; 3],
+    dir: &Path,
+    job: crate::ids::JobId,
+) -> Result<Made, JobError> {
+    let t0 = std::time::Instant::now();
+    let method = params.method()?;
+    let ext = params.format()?;
+    let region = params.region()?;
+    let mut log = Vec::new();
+    let open = |f: &Frame| {
+        let path = f.file_path(&ctx.data_root);
+        if !path.exists() {
+            return Err(JobError::Failed(format!(
+                "file missing: {}",
+                path.display()
+            )));
+        }
+        ctx.sources
+            .get(&path, f.hdu.max(0) as usize)
+            .map_err(|e| JobError::Failed(format!("{}: {e}", f.filename)))
+    };
+    // The red band defines the grid.
+    let red_src = open(&frames[0])?;
+    let spec = match region {
+        Some((ra, dec, size)) => CutoutSpec {
+            center: Center::Sky { ra, dec },
+            size,
+            raw_values: false,
+            max_side: 20_000,
+        },
+        None => CutoutSpec {
+            center: Center::Pixel {
+                x: (red_src.width as f64 + 1.0) / 2.0,
+                y: (red_src.height as f64 + 1.0) / 2.0,
+            },
+            size: Size {
+                width: red_src.width as f64,
+                height: red_src.height as f64,
+                unit: SizeUnit::Pixel,
+            },
+            raw_values: false,
+            max_side: red_src.width.max(red_src.height),
+        },
+    };
+    let prov = |f: &Frame| Provenance {
+        object_id: Some(f.target.object_id.0),
+        file: f.filename.clone(),
+        object_url: None,
+    };
+    let red_cut = cutout::cut(&red_src, &spec, &prov(&frames[0])).map_err(|e| match e {
+        cutout::CutoutError::Fits(f) => JobError::Failed(f.to_string()),
+        other => bad("ra", other.to_string()),
+    })?;
+    let geo = red_cut.geometry;
+    let red = red_cut.into_image_f32();
+    let red_wcs = frames[0].wcs.as_ref().and_then(|k| {
+        Wcs::new(
+            k,
+            frames[0].naxis1.max(0) as usize,
+            frames[0].naxis2.max(0) as usize,
+        )
+        .ok()
+    });
+    let mut bands = vec![red];
+    let mut reprojected = Vec::new();
+    for (i, f) in frames.iter().enumerate().skip(1) {
+        let band = ["red", "green", "blue"][i];
+        let src = open(f)?;
+        if same_grid(&frames[0], f) {
+            let pixel = CutoutSpec {
+                center: Center::Pixel { x: geo.x, y: geo.y },
+                size: Size {
+                    width: geo.width as f64,
+                    height: geo.height as f64,
+                    unit: SizeUnit::Pixel,
+                },
+                raw_values: false,
+                max_side: geo.width.max(geo.height),
+            };
+            let c =
+                cutout::cut(&src, &pixel, &prov(f)).map_err(|e| JobError::Failed(e.to_string()))?;
+            bands.push(c.into_image_f32());
+            continue;
+        }
+        let (Some(rw), Some(fw)) = (
+            red_wcs.as_ref(),
+            f.wcs
+                .as_ref()
+                .and_then(|k| Wcs::new(k, f.naxis1.max(0) as usize, f.naxis2.max(0) as usize).ok()),
+        ) else {
+            return Err(bad(
+                band,
+                format!(
+                    "{} ({}×{}) is not on the pixel grid of {} ({}×{}) and one of them has no sky \
+                     WCS to reproject with",
+                    f.filename,
+                    f.naxis1,
+                    f.naxis2,
+                    frames[0].filename,
+                    frames[0].naxis1,
+                    frames[0].naxis2
+                ),
+            ));
+        };
+        // The whole other frame is read once; reprojection samples it.
+        let full = CutoutSpec {
+            center: Center::Pixel {
+                x: (src.width as f64 + 1.0) / 2.0,
+                y: (src.height as f64 + 1.0) / 2.0,
+            },
+            size: Size {
+                width: src.width as f64,
+                height: src.height as f64,
+                unit: SizeUnit::Pixel,
+            },
+            raw_values: false,
+            max_side: src.width.max(src.height),
+        };
+        let whole = cutout::cut(&src, &full, &prov(f))
+            .map_err(|e| JobError::Failed(e.to_string()))?
+            .into_image_f32();
+        let (x0, y0) = (geo.x0 as f64, geo.y0 as f64);
+        let img = rgb::reproject(&whole, geo.width, geo.height, |x, y| {
+            let (ra, dec) = rw.pix_to_sky(x + x0, y + y0)?;
+            fw.sky_to_pix(ra, dec)
+        });
+        reprojected.push(band);
+        log.push(format!(
+            "{band}: {} reprojected onto the grid of {} (bilinear)",
+            f.filename, frames[0].filename
+        ));
+        bands.push(img);
+    }
+    let (r, g, b): (&Image<f32>, &Image<f32>, &Image<f32>) = (&bands[0], &bands[1], &bands[2]);
+    let picture = match &method {
+        Method::Lupton(p) => rgb::lupton(r, g, b, p),
+        Method::Stiff(p) => rgb::stiff(r, g, b, p),
+        Method::Linear(p) => rgb::linear(r, g, b, p),
+    }
+    .map_err(|e| bad("method", e.to_string()))?;
+    let bytes = if ext == "png" {
+        picture.to_png()
+    } else {
+        picture
+            .to_jpeg(90)
+            .map_err(|e| JobError::Failed(e.to_string()))?
+    };
+    let name = format!("rgb.{ext}");
+    std::fs::write(dir.join(&name), &bytes)?;
+    let summary = json!({
+        "image": name,
+        "width": picture.width,
+        "height": picture.height,
+        "method": method.name(),
+        "frames": frames.iter().map(|f| json!({"id": f.target.object_id, "filename": f.filename, "filter": f.filter})).collect::<Vec<_>>(),
+        "region": {"x0": geo.x0, "y0": geo.y0, "width": geo.width, "height": geo.height, "padded": geo.padded},
+        "reprojected": reprojected,
+        "ms": t0.elapsed().as_secs_f64() * 1000.0,
+    });
+    let files = vec![ManifestFile {
+        path: name.clone(),
+        bytes: bytes.len() as u64,
+        kind: if ext == "png" {
+            "png".into()
+        } else {
+            "jpeg".into()
+        },
+        description: format!(
+            "{} RGB of {}",
+            method.name(),
+            frames
+                .iter()
+                .map(|f| f.filename.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }];
+    write_manifest(
+        dir,
+        json!({"job": job, "kind": "rgb", "request": params, "result": summary}),
+        &files,
+    )?;
+    log.push(format!(
+        "made {name}: {}×{} px ({} bytes)",
+        picture.width,
+        picture.height,
+        bytes.len()
+    ));
+    Ok((summary, log))
 }

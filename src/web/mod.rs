@@ -11,6 +11,7 @@ pub mod image;
 pub mod jobs;
 pub mod object;
 pub mod pages;
+pub mod rgb;
 
 pub use error::AppError;
 
@@ -121,6 +122,9 @@ pub fn app(state: AppState) -> Router {
         .route("/jobs/{id}/zip", get(jobs::job_zip))
         .route("/jobs/{id}/files/{*path}", get(jobs::job_file))
         .route("/api/jobs/{id}", get(jobs::job_api))
+        .route("/rgb", get(rgb::rgb_page))
+        .route("/rgb/gallery", get(rgb::gallery))
+        .route("/api/rgb", get(rgb::rgb_api))
         .route("/static/style.css", get(stylesheet))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http())

@@ -1,0 +1,228 @@
+//! The RGB maker over HTTP: `GET /rgb` (the form; with frames it makes the
+//! picture and redirects to its job page), `GET /api/rgb` (the picture
+//! itself, or 202 and the job for a large one) and `GET /rgb/gallery` (every
+//! RGB picture made so far that retention has kept).
+
+use askama::Template;
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use super::api::ApiError;
+use super::{AppError, AppState};
+use crate::catalog::jobs::{JobRecord, JobStatus};
+use crate::jobs::JobError;
+use crate::jobs::rgb::RgbParams;
+
+/// Pictures up to this many pixels (per band) are made inline.
+const INLINE_PIXELS: i64 = 16 << 20;
+
+fn parse(raw: Option<&str>) -> Result<(RgbParams, bool), ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| ApiError::bad(format!("the query string is malformed: {e}")))?;
+    let mut map = serde_json::Map::new();
+    const NUMBERS: [&str; 8] = [
+        "size",
+        "minimum",
+        "stretch",
+        "q",
+        "max_quantile",
+        "gamma",
+        "saturation",
+        "percentile",
+    ];
+    const TEXTS: [&str; 11] = [
+        "red", "green", "blue", "target", "filters", "class", "ra", "dec", "unit", "method",
+        "format",
+    ];
+    for (k, v) in pairs {
+        let key = k.to_ascii_lowercase();
+        let v = v.trim().to_owned();
+        let value = if NUMBERS.contains(&key.as_str()) {
+            if v.is_empty() {
+                continue;
+            }
+            let n: f64 = v
+                .parse()
+                .ok()
+                .filter(|f: &f64| f.is_finite())
+                .ok_or_else(|| ApiError::bad(format!("{k}: {v:?} is not a finite number")))?;
+            serde_json::json!(n)
+        } else if TEXTS.contains(&key.as_str()) {
+            if v.is_empty() {
+                continue;
+            }
+            serde_json::json!(v)
+        } else {
+            let mut all: Vec<&str> = TEXTS.to_vec();
+            all.extend(NUMBERS);
+            return Err(ApiError::bad(format!(
+                "{k}: unknown parameter; allowed: {}",
+                all.join(", ")
+            )));
+        };
+        if map.insert(key, value).is_some() {
+            return Err(ApiError::bad(format!("{k}: given more than once")));
+        }
+    }
+    let asked = map.contains_key("red") || map.contains_key("target");
+    let p: RgbParams = serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    Ok((p, asked))
+}
+
+fn job_error(e: JobError) -> ApiError {
+    match e {
+        JobError::Param { param, message } => ApiError::bad(format!("{param}: {message}")),
+        JobError::Catalog(c) => c.into(),
+        other => ApiError::internal(other),
+    }
+}
+
+async fn submit(st: &AppState, p: &RgbParams) -> Result<JobRecord, ApiError> {
+    let title = p.validate().map_err(job_error)?;
+    let frames = p.frames(&st.catalog).await.map_err(job_error)?;
+    let whole = p.ra.is_none();
+    let pixels = i64::from(frames[0].naxis1) * i64::from(frames[0].naxis2);
+    let inline = !whole || pixels <= INLINE_PIXELS;
+    let params = serde_json::to_value(p).map_err(ApiError::internal)?;
+    let job = st
+        .services
+        .jobs
+        .submit("rgb", &title, params, inline)
+        .await
+        .map_err(job_error)?;
+    if job.status == JobStatus::Failed {
+        // A failure of the request itself (no overlap, bad grid) is the
+        // caller's to fix: say it as a 400.
+        return Err(ApiError::bad(job.error.unwrap_or_else(|| "failed".into())));
+    }
+    Ok(job)
+}
+
+/// The RGB form.
+#[derive(Template)]
+#[template(path = "rgb.html")]
+pub struct RgbPage {
+    /// The request so far.
+    pub p: RgbParams,
+    /// An error naming the parameter.
+    pub error: Option<String>,
+    /// Recent pictures: (job, image URL).
+    pub recent: Vec<(JobRecord, String)>,
+}
+
+/// `GET /rgb`.
+pub async fn rgb_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let (p, asked) = match parse(q.as_deref()) {
+        Ok(x) => x,
+        Err(e) => {
+            return page(
+                &st,
+                RgbParams::default(),
+                Some(e.message().to_owned()),
+                e.status(),
+            )
+            .await;
+        }
+    };
+    if !asked {
+        return page(&st, p, None, StatusCode::OK).await;
+    }
+    match submit(&st, &p).await {
+        Ok(job) => Redirect::to(&format!("/jobs/{}", job.id)).into_response(),
+        Err(e) => {
+            let status = e.status();
+            page(&st, p, Some(e.message().to_owned()), status).await
+        }
+    }
+}
+
+/// Done RGB jobs with their picture URLs, newest first.
+async fn pictures(st: &AppState, limit: u64) -> Vec<(JobRecord, String)> {
+    let jobs = st
+        .catalog
+        .jobs(Some("rgb"), Some(JobStatus::Done), 0, limit)
+        .await
+        .map(|(_, j)| j)
+        .unwrap_or_default();
+    jobs.into_iter()
+        .filter(|j| !j.expired)
+        .filter_map(|j| {
+            let name = j.result.as_ref()?.get("image")?.as_str()?.to_owned();
+            let url = format!("/jobs/{}/files/{name}", j.id);
+            Some((j, url))
+        })
+        .collect()
+}
+
+async fn page(st: &AppState, p: RgbParams, error: Option<String>, status: StatusCode) -> Response {
+    let recent = pictures(st, 8).await;
+    match (RgbPage { p, error, recent }).render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => AppError::from(e).into_response(),
+    }
+}
+
+/// The gallery.
+#[derive(Template)]
+#[template(path = "gallery.html")]
+pub struct GalleryPage {
+    /// Pictures, newest first.
+    pub pictures: Vec<(JobRecord, String)>,
+}
+
+/// `GET /rgb/gallery`.
+pub async fn gallery(State(st): State<AppState>) -> Result<Html<String>, AppError> {
+    let pictures = pictures(&st, 500).await;
+    Ok(Html(GalleryPage { pictures }.render()?))
+}
+
+/// `GET /api/rgb`: the picture (PNG or JPEG), with `X-Wisecut-Job`; 202 and
+/// the job's URL when it was queued.
+pub async fn rgb_api(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let (p, asked) = parse(q.as_deref())?;
+    if !asked {
+        return Err(ApiError::bad(
+            "red: missing: give red, green, blue (frame ids or file names) or target and filters",
+        ));
+    }
+    let job = submit(&st, &p).await?;
+    if job.status != JobStatus::Done {
+        let mut r = (
+            StatusCode::ACCEPTED,
+            axum::Json(serde_json::json!({"id": job.id, "status": job.status, "page": format!("/jobs/{}", job.id)})),
+        )
+            .into_response();
+        if let Ok(v) = format!("/api/jobs/{}", job.id).parse() {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        return Ok(r);
+    }
+    let name = job
+        .result
+        .as_ref()
+        .and_then(|r| r.get("image"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("rgb.png")
+        .to_owned();
+    let path = st
+        .services
+        .jobs
+        .file(job.id, &name)
+        .ok_or_else(|| ApiError::internal("RGB result missing"))?;
+    let bytes = tokio::fs::read(path).await.map_err(ApiError::internal)?;
+    let mime = if name.ends_with(".png") {
+        "image/png"
+    } else {
+        "image/jpeg"
+    };
+    let mut r = ([(header::CONTENT_TYPE, mime)], bytes).into_response();
+    if let Ok(v) = job.id.to_string().parse() {
+        r.headers_mut().insert("x-wisecut-job", v);
+    }
+    Ok(r)
+}
