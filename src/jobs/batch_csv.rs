@@ -173,7 +173,7 @@ pub struct Limits {
 /// One layer of job options: system defaults, the job's options, or one row's
 /// values. `None` means "not given at this layer"; [`Options::default`] is an
 /// empty layer.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Options {
     /// `XSIZE`: cutout width in arcminutes.
     pub xsize: Option<f64>,
@@ -204,7 +204,7 @@ pub struct Options {
 }
 
 /// The options of one target after layering: every field has its value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Resolved {
     /// Cutout width in arcminutes.
     pub xsize: f64,

@@ -352,6 +352,18 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path) -> Outcome {
 
 type Made = (serde_json::Value, Vec<String>);
 
+/// A made picture: encoded bytes, file extension, summary, log lines.
+pub struct Picture {
+    /// PNG or JPEG bytes.
+    pub bytes: Vec<u8>,
+    /// `png` or `jpg`.
+    pub ext: &'static str,
+    /// What was made, for summaries.
+    pub summary: serde_json::Value,
+    /// Log lines (reprojections).
+    pub log: Vec<String>,
+}
+
 fn make(
     ctx: &crate::deps::make::Context,
     params: &RgbParams,
@@ -359,6 +371,54 @@ fn make(
     dir: &Path,
     job: crate::ids::JobId,
 ) -> Result<Made, JobError> {
+    let Picture {
+        bytes,
+        ext,
+        summary,
+        mut log,
+    } = picture(ctx, params, frames)?;
+    let name = format!("rgb.{ext}");
+    std::fs::write(dir.join(&name), &bytes)?;
+    let mut summary = summary;
+    summary["image"] = json!(name);
+    let files = vec![ManifestFile {
+        path: name.clone(),
+        bytes: bytes.len() as u64,
+        kind: if ext == "png" {
+            "png".into()
+        } else {
+            "jpeg".into()
+        },
+        description: format!(
+            "{} RGB of {}",
+            summary["method"].as_str().unwrap_or(""),
+            frames
+                .iter()
+                .map(|f| f.filename.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }];
+    write_manifest(
+        dir,
+        json!({"job": job, "kind": "rgb", "request": params, "result": summary}),
+        &files,
+    )?;
+    log.push(format!(
+        "made {name}: {}×{} px ({} bytes)",
+        summary["width"],
+        summary["height"],
+        bytes.len()
+    ));
+    Ok((summary, log))
+}
+
+/// Makes the picture of `params` from `frames` (red, green, blue).
+pub fn picture(
+    ctx: &crate::deps::make::Context,
+    params: &RgbParams,
+    frames: &[Frame; 3],
+) -> Result<Picture, JobError> {
     let t0 = std::time::Instant::now();
     let method = params.method()?;
     let ext = params.format()?;
@@ -502,10 +562,7 @@ fn make(
             .to_jpeg(90)
             .map_err(|e| JobError::Failed(e.to_string()))?
     };
-    let name = format!("rgb.{ext}");
-    std::fs::write(dir.join(&name), &bytes)?;
     let summary = json!({
-        "image": name,
         "width": picture.width,
         "height": picture.height,
         "method": method.name(),
@@ -514,34 +571,10 @@ fn make(
         "reprojected": reprojected,
         "ms": t0.elapsed().as_secs_f64() * 1000.0,
     });
-    let files = vec![ManifestFile {
-        path: name.clone(),
-        bytes: bytes.len() as u64,
-        kind: if ext == "png" {
-            "png".into()
-        } else {
-            "jpeg".into()
-        },
-        description: format!(
-            "{} RGB of {}",
-            method.name(),
-            frames
-                .iter()
-                .map(|f| f.filename.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }];
-    write_manifest(
-        dir,
-        json!({"job": job, "kind": "rgb", "request": params, "result": summary}),
-        &files,
-    )?;
-    log.push(format!(
-        "made {name}: {}×{} px ({} bytes)",
-        picture.width,
-        picture.height,
-        bytes.len()
-    ));
-    Ok((summary, log))
+    Ok(Picture {
+        bytes,
+        ext,
+        summary,
+        log,
+    })
 }

@@ -5,6 +5,7 @@
 //! they parse, call the catalogue or a service, and render.
 
 pub mod api;
+pub mod batch;
 pub mod browse;
 mod error;
 pub mod image;
@@ -122,6 +123,8 @@ pub fn app(state: AppState) -> Router {
         .route("/jobs/{id}/zip", get(jobs::job_zip))
         .route("/jobs/{id}/files/{*path}", get(jobs::job_file))
         .route("/api/jobs/{id}", get(jobs::job_api))
+        .route("/batch", get(batch::batch_page).post(batch::batch_post))
+        .route("/api/batch", axum::routing::post(batch::batch_api))
         .route("/rgb", get(rgb::rgb_page))
         .route("/rgb/gallery", get(rgb::gallery))
         .route("/api/rgb", get(rgb::rgb_api))

@@ -1,0 +1,171 @@
+//! Batch positions jobs over HTTP, as the DES cutout service offers them:
+//! `GET /batch` (the upload form), `POST /batch` (multipart: the `positions`
+//! file or `csv` text plus option fields; redirects to the job page) and
+//! `POST /api/batch?xsize=…` (the CSV as the request body; 202 with the
+//! job). The file and options are checked before anything is queued, so a
+//! broken header is a 400 at once; malformed rows are reported by the job.
+
+use askama::Template;
+use axum::extract::{Multipart, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use super::api::ApiError;
+use super::{AppError, AppState};
+use crate::jobs::JobError;
+use crate::jobs::batch::{BatchParams, MAX_ROWS, MAX_SIZE_ARCMIN, check};
+
+/// The upload form.
+#[derive(Template)]
+#[template(path = "batch.html")]
+pub struct BatchPage {
+    /// An error to show.
+    pub error: Option<String>,
+    /// Row limit.
+    pub max_rows: usize,
+    /// Size limit.
+    pub max_size: f64,
+}
+
+/// `GET /batch`.
+pub async fn batch_page() -> Result<Html<String>, AppError> {
+    Ok(Html(
+        BatchPage {
+            error: None,
+            max_rows: MAX_ROWS,
+            max_size: MAX_SIZE_ARCMIN,
+        }
+        .render()?,
+    ))
+}
+
+fn job_error(e: JobError) -> ApiError {
+    match e {
+        JobError::Param { param, message } => ApiError::bad(format!("{param}: {message}")),
+        JobError::Catalog(c) => c.into(),
+        other => ApiError::internal(other),
+    }
+}
+
+async fn submit(
+    st: &AppState,
+    p: BatchParams,
+) -> Result<crate::catalog::jobs::JobRecord, ApiError> {
+    let title = check(&p).map_err(job_error)?;
+    let params = serde_json::to_value(&p).map_err(ApiError::internal)?;
+    st.services
+        .jobs
+        .submit("batch", &title, params, false)
+        .await
+        .map_err(job_error)
+}
+
+/// `POST /batch` (multipart form).
+pub async fn batch_post(State(st): State<AppState>, mut form: Multipart) -> Response {
+    let mut csv: Option<String> = None;
+    let mut filename = None;
+    let mut options = Vec::new();
+    let fail = |status: StatusCode, message: String| -> Response {
+        let page = BatchPage {
+            error: Some(message),
+            max_rows: MAX_ROWS,
+            max_size: MAX_SIZE_ARCMIN,
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(e) => AppError::from(e).into_response(),
+        }
+    };
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                return fail(
+                    StatusCode::BAD_REQUEST,
+                    format!("the upload is malformed: {e}"),
+                );
+            }
+        };
+        let name = field.name().unwrap_or("").to_owned();
+        let file = field.file_name().map(str::to_owned);
+        let text = match field.text().await {
+            Ok(t) => t,
+            Err(e) => return fail(StatusCode::BAD_REQUEST, format!("{name}: unreadable: {e}")),
+        };
+        match name.as_str() {
+            "positions" => {
+                if !text.trim().is_empty() {
+                    csv = Some(text);
+                    filename = file.filter(|f| !f.is_empty());
+                }
+            }
+            "csv" => {
+                if csv.is_none() && !text.trim().is_empty() {
+                    csv = Some(text);
+                }
+            }
+            _ if text.trim().is_empty() => {}
+            _ => options.push((name, text)),
+        }
+    }
+    let Some(csv) = csv else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "positions: missing: upload a CSV file (or paste it) with RA,DEC or SLID,SID columns"
+                .into(),
+        );
+    };
+    match submit(
+        &st,
+        BatchParams {
+            csv,
+            options,
+            filename,
+        },
+    )
+    .await
+    {
+        Ok(job) => Redirect::to(&format!("/jobs/{}", job.id)).into_response(),
+        Err(e) => fail(e.status(), e.message().to_owned()),
+    }
+}
+
+/// `POST /api/batch?OPTION=…` with the CSV as the body.
+pub async fn batch_api(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: String,
+) -> Result<Response, ApiError> {
+    let options: Vec<(String, String)> = serde_urlencoded::from_str(q.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad(format!("the query string is malformed: {e}")))?;
+    if body.trim().is_empty() {
+        return Err(ApiError::bad(
+            "positions: missing: send the CSV (RA,DEC or SLID,SID columns) as the request body",
+        ));
+    }
+    let job = submit(
+        &st,
+        BatchParams {
+            csv: body,
+            options,
+            filename: None,
+        },
+    )
+    .await?;
+    let mut r = (
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({
+            "id": job.id,
+            "status": job.status,
+            "title": job.title,
+            "page": format!("/jobs/{}", job.id),
+            "poll": format!("/api/jobs/{}", job.id),
+        })),
+    )
+        .into_response();
+    if let Ok(v) = format!("/api/jobs/{}", job.id).parse() {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
