@@ -287,6 +287,9 @@ pub struct Choice {
 pub struct TablePage {
     /// Title.
     pub title: String,
+    /// For the rows of one list: (`slid` or `alid`, its id), which offers
+    /// dependency cutouts of its sources.
+    pub deps_list: Option<(&'static str, i64)>,
     /// Path of this table.
     pub path: String,
     /// Matching rows.
@@ -541,6 +544,11 @@ async fn respond(
         (q.page - 1) * q.page_size + 1
     };
     let view = TablePage {
+        deps_list: match table {
+            Table::Sources(slid) => Some(("slid", slid.0)),
+            Table::Associations(alid) => Some(("alid", alid.0)),
+            _ => None,
+        },
         title: table.title(),
         path: path.to_owned(),
         total: page.total,

@@ -54,3 +54,54 @@ async fn home_table_filter_object_tree_and_image_in_chromium() {
         assert!(size > 10_000, "{} is missing or empty", p.display());
     }
 }
+
+/// Dependency cutouts of `1:3` from a SourceList's page: the table and the
+/// GIFs load in Chromium (`tests/e2e/deps.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependency_cutouts_of_three_sources_in_chromium() {
+    let chromium = std::env::var("WISECUT_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let python = std::env::var("WISECUT_PYTHON").ok();
+    let ready = python.is_some() && std::path::Path::new(&chromium).exists();
+    if !ready {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must provide Chromium ({chromium}) and WISECUT_PYTHON with Playwright"
+        );
+        eprintln!("note: Chromium or WISECUT_PYTHON missing; browser test not run");
+        return;
+    }
+    let db = common::ingested(common::sqlite().await).await;
+    let (slid, _, _) = common::biggest_source_list(&db.catalog).await;
+    let st = state(&db);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app(st)).await });
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-artifacts");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/deps.py");
+    let result = tokio::process::Command::new(python.unwrap())
+        .arg(script)
+        .arg(format!("http://{addr}"))
+        .arg(slid.to_string())
+        .arg(&out)
+        .arg(&chromium)
+        .output()
+        .await
+        .unwrap();
+    server.abort();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        result.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("e2e deps: ok, 3 screenshots"), "{stdout}");
+    let result_shot = out.join("deps_02_result.png");
+    let size = std::fs::metadata(&result_shot)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(
+        size > 20_000,
+        "{} is missing or empty",
+        result_shot.display()
+    );
+}
