@@ -2,6 +2,7 @@
 //! fixtures in `common`.
 
 mod api;
+mod batch;
 mod browse;
 mod cli;
 mod common;
