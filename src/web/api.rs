@@ -112,6 +112,17 @@ impl From<CatalogError> for ApiError {
     }
 }
 
+impl From<crate::jobs::JobError> for ApiError {
+    fn from(e: crate::jobs::JobError) -> Self {
+        use crate::jobs::JobError;
+        match e {
+            JobError::Param { param, message } => Self::bad(format!("{param}: {message}")),
+            JobError::Catalog(c) => c.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
 impl From<CutoutError> for ApiError {
     fn from(e: CutoutError) -> Self {
         match e {

@@ -12,7 +12,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::api::ApiError;
 use super::{AppError, AppState};
-use crate::jobs::JobError;
 use crate::jobs::batch::{BatchParams, MAX_ROWS, MAX_SIZE_ARCMIN, check};
 
 /// The upload form.
@@ -39,25 +38,17 @@ pub async fn batch_page() -> Result<Html<String>, AppError> {
     ))
 }
 
-fn job_error(e: JobError) -> ApiError {
-    match e {
-        JobError::Param { param, message } => ApiError::bad(format!("{param}: {message}")),
-        JobError::Catalog(c) => c.into(),
-        other => ApiError::internal(other),
-    }
-}
-
 async fn submit(
     st: &AppState,
     p: BatchParams,
 ) -> Result<crate::catalog::jobs::JobRecord, ApiError> {
-    let title = check(&p).map_err(job_error)?;
+    let title = check(&p).map_err(ApiError::from)?;
     let params = serde_json::to_value(&p).map_err(ApiError::internal)?;
     st.services
         .jobs
         .submit("batch", &title, params, false)
         .await
-        .map_err(job_error)
+        .map_err(ApiError::from)
 }
 
 /// `POST /batch` (multipart form).

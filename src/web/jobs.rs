@@ -116,22 +116,12 @@ async fn submit_deps(st: &AppState, params: &DepParams) -> Result<Submitted, Api
     let job = jobs
         .submit("deps", &title, stored, inline)
         .await
-        .map_err(job_error)?;
+        .map_err(ApiError::from)?;
     Ok(if inline {
         Submitted::Done(job)
     } else {
         Submitted::Queued(job)
     })
-}
-
-fn job_error(e: crate::jobs::JobError) -> ApiError {
-    match e {
-        crate::jobs::JobError::Param { param, message } => {
-            ApiError::bad(format!("{param}: {message}"))
-        }
-        crate::jobs::JobError::Catalog(c) => c.into(),
-        other => ApiError::internal(other),
-    }
 }
 
 /// The request form.

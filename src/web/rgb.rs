@@ -11,7 +11,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use super::api::ApiError;
 use super::{AppError, AppState};
 use crate::catalog::jobs::{JobRecord, JobStatus};
-use crate::jobs::JobError;
 use crate::jobs::rgb::RgbParams;
 
 /// Pictures up to this many pixels (per band) are made inline.
@@ -71,17 +70,9 @@ fn parse(raw: Option<&str>) -> Result<(RgbParams, bool), ApiError> {
     Ok((p, asked))
 }
 
-fn job_error(e: JobError) -> ApiError {
-    match e {
-        JobError::Param { param, message } => ApiError::bad(format!("{param}: {message}")),
-        JobError::Catalog(c) => c.into(),
-        other => ApiError::internal(other),
-    }
-}
-
 async fn submit(st: &AppState, p: &RgbParams) -> Result<JobRecord, ApiError> {
-    let title = p.validate().map_err(job_error)?;
-    let frames = p.frames(&st.catalog).await.map_err(job_error)?;
+    let title = p.validate().map_err(ApiError::from)?;
+    let frames = p.frames(&st.catalog).await.map_err(ApiError::from)?;
     let whole = p.ra.is_none();
     let pixels = i64::from(frames[0].naxis1) * i64::from(frames[0].naxis2);
     let inline = !whole || pixels <= INLINE_PIXELS;
@@ -91,7 +82,7 @@ async fn submit(st: &AppState, p: &RgbParams) -> Result<JobRecord, ApiError> {
         .jobs
         .submit("rgb", &title, params, inline)
         .await
-        .map_err(job_error)?;
+        .map_err(ApiError::from)?;
     if job.status == JobStatus::Failed {
         // A failure of the request itself (no overlap, bad grid) is the
         // caller's to fix: say it as a 400.
