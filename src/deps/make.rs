@@ -209,12 +209,7 @@ pub fn make(
     let mut sides: Vec<Vec<Result<usize, String>>> = Vec::with_capacity(planned.len());
     let mut epoch_sides: Vec<Vec<Result<usize, String>>> = Vec::with_capacity(planned.len());
     for ps in planned {
-        let root_scale = ps
-            .placements
-            .iter()
-            .find(|p| p.via.is_none())
-            .and_then(|p| p.scale);
-        let root_scale = root_scale.or_else(|| ps.placements.first().and_then(|p| p.scale));
+        let root_scale = ps.root_scale;
         let mut one = |list: &[Placement]| -> Vec<Result<usize, String>> {
             list.iter()
                 .map(|p| {
@@ -287,6 +282,9 @@ fn write_source(
         None => format!("slid{}_sid{}", ps.slid, ps.sid),
     };
     let mut cells: Vec<Vec<CellCutout>> = vec![Vec::new(); req.classes.len()];
+    // Two placements on one frame less than a pixel apart would get one
+    // name; later ones get a suffix so no file is overwritten.
+    let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
     // Pipeline GIF frames: the first cutout of each GIF class.
     let mut gif_frames: Vec<(usize, anim::Frame)> = Vec::new();
     for (p, side) in ps.placements.iter().zip(sides) {
@@ -316,13 +314,19 @@ fn write_source(
         match outcome {
             Err(e) => cell.error = Some(e),
             Ok(m) => {
-                let name = format!(
+                let base = format!(
                     "{folder}/{}_{}_x{}_y{}",
                     f.class.short(),
                     stem(&f.filename),
                     m.x0 + 1,
                     m.y0 + 1
                 );
+                let mut name = base.clone();
+                let mut n = 1;
+                while !used.insert(name.clone()) {
+                    n += 1;
+                    name = format!("{base}_{n}");
+                }
                 let what = format!(
                     "SLID {} SID {} on {} {} at ({:.2}, {:.2})",
                     ps.slid,

@@ -257,6 +257,9 @@ pub struct PlannedSource {
     pub placements: Vec<Placement>,
     /// Its epoch sequence.
     pub epochs: Vec<Placement>,
+    /// Pixel scale of the source's own frame (arcsec), which a size in px
+    /// refers to even when that frame's class is not shown.
+    pub root_scale: Option<f64>,
 }
 
 /// Looks up the requested sources and places each on its lineage. An unknown
@@ -318,6 +321,7 @@ pub async fn resolve(
             error: None,
             placements: Vec::new(),
             epochs: Vec::new(),
+            root_scale: None,
         };
         match (&row.source, graphs.get(&slid)) {
             (None, _) => {
@@ -325,6 +329,7 @@ pub async fn resolve(
             }
             (Some(_), Some(Err(e))) => row.error = Some(e.clone()),
             (Some(source), Some(Ok(graph))) => {
+                row.root_scale = graph.frames.get(&graph.root).and_then(|n| n.scale_arcsec());
                 let all = graph.place(source);
                 row.epochs = graph.epochs(&all, source);
                 let mut keep: Vec<Placement> = all
@@ -358,6 +363,7 @@ pub async fn resolve(
             error: Some(format!("no such association: AID {aid}")),
             placements: Vec::new(),
             epochs: Vec::new(),
+            root_scale: None,
         });
     }
     Ok(out)

@@ -275,7 +275,10 @@ impl Jobs {
             )
             .await;
         let progress = Arc::new(Progress::default());
-        let beat = {
+        // Aborted on drop: when this future is dropped (an inline request
+        // whose client went away), the lease must run out so that the job
+        // is recovered instead of looking alive forever.
+        let beat = AbortOnDrop({
             let catalog = self.catalog.clone();
             let owner = self.owner.clone();
             let progress = progress.clone();
@@ -289,12 +292,12 @@ impl Jobs {
                     }
                 }
             })
-        };
+        });
         let outcome = match std::fs::create_dir_all(&part) {
             Ok(()) => self.execute(&job, &part, progress.clone()).await,
             Err(e) => Err(e.into()),
         };
-        beat.abort();
+        drop(beat);
         let final_dir = self.result_dir(id);
         match outcome.and_then(|summary| {
             remove_dir(&final_dir);
@@ -415,9 +418,18 @@ impl Jobs {
         let max_age =
             chrono::Duration::from_std(self.retention.max_age).unwrap_or(chrono::Duration::days(7));
         let mut total: u64 = jobs.iter().map(|j| j.bytes.max(0) as u64).sum();
+        // The result finished last stays even when it alone exceeds the size
+        // bound: removing it would answer the request that made it with
+        // nothing to download.
+        let newest = jobs
+            .iter()
+            .filter(|j| j.status == JobStatus::Done)
+            .max_by_key(|j| (j.finished_at, j.id))
+            .map(|j| j.id);
         for j in &jobs {
             let old = j.finished_at.is_some_and(|t| now - t > max_age);
-            if old || total > self.retention.max_bytes {
+            let over = total > self.retention.max_bytes && Some(j.id) != newest;
+            if old || over {
                 remove_dir(&self.result_dir(j.id));
                 self.catalog.expire_job(j.id).await?;
                 total = total.saturating_sub(j.bytes.max(0) as u64);
@@ -471,9 +483,15 @@ impl Jobs {
                 paths.push(p.to_owned());
             }
         }
-        let tmp = self
-            .dir
-            .join(format!(".{}.zip.{}", job.id, std::process::id()));
+        // One temporary file per build: concurrent first downloads of the
+        // same ZIP each build their own and rename it into place.
+        static BUILD: AtomicU64 = AtomicU64::new(0);
+        let tmp = self.dir.join(format!(
+            ".{}.zip.{}.{}",
+            job.id,
+            std::process::id(),
+            BUILD.fetch_add(1, Ordering::Relaxed)
+        ));
         let build = || -> Result<(), JobError> {
             let file = std::fs::File::create(&tmp)?;
             let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
@@ -504,6 +522,15 @@ impl Jobs {
                 Err(e)
             }
         }
+    }
+}
+
+/// A task aborted when the guard is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

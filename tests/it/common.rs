@@ -179,3 +179,71 @@ pub fn error_message(html: &str) -> String {
         .text()
         .collect()
 }
+
+/// An application state like `web::state` but with the configuration
+/// adjusted first (small `inline_sources`, tiny `jobs_bytes`, …).
+pub(crate) fn state_with(db: &TestDb, adjust: impl FnOnce(&mut Config)) -> wisecut::web::AppState {
+    let cache = tempfile::tempdir().unwrap().keep();
+    let data = tiny_sample().to_path_buf();
+    let mut config = Config::new(db.url.clone(), data, cache, "127.0.0.1:0".parse().unwrap());
+    adjust(&mut config);
+    wisecut::web::AppState::new(db.catalog.clone(), std::sync::Arc::new(config)).unwrap()
+}
+
+/// A second connection to a test database, for SQL the catalogue does not
+/// offer (finding test subjects, ageing a heartbeat).
+pub(crate) async fn raw_db(db: &TestDb) -> sea_orm::DatabaseConnection {
+    sea_orm::Database::connect(db.url.as_str())
+        .await
+        .unwrap_or_else(|e| panic!("{}: second connection: {e}", db.backend))
+}
+
+/// Runs SQL written with `$n` placeholders on either backend.
+pub(crate) async fn sql(
+    conn: &sea_orm::DatabaseConnection,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> Vec<sea_orm::QueryResult> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let backend = conn.get_database_backend();
+    let text = match backend {
+        DbBackend::Sqlite => sql.replace('$', "?"),
+        _ => sql.to_owned(),
+    };
+    conn.query_all_raw(Statement::from_sql_and_values(backend, text, values))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A GET through the router that also hands back the headers.
+pub(crate) async fn fetch_full(
+    st: &wisecut::web::AppState,
+    uri: &str,
+) -> (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let res = wisecut::web::app(st.clone())
+        .oneshot(
+            axum::http::Request::get(uri)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
+    (status, headers, body)
+}
+
+/// A GET that must answer 200 with JSON.
+pub(crate) async fn fetch_json(st: &wisecut::web::AppState, uri: &str) -> serde_json::Value {
+    let (status, _, body) = fetch(st, uri).await;
+    assert_eq!(
+        status,
+        axum::http::StatusCode::OK,
+        "{uri}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{uri}: not JSON: {e}"))
+}
