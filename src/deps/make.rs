@@ -18,10 +18,11 @@ use serde::Serialize;
 use super::plan::Placement;
 use super::{CellCutout, DepRequest, DepResult, DepRow, GIF_CLASSES, ListRef, PlannedSource};
 use crate::imaging::anim::{self, GifOptions};
-use crate::imaging::cutout::{self, Center, CutoutSpec, Provenance, Size, SizeUnit};
+use crate::imaging::cutout::{self, CutoutSpec, Provenance, SizeUnit};
 use crate::imaging::image::Image;
-use crate::imaging::pixels::SourceCache;
+use crate::imaging::pixels::{PixelSource, SourceCache};
 use crate::imaging::render::{self, Interval, OutputFormat, RenderParams};
+use crate::model::Frame;
 
 /// One file of a result directory, as `manifest.json` lists it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
@@ -107,36 +108,42 @@ fn cut_key(p: &Placement, side: usize) -> CutKey {
     }
 }
 
+impl Context {
+    /// The opened image of a frame; a missing file says which.
+    pub fn open(&self, f: &Frame) -> Result<Arc<PixelSource>, String> {
+        let path = f.file_path(&self.data_root);
+        if !path.exists() {
+            return Err(format!("file missing: {}", path.display()));
+        }
+        self.sources
+            .get(&path, f.hdu.max(0) as usize)
+            .map_err(|e| format!("{}: {e}", f.filename))
+    }
+
+    /// The provenance written into cutouts of a frame, with the URL of its
+    /// object view.
+    pub fn provenance(&self, f: &Frame) -> Provenance {
+        Provenance {
+            object_id: Some(f.target.object_id.0),
+            file: f.filename.clone(),
+            object_url: Some(format!(
+                "{}/object/{}",
+                self.public_url.trim_end_matches('/'),
+                f.target.object_id
+            )),
+        }
+    }
+
+    /// Cuts `spec` out of a frame; errors name the file.
+    pub fn cut(&self, f: &Frame, spec: &CutoutSpec) -> Result<cutout::Cutout, String> {
+        let source = self.open(f)?;
+        cutout::cut(&source, spec, &self.provenance(f)).map_err(|e| format!("{}: {e}", f.filename))
+    }
+}
+
 fn make_one(ctx: &Context, p: &Placement, side: usize) -> Result<Made, String> {
     let f = &p.frame.frame;
-    let path = f.file_path(&ctx.data_root);
-    if !path.exists() {
-        return Err(format!("file missing: {}", path.display()));
-    }
-    let source = ctx
-        .sources
-        .get(&path, f.hdu.max(0) as usize)
-        .map_err(|e| format!("{}: {e}", f.filename))?;
-    let spec = CutoutSpec {
-        center: Center::Pixel { x: p.x, y: p.y },
-        size: Size {
-            width: side as f64,
-            height: side as f64,
-            unit: SizeUnit::Pixel,
-        },
-        raw_values: false,
-        max_side: super::MAX_SIDE_PX,
-    };
-    let prov = Provenance {
-        object_id: Some(f.target.object_id.0),
-        file: f.filename.clone(),
-        object_url: Some(format!(
-            "{}/object/{}",
-            ctx.public_url.trim_end_matches('/'),
-            f.target.object_id
-        )),
-    };
-    let c = cutout::cut(&source, &spec, &prov).map_err(|e| format!("{}: {e}", f.filename))?;
+    let c = ctx.cut(f, &CutoutSpec::pixel_box(p.x, p.y, side, side))?;
     let fits = c.to_fits().map_err(|e| format!("{}: {e}", f.filename))?;
     let (x0, y0) = (c.geometry.x0, c.geometry.y0);
     Ok(Made {
@@ -235,16 +242,7 @@ pub fn make(
     let mut rows = Vec::with_capacity(planned.len());
     let total = planned.len();
     for (i, ps) in planned.iter().enumerate() {
-        let row = write_source(
-            ctx,
-            req,
-            ps,
-            &sides[i],
-            &epoch_sides[i],
-            &made,
-            dir,
-            &mut files,
-        )?;
+        let row = write_source(req, ps, &sides[i], &epoch_sides[i], &made, dir, &mut files)?;
         rows.push(row);
         progress(i + 1, total);
     }
@@ -264,9 +262,7 @@ pub fn make(
     Ok((result, files))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn write_source(
-    ctx: &Context,
     req: &DepRequest,
     ps: &PlannedSource,
     sides: &[Result<usize, String>],
@@ -275,7 +271,6 @@ fn write_source(
     dir: &Path,
     files: &mut Vec<ManifestFile>,
 ) -> std::io::Result<DepRow> {
-    let _ = ctx;
     let folder = match ps.aid {
         Some(a) if ps.sid.0 < 0 => format!("aid{a}"),
         Some(a) => format!("aid{a}_slid{}_sid{}", ps.slid, ps.sid),

@@ -138,6 +138,34 @@ pub struct CutoutSpec {
     pub max_side: usize,
 }
 
+impl CutoutSpec {
+    /// A `width` × `height` pixel box centred at the FITS position (`x`,
+    /// `y`), with physical values.
+    pub fn pixel_box(x: f64, y: f64, width: usize, height: usize) -> Self {
+        CutoutSpec {
+            center: Center::Pixel { x, y },
+            size: Size {
+                width: width as f64,
+                height: height as f64,
+                unit: SizeUnit::Pixel,
+            },
+            raw_values: false,
+            max_side: width.max(height),
+        }
+    }
+
+    /// The whole of a `width` × `height` image: centred at its middle, so
+    /// the placement convention puts the first pixel at (1, 1).
+    pub fn whole(width: usize, height: usize) -> Self {
+        Self::pixel_box(
+            (width as f64 + 1.0) / 2.0,
+            (height as f64 + 1.0) / 2.0,
+            width,
+            height,
+        )
+    }
+}
+
 /// Where a cutout came from, written into its header.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Provenance {

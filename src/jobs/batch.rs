@@ -22,7 +22,7 @@ use super::{JobError, Jobs, Outcome, Progress};
 use crate::catalog::jobs::JobRecord;
 use crate::deps::make::{ManifestFile, write_manifest};
 use crate::ids::{Sid, Slid};
-use crate::imaging::cutout::{self, Center, CutoutSpec, Provenance, Size, SizeUnit};
+use crate::imaging::cutout::{Center, CutoutSpec, Size, SizeUnit};
 use crate::imaging::render::{self, Interval, OutputFormat, RenderParams, Stretch};
 use crate::imaging::wcs::Wcs;
 use crate::model::{Frame, FrameClass};
@@ -440,29 +440,13 @@ fn cut_row(
     };
     if r.make_fits || r.make_png {
         for f in frames {
-            let path = f.file_path(&ctx.data_root);
-            let made = ctx
-                .sources
-                .get(&path, f.hdu.max(0) as usize)
-                .map_err(|e| format!("{}: {e}", f.filename))
-                .and_then(|src| {
-                    let spec = CutoutSpec {
-                        center: Center::Sky { ra, dec },
-                        size,
-                        raw_values: false,
-                        max_side: 20_000,
-                    };
-                    let prov = Provenance {
-                        object_id: Some(f.target.object_id.0),
-                        file: f.filename.clone(),
-                        object_url: Some(format!(
-                            "{}/object/{}",
-                            ctx.public_url.trim_end_matches('/'),
-                            f.target.object_id
-                        )),
-                    };
-                    cutout::cut(&src, &spec, &prov).map_err(|e| format!("{}: {e}", f.filename))
-                });
+            let spec = CutoutSpec {
+                center: Center::Sky { ra, dec },
+                size,
+                raw_values: false,
+                max_side: 20_000,
+            };
+            let made = ctx.cut(f, &spec);
             let c = match made {
                 Ok(c) => c,
                 Err(e) => {

@@ -22,7 +22,7 @@ use super::{JobError, Jobs, Outcome};
 use crate::catalog::Catalog;
 use crate::catalog::jobs::JobRecord;
 use crate::deps::make::{ManifestFile, write_manifest};
-use crate::imaging::cutout::{self, Center, CutoutSpec, ParamError, Provenance, Size, SizeUnit};
+use crate::imaging::cutout::{self, Center, CutoutSpec, ParamError, Size, SizeUnit};
 use crate::imaging::image::Image;
 use crate::imaging::rgb::{self, LinearParams, LuptonParams, StiffParams};
 use crate::imaging::wcs::Wcs;
@@ -424,20 +424,8 @@ pub fn picture(
     let ext = params.format()?;
     let region = params.region()?;
     let mut log = Vec::new();
-    let open = |f: &Frame| {
-        let path = f.file_path(&ctx.data_root);
-        if !path.exists() {
-            return Err(JobError::Failed(format!(
-                "file missing: {}",
-                path.display()
-            )));
-        }
-        ctx.sources
-            .get(&path, f.hdu.max(0) as usize)
-            .map_err(|e| JobError::Failed(format!("{}: {e}", f.filename)))
-    };
     // The red band defines the grid.
-    let red_src = open(&frames[0])?;
+    let red_src = ctx.open(&frames[0]).map_err(JobError::Failed)?;
     let spec = match region {
         Some((ra, dec, size)) => CutoutSpec {
             center: Center::Sky { ra, dec },
@@ -445,29 +433,13 @@ pub fn picture(
             raw_values: false,
             max_side: 20_000,
         },
-        None => CutoutSpec {
-            center: Center::Pixel {
-                x: (red_src.width as f64 + 1.0) / 2.0,
-                y: (red_src.height as f64 + 1.0) / 2.0,
-            },
-            size: Size {
-                width: red_src.width as f64,
-                height: red_src.height as f64,
-                unit: SizeUnit::Pixel,
-            },
-            raw_values: false,
-            max_side: red_src.width.max(red_src.height),
-        },
+        None => CutoutSpec::whole(red_src.width, red_src.height),
     };
-    let prov = |f: &Frame| Provenance {
-        object_id: Some(f.target.object_id.0),
-        file: f.filename.clone(),
-        object_url: None,
-    };
-    let red_cut = cutout::cut(&red_src, &spec, &prov(&frames[0])).map_err(|e| match e {
-        cutout::CutoutError::Fits(f) => JobError::Failed(f.to_string()),
-        other => bad("ra", other.to_string()),
-    })?;
+    let red_cut =
+        cutout::cut(&red_src, &spec, &ctx.provenance(&frames[0])).map_err(|e| match e {
+            cutout::CutoutError::Fits(f) => JobError::Failed(f.to_string()),
+            other => bad("ra", other.to_string()),
+        })?;
     let geo = red_cut.geometry;
     let red = red_cut.into_image_f32();
     let red_wcs = frames[0].wcs.as_ref().and_then(|k| {
@@ -482,20 +454,9 @@ pub fn picture(
     let mut reprojected = Vec::new();
     for (i, f) in frames.iter().enumerate().skip(1) {
         let band = ["red", "green", "blue"][i];
-        let src = open(f)?;
         if same_grid(&frames[0], f) {
-            let pixel = CutoutSpec {
-                center: Center::Pixel { x: geo.x, y: geo.y },
-                size: Size {
-                    width: geo.width as f64,
-                    height: geo.height as f64,
-                    unit: SizeUnit::Pixel,
-                },
-                raw_values: false,
-                max_side: geo.width.max(geo.height),
-            };
-            let c =
-                cutout::cut(&src, &pixel, &prov(f)).map_err(|e| JobError::Failed(e.to_string()))?;
+            let pixel = CutoutSpec::pixel_box(geo.x, geo.y, geo.width, geo.height);
+            let c = ctx.cut(f, &pixel).map_err(JobError::Failed)?;
             bands.push(c.into_image_f32());
             continue;
         }
@@ -520,22 +481,14 @@ pub fn picture(
             ));
         };
         // The whole other frame is read once; reprojection samples it.
-        let full = CutoutSpec {
-            center: Center::Pixel {
-                x: (src.width as f64 + 1.0) / 2.0,
-                y: (src.height as f64 + 1.0) / 2.0,
-            },
-            size: Size {
-                width: src.width as f64,
-                height: src.height as f64,
-                unit: SizeUnit::Pixel,
-            },
-            raw_values: false,
-            max_side: src.width.max(src.height),
-        };
-        let whole = cutout::cut(&src, &full, &prov(f))
-            .map_err(|e| JobError::Failed(e.to_string()))?
-            .into_image_f32();
+        let src = ctx.open(f).map_err(JobError::Failed)?;
+        let whole = cutout::cut(
+            &src,
+            &CutoutSpec::whole(src.width, src.height),
+            &ctx.provenance(f),
+        )
+        .map_err(|e| JobError::Failed(e.to_string()))?
+        .into_image_f32();
         let (x0, y0) = (geo.x0 as f64, geo.y0 as f64);
         let img = rgb::reproject(&whole, geo.width, geo.height, |x, y| {
             let (ra, dec) = rw.pix_to_sky(x + x0, y + y0)?;
