@@ -280,18 +280,7 @@ impl Catalog {
                 what: "AssociateList",
                 id: alid.to_string(),
             })?;
-        let t = self.process_target(ObjectId(al.object_id)).await?;
-        Ok(AssociateListInfo {
-            target: t,
-            alid: crate::ids::Alid(al.alid),
-            name: al.name,
-            assoc_type: AssocType::parse(&al.assoc_type).ok_or_else(|| {
-                CatalogError::Invalid(format!("unknown association type {}", al.assoc_type))
-            })?,
-            search_distance: al.search_distance,
-            n_associations: al.n_associations,
-            n_members: al.n_members,
-        })
+        self.associate_list_info(al).await
     }
 
     /// The members (SLID, SID) of the given associations of one list, by
@@ -369,20 +358,28 @@ impl Catalog {
         let lists = entity::associate_list::Entity::find().all(&self.db).await?;
         let mut out = Vec::new();
         for al in lists {
-            let t = self.process_target(ObjectId(al.object_id)).await?;
-            out.push(AssociateListInfo {
-                target: t,
-                alid: crate::ids::Alid(al.alid),
-                name: al.name,
-                assoc_type: AssocType::parse(&al.assoc_type).ok_or_else(|| {
-                    CatalogError::Invalid(format!("unknown association type {}", al.assoc_type))
-                })?,
-                search_distance: al.search_distance,
-                n_associations: al.n_associations,
-                n_members: al.n_members,
-            });
+            out.push(self.associate_list_info(al).await?);
         }
         Ok(out)
+    }
+
+    /// An associate-list row with its process target, as the domain type.
+    async fn associate_list_info(
+        &self,
+        al: entity::associate_list::Model,
+    ) -> Result<AssociateListInfo, CatalogError> {
+        let t = self.process_target(ObjectId(al.object_id)).await?;
+        Ok(AssociateListInfo {
+            target: t,
+            alid: crate::ids::Alid(al.alid),
+            assoc_type: AssocType::parse(&al.assoc_type).ok_or_else(|| {
+                CatalogError::Invalid(format!("unknown association type {}", al.assoc_type))
+            })?,
+            name: al.name,
+            search_distance: al.search_distance,
+            n_associations: al.n_associations,
+            n_members: al.n_members,
+        })
     }
 }
 

@@ -105,8 +105,8 @@ pub struct Graph {
     pub root: ObjectId,
     /// Every frame reached, by id.
     pub frames: HashMap<ObjectId, Arc<FrameNode>>,
-    /// Parents of each object (role, parent), in (role, ordinal) order.
-    parents: HashMap<ObjectId, Vec<(String, ObjectId)>>,
+    /// Parents of each object, in (role, ordinal) order.
+    parents: HashMap<ObjectId, Vec<ObjectId>>,
     /// Science children of each object.
     children: HashMap<ObjectId, Vec<ObjectId>>,
     /// For each coadd downstream of the root: the regridded frames stacked
@@ -119,12 +119,9 @@ impl Graph {
     pub async fn load(catalog: &Catalog, root: ObjectId) -> Result<Self, CatalogError> {
         let up = catalog.lineage(root, Direction::Up, MAX_DEPTH).await?;
         let down = catalog.lineage(root, Direction::Down, MAX_DEPTH).await?;
-        let mut parents: HashMap<ObjectId, Vec<(String, ObjectId)>> = HashMap::new();
+        let mut parents: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
         for e in &up.edges {
-            parents
-                .entry(e.child)
-                .or_default()
-                .push((e.role.clone(), e.parent));
+            parents.entry(e.child).or_default().push(e.parent);
         }
         let down_class: HashMap<ObjectId, &str> = down
             .nodes
@@ -198,43 +195,34 @@ impl Graph {
         let mut out = vec![start.clone()];
         let mut seen: HashSet<(ObjectId, i64, i64)> = HashSet::new();
         seen.insert(start.key());
-        self.walk_up(&start, source, &mut out, &mut seen);
-        self.walk_down(&start, source, &mut out, &mut seen);
+        self.walk(&start, source, Direction::Up, &mut out, &mut seen);
+        self.walk(&start, source, Direction::Down, &mut out, &mut seen);
         out
     }
 
-    fn walk_up(
-        &self,
-        at: &Placement,
-        source: &Source,
-        out: &mut Vec<Placement>,
-        seen: &mut HashSet<(ObjectId, i64, i64)>,
-    ) {
-        let id = at.frame.frame.target.object_id;
-        for (_, parent) in self.parents.get(&id).into_iter().flatten() {
-            let Some(node) = self.frames.get(parent) else {
-                continue; // a catalogue (illumination ← photometric catalogs)
-            };
-            let Some(p) = self.place_on(node, at, source) else {
-                continue;
-            };
-            if seen.insert(p.key()) {
-                out.push(p.clone());
-                self.walk_up(&p, source, out, seen);
-            }
-        }
+    /// The frames one step from `id`: its parents walking up, its science
+    /// children walking down.
+    fn next(&self, id: ObjectId, direction: Direction) -> &[ObjectId] {
+        let map = match direction {
+            Direction::Up => &self.parents,
+            Direction::Down => &self.children,
+        };
+        map.get(&id).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    fn walk_down(
+    /// Places the source on everything reachable from `at` in `direction`,
+    /// depth first, each (frame, position) once.
+    fn walk(
         &self,
         at: &Placement,
         source: &Source,
+        direction: Direction,
         out: &mut Vec<Placement>,
         seen: &mut HashSet<(ObjectId, i64, i64)>,
     ) {
-        let id = at.frame.frame.target.object_id;
-        for child in self.children.get(&id).into_iter().flatten() {
-            let Some(node) = self.frames.get(child) else {
+        for next in self.next(at.frame.frame.target.object_id, direction) {
+            // Not a frame: a catalogue (illumination ← photometric catalogs).
+            let Some(node) = self.frames.get(next) else {
                 continue;
             };
             let Some(p) = self.place_on(node, at, source) else {
@@ -242,7 +230,7 @@ impl Graph {
             };
             if seen.insert(p.key()) {
                 out.push(p.clone());
-                self.walk_down(&p, source, out, seen);
+                self.walk(&p, source, direction, out, seen);
             }
         }
     }

@@ -48,6 +48,23 @@ pub struct BatchParams {
     pub filename: Option<String>,
 }
 
+impl BatchParams {
+    /// The job-level options and the parsed file: a 400 naming `options` or
+    /// `positions` when either is unreadable.
+    pub fn parse(&self) -> Result<(Options, batch_csv::Parsed), JobError> {
+        let l = limits();
+        let options = Options::from_pairs(&self.options, &l).map_err(|e| JobError::Param {
+            param: "options",
+            message: e.to_string(),
+        })?;
+        let parsed = batch_csv::parse_positions(&self.csv, &l).map_err(|e| JobError::Param {
+            param: "positions",
+            message: e.to_string(),
+        })?;
+        Ok((options, parsed))
+    }
+}
+
 /// The parser's limits.
 pub fn limits() -> Limits {
     Limits {
@@ -63,15 +80,7 @@ pub fn limits() -> Limits {
 /// Checks a request before it is queued: the file and the options must be
 /// readable (a 400 otherwise); returns the title.
 pub fn check(p: &BatchParams) -> Result<String, JobError> {
-    let l = limits();
-    Options::from_pairs(&p.options, &l).map_err(|e| JobError::Param {
-        param: "options",
-        message: e.to_string(),
-    })?;
-    let parsed = batch_csv::parse_positions(&p.csv, &l).map_err(|e| JobError::Param {
-        param: "positions",
-        message: e.to_string(),
-    })?;
+    let (_, parsed) = p.parse()?;
     Ok(format!(
         "Batch of {} positions{}{}",
         parsed.rows.len()
@@ -116,15 +125,7 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
     let t0 = Instant::now();
     let p: BatchParams = serde_json::from_value(job.params.clone())
         .map_err(|e| JobError::Failed(format!("stored parameters unreadable: {e}")))?;
-    let l = limits();
-    let job_opts = Options::from_pairs(&p.options, &l).map_err(|e| JobError::Param {
-        param: "options",
-        message: e.to_string(),
-    })?;
-    let parsed = batch_csv::parse_positions(&p.csv, &l).map_err(|e| JobError::Param {
-        param: "positions",
-        message: e.to_string(),
-    })?;
+    let (job_opts, parsed) = p.parse()?;
     let mut log: Vec<String> = Vec::new();
     let say = |line: String, log: &mut Vec<String>| {
         log.push(format!("{}: {line}", super::now()));

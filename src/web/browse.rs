@@ -227,17 +227,7 @@ pub async fn list_rows(
             Table::Sources(Slid(id))
         }
         "AssociateList" => {
-            if !st
-                .catalog
-                .associate_lists()
-                .await?
-                .iter()
-                .any(|a| a.alid.0 == id)
-            {
-                return Err(AppError::NotFound(format!(
-                    "there is no AssociateList {id}"
-                )));
-            }
+            st.catalog.associate_list(Alid(id)).await?;
             Table::Associations(Alid(id))
         }
         other => {
