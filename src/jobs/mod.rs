@@ -222,9 +222,13 @@ impl Jobs {
     pub async fn recover(&self) -> Result<(), JobError> {
         let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(30));
         let r = self.catalog.recover_jobs(lease, MAX_ATTEMPTS).await?;
-        for id in r.requeued.iter().chain(&r.failed) {
-            remove_dir(&self.part_dir(*id));
-        }
+        let parts: Vec<PathBuf> = r
+            .requeued
+            .iter()
+            .chain(&r.failed)
+            .map(|id| self.part_dir(*id))
+            .collect();
+        on_disk(move || parts.iter().for_each(|p| remove_dir(p))).await?;
         if !r.requeued.is_empty() || !r.failed.is_empty() {
             tracing::info!(
                 "jobs interrupted by a stopped server: requeued {:?}, failed {:?}",
@@ -261,7 +265,15 @@ impl Jobs {
     async fn run(&self, job: JobRecord) {
         let id = job.id;
         let part = self.part_dir(id);
-        remove_dir(&part);
+        let fresh = {
+            let part = part.clone();
+            on_disk(move || {
+                remove_dir(&part);
+                std::fs::create_dir_all(&part)
+            })
+            .await
+            .and_then(|r| r)
+        };
         let _ = self
             .catalog
             .job_log(
@@ -293,19 +305,29 @@ impl Jobs {
                 }
             })
         });
-        let outcome = match std::fs::create_dir_all(&part) {
+        let outcome = match fresh {
             Ok(()) => self.execute(&job, &part, progress.clone()).await,
             Err(e) => Err(e.into()),
         };
         drop(beat);
         let final_dir = self.result_dir(id);
-        match outcome.and_then(|summary| {
-            remove_dir(&final_dir);
-            std::fs::rename(&part, &final_dir)?;
-            Ok(summary)
-        }) {
+        let published = match outcome {
             Ok(summary) => {
-                let bytes = dir_bytes(&final_dir);
+                let (part, final_dir) = (part.clone(), final_dir.clone());
+                on_disk(move || -> std::io::Result<u64> {
+                    remove_dir(&final_dir);
+                    std::fs::rename(&part, &final_dir)?;
+                    Ok(dir_bytes(&final_dir))
+                })
+                .await
+                .and_then(|r| r)
+                .map(|bytes| (summary, bytes))
+                .map_err(JobError::from)
+            }
+            Err(e) => Err(e),
+        };
+        match published {
+            Ok((summary, bytes)) => {
                 let _ = self
                     .catalog
                     .job_log(id, &format!("{}: done, {} bytes", now(), bytes))
@@ -320,7 +342,7 @@ impl Jobs {
                 }
             }
             Err(e) => {
-                remove_dir(&part);
+                let _ = on_disk(move || remove_dir(&part)).await;
                 let msg = e.to_string();
                 let _ = self
                     .catalog
@@ -382,12 +404,6 @@ impl Jobs {
         .await;
         let ctx = self.maker();
         let out = dir.to_path_buf();
-        // CPU-bound (rayon inside): off the async threads.
-        let (result, files) = tokio::task::spawn_blocking(move || {
-            deps::make::make(&ctx, &req, &planned, &out, &|d, t| progress.set(d, t))
-        })
-        .await
-        .map_err(|e| JobError::Failed(format!("cutout task: {e}")))??;
         let header = json!({
             "job": job.id,
             "kind": "deps",
@@ -395,11 +411,19 @@ impl Jobs {
             "request": job.params,
             "created": job.created_at,
         });
-        deps::make::write_manifest(dir, header, &files)?;
-        std::fs::write(
-            dir.join("result.json"),
-            serde_json::to_vec(&result).map_err(|e| JobError::Failed(e.to_string()))?,
-        )?;
+        // CPU-bound (rayon inside) and file writing: off the async threads.
+        let result = tokio::task::spawn_blocking(move || -> Result<_, JobError> {
+            let (result, files) =
+                deps::make::make(&ctx, &req, &planned, &out, &|d, t| progress.set(d, t))?;
+            deps::make::write_manifest(&out, header, &files)?;
+            std::fs::write(
+                out.join("result.json"),
+                serde_json::to_vec(&result).map_err(|e| JobError::Failed(e.to_string()))?,
+            )?;
+            Ok(result)
+        })
+        .await
+        .map_err(|e| JobError::Failed(format!("cutout task: {e}")))??;
         self.log(
             job.id,
             &format!(
@@ -430,7 +454,8 @@ impl Jobs {
             let old = j.finished_at.is_some_and(|t| now - t > max_age);
             let over = total > self.retention.max_bytes && Some(j.id) != newest;
             if old || over {
-                remove_dir(&self.result_dir(j.id));
+                let dir = self.result_dir(j.id);
+                on_disk(move || remove_dir(&dir)).await?;
                 self.catalog.expire_job(j.id).await?;
                 total = total.saturating_sub(j.bytes.max(0) as u64);
                 let _ = self
@@ -532,6 +557,17 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// Runs filesystem work on the blocking pool: result directories hold
+/// thousands of files, and walking or removing them must not stall the
+/// async threads that serve requests.
+async fn on_disk<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(std::io::Error::other)
 }
 
 /// Now, for log lines.

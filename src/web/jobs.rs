@@ -208,9 +208,10 @@ pub async fn deps_api(
         ));
     }
     match submit_deps(&st, &params).await? {
-        Submitted::Done(job) => Ok(axum::Json(job_json(&st, &job)).into_response()),
+        Submitted::Done(job) => Ok(axum::Json(job_json(&st, &job).await).into_response()),
         Submitted::Queued(job) => {
-            let mut r = (StatusCode::ACCEPTED, axum::Json(job_json(&st, &job))).into_response();
+            let mut r =
+                (StatusCode::ACCEPTED, axum::Json(job_json(&st, &job).await)).into_response();
             if let Ok(v) = format!("/api/jobs/{}", job.id).parse() {
                 r.headers_mut().insert(header::LOCATION, v);
             }
@@ -220,7 +221,7 @@ pub async fn deps_api(
 }
 
 /// A job as JSON, with its result's file paths turned into URLs.
-fn job_json(st: &AppState, job: &JobRecord) -> serde_json::Value {
+async fn job_json(st: &AppState, job: &JobRecord) -> serde_json::Value {
     let mut v = json!({
         "id": job.id,
         "kind": job.kind,
@@ -242,19 +243,28 @@ fn job_json(st: &AppState, job: &JobRecord) -> serde_json::Value {
     if job.status == JobStatus::Done && !job.expired {
         v["zip"] = json!(format!("/jobs/{}/zip", job.id));
         v["manifest"] = json!(format!("/jobs/{}/files/manifest.json", job.id));
-        if let Some(r) = load_result(st, job) {
+        if let Some(r) = load_result(st, job).await {
             v["result"] = serde_json::to_value(with_urls(r, job.id)).unwrap_or_default();
         }
     }
     v
 }
 
-fn load_result(st: &AppState, job: &JobRecord) -> Option<DepResult> {
+/// A JSON file of a finished job's result, if it is there and readable.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    id: JobId,
+    name: &str,
+) -> Option<T> {
+    let path = st.services.jobs.file(id, name)?;
+    serde_json::from_slice(&tokio::fs::read(path).await.ok()?).ok()
+}
+
+async fn load_result(st: &AppState, job: &JobRecord) -> Option<DepResult> {
     if job.kind != "deps" {
         return None;
     }
-    let path = st.services.jobs.file(job.id, "result.json")?;
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    read_json(st, job.id, "result.json").await
 }
 
 /// Rewrites the result's relative file paths as URLs.
@@ -284,7 +294,7 @@ pub async fn job_api(
 ) -> Result<Response, ApiError> {
     let id = job_id(&id).map_err(ApiError::bad)?;
     let job = st.catalog.job(id).await?;
-    Ok(axum::Json(job_json(&st, &job)).into_response())
+    Ok(axum::Json(job_json(&st, &job).await).into_response())
 }
 
 fn job_id(s: &str) -> Result<JobId, String> {
@@ -369,29 +379,22 @@ pub async fn job_page(
     let id = job_id(&id).map_err(AppError::BadRequest)?;
     let job = st.catalog.job(id).await?;
     let deps = if job.status == JobStatus::Done && !job.expired {
-        load_result(&st, &job).map(|r| with_urls(r, job.id))
+        load_result(&st, &job).await.map(|r| with_urls(r, job.id))
     } else {
         None
     };
     let mut files = Vec::new();
-    if job.status == JobStatus::Done
-        && !job.expired
-        && deps.is_none()
-        && let Some(m) = st.services.jobs.file(job.id, "manifest.json")
-    {
-        {
-            let manifest: serde_json::Value = std::fs::read(m)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            for f in manifest["files"].as_array().into_iter().flatten() {
-                if let (Some(p), Some(k)) = (f["path"].as_str(), f["kind"].as_str()) {
-                    files.push((
-                        format!("/jobs/{}/files/{p}", job.id),
-                        p.to_owned(),
-                        k.to_owned(),
-                    ));
-                }
+    if job.status == JobStatus::Done && !job.expired && deps.is_none() {
+        let manifest: serde_json::Value = read_json(&st, job.id, "manifest.json")
+            .await
+            .unwrap_or_default();
+        for f in manifest["files"].as_array().into_iter().flatten() {
+            if let (Some(p), Some(k)) = (f["path"].as_str(), f["kind"].as_str()) {
+                files.push((
+                    format!("/jobs/{}/files/{p}", job.id),
+                    p.to_owned(),
+                    k.to_owned(),
+                ));
             }
         }
     }
