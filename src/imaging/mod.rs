@@ -12,4 +12,5 @@ pub mod image;
 pub mod pixels;
 pub mod render;
 pub mod rgb;
+pub mod stats;
 pub mod wcs;

@@ -408,43 +408,15 @@ pub fn limits(interval: &Interval, data: &[f32]) -> Result<(f64, f64), RenderErr
             (f64::from(lo), f64::from(hi))
         }
         Interval::Percentile(p) => {
-            let mut values: Vec<f32> = data.iter().copied().filter(|v| v.is_finite()).collect();
             let lower = (100.0 - p) * 0.5;
             let upper = 100.0 - lower;
-            (
-                percentile(&mut values, lower),
-                percentile(&mut values, upper),
-            )
+            // There is a finite value (checked above).
+            crate::imaging::stats::quantiles(data, lower / 100.0, upper / 100.0)
+                .unwrap_or((0.0, 0.0))
         }
         Interval::ZScale => zscale(data, n_finite),
         Interval::Manual { .. } => unreachable!("handled above"),
     })
-}
-
-/// numpy's default (`method="linear"`) percentile of non-empty finite
-/// `values`, which are reordered (selection is O(n), unlike a full sort, which
-/// matters for 16-megapixel frames).
-fn percentile(values: &mut [f32], q: f64) -> f64 {
-    let n = values.len();
-    // Same virtual index as numpy: (n - 1) * (q / 100).
-    let index = (n - 1) as f64 * (q / 100.0);
-    let lo = (index.floor().max(0.0) as usize).min(n - 1);
-    let gamma = index - lo as f64;
-    let (_, &mut a, right) = values.select_nth_unstable_by(lo, f32::total_cmp);
-    let a = f64::from(a);
-    if lo + 1 >= n || gamma == 0.0 {
-        return a;
-    }
-    // The next order statistic is the minimum of the upper partition.
-    let b = right.iter().copied().fold(f32::INFINITY, f32::min);
-    let b = f64::from(b);
-    // numpy's _lerp, which interpolates from the nearer end for accuracy.
-    let diff = b - a;
-    if gamma >= 0.5 {
-        b - diff * (1.0 - gamma)
-    } else {
-        a + diff * gamma
-    }
 }
 
 /// astropy `ZScaleInterval` defaults.
