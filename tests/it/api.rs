@@ -57,16 +57,6 @@ async fn first_frame(st: &AppState, class: FrameClass) -> Frame {
     common::first_frame(&st.catalog, class).await
 }
 
-/// Writes response bytes to a file and reads them back through cfitsio.
-fn read_fits(bytes: &[u8]) -> (Image<f32>, Header) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.fits");
-    std::fs::write(&path, bytes).unwrap();
-    let img = fits::read_image_f32(&path, 0).unwrap();
-    let header = Header::new(&fits::read_header(&path, 0).unwrap());
-    (img, header)
-}
-
 fn frame_wcs(f: &Frame) -> Wcs {
     Wcs::new(
         f.wcs.as_ref().unwrap(),
@@ -100,7 +90,7 @@ async fn a_fits_cutout_holds_the_parent_pixels_and_a_shifted_wcs() {
         "{disposition}"
     );
     assert!(disposition.ends_with("_31x31.fits\""), "{disposition}");
-    let (img, h) = read_fits(&r.body);
+    let (img, h) = common::read_fits(&r.body);
     assert_eq!((img.width, img.height), (31, 31));
     let (x0, y0) = (
         h.number("ORIGX0").unwrap() as usize,
@@ -186,7 +176,7 @@ async fn partial_overlap_is_padded_and_flagged() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let (img, h) = read_fits(&r.body);
+    let (img, h) = common::read_fits(&r.body);
     assert_eq!((img.width, img.height), (20, 10));
     // x0 = ceil(2 - 10) = -8, y0 = ceil(3 - 5) = -2: 8 columns and 2 rows
     // are outside.
@@ -516,7 +506,7 @@ async fn images_lists_covering_frames_best_first() {
         let path = &url[url.find("/api/").unwrap()..];
         let c = fetch(&st, path, None).await;
         assert_eq!(c.status, StatusCode::OK, "{path}: {}", c.text());
-        let (_, h) = read_fits(&c.body);
+        let (_, h) = common::read_fits(&c.body);
         assert_eq!(h.number("NPADPIX"), Some(0.0), "{path}");
     }
     // Class filter and CSV.

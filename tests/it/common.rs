@@ -130,25 +130,45 @@ pub async fn fetch(
     st: &wisecut::web::AppState,
     uri: &str,
 ) -> (axum::http::StatusCode, String, Vec<u8>) {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let res = wisecut::web::app(st.clone())
-        .oneshot(
-            axum::http::Request::get(uri)
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = res.status();
-    let content_type = res
-        .headers()
+    let (status, headers, body) = fetch_full(st, uri).await;
+    let content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
     (status, content_type, body)
+}
+
+/// The Python of the peer checks (`WISECUT_PYTHON`, set by `.ci/run`), or
+/// `None` with a note outside CI; in CI its absence is a failure.
+pub(crate) fn peer_python(check: &str) -> Option<String> {
+    match std::env::var("WISECUT_PYTHON") {
+        Ok(p) => Some(p),
+        Err(_) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must set WISECUT_PYTHON to a Python with astropy"
+            );
+            eprintln!("note: WISECUT_PYTHON not set; {check} not run");
+            None
+        }
+    }
+}
+
+/// Reads FITS bytes (through a temporary file) into pixels and a header.
+pub(crate) fn read_fits(
+    bytes: &[u8],
+) -> (
+    wisecut::imaging::image::Image<f32>,
+    wisecut::imaging::wcs::Header,
+) {
+    use wisecut::imaging::fits;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.fits");
+    std::fs::write(&path, bytes).unwrap();
+    let img = fits::read_image_f32(&path, 0).unwrap();
+    let header = wisecut::imaging::wcs::Header::new(&fits::read_header(&path, 0).unwrap());
+    (img, header)
 }
 
 /// A CSS selector (panics on a typo in the test).

@@ -122,16 +122,6 @@ async fn download(st: &AppState, url: &str) -> Vec<u8> {
     body
 }
 
-/// Reads FITS bytes (through a temporary file) into pixels and a header.
-fn read_fits(bytes: &[u8]) -> (Image<f32>, Header) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.fits");
-    std::fs::write(&path, bytes).unwrap();
-    let img = fits::read_image_f32(&path, 0).unwrap();
-    let header = Header::new(&fits::read_header(&path, 0).unwrap());
-    (img, header)
-}
-
 /// Every cutout of a row, with its column class name.
 fn cutouts(result: &Json, row: usize) -> Vec<(String, Json)> {
     let classes: Vec<String> = result["classes"]
@@ -274,7 +264,7 @@ async fn the_star_sits_at_the_centre_of_every_sky_frame_cutout() {
                 url.starts_with(&format!("/jobs/{}/files/", v["id"])),
                 "{url}"
             );
-            let (img, h) = read_fits(&download(&st, url).await);
+            let (img, h) = common::read_fits(&download(&st, url).await);
             assert_eq!((img.width, img.height), (SIDE, SIDE), "{what}");
             assert_eq!(
                 h.number("NPADPIX"),
@@ -357,7 +347,7 @@ async fn calibration_cutouts_cover_the_raw_frames_detector_pixels() {
         .frame(ObjectId(raws[0]["frame_id"].as_i64().unwrap()))
         .await
         .unwrap();
-    let (_, raw_h) = read_fits(&download(&st, raws[0]["fits"].as_str().unwrap()).await);
+    let (_, raw_h) = common::read_fits(&download(&st, raws[0]["fits"].as_str().unwrap()).await);
     let raw_off = datasec(&st, &raw_frame);
     assert_eq!(raw_off, (0, 0), "the sample's raw DATASEC starts at [1,1]");
     let raw_x0 = raw_h.number("ORIGX0").unwrap() as i64;
@@ -380,7 +370,7 @@ async fn calibration_cutouts_cover_the_raw_frames_detector_pixels() {
         let url = cell["fits"]
             .as_str()
             .unwrap_or_else(|| panic!("{what}: {cell}"));
-        let (img, h) = read_fits(&download(&st, url).await);
+        let (img, h) = common::read_fits(&download(&st, url).await);
         assert_eq!((img.width, img.height), (SIDE, SIDE), "{what}");
         // Same silicon: shift by the difference of the data sections.
         let off = datasec(&st, &frame);

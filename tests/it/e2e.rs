@@ -7,41 +7,65 @@ use super::common;
 use super::web::state;
 use wisecut::web::app;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn home_table_filter_object_tree_and_image_in_chromium() {
+/// Chromium and the Python with Playwright, or `None` (with a note) outside
+/// CI; in CI their absence is a failure.
+fn browser() -> Option<(String, String)> {
     let chromium = std::env::var("WISECUT_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let python = std::env::var("WISECUT_PYTHON").ok();
-    let ready = python.is_some() && std::path::Path::new(&chromium).exists();
-    if !ready {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must provide Chromium ({chromium}) and WISECUT_PYTHON with Playwright"
-        );
-        eprintln!("note: Chromium or WISECUT_PYTHON missing; browser test not run");
-        return;
+    match python {
+        Some(py) if std::path::Path::new(&chromium).exists() => Some((py, chromium)),
+        _ => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must provide Chromium ({chromium}) and WISECUT_PYTHON with Playwright"
+            );
+            eprintln!("note: Chromium or WISECUT_PYTHON missing; browser test not run");
+            None
+        }
     }
-    let db = common::ingested(common::sqlite().await).await;
-    let st = state(&db);
+}
+
+/// Serves `db` on a free port and runs `tests/e2e/SCRIPT BASE_URL EXTRA…
+/// SCREENSHOT_DIR CHROMIUM`, which must succeed; returns its output and the
+/// screenshot directory.
+async fn run_in_chromium(
+    db: &common::TestDb,
+    (python, chromium): (String, String),
+    script: &str,
+    extra: &[String],
+) -> (String, std::path::PathBuf) {
+    let st = state(db);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app(st)).await });
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-artifacts");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/dbviewer.py");
-    let result = tokio::process::Command::new(python.unwrap())
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e")
+        .join(script);
+    let result = tokio::process::Command::new(python)
         .arg(script)
         .arg(format!("http://{addr}"))
+        .args(extra)
         .arg(&out)
         .arg(&chromium)
         .output()
         .await
         .unwrap();
     server.abort();
-    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(
         result.status.success(),
         "browser test failed:\n{stdout}\n{stderr}"
     );
+    (stdout, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_table_filter_object_tree_and_image_in_chromium() {
+    let Some(browser) = browser() else { return };
+    let db = common::ingested(common::sqlite().await).await;
+    let (stdout, out) = run_in_chromium(&db, browser, "dbviewer.py", &[]).await;
     assert!(stdout.contains("e2e: ok, 6 screenshots"), "{stdout}");
     for name in [
         "01_home",
@@ -59,41 +83,10 @@ async fn home_table_filter_object_tree_and_image_in_chromium() {
 /// GIFs load in Chromium (`tests/e2e/deps.py`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dependency_cutouts_of_three_sources_in_chromium() {
-    let chromium = std::env::var("WISECUT_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let python = std::env::var("WISECUT_PYTHON").ok();
-    let ready = python.is_some() && std::path::Path::new(&chromium).exists();
-    if !ready {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must provide Chromium ({chromium}) and WISECUT_PYTHON with Playwright"
-        );
-        eprintln!("note: Chromium or WISECUT_PYTHON missing; browser test not run");
-        return;
-    }
+    let Some(browser) = browser() else { return };
     let db = common::ingested(common::sqlite().await).await;
     let (slid, _, _) = common::biggest_source_list(&db.catalog).await;
-    let st = state(&db);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, app(st)).await });
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-artifacts");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/deps.py");
-    let result = tokio::process::Command::new(python.unwrap())
-        .arg(script)
-        .arg(format!("http://{addr}"))
-        .arg(slid.to_string())
-        .arg(&out)
-        .arg(&chromium)
-        .output()
-        .await
-        .unwrap();
-    server.abort();
-    let stdout = String::from_utf8_lossy(&result.stdout);
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(
-        result.status.success(),
-        "browser test failed:\n{stdout}\n{stderr}"
-    );
+    let (stdout, out) = run_in_chromium(&db, browser, "deps.py", &[slid.to_string()]).await;
     assert!(stdout.contains("e2e deps: ok, 3 screenshots"), "{stdout}");
     let result_shot = out.join("deps_02_result.png");
     let size = std::fs::metadata(&result_shot)

@@ -14,23 +14,11 @@ use wisecut::imaging::fits;
 use wisecut::imaging::wcs::Header;
 use wisecut::imaging::wcs::{Wcs, WcsKeywords};
 
-fn python() -> Option<String> {
-    match std::env::var("WISECUT_PYTHON") {
-        Ok(p) => Some(p),
-        Err(_) => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI must set WISECUT_PYTHON to a Python with astropy"
-            );
-            eprintln!("note: WISECUT_PYTHON not set; astropy peer check not run");
-            None
-        }
-    }
-}
-
 #[test]
 fn wcs_and_files_agree_with_astropy() {
-    let Some(py) = python() else { return };
+    let Some(py) = common::peer_python("astropy peer check") else {
+        return;
+    };
     let dir = std::env::var("WISECUT_PEER_SAMPLE")
         .map(PathBuf::from)
         .unwrap_or_else(|_| common::tiny_sample().to_path_buf());
@@ -93,7 +81,9 @@ fn wcs_and_files_agree_with_astropy() {
 /// the BSOFTEN/BOFFSET conversion. See `tests/peer/check_cutouts.py`.
 #[test]
 fn cutouts_agree_with_astropy_cutout2d() {
-    let Some(py) = python() else { return };
+    let Some(py) = common::peer_python("astropy peer check") else {
+        return;
+    };
     let work = tempfile::tempdir().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peer/check_cutouts.py");
     let out = std::process::Command::new(py)

@@ -9,25 +9,12 @@
 //! mappings' full scale, a negative hole), written as raw float32 with the
 //! PNGs wisecut makes from them.
 
+use super::common;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use wisecut::imaging::image::Image;
 use wisecut::imaging::rgb::{self, LinearParams, LuptonParams};
-
-fn python() -> Option<String> {
-    match std::env::var("WISECUT_PYTHON") {
-        Ok(p) => Some(p),
-        Err(_) => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI must set WISECUT_PYTHON to a Python with astropy"
-            );
-            eprintln!("skipped: WISECUT_PYTHON not set; astropy colour peer check not run");
-            None
-        }
-    }
-}
 
 const W: usize = 97;
 const H: usize = 61;
@@ -68,7 +55,9 @@ fn raw_f32(img: &Image<f32>) -> Vec<u8> {
 
 #[test]
 fn colour_composites_agree_with_astropy() {
-    let Some(py) = python() else { return };
+    let Some(py) = common::peer_python("astropy colour peer check") else {
+        return;
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(20_240_611);
     let sat = 30_000.0;
     // Shared positions: galaxy, blue star, saturated star, faint red blob,
