@@ -155,6 +155,27 @@ pub(crate) fn peer_python(check: &str) -> Option<String> {
     }
 }
 
+/// Runs `tests/peer/SCRIPT ARGS…` with the peer Python; it must succeed.
+/// Prints and returns its output (the `astropy…` lines `.ci/run` shows).
+pub(crate) fn run_peer(python: &str, script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peer")
+        .join(script);
+    let out = std::process::Command::new(python)
+        .arg(path)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "astropy disagrees ({script}):\n{stdout}\n{stderr}"
+    );
+    eprintln!("astropy: {stdout}");
+    stdout
+}
+
 /// Reads FITS bytes (through a temporary file) into pixels and a header.
 pub(crate) fn read_fits(
     bytes: &[u8],

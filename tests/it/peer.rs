@@ -55,19 +55,7 @@ fn wcs_and_files_agree_with_astropy() {
     assert!(with_wcs > 0);
     let tmp = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(tmp.path(), serde_json::to_string(&probes).unwrap()).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peer/check_sample.py");
-    let out = std::process::Command::new(py)
-        .arg(script)
-        .arg(tmp.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "astropy disagrees:\n{stdout}\n{stderr}"
-    );
-    eprintln!("astropy: {stdout}");
+    let stdout = common::run_peer(&py, "check_sample.py", &[tmp.path().as_os_str()]);
     assert!(
         stdout.contains(&format!("checked {} files", probes.len())),
         "{stdout}"
@@ -85,19 +73,13 @@ fn cutouts_agree_with_astropy_cutout2d() {
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peer/check_cutouts.py");
-    let out = std::process::Command::new(py)
-        .arg(script)
-        .arg(env!("CARGO_BIN_EXE_wisecut"))
-        .arg(work.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "Cutout2D disagrees:\n{stdout}\n{stderr}"
+    let stdout = common::run_peer(
+        &py,
+        "check_cutouts.py",
+        &[
+            std::ffi::OsStr::new(env!("CARGO_BIN_EXE_wisecut")),
+            work.path().as_os_str(),
+        ],
     );
     assert!(stdout.contains("cutout peer: checked"), "{stdout}");
-    eprintln!("astropy {stdout}");
 }

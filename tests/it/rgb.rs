@@ -179,19 +179,7 @@ fn colour_composites_agree_with_astropy() {
     )
     .unwrap();
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peer/check_rgb.py");
-    let out = std::process::Command::new(py)
-        .arg(script)
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "astropy disagrees:\n{stdout}\n{stderr}"
-    );
-    eprintln!("astropy: {stdout}");
+    let stdout = common::run_peer(&py, "check_rgb.py", &[dir.path().as_os_str()]);
     assert!(stdout.contains("worst difference"), "{stdout}");
     assert!(
         stdout.contains(&format!("checked {} Lupton images", lupton_cases.len())),
