@@ -169,7 +169,7 @@ fn render_with(
 }
 
 /// Writes `bytes` to `dir/rel`, creating parents, and records it.
-fn write_file(
+pub fn write_file(
     dir: &Path,
     rel: &str,
     bytes: &[u8],

@@ -20,7 +20,7 @@ use super::batch_csv::{self, Limits, Options, PositionRecord, Resolved, Target};
 use super::rgb::{RgbParams, picture};
 use super::{JobError, Jobs, Outcome, Progress};
 use crate::catalog::jobs::JobRecord;
-use crate::deps::make::{ManifestFile, write_manifest};
+use crate::deps::make::{ManifestFile, write_file, write_manifest};
 use crate::ids::{Sid, Slid};
 use crate::imaging::cutout::{Center, CutoutSpec, Size, SizeUnit};
 use crate::imaging::render::{self, Interval, OutputFormat, RenderParams, Stretch};
@@ -269,13 +269,14 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
         .collect();
     let positions = batch_csv::write_positions_csv(&records);
     let positions_name = format!("positions_{}.csv", job.id);
-    std::fs::write(dir.join(&positions_name), &positions)?;
-    files.push(ManifestFile {
-        path: positions_name.clone(),
-        bytes: positions.len() as u64,
-        kind: "csv".into(),
-        description: "one line per processed row: target, sizes, status, file count".into(),
-    });
+    write_file(
+        dir,
+        &positions_name,
+        positions.as_bytes(),
+        "csv",
+        "one line per processed row: target, sizes, status, file count".into(),
+        &mut files,
+    )?;
     let unmatched: Vec<&RowOutcome> = outcomes
         .iter()
         .filter(|o| o.status == "unmatched")
@@ -301,13 +302,14 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
     });
     let summary_bytes =
         serde_json::to_vec_pretty(&summary).map_err(|e| JobError::Failed(e.to_string()))?;
-    std::fs::write(dir.join("summary.json"), &summary_bytes)?;
-    files.push(ManifestFile {
-        path: "summary.json".into(),
-        bytes: summary_bytes.len() as u64,
-        kind: "json".into(),
-        description: "options, per-row files, malformed and unmatched rows, timings, sizes".into(),
-    });
+    write_file(
+        dir,
+        "summary.json",
+        &summary_bytes,
+        "json",
+        "options, per-row files, malformed and unmatched rows, timings, sizes".into(),
+        &mut files,
+    )?;
     say(
         format!(
             "{} rows: {} ok, {} unmatched, {} errors; {} files, {} bytes",
@@ -321,13 +323,14 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
         &mut log,
     );
     let log_text = log.join("\n") + "\n";
-    std::fs::write(dir.join("log.txt"), &log_text)?;
-    files.push(ManifestFile {
-        path: "log.txt".into(),
-        bytes: log_text.len() as u64,
-        kind: "log".into(),
-        description: "the job's log".into(),
-    });
+    write_file(
+        dir,
+        "log.txt",
+        log_text.as_bytes(),
+        "log",
+        "the job's log".into(),
+        &mut files,
+    )?;
     write_manifest(
         dir,
         json!({"job": job.id, "kind": "batch", "title": job.title}),
@@ -415,22 +418,9 @@ fn cut_row(
 ) -> Vec<(Option<ManifestFile>, Option<String>)> {
     let mut out = Vec::new();
     let write = |rel: String, bytes: &[u8], kind: &str, description: String| {
-        let path = dir.join(&rel);
-        let res = path
-            .parent()
-            .map(std::fs::create_dir_all)
-            .unwrap_or(Ok(()))
-            .and_then(|_| std::fs::write(&path, bytes));
-        match res {
-            Ok(()) => (
-                Some(ManifestFile {
-                    path: rel,
-                    bytes: bytes.len() as u64,
-                    kind: kind.into(),
-                    description,
-                }),
-                None,
-            ),
+        let mut written = Vec::with_capacity(1);
+        match write_file(dir, &rel, bytes, kind, description, &mut written) {
+            Ok(()) => (written.pop(), None),
             Err(e) => (None, Some(format!("writing {rel}: {e}"))),
         }
     };

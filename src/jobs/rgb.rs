@@ -21,7 +21,7 @@ use serde_json::json;
 use super::{JobError, Jobs, Outcome};
 use crate::catalog::Catalog;
 use crate::catalog::jobs::JobRecord;
-use crate::deps::make::{ManifestFile, write_manifest};
+use crate::deps::make::{write_file, write_manifest};
 use crate::imaging::cutout::{self, Center, CutoutSpec, ParamError, Size, SizeUnit};
 use crate::imaging::image::Image;
 use crate::imaging::rgb::{self, LinearParams, LuptonParams, StiffParams};
@@ -378,18 +378,15 @@ fn make(
         mut log,
     } = picture(ctx, params, frames)?;
     let name = format!("rgb.{ext}");
-    std::fs::write(dir.join(&name), &bytes)?;
     let mut summary = summary;
     summary["image"] = json!(name);
-    let files = vec![ManifestFile {
-        path: name.clone(),
-        bytes: bytes.len() as u64,
-        kind: if ext == "png" {
-            "png".into()
-        } else {
-            "jpeg".into()
-        },
-        description: format!(
+    let mut files = Vec::with_capacity(1);
+    write_file(
+        dir,
+        &name,
+        &bytes,
+        if ext == "png" { "png" } else { "jpeg" },
+        format!(
             "{} RGB of {}",
             summary["method"].as_str().unwrap_or(""),
             frames
@@ -398,7 +395,8 @@ fn make(
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-    }];
+        &mut files,
+    )?;
     write_manifest(
         dir,
         json!({"job": job, "kind": "rgb", "request": params, "result": summary}),
