@@ -134,6 +134,13 @@ pub struct ServeArgs {
     /// Public base URL of this server (for links written into files).
     #[arg(long, env = "WISECUT_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// A local Aladin Lite (the `dist/` directory of the npm package
+    /// `aladin-lite`); default: `node_modules/aladin-lite/dist` when present.
+    #[arg(long, env = "WISECUT_ALADIN_DIR")]
+    pub aladin_dir: Option<PathBuf>,
+    /// Where pages load Aladin Lite from when there is no local copy.
+    #[arg(long, env = "WISECUT_ALADIN_URL", default_value = crate::config::defaults::ALADIN_URL)]
+    pub aladin_url: String,
     /// Directory of job results (default: `jobs` inside the cache).
     #[arg(long, env = "WISECUT_JOBS_DIR")]
     pub jobs_dir: Option<PathBuf>,
@@ -159,6 +166,8 @@ impl Default for ServeArgs {
             sidecar_mib: crate::config::defaults::SIDECAR_BYTES >> 20,
             max_cutout: crate::config::defaults::MAX_CUTOUT_PX,
             public_url: None,
+            aladin_dir: None,
+            aladin_url: crate::config::defaults::ALADIN_URL.to_owned(),
             jobs_dir: None,
             jobs_mib: crate::config::defaults::JOBS_BYTES >> 20,
             jobs_days: crate::config::defaults::JOBS_DAYS,

@@ -30,6 +30,14 @@ pub struct Config {
     /// The URL under which users reach this server (written into cutout
     /// provenance); `http://<bind>` when not given.
     pub public_url: String,
+    /// Whether `public_url` was given (`--public-url`). When not, VO answers,
+    /// which must carry absolute URLs, take the host from each request.
+    pub public_url_fixed: bool,
+    /// A local copy of Aladin Lite (the `dist/` directory of the npm package
+    /// `aladin-lite`), served at `/static/aladin/`.
+    pub aladin_dir: Option<PathBuf>,
+    /// Where pages load Aladin Lite from when there is no local copy.
+    pub aladin_url: String,
     /// Directory of job results (dependency cutouts, RGB images, batches).
     pub jobs_dir: PathBuf,
     /// Bound of all job results together, in bytes; the oldest go first.
@@ -43,6 +51,8 @@ pub struct Config {
 
 /// Defaults of the tunable limits, shared by the CLI and tests.
 pub mod defaults {
+    /// CDS's copy of Aladin Lite 3, for servers without a local one.
+    pub const ALADIN_URL: &str = "https://aladin.cds.unistra.fr/AladinLite/api/v3/latest/aladin.js";
     /// Product cache bound: 2 GiB.
     pub const CACHE_BYTES: u64 = 2 << 30;
     /// Sidecar store bound: 8 GiB.
@@ -85,6 +95,9 @@ impl Config {
             sidecar_bytes: defaults::SIDECAR_BYTES,
             max_cutout_px: defaults::MAX_CUTOUT_PX,
             public_url: format!("http://{bind}"),
+            public_url_fixed: false,
+            aladin_dir: None,
+            aladin_url: defaults::ALADIN_URL.to_owned(),
             jobs_dir: cache_dir.join("jobs"),
             jobs_bytes: defaults::JOBS_BYTES,
             jobs_days: defaults::JOBS_DAYS,

@@ -21,6 +21,7 @@ pub mod imaging;
 pub mod jobs;
 pub mod model;
 pub mod sample;
+pub mod vo;
 pub mod web;
 
 /// The version string written into FITS provenance keywords and shown in the UI.

@@ -112,7 +112,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.inline_sources = args.inline_sources;
     if let Some(url) = &args.public_url {
         config.public_url = url.trim_end_matches('/').to_owned();
+        config.public_url_fixed = true;
     }
+    config.aladin_url = args.aladin_url.clone();
+    config.aladin_dir = args.aladin_dir.clone().or_else(|| {
+        let npm = PathBuf::from("node_modules/aladin-lite/dist");
+        npm.join("aladin.js").is_file().then_some(npm)
+    });
     config.validate().map_err(anyhow::Error::msg)?;
     eprintln!("wisecut {}\n{config}", wisecut::VERSION);
     let catalog = Catalog::connect(&config.db_url)

@@ -8,20 +8,32 @@
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{AppError, AppState};
 use crate::catalog::browse::{self, Cell, Column, Dir, Op, PAGE_SIZES, Query, Table};
 use crate::ids::{Alid, Slid};
 use crate::model::FrameClass;
+use crate::vo::export;
+use crate::vo::votable::{self, Serialization};
 
 /// Largest export without explicit paging.
 pub const EXPORT_LIMIT: u64 = 100_000;
 
 /// Parameters the table pages accept.
 const PARAMS: &[&str] = &[
-    "q", "sort", "page", "size", "cols", "format", "ra", "dec", "radius",
+    "q",
+    "sort",
+    "page",
+    "size",
+    "cols",
+    "format",
+    "ra",
+    "dec",
+    "radius",
+    "serialization",
+    "datalink",
 ];
 
 /// Query-string pairs in order (conditions repeat `q`).
@@ -49,6 +61,9 @@ struct Request {
     explicit_columns: bool,
     format: Option<String>,
     explicit_page: bool,
+    /// VOTable options: serialization and whether to add the DataLink
+    /// service descriptor.
+    votable: (Serialization, bool),
 }
 
 fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> {
@@ -57,6 +72,7 @@ fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> 
     let mut columns: Option<Vec<&'static Column>> = None;
     let mut format = None;
     let mut explicit_page = false;
+    let mut votable = (Serialization::TableData, true);
     let mut cone: [Option<String>; 3] = [None, None, None];
     for (k, v) in pairs(raw)? {
         match k.as_str() {
@@ -124,12 +140,30 @@ fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> 
             }
             "format" => {
                 let f = v.trim().to_ascii_lowercase();
-                if !matches!(f.as_str(), "html" | "csv" | "json") {
+                if !matches!(f.as_str(), "html" | "csv" | "json" | "votable") {
                     return Err(AppError::BadRequest(format!(
-                        "format: {v:?} is not an export format; allowed: html, csv, json"
+                        "format: {v:?} is not an export format; allowed: html, csv, json, votable"
                     )));
                 }
                 format = (f != "html").then_some(f);
+            }
+            "serialization" => {
+                votable.0 = Serialization::parse(&v).ok_or_else(|| {
+                    AppError::BadRequest(format!(
+                        "serialization: {v:?} is not a VOTable serialization; allowed: tabledata, binary2"
+                    ))
+                })?;
+            }
+            "datalink" => {
+                votable.1 = match v.trim().to_ascii_lowercase().as_str() {
+                    "yes" | "true" | "1" => true,
+                    "no" | "false" | "0" => false,
+                    _ => {
+                        return Err(AppError::BadRequest(format!(
+                            "datalink: {v:?} is not allowed; allowed: yes, no"
+                        )));
+                    }
+                };
             }
             _ => {}
         }
@@ -146,6 +180,7 @@ fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> 
         explicit_columns,
         format,
         explicit_page,
+        votable,
     })
 }
 
@@ -204,17 +239,20 @@ fn table_named(name: &str) -> Result<Table, AppError> {
 /// `GET /table/{name}`.
 pub async fn table(
     State(st): State<AppState>,
+    headers: HeaderMap,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
     let table = table_named(&name)?;
-    respond(&st, table, &format!("/table/{name}"), raw.as_deref()).await
+    let base = super::vo::base_url(&st, &headers);
+    respond(&st, table, &format!("/table/{name}"), raw.as_deref(), &base).await
 }
 
 /// `GET /table/{name}/{id}`: the sources of a SourceList or the
 /// associations of an AssociateList.
 pub async fn list_rows(
     State(st): State<AppState>,
+    headers: HeaderMap,
     Path((name, id)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
@@ -236,7 +274,57 @@ pub async fn list_rows(
             )));
         }
     };
-    respond(&st, table, &format!("/table/{name}/{id}"), raw.as_deref()).await
+    let base = super::vo::base_url(&st, &headers);
+    respond(
+        &st,
+        table,
+        &format!("/table/{name}/{id}"),
+        raw.as_deref(),
+        &base,
+    )
+    .await
+}
+
+/// A table export as a VOTable. Beyond [`EXPORT_LIMIT`] rows (without an
+/// explicit page) the first rows are sent with `QUERY_STATUS=OVERFLOW`, as
+/// VO clients expect, rather than refused.
+async fn votable_export(
+    st: &AppState,
+    table: &Table,
+    req: &Request,
+    mut page: browse::Page,
+    base: &str,
+) -> Result<Response, AppError> {
+    let overflow = !req.explicit_page && page.total > EXPORT_LIMIT;
+    page.rows.truncate(EXPORT_LIMIT as usize);
+    let source_frame = match table {
+        Table::Sources(slid) => st.catalog.source_list(*slid).await?.frame_id,
+        _ => None,
+    };
+    let ctx = export::Context {
+        base: base.to_owned(),
+        source_frame,
+        cutout_arcsec: 20.0,
+        plain: !req.votable.1,
+    };
+    let doc = export::document(table, &req.columns, &page.rows, overflow, page.total, &ctx);
+    let file = format!(
+        "{}.vot",
+        table
+            .title()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, votable::MIME.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"{file}\""),
+            ),
+        ],
+        doc.to_xml(req.votable.0),
+    )
+        .into_response())
 }
 
 /// One table cell as shown: text and an optional link.
@@ -332,6 +420,10 @@ pub struct TablePage {
     pub csv_url: String,
     /// JSON export.
     pub json_url: String,
+    /// VOTable export.
+    pub votable_url: String,
+    /// The VOTable export as an absolute URL, for SAMP.
+    pub votable_samp_url: String,
 }
 
 /// Builds URLs of this query with some parameters changed.
@@ -384,6 +476,7 @@ async fn respond(
     table: Table,
     path: &str,
     raw: Option<&str>,
+    base: &str,
 ) -> Result<Response, AppError> {
     let mut req = parse_request(&table, raw)?;
     let all = table.columns();
@@ -398,6 +491,9 @@ async fn respond(
             req.query.page_size = EXPORT_LIMIT + 1;
         }
         let page = st.catalog.browse(&table, &req.query).await?;
+        if format == "votable" {
+            return votable_export(st, &table, &req, page, base).await;
+        }
         if !req.explicit_page && page.total > EXPORT_LIMIT {
             return Err(AppError::BadRequest(format!(
                 "format: the query matches {} rows, more than the {EXPORT_LIMIT} an export holds; add conditions, or export page by page with page= and size=",
@@ -575,6 +671,8 @@ async fn respond(
             .unwrap_or_default(),
         csv_url: urls.url(1, None, Some("csv")),
         json_url: urls.url(1, None, Some("json")),
+        votable_url: urls.url(1, None, Some("votable")),
+        votable_samp_url: format!("{base}{}", urls.url(1, None, Some("votable"))),
     };
     Ok(Html(view.render()?).into_response())
 }

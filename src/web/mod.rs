@@ -13,6 +13,8 @@ pub mod jobs;
 pub mod object;
 pub mod pages;
 pub mod rgb;
+pub mod sky;
+pub mod vo;
 
 pub use error::AppError;
 
@@ -128,6 +130,22 @@ pub fn app(state: AppState) -> Router {
         .route("/rgb", get(rgb::rgb_page))
         .route("/rgb/gallery", get(rgb::gallery))
         .route("/api/rgb", get(rgb::rgb_api))
+        .route("/data/{id}", get(vo::data))
+        .route("/vo/sia/query", get(vo::sia_query).post(vo::sia_query))
+        .route("/vo/soda/sync", get(vo::soda_sync).post(vo::soda_sync))
+        .route("/vo/links", get(vo::links).post(vo::links))
+        .route("/prov", get(vo::provenance).post(vo::provenance))
+        .route("/vo/moc", get(vo::moc))
+        .route("/vo/availability", get(vo::availability))
+        .route("/vo/capabilities", get(vo::capabilities))
+        .route("/vo/sia/availability", get(vo::availability))
+        .route("/vo/sia/capabilities", get(vo::capabilities))
+        .route("/sky", get(sky::sky))
+        .route("/vo", get(pages::vo))
+        .route("/static/samp.js", get(sky::samp_js))
+        .route("/static/aladin-view.js", get(sky::aladin_view_js))
+        .route("/static/aladin-view.css", get(sky::aladin_view_css))
+        .route("/static/aladin/aladin.js", get(sky::aladin_js))
         .route("/static/style.css", get(stylesheet))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http())

@@ -117,3 +117,46 @@ pub async fn help() -> Result<Html<String>, AppError> {
     };
     Ok(Html(page.render()?))
 }
+
+/// The VO overview page: every endpoint with a working example.
+#[derive(Template)]
+#[template(path = "vo.html")]
+pub struct VoPage {
+    /// The server's base URL, as clients should use it.
+    pub base: String,
+    /// A coadd (or other sky frame) for the examples.
+    pub example_frame: Option<(i64, f64, f64)>,
+    /// Frame classes.
+    pub classes: Vec<&'static str>,
+}
+
+/// `GET /vo`.
+pub async fn vo(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Html<String>, AppError> {
+    use crate::model::FrameClass;
+    let mut example_frame = None;
+    for c in [
+        FrameClass::CoaddedRegriddedFrame,
+        FrameClass::ReducedScienceFrame,
+    ] {
+        if let Some(f) = st
+            .catalog
+            .frames_of_class(c)
+            .await?
+            .into_iter()
+            .find(|f| f.center.is_some())
+        {
+            let (ra, dec) = f.center.unwrap_or_default();
+            example_frame = Some((f.target.object_id.0, ra, dec));
+            break;
+        }
+    }
+    let page = VoPage {
+        base: super::vo::base_url(&st, &headers),
+        example_frame,
+        classes: FrameClass::ALL.map(|c| c.name()).to_vec(),
+    };
+    Ok(Html(page.render()?))
+}

@@ -1,0 +1,154 @@
+//! How wisecut's objects appear to the VO: publisher identifiers, and the
+//! ObsCore 1.1 description of a frame (the columns of an SIA v2 answer).
+//!
+//! Decisions, where ObsCore leaves room:
+//! - `obs_collection` is the frame class (`RawScienceFrame`, …,
+//!   `CoaddedRegriddedFrame`): that is what SIA's `COLLECTION` selects, and
+//!   it is how survey astronomers think of the archive.
+//! - `calib_level`: raw exposures 1; calibration masters and maps, reduced
+//!   and regridded frames 2 (calibrated, in standard units); coadds 3
+//!   (enhanced products).
+//! - `em_min`/`em_max` come from the filter name through a table of common
+//!   broad bands (SDSS/Johnson-Cousins half-power widths); an unknown filter
+//!   leaves them null, so such frames never match a `BAND` constraint rather
+//!   than matching a guess.
+//! - `access_url` is the stored file itself (`/data/ID`, `image/fits`); the
+//!   DataLink service descriptor of the response leads to cutouts, previews
+//!   and the lineage.
+
+use crate::ids::ObjectId;
+use crate::model::{Frame, FrameClass};
+
+/// The authority part of wisecut's identifiers.
+pub const AUTHORITY: &str = "ivo://wisecut";
+
+/// The publisher DID of an object: `ivo://wisecut/obj?ID`.
+pub fn ivoid(id: ObjectId) -> String {
+    format!("{AUTHORITY}/obj?{}", id.0)
+}
+
+/// The object an identifier names: the canonical `ivo://wisecut/obj?ID`,
+/// or a bare object id (what people type). `None` when it is neither.
+pub fn parse_ivoid(text: &str) -> Option<ObjectId> {
+    let t = text.trim();
+    let num = t
+        .strip_prefix(AUTHORITY)
+        .and_then(|r| r.strip_prefix("/obj?"))
+        .unwrap_or(t);
+    num.parse::<i64>().ok().filter(|v| *v > 0).map(ObjectId)
+}
+
+/// ObsCore calibration level of a class.
+pub fn calib_level(class: FrameClass) -> i64 {
+    use FrameClass::*;
+    match class {
+        RawBiasFrame | RawDomeFlatFrame | RawScienceFrame => 1,
+        CoaddedRegriddedFrame => 3,
+        _ => 2,
+    }
+}
+
+/// Whether frames of this class are images of the sky (science data) rather
+/// than detector calibrations.
+pub fn is_science(class: FrameClass) -> bool {
+    use FrameClass::*;
+    matches!(
+        class,
+        RawScienceFrame | ReducedScienceFrame | RegriddedFrame | CoaddedRegriddedFrame
+    )
+}
+
+/// Wavelength interval of a named broad-band filter, in metres.
+pub fn band(filter: &str) -> Option<(f64, f64)> {
+    // Half-power points in nanometres. Lower-case names are SDSS-like
+    // bands, upper-case ones Johnson-Cousins.
+    let nm = match filter.trim() {
+        "u" | "u'" | "sdss_u" => (325.0, 385.0),
+        "g" | "g'" | "sdss_g" => (405.0, 550.0),
+        "r" | "r'" | "sdss_r" => (555.0, 695.0),
+        "i" | "i'" | "sdss_i" => (695.0, 845.0),
+        "z" | "z'" | "sdss_z" => (825.0, 1000.0),
+        "y" | "Y" => (950.0, 1080.0),
+        "U" => (330.0, 400.0),
+        "B" => (390.0, 490.0),
+        "V" => (500.0, 590.0),
+        "R" => (570.0, 720.0),
+        "I" => (720.0, 880.0),
+        _ => return None,
+    };
+    Some((nm.0 * 1e-9, nm.1 * 1e-9))
+}
+
+/// A frame's footprint as a DALI/ObsCore polygon string (`ra dec ra dec …`
+/// in degrees), counter-clockwise as seen on the sky... or as stored: DALI
+/// polygons may wind either way for small regions, and readers (astropy
+/// regions, Aladin) accept both.
+pub fn polygon_text(corners: &[(f64, f64)]) -> String {
+    corners
+        .iter()
+        .map(|(r, d)| format!("{r} {d}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Field of view: the largest distance between two corners, in degrees.
+pub fn fov(corners: &[(f64, f64)]) -> f64 {
+    let mut best: f64 = 0.0;
+    for (i, a) in corners.iter().enumerate() {
+        for b in &corners[i + 1..] {
+            best = best.max(separation(*a, *b));
+        }
+    }
+    best
+}
+
+/// Angular separation in degrees (haversine: exact for small angles).
+pub fn separation((ra1, dec1): (f64, f64), (ra2, dec2): (f64, f64)) -> f64 {
+    let (r1, d1, r2, d2) = (
+        ra1.to_radians(),
+        dec1.to_radians(),
+        ra2.to_radians(),
+        dec2.to_radians(),
+    );
+    let h = ((d2 - d1) / 2.0).sin().powi(2) + d1.cos() * d2.cos() * ((r2 - r1) / 2.0).sin().powi(2);
+    (2.0 * h.sqrt().min(1.0).asin()).to_degrees()
+}
+
+/// Pixel scale of a frame in degrees per pixel, from its corners.
+pub fn pixel_scale(frame: &Frame) -> Option<f64> {
+    let c = frame.footprint.as_ref()?;
+    if c.len() < 4 {
+        return None;
+    }
+    let along_x = separation(c[0], c[1]) / f64::from(frame.naxis1);
+    let along_y = separation(c[1], c[2]) / f64::from(frame.naxis2);
+    Some((along_x + along_y) / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_round_trip_and_reject_junk() {
+        assert_eq!(parse_ivoid(&ivoid(ObjectId(42))), Some(ObjectId(42)));
+        assert_eq!(parse_ivoid(" 7 "), Some(ObjectId(7)));
+        assert_eq!(parse_ivoid("ivo://wisecut/obj?x"), None);
+        assert_eq!(parse_ivoid("ivo://other/obj?3"), None);
+        assert_eq!(parse_ivoid("-3"), None);
+    }
+
+    #[test]
+    fn separation_matches_known_values() {
+        assert!((separation((0.0, 0.0), (0.0, 1.0)) - 1.0).abs() < 1e-12);
+        assert!((separation((359.5, 0.0), (0.5, 0.0)) - 1.0).abs() < 1e-12);
+        assert!((separation((10.0, 90.0), (200.0, 90.0))).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bands_are_in_metres_and_ordered() {
+        let (lo, hi) = band("r").unwrap();
+        assert!(lo < hi && lo > 5e-7 && hi < 7e-7);
+        assert!(band("Halpha-narrow").is_none());
+    }
+}

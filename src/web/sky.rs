@@ -1,0 +1,280 @@
+//! `/sky`: a frame in Aladin Lite with a SourceList overlaid, dependency-
+//! cutout positions marked and the survey's coverage MOC, plus SAMP buttons
+//! that send the sources and the frame to TOPCAT or Aladin Desktop.
+//!
+//! The page itself is static HTML with a JSON configuration element; the
+//! drawing is `templates/aladin-view.js`. Everything the view loads comes
+//! from this server (the frame as FITS from the cutout API, the sources as
+//! a plain TABLEDATA VOTable, the MOC as JSON), so it works without
+//! network access when Aladin Lite is served locally (`--aladin-dir`, or
+//! `node_modules/aladin-lite/dist`). Aladin Lite 3.8 shows 0 rows of a
+//! BINARY2 table and refuses one with a DataLink service descriptor, hence
+//! `datalink=no` and the default TABLEDATA.
+//!
+//! Also the static scripts: `/static/samp.js` (SAMP Web Profile client),
+//! `/static/aladin-view.js|css`, and `/static/aladin/aladin.js` (the local
+//! Aladin Lite, 404 when there is none, so the page falls back to CDS).
+
+use askama::Template;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::{AppError, AppState};
+use crate::catalog::browse::{self, Cell, Query, Table};
+use crate::deps::ranges;
+use crate::ids::{ObjectId, Sid, Slid};
+use crate::model::FrameClass;
+use crate::vo::obscore;
+
+/// Most SIDs a page marks.
+const MAX_MARKS: usize = 1000;
+
+/// The sky page.
+#[derive(Template)]
+#[template(path = "sky.html")]
+pub struct SkyPage {
+    /// The frame.
+    pub frame_id: i64,
+    /// Its file name.
+    pub frame_name: String,
+    /// Its class.
+    pub class_name: &'static str,
+    /// Its filter.
+    pub filter: Option<String>,
+    /// The overlaid list's name.
+    pub list_name: Option<String>,
+    /// Its rows page.
+    pub list_url: String,
+    /// Sources in it.
+    pub n_sources: i64,
+    /// Positions marked.
+    pub n_marked: usize,
+    /// Form values.
+    pub slid_text: String,
+    /// Form values.
+    pub ids_text: String,
+    /// Configuration for `aladin-view.js`, safe inside `<script>`.
+    pub config_json: String,
+    /// Absolute VOTable URL for SAMP.
+    pub table_samp_url: Option<String>,
+    /// Absolute FITS URL for SAMP.
+    pub fits_url: String,
+    /// Whether Aladin Lite is served locally.
+    pub local_aladin: bool,
+    /// Where it comes from otherwise.
+    pub aladin_url: String,
+}
+
+/// `GET /sky?frame=ID&slid=N&ids=1:5`.
+pub async fn sky(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Html<String>, AppError> {
+    let p = super::api::Params::parse(raw.as_deref(), &["frame", "slid", "ids"])
+        .map_err(|e| AppError::BadRequest(e.message().to_owned()))?;
+    let base = super::vo::base_url(&st, &headers);
+    let asked_slid = match p.get("slid").filter(|s| !s.trim().is_empty()) {
+        Some(s) => Some(Slid(s.trim().parse().map_err(|_| {
+            AppError::BadRequest(format!("slid: {s:?} is not a SourceList id"))
+        })?)),
+        None => None,
+    };
+    let list_frame = match asked_slid {
+        Some(s) => st.catalog.source_list(s).await?.frame_id,
+        None => None,
+    };
+    let frame = match (p.get("frame").filter(|f| !f.trim().is_empty()), list_frame) {
+        (Some(f), _) => {
+            let id =
+                super::object_id(f).map_err(|m| AppError::BadRequest(format!("frame: {m}")))?;
+            st.catalog.frame(ObjectId(id)).await?
+        }
+        // The list's own frame.
+        (None, Some(fid)) => st.catalog.frame(fid).await?,
+        // Without a choice: the first coadd, else the first frame on the sky.
+        (None, None) => {
+            let mut found = None;
+            for c in FrameClass::ALL.into_iter().rev() {
+                if let Some(f) = st
+                    .catalog
+                    .frames_of_class(c)
+                    .await?
+                    .into_iter()
+                    .find(|f| f.footprint.is_some())
+                {
+                    found = Some(f);
+                    break;
+                }
+            }
+            found.ok_or_else(|| AppError::NotFound("no frame on the sky in this archive".into()))?
+        }
+    };
+    let id = frame.target.object_id.0;
+    let (Some(centre), Some(corners)) = (frame.center, frame.footprint.clone()) else {
+        return Err(AppError::BadRequest(format!(
+            "frame: {} {id} ({}) has no sky WCS to show on the sky; choose a science frame",
+            frame.class.name(),
+            frame.filename
+        )));
+    };
+    // The SourceList: the one asked for, else one extracted from this frame.
+    let slid = match asked_slid {
+        Some(s) => Some(s),
+        None => list_of_frame(&st, id).await?,
+    };
+    let list = match slid {
+        Some(s) => Some(st.catalog.source_list(s).await?),
+        None => None,
+    };
+    let mut positions = Vec::new();
+    if let Some(ids) = p.get("ids").filter(|s| !s.trim().is_empty()) {
+        let Some(s) = slid else {
+            return Err(AppError::BadRequest(
+                "ids: marking sources needs a SourceList; give slid too".into(),
+            ));
+        };
+        let sids = ranges::parse_ids(ids).map_err(|e| AppError::BadRequest(format!("ids: {e}")))?;
+        if sids.len() > MAX_MARKS {
+            return Err(AppError::BadRequest(format!(
+                "ids: {} sources; a page marks at most {MAX_MARKS}",
+                sids.len()
+            )));
+        }
+        let sids: Vec<Sid> = sids.into_iter().map(Sid).collect();
+        for src in st.catalog.sources_in(s, &sids).await? {
+            positions.push(serde_json::json!([
+                src.ra,
+                src.dec,
+                format!("SID {}", src.sid.0)
+            ]));
+        }
+    }
+    let (cx, cy) = (
+        (f64::from(frame.naxis1) + 1.0) / 2.0,
+        (f64::from(frame.naxis2) + 1.0) / 2.0,
+    );
+    let fits_url = format!(
+        "{base}/api/cutout?frame={id}&x={cx}&y={cy}&width={}&height={}&format=fits",
+        frame.naxis1, frame.naxis2
+    );
+    let table_url = slid.map(|s| {
+        format!("{base}/table/SourceList/{}?format=votable&datalink=no&cols=sid,ra,dec,mag_auto,fwhm,class_star", s.0)
+    });
+    let filter = frame.filter.clone();
+    let moc_url = format!(
+        "{base}/vo/moc?class={}{}",
+        frame.class.name(),
+        filter
+            .as_deref()
+            .map(|f| format!("&filter={}", urlencode(f)))
+            .unwrap_or_default()
+    );
+    let config = serde_json::json!({
+        "ra": centre.0,
+        "dec": centre.1,
+        "fov": obscore::fov(&corners) * 1.1,
+        "fits_url": fits_url,
+        "fits_name": frame.filename,
+        "catalog_url": table_url,
+        "catalog_name": list.as_ref().map(|l| l.name.clone()),
+        "positions": positions,
+        "moc_urls": [{"name": format!("{} coverage", frame.class.name()), "url": moc_url}],
+        "survey": null,
+        "aladin_url": st.config.aladin_url,
+    });
+    // `<` escaped so that no value can close the <script> element.
+    let config_json = config.to_string().replace('<', "\\u003c");
+    let page = SkyPage {
+        frame_id: id,
+        frame_name: frame.filename.clone(),
+        class_name: frame.class.name(),
+        filter,
+        list_url: slid
+            .map(|s| format!("/table/SourceList/{}", s.0))
+            .unwrap_or_default(),
+        n_sources: list.as_ref().map_or(0, |l| l.n_sources),
+        list_name: list.map(|l| l.name),
+        n_marked: positions.len(),
+        slid_text: slid.map(|s| s.0.to_string()).unwrap_or_default(),
+        ids_text: p.get("ids").unwrap_or("").to_owned(),
+        config_json,
+        table_samp_url: table_url,
+        fits_url,
+        local_aladin: st.config.aladin_dir.is_some(),
+        aladin_url: st.config.aladin_url.clone(),
+    };
+    Ok(Html(page.render()?))
+}
+
+fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("v", s)]).unwrap_or_default()[2..].to_owned()
+}
+
+/// A SourceList extracted from frame `id`, if any.
+async fn list_of_frame(st: &AppState, id: i64) -> Result<Option<Slid>, AppError> {
+    let table = Table::SourceLists;
+    let mut q = Query::new(&table);
+    q.conditions.push(
+        browse::parse_condition(&table, &format!("frame_id = {id}"))
+            .map_err(|e| AppError::Internal(e.to_string()))?,
+    );
+    let page = st.catalog.browse(&table, &q).await?;
+    let i = table.columns().iter().position(|c| c.name == "slid");
+    Ok(page.rows.first().zip(i).and_then(|(r, i)| match r[i] {
+        Cell::Int(v) => Some(Slid(v)),
+        _ => None,
+    }))
+}
+
+/// `GET /static/samp.js`.
+pub async fn samp_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../templates/samp.js"),
+    )
+}
+
+/// `GET /static/aladin-view.js`.
+pub async fn aladin_view_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../templates/aladin-view.js"),
+    )
+}
+
+/// `GET /static/aladin-view.css`.
+pub async fn aladin_view_css() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../templates/aladin-view.css"),
+    )
+}
+
+/// `GET /static/aladin/aladin.js`: the local Aladin Lite, or 404.
+pub async fn aladin_js(State(st): State<AppState>) -> Response {
+    let Some(dir) = &st.config.aladin_dir else {
+        return (
+            StatusCode::NOT_FOUND,
+            "no local Aladin Lite; pages use the CDS copy\n",
+        )
+            .into_response();
+    };
+    match tokio::fs::read(dir.join("aladin.js")).await {
+        Ok(bytes) => (
+            [
+                // Module scripts are refused under any other type.
+                (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                (header::CACHE_CONTROL, "public, max-age=86400"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::NOT_FOUND,
+            format!("local Aladin Lite unreadable: {e}\n"),
+        )
+            .into_response(),
+    }
+}
