@@ -267,7 +267,7 @@ pub fn soda_descriptor(base: &str, sd_id: &str, did: &str) -> ServiceDescriptor 
                 values: None,
             },
             Param {
-                field: param("CIRCLE", DataType::Double, "obs.field")
+                field: param("CIRCLE", DataType::Double, "phys.angArea;obs")
                     .unit("deg")
                     .arraysize("3")
                     .xtype("circle")
@@ -276,7 +276,7 @@ pub fn soda_descriptor(base: &str, sd_id: &str, did: &str) -> ServiceDescriptor 
                 values: None,
             },
             Param {
-                field: param("POLYGON", DataType::Double, "obs.field")
+                field: param("POLYGON", DataType::Double, "pos.outline;obs")
                     .unit("deg")
                     .arraysize("*")
                     .xtype("polygon")
@@ -285,7 +285,7 @@ pub fn soda_descriptor(base: &str, sd_id: &str, did: &str) -> ServiceDescriptor 
                 values: None,
             },
             Param {
-                field: param("POS", DataType::Char, "obs.field")
+                field: param("POS", DataType::Char, "pos.outline;obs")
                     .describe("CIRCLE ra dec r | RANGE ra1 ra2 dec1 dec2 | POLYGON ra1 dec1 …"),
                 value: String::new(),
                 values: None,

@@ -36,7 +36,7 @@ pub fn ucd(table: &Table, column: &str) -> &'static str {
         (_, "frame_id") => "meta.id;obs.image",
         (_, "filename") => "meta.id;meta.file",
         (_, "name" | "creator" | "project") => "meta.id",
-        (_, "filter") => "instr.filter",
+        (_, "filter") => "meta.id;instr.filter",
         (_, "chip") => "meta.id;instr.det",
         (_, "object") => "meta.id;src",
         (_, "date_obs" | "mjd_obs") => "time.epoch;obs",

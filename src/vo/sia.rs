@@ -81,7 +81,10 @@ impl Region {
                     ));
                 };
                 check_dec(dec)?;
-                if !(r > 0.0 && r <= 180.0) || !ra.is_finite() {
+                if !ra.is_finite() {
+                    return Err(format!("CIRCLE ra {ra} is not a finite angle"));
+                }
+                if !(r > 0.0 && r <= 180.0) {
                     return Err(format!("CIRCLE radius {r} must be in (0, 180] degrees"));
                 }
                 Ok(Self::Circle(ra.rem_euclid(360.0), dec, r))
@@ -747,7 +750,7 @@ pub fn obscore_fields() -> Vec<Field> {
         Field::new("object_id", Long)
             .ucd("meta.id")
             .describe("wisecut object id"),
-        Field::new("filter", Char).ucd("instr.filter"),
+        Field::new("filter", Char).ucd("meta.id;instr.filter"),
         Field::new("chip", Char).ucd("meta.id;instr.det"),
         Field::new("preview", Char)
             .ucd("meta.ref.url;meta.preview")

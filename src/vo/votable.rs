@@ -420,15 +420,29 @@ impl Document {
         for p in &self.params {
             p.write(&mut out);
         }
+        // An error document has no columns; the schema wants a TABLE to
+        // have some, so it has no TABLE at all (DALI needs only the INFO).
+        if !self.fields.is_empty() {
+            self.write_table(&mut out, ser);
+        }
+        out.push_str("</RESOURCE>\n");
+        for s in &self.services {
+            s.write(&mut out);
+        }
+        out.push_str("</VOTABLE>\n");
+        out
+    }
+
+    fn write_table(&self, out: &mut String, ser: Serialization) {
         out.push_str("<TABLE");
-        attr(&mut out, "name", &self.table_name);
+        attr(out, "name", &self.table_name);
         out.push_str(">\n");
         for f in &self.fields {
             out.push_str("<FIELD");
-            f.write_attributes(&mut out);
+            f.write_attributes(out);
             if f.description.is_some() {
                 out.push('>');
-                f.write_description(&mut out);
+                f.write_description(out);
                 out.push_str("</FIELD>\n");
             } else {
                 out.push_str("/>\n");
@@ -436,15 +450,10 @@ impl Document {
         }
         out.push_str("<DATA>");
         match ser {
-            Serialization::TableData => self.write_tabledata(&mut out),
-            Serialization::Binary2 => self.write_binary2(&mut out),
+            Serialization::TableData => self.write_tabledata(out),
+            Serialization::Binary2 => self.write_binary2(out),
         }
-        out.push_str("</DATA>\n</TABLE>\n</RESOURCE>\n");
-        for s in &self.services {
-            s.write(&mut out);
-        }
-        out.push_str("</VOTABLE>\n");
-        out
+        out.push_str("</DATA>\n</TABLE>\n");
     }
 
     fn write_tabledata(&self, out: &mut String) {

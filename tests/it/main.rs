@@ -17,4 +17,5 @@ mod object;
 mod peer;
 mod rgb;
 mod sample;
+mod vo;
 mod web;
