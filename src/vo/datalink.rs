@@ -241,6 +241,40 @@ pub fn links(base: &str, s: &Subject, soda: Option<&str>) -> Vec<Link> {
     out
 }
 
+/// The rows of a cutout DID: the cutout as FITS (`#this`) and PNG
+/// (`#preview`), made on request by the cutout API, and the frame it is
+/// cut from (`#progenitor`).
+pub fn cutout_links(base: &str, asked: &str, frame: ObjectId, query: &str) -> Vec<Link> {
+    let link = |semantics: &str, description: &str| Link {
+        id: asked.to_owned(),
+        semantics: semantics.to_owned(),
+        description: description.to_owned(),
+        content_qualifier: Some("image".into()),
+        ..Default::default()
+    };
+    vec![
+        Link {
+            access_url: Some(format!("{base}/api/cutout?{query}&format=fits")),
+            content_type: Some("image/fits".into()),
+            ..link("#this", "the cutout as FITS (pixels and WCS of the frame)")
+        },
+        Link {
+            access_url: Some(format!("{base}/api/cutout?{query}&format=png")),
+            content_type: Some("image/png".into()),
+            ..link("#preview", "the cutout as PNG")
+        },
+        Link {
+            access_url: Some(links_url(base, &ivoid(frame))),
+            content_type: Some(LINKS_MIME.into()),
+            local_semantics: Some("cut from".into()),
+            ..link(
+                "#progenitor",
+                &format!("frame {frame}, which the cutout is cut from"),
+            )
+        },
+    ]
+}
+
 /// The row for an identifier that names nothing (or cannot be answered).
 pub fn fault(asked: &str, kind: &str, message: &str) -> Link {
     Link {

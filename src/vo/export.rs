@@ -149,8 +149,16 @@ pub fn document(
                         "FITS cutout of {} arcsec around the source on the list's frame",
                         ctx.cutout_arcsec
                     )),
+                Field::new("cutout_did", DataType::Char)
+                    .id("cutout_did")
+                    .ucd("meta.ref.ivoid")
+                    .describe("The cutout's identifier, for DataLink"),
             ],
-            vec![],
+            if ctx.plain {
+                vec![]
+            } else {
+                vec![links_descriptor(base, "cutout_did")]
+            },
         ),
         Table::SourceLists | Table::AssociateLists => (
             vec![
@@ -185,15 +193,18 @@ pub fn document(
                 }
                 Table::Sources(_) => {
                     if let Some(frame) = ctx.source_frame {
-                        cells.push(
-                            match (float_at(row, "ra"), float_at(row, "dec")) {
-                                (Some(ra), Some(dec)) => Cell::Text(format!(
-                                    "{base}/api/cutout?frame={}&ra={ra}&dec={dec}&size={}&unit=arcsec&format=fits",
+                        match (float_at(row, "ra"), float_at(row, "dec")) {
+                            (Some(ra), Some(dec)) => {
+                                let q = format!(
+                                    "frame={}&ra={ra}&dec={dec}&size={}&unit=arcsec",
                                     frame.0, ctx.cutout_arcsec
-                                )),
-                                _ => Cell::Null,
-                            },
-                        );
+                                );
+                                cells
+                                    .push(Cell::Text(format!("{base}/api/cutout?{q}&format=fits")));
+                                cells.push(Cell::Text(super::obscore::cutout_did(&q)));
+                            }
+                            _ => cells.extend([Cell::Null, Cell::Null]),
+                        }
                     }
                 }
                 Table::SourceLists => cells.push(match int_at(row, "slid") {

@@ -38,6 +38,34 @@ pub fn parse_ivoid(text: &str) -> Option<ObjectId> {
     num.parse::<i64>().ok().filter(|v| *v > 0).map(ObjectId)
 }
 
+/// The DID of a cutout: `ivo://wisecut/cutout?` followed by the query of
+/// the cutout API that makes it (`frame=N&ra=…&dec=…&size=…&unit=…`).
+pub fn cutout_did(query: &str) -> String {
+    format!("{AUTHORITY}/cutout?{query}")
+}
+
+/// A cutout DID's frame and cutout-API query, `None` for other text. The
+/// query must name its frame; the cutout API checks the rest when the
+/// cutout is made.
+pub fn parse_cutout_did(text: &str) -> Option<(ObjectId, String)> {
+    let query = text
+        .trim()
+        .strip_prefix(AUTHORITY)?
+        .strip_prefix("/cutout?")?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;
+    let frame = pairs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("frame"))
+        .and_then(|(_, v)| v.trim().parse::<i64>().ok())
+        .filter(|v| *v > 0)?;
+    // The format is chosen per link (#this FITS, #preview PNG).
+    let rest: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("format"))
+        .collect();
+    Some((ObjectId(frame), serde_urlencoded::to_string(rest).ok()?))
+}
+
 /// ObsCore calibration level of a class.
 pub fn calib_level(class: FrameClass) -> i64 {
     use FrameClass::*;
@@ -136,6 +164,16 @@ mod tests {
         assert_eq!(parse_ivoid("ivo://wisecut/obj?x"), None);
         assert_eq!(parse_ivoid("ivo://other/obj?3"), None);
         assert_eq!(parse_ivoid("-3"), None);
+    }
+
+    #[test]
+    fn cutout_ids_name_their_frame_and_drop_the_format() {
+        let did = cutout_did("frame=12&ra=150.1&dec=2.2&size=20&unit=arcsec&format=png");
+        let (frame, q) = parse_cutout_did(&did).unwrap();
+        assert_eq!(frame, ObjectId(12));
+        assert_eq!(q, "frame=12&ra=150.1&dec=2.2&size=20&unit=arcsec");
+        assert!(parse_cutout_did("ivo://wisecut/cutout?ra=1&dec=2").is_none());
+        assert!(parse_cutout_did("ivo://wisecut/obj?12").is_none());
     }
 
     #[test]

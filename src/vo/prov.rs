@@ -195,11 +195,6 @@ pub fn to_prov_n(lineage: &Lineage, base_url: &str) -> String {
     out
 }
 
-/// An object's publisher DID is this followed by its id (as in
-/// `vo::obscore::ivoid`, which this module does not call so that it stays
-/// independent of the ObsCore mapping).
-const PUBLISHER_DID_PREFIX: &str = "ivo://wisecut/obj?";
-
 /// Frame classes whose products calibrate other frames.
 const CALIBRATION_CLASSES: [&str; 6] = [
     "BiasFrame",
@@ -567,17 +562,10 @@ fn entity(id: ObjectId, node: Option<&LineageNode>, base: &str) -> Entity {
         }
         attrs.push(("wisecut:is_valid", Lit::Int(n.is_valid)));
     }
-    attrs.push((
-        "wisecut:publisher_did",
-        Lit::Uri(format!("{PUBLISHER_DID_PREFIX}{id}")),
-    ));
-    // Encoded as `vo::datalink::links_url` writes it, so both point at the
-    // same URL.
+    attrs.push(("wisecut:publisher_did", Lit::Uri(super::obscore::ivoid(id))));
     attrs.push((
         "wisecut:datalink",
-        Lit::Uri(format!(
-            "{base}/vo/links?ID=ivo%3A%2F%2Fwisecut%2Fobj%3F{id}"
-        )),
+        Lit::Uri(super::datalink::links_url(base, &super::obscore::ivoid(id))),
     ));
     Entity {
         id: entity_id(id),

@@ -279,6 +279,18 @@ pub async fn links(
     let mut rows = Vec::new();
     let mut services = Vec::new();
     for asked in ids {
+        if let Some((frame, q)) = obscore::parse_cutout_did(asked) {
+            match st.catalog.frame(frame).await {
+                Ok(_) => rows.extend(datalink::cutout_links(&base, asked, frame, &q)),
+                Err(crate::catalog::CatalogError::NotFound { .. }) => rows.push(datalink::fault(
+                    asked,
+                    "NotFoundFault",
+                    &format!("{asked}: there is no frame {}", frame.0),
+                )),
+                Err(e) => rows.push(datalink::fault(asked, "Error", &e.to_string())),
+            }
+            continue;
+        }
         match subject(&st, &base, asked).await {
             Ok(Some(s)) => {
                 let soda = s.on_sky.then(|| format!("soda-{}", s.id.0));

@@ -31,6 +31,24 @@ async fn table_exports_are_votables_with_status_ucds_and_link_columns() {
             xml.contains(&format!("/api/cutout?frame={frame_id}&amp;ra=")),
             "cutout_url on the list's frame"
         );
+        // Each source's cutout has a DID that DataLink resolves: the FITS
+        // it names is the row's cutout, cut from the list's frame.
+        let start = xml.find("<TD>ivo://wisecut/cutout?").expect("a cutout_did") + 4;
+        let did = xml[start..start + xml[start..].find("</TD>").unwrap()].replace("&amp;", "&");
+        let q = serde_urlencoded::to_string([("ID", did.as_str())]).unwrap();
+        let links = text(&common::fetch(&st, &format!("/vo/links?{q}")).await.2);
+        assert!(links.contains("<TD>#progenitor</TD>"), "{links}");
+        let this = links
+            .split("<TR>")
+            .find(|r| r.contains("<TD>#this</TD>"))
+            .expect("a #this row");
+        let url_start = this.find("/api/cutout?").unwrap();
+        let url = this[url_start..url_start + this[url_start..].find("</TD>").unwrap()]
+            .replace("&amp;", "&");
+        assert!(url.contains(&format!("frame={frame_id}&")) && url.ends_with("format=fits"));
+        let (status, ct, _) = common::fetch(&st, &url).await;
+        assert_eq!(status, StatusCode::OK, "{url}");
+        assert_eq!(ct, "application/fits");
         // Frames carry the DataLink descriptor unless asked not to.
         let frames = "/table/ReducedScienceFrame?format=votable";
         let xml = text(&common::fetch(&st, frames).await.2);
