@@ -17,7 +17,7 @@
 //!   and the lineage.
 
 use crate::ids::ObjectId;
-use crate::model::{Frame, FrameClass};
+use crate::model::FrameClass;
 
 /// The authority part of wisecut's identifiers.
 pub const AUTHORITY: &str = "ivo://wisecut";
@@ -108,9 +108,8 @@ pub fn band(filter: &str) -> Option<(f64, f64)> {
 }
 
 /// A frame's footprint as a DALI/ObsCore polygon string (`ra dec ra dec …`
-/// in degrees), counter-clockwise as seen on the sky... or as stored: DALI
-/// polygons may wind either way for small regions, and readers (astropy
-/// regions, Aladin) accept both.
+/// in degrees), in the stored corner order; readers (astropy regions,
+/// Aladin, TOPCAT) accept either winding for regions this small.
 pub fn polygon_text(corners: &[(f64, f64)]) -> String {
     corners
         .iter()
@@ -130,27 +129,10 @@ pub fn fov(corners: &[(f64, f64)]) -> f64 {
     best
 }
 
-/// Angular separation in degrees (haversine: exact for small angles).
-pub fn separation((ra1, dec1): (f64, f64), (ra2, dec2): (f64, f64)) -> f64 {
-    let (r1, d1, r2, d2) = (
-        ra1.to_radians(),
-        dec1.to_radians(),
-        ra2.to_radians(),
-        dec2.to_radians(),
-    );
-    let h = ((d2 - d1) / 2.0).sin().powi(2) + d1.cos() * d2.cos() * ((r2 - r1) / 2.0).sin().powi(2);
-    (2.0 * h.sqrt().min(1.0).asin()).to_degrees()
-}
-
-/// Pixel scale of a frame in degrees per pixel, from its corners.
-pub fn pixel_scale(frame: &Frame) -> Option<f64> {
-    let c = frame.footprint.as_ref()?;
-    if c.len() < 4 {
-        return None;
-    }
-    let along_x = separation(c[0], c[1]) / f64::from(frame.naxis1);
-    let along_y = separation(c[1], c[2]) / f64::from(frame.naxis2);
-    Some((along_x + along_y) / 2.0)
+/// Angular separation of two (ra, dec) points in degrees: the catalogue's
+/// haversine, taking the pairs footprints are stored as.
+pub fn separation(a: (f64, f64), b: (f64, f64)) -> f64 {
+    crate::catalog::sources::separation_deg(a.0, a.1, b.0, b.1)
 }
 
 #[cfg(test)]

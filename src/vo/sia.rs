@@ -124,22 +124,6 @@ impl Region {
         }
     }
 
-    /// A point inside the region, to project around.
-    pub fn centre(&self) -> (f64, f64) {
-        match self {
-            Self::Circle(ra, dec, _) => (*ra, *dec),
-            Self::Range(r1, r2, d1, d2) => {
-                let (lo, hi) = (r1.max(-1e9), r2.min(1e9));
-                let width = if lo <= hi { hi - lo } else { hi + 360.0 - lo };
-                (
-                    (lo + width.min(360.0) / 2.0).rem_euclid(360.0),
-                    (d1 + d2) / 2.0,
-                )
-            }
-            Self::Polygon(v) => unit_mean(v),
-        }
-    }
-
     /// Whether the region overlaps the convex quadrilateral `corners`.
     pub fn overlaps(&self, corners: &[(f64, f64)]) -> bool {
         if corners.len() < 3
