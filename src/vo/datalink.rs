@@ -37,6 +37,25 @@ pub fn links_url(base: &str, did: &str) -> String {
     )
 }
 
+/// The DataLink service descriptor of a table whose field with ID
+/// `id_field` (`obs_publisher_did`, `cutout_did`) holds identifiers.
+pub fn links_descriptor(base: &str, id_field: &str) -> ServiceDescriptor {
+    ServiceDescriptor {
+        id: "datalink".into(),
+        standard_id: STANDARD_ID.into(),
+        access_url: format!("{base}/vo/links"),
+        description:
+            "DataLink: files, previews, SODA cutouts and the processing lineage of each row".into(),
+        input_params: vec![Param {
+            field: Field::new("ID", DataType::Char)
+                .ucd("meta.id;meta.main")
+                .reference(id_field),
+            value: String::new(),
+            values: None,
+        }],
+    }
+}
+
 /// The columns of a `{links}` table (DataLink 1.1 §3.2).
 pub fn fields() -> Vec<Field> {
     use DataType::{Char, Long};

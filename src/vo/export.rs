@@ -16,8 +16,8 @@
 //! `plain` leaves the service descriptor out: Aladin Lite 3.8 refuses a
 //! table that carries one.
 
+use super::datalink::links_descriptor;
 use super::obscore::ivoid;
-use super::sia::links_descriptor;
 use super::votable::{DataType, Document, Field, Info, QueryStatus};
 use crate::catalog::browse::{Cell, ColType, Column, Table};
 use crate::ids::ObjectId;

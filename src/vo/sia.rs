@@ -15,7 +15,7 @@
 
 use super::DalParams;
 use super::obscore::{self, band, calib_level, ivoid, separation};
-use super::votable::{DataType, Document, Field, Param, QueryStatus, ServiceDescriptor};
+use super::votable::{DataType, Document, Field, QueryStatus};
 use crate::catalog::browse::Cell;
 use crate::model::{Frame, FrameClass};
 
@@ -795,25 +795,6 @@ pub fn obscore_row(f: &Frame, base: &str) -> Vec<Cell> {
     ]
 }
 
-/// The DataLink service descriptor of a table whose `obs_publisher_did`
-/// (or another field with that ID) names objects.
-pub fn links_descriptor(base: &str, id_field: &str) -> ServiceDescriptor {
-    ServiceDescriptor {
-        id: "datalink".into(),
-        standard_id: super::datalink::STANDARD_ID.into(),
-        access_url: format!("{base}/vo/links"),
-        description:
-            "DataLink: files, previews, SODA cutouts and the processing lineage of each row".into(),
-        input_params: vec![Param {
-            field: Field::new("ID", DataType::Char)
-                .ucd("meta.id;meta.main")
-                .reference(id_field),
-            value: String::new(),
-            values: None,
-        }],
-    }
-}
-
 /// The answer to a query: `frames` already filtered, cut at MAXREC.
 pub fn answer(frames: &[Frame], q: &Query, base: &str) -> Document {
     let limit = q.maxrec.min(MAX_MAXREC) as usize;
@@ -839,7 +820,7 @@ pub fn answer(frames: &[Frame], q: &Query, base: &str) -> Document {
         table_name: "results".into(),
         fields: obscore_fields(),
         rows,
-        services: vec![links_descriptor(base, "obs_publisher_did")],
+        services: vec![super::datalink::links_descriptor(base, "obs_publisher_did")],
     }
 }
 
