@@ -651,6 +651,29 @@ fn condition_sql(c: &Condition, values: &mut Vec<Value>) -> String {
 }
 
 impl Catalog {
+    /// The integer `column` of the first row of `table` that meets
+    /// `condition` (browse syntax, e.g. `frame_id = 12`), or `None` when no
+    /// row does: how a SourceList is found from its object id or its frame.
+    pub async fn first_int(
+        &self,
+        table: &Table,
+        condition: &str,
+        column: &str,
+    ) -> Result<Option<i64>, CatalogError> {
+        let invalid = |e: BrowseError| CatalogError::Invalid(e.to_string());
+        let col = table.column(column).map_err(invalid)?;
+        let mut q = Query::new(table);
+        q.conditions
+            .push(parse_condition(table, condition).map_err(invalid)?);
+        q.page_size = 1;
+        let page = self.browse(table, &q).await?;
+        let i = table.columns().iter().position(|c| c == col);
+        Ok(page.rows.first().zip(i).and_then(|(r, i)| match r[i] {
+            Cell::Int(v) => Some(v),
+            _ => None,
+        }))
+    }
+
     /// One page of `table` under `query`, and the total count.
     pub async fn browse(&self, table: &Table, query: &Query) -> Result<Page, CatalogError> {
         let (from, fixed) = table.from();

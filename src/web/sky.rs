@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{AppError, AppState};
-use crate::catalog::browse::{self, Cell, Query, Table};
+use crate::catalog::browse::Table;
 use crate::deps::ranges;
 use crate::ids::{ObjectId, Sid, Slid};
 use crate::model::FrameClass;
@@ -122,7 +122,12 @@ pub async fn sky(
     // The SourceList: the one asked for, else one extracted from this frame.
     let slid = match asked_slid {
         Some(s) => Some(s),
-        None => list_of_frame(&st, id).await?,
+        // A SourceList extracted from this frame, if any.
+        None => st
+            .catalog
+            .first_int(&Table::SourceLists, &format!("frame_id = {id}"), "slid")
+            .await?
+            .map(Slid),
     };
     let list = match slid {
         Some(s) => Some(st.catalog.source_list(s).await?),
@@ -210,22 +215,6 @@ pub async fn sky(
 
 fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("v", s)]).unwrap_or_default()[2..].to_owned()
-}
-
-/// A SourceList extracted from frame `id`, if any.
-async fn list_of_frame(st: &AppState, id: i64) -> Result<Option<Slid>, AppError> {
-    let table = Table::SourceLists;
-    let mut q = Query::new(&table);
-    q.conditions.push(
-        browse::parse_condition(&table, &format!("frame_id = {id}"))
-            .map_err(|e| AppError::Internal(e.to_string()))?,
-    );
-    let page = st.catalog.browse(&table, &q).await?;
-    let i = table.columns().iter().position(|c| c.name == "slid");
-    Ok(page.rows.first().zip(i).and_then(|(r, i)| match r[i] {
-        Cell::Int(v) => Some(Slid(v)),
-        _ => None,
-    }))
 }
 
 /// `GET /static/samp.js`.

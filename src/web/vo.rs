@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::catalog::browse::{self, Cell, Query, Table};
+use crate::catalog::browse::Table;
 use crate::catalog::lineage::Direction;
 use crate::ids::ObjectId;
 use crate::imaging::wcs::Wcs;
@@ -353,7 +353,11 @@ async fn subject(
             "AssociateList" => (Table::AssociateLists, "alid"),
             _ => return Ok(None),
         };
-        let list = list_id(st, &table, key, id).await?;
+        let list = st
+            .catalog
+            .first_int(&table, &format!("object_id = {}", id.0), key)
+            .await
+            .map_err(|e| e.to_string())?;
         s.table_url = list.map(|v| format!("{base}/table/{class}/{v}?format=votable"));
     }
     for (dir, out) in [
@@ -372,30 +376,6 @@ async fn subject(
         }
     }
     Ok(Some(s))
-}
-
-/// The SLID or ALID of a catalogue object.
-async fn list_id(
-    st: &AppState,
-    table: &Table,
-    key: &str,
-    id: ObjectId,
-) -> Result<Option<i64>, String> {
-    let mut q = Query::new(table);
-    q.conditions.push(
-        browse::parse_condition(table, &format!("object_id = {}", id.0))
-            .map_err(|e| e.to_string())?,
-    );
-    let page = st
-        .catalog
-        .browse(table, &q)
-        .await
-        .map_err(|e| e.to_string())?;
-    let i = table.columns().iter().position(|c| c.name == key);
-    Ok(page.rows.first().zip(i).and_then(|(r, i)| match r[i] {
-        Cell::Int(v) => Some(v),
-        _ => None,
-    }))
 }
 
 /// `GET /data/{id}`: a frame's stored FITS file, as it is on disk
