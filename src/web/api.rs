@@ -475,6 +475,19 @@ pub async fn cutout(
     cutout_response(st, &headers, query.as_deref(), max).await
 }
 
+/// The cutout-API query of a whole frame (`frame=…&x=…&y=…&width=…&height=…`,
+/// centred on its middle), without a format: thumbnails and the sky view
+/// show whole frames through the same engine and cache as any cutout.
+pub fn whole_frame_query(frame: &Frame) -> String {
+    let (w, h) = (frame.naxis1, frame.naxis2);
+    format!(
+        "frame={}&x={}&y={}&width={w}&height={h}",
+        frame.target.object_id,
+        (f64::from(w) + 1.0) / 2.0,
+        (f64::from(h) + 1.0) / 2.0,
+    )
+}
+
 /// A cutout response for a query string without the configured size limit:
 /// for pages of this server that show whole frames (thumbnails).
 pub async fn cutout_unbounded(st: AppState, query: &str) -> Result<Response, ApiError> {

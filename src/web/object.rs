@@ -321,13 +321,11 @@ pub async fn thumbnail(
 ) -> Result<Response, AppError> {
     let id = super::object_id(&id).map_err(AppError::BadRequest)?;
     let frame = st.catalog.frame(ObjectId(id)).await?;
-    let (w, h) = (frame.naxis1, frame.naxis2);
     // The cutout API does the work (and the caching): the whole frame,
-    // centred on its middle, rendered small.
+    // rendered small.
     let uri = format!(
-        "frame={id}&x={}&y={}&width={w}&height={h}&format=jpg&interval=zscale&output_size={THUMB_PX}",
-        (f64::from(w) + 1.0) / 2.0,
-        (f64::from(h) + 1.0) / 2.0,
+        "{}&format=jpg&interval=zscale&output_size={THUMB_PX}",
+        super::api::whole_frame_query(&frame)
     );
     super::api::cutout_unbounded(st, &uri)
         .await

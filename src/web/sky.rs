@@ -156,13 +156,9 @@ pub async fn sky(
             ]));
         }
     }
-    let (cx, cy) = (
-        (f64::from(frame.naxis1) + 1.0) / 2.0,
-        (f64::from(frame.naxis2) + 1.0) / 2.0,
-    );
     let fits_url = format!(
-        "{base}/api/cutout?frame={id}&x={cx}&y={cy}&width={}&height={}&format=fits",
-        frame.naxis1, frame.naxis2
+        "{base}/api/cutout?{}&format=fits",
+        super::api::whole_frame_query(&frame)
     );
     let table_url = slid.map(|s| {
         format!("{base}/table/SourceList/{}?format=votable&datalink=no&cols=sid,ra,dec,mag_auto,fwhm,class_star", s.0)
