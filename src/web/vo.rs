@@ -85,8 +85,9 @@ fn votable_error(status: StatusCode, message: String) -> Response {
     r
 }
 
-/// A SODA error: `text/plain`, the fault kind first.
-fn soda_error(status: StatusCode, kind: &str, message: &str) -> Response {
+/// A `text/plain` fault, the kind first (`UsageError: …`), as SODA
+/// requires; `/prov` answers its errors the same way.
+fn text_fault(status: StatusCode, kind: &str, message: &str) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -185,10 +186,10 @@ pub async fn soda_sync(
 ) -> Response {
     let req = match params(query.as_deref(), &body).and_then(|p| soda::Request::parse(&p)) {
         Ok(r) => r,
-        Err(e) => return soda_error(StatusCode::BAD_REQUEST, "UsageError", &e),
+        Err(e) => return text_fault(StatusCode::BAD_REQUEST, "UsageError", &e),
     };
     let Some(id) = obscore::parse_ivoid(&req.id) else {
-        return soda_error(
+        return text_fault(
             StatusCode::NOT_FOUND,
             "NotFoundFault",
             &format!("{}: not a wisecut identifier (ivo://wisecut/obj?N)", req.id),
@@ -197,17 +198,17 @@ pub async fn soda_sync(
     let frame = match st.catalog.frame(id).await {
         Ok(f) => f,
         Err(crate::catalog::CatalogError::NotFound { .. }) => {
-            return soda_error(
+            return text_fault(
                 StatusCode::NOT_FOUND,
                 "NotFoundFault",
                 &format!("{}: there is no frame {}", req.id, id.0),
             );
         }
-        Err(e) => return soda_error(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
+        Err(e) => return text_fault(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
     };
     let (n1, n2) = (frame.naxis1 as usize, frame.naxis2 as usize);
     let (Some(kw), Some(corners)) = (&frame.wcs, &frame.footprint) else {
-        return soda_error(
+        return text_fault(
             StatusCode::BAD_REQUEST,
             "UsageError",
             &format!(
@@ -220,7 +221,7 @@ pub async fn soda_sync(
     };
     let wcs = match Wcs::new(kw, n1, n2) {
         Ok(w) => w,
-        Err(e) => return soda_error(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
+        Err(e) => return text_fault(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
     };
     let Some(b) = soda::pixel_box(&wcs, n1, n2, &req.region, corners) else {
         // SODA: a region that misses the data is not an error, just empty.
@@ -235,7 +236,7 @@ pub async fn soda_sync(
     );
     match super::api::cutout_unbounded(st, &q).await {
         Ok(r) => r,
-        Err(e) => soda_error(e.status(), "Error", e.message()),
+        Err(e) => text_fault(e.status(), "Error", e.message()),
     }
 }
 
@@ -425,7 +426,7 @@ pub async fn provenance(
     body: Bytes,
 ) -> Response {
     use crate::vo::prov::ProvFormat;
-    let usage = |m: String| soda_error(StatusCode::BAD_REQUEST, "UsageError", &m);
+    let usage = |m: String| text_fault(StatusCode::BAD_REQUEST, "UsageError", &m);
     let p = match params(query.as_deref(), &body) {
         Ok(p) => p,
         Err(e) => return usage(e),
@@ -474,17 +475,17 @@ pub async fn provenance(
     match st.catalog.process_target(id).await {
         Ok(_) => {}
         Err(crate::catalog::CatalogError::NotFound { .. }) => {
-            return soda_error(
+            return text_fault(
                 StatusCode::NOT_FOUND,
                 "NotFoundFault",
                 &format!("ID: there is no object {}", id.0),
             );
         }
-        Err(e) => return soda_error(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
+        Err(e) => return text_fault(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
     }
     let lineage = match st.catalog.lineage(id, direction, depth).await {
         Ok(l) => l,
-        Err(e) => return soda_error(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
+        Err(e) => return text_fault(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
     };
     let base = base_url(&st, &headers);
     (
