@@ -24,7 +24,7 @@ use tower::ServiceExt;
 use wisecut::catalog::Catalog;
 use wisecut::config::Config;
 use wisecut::imaging::fits::{self, Card, Compression, PixelData};
-use wisecut::imaging::image::Image;
+use wisecut::imaging::raster::Raster;
 use wisecut::model::FrameClass;
 use wisecut::sample::{self, SampleSpec};
 use wisecut::web::{AppState, app};
@@ -67,7 +67,7 @@ async fn main() {
             100.0 + 10.0 * ((x * 0.37).sin() * (y * 0.11).cos()) + (i % 97) as f32 * 0.1
         })
         .collect();
-    let img = Image::from_vec(n, n, pixels);
+    let img = Raster::from_vec(n, n, pixels);
     let cards = vec![
         Card::new("CTYPE1", "RA---TAN", ""),
         Card::new("CTYPE2", "DEC--TAN", ""),

@@ -14,7 +14,7 @@ use wisecut::catalog::ingest::{DepRef, FrameEntry, Manifest};
 use wisecut::catalog::lineage::{Direction, MAX_DEPTH};
 use wisecut::config::Config;
 use wisecut::imaging::fits::{self, Compression, PixelData};
-use wisecut::imaging::image::Image;
+use wisecut::imaging::raster::Raster;
 
 fn entry(key: String, class: &str, deps: Vec<DepRef>) -> FrameEntry {
     FrameEntry::new(&key, class, &format!("{key}.fits"), deps)
@@ -122,7 +122,7 @@ async fn main() {
     };
     std::fs::create_dir_all(&dir_path).unwrap();
     let m = survey();
-    let tiny = Image::filled(8, 8, 0.0f32);
+    let tiny = Raster::filled(8, 8, 0.0f32);
     for f in &m.frames {
         fits::write_image(
             &dir_path.join(&f.path),

@@ -11,15 +11,15 @@
 //!
 //! See `ARCHITECTURE.md` for the data flow and the invariants.
 
-pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod config;
-pub mod deps;
 pub mod ids;
 pub mod imaging;
 pub mod jobs;
 pub mod model;
+pub mod params;
+pub mod products;
 pub mod sample;
 pub mod vo;
 pub mod web;

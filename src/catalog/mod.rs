@@ -9,7 +9,7 @@
 pub mod browse;
 pub mod entity;
 pub mod ingest;
-pub mod jobs;
+pub mod job_records;
 pub mod lineage;
 pub mod sources;
 

@@ -40,8 +40,8 @@
 use std::fmt;
 
 use crate::imaging::fits::{self, Card, FitsError, HeaderValue, RawPixels};
-use crate::imaging::image::Image;
 use crate::imaging::pixels::{PixelSource, Region, Scaling};
+use crate::imaging::raster::Raster;
 use crate::imaging::wcs::{Header, KeywordSource};
 
 /// Where the cutout is centred.
@@ -384,10 +384,10 @@ impl Cutout {
     /// Like [`Cutout::to_image_f32`], consuming the cutout so that float
     /// pixels without scaling are moved rather than copied (a whole 4k frame
     /// is 64 MB).
-    pub fn into_image_f32(self) -> Image<f32> {
+    pub fn into_image_f32(self) -> Raster<f32> {
         match self.pixels {
             RawPixels::F32(v) if self.scaling.is_none() => {
-                Image::from_vec(self.geometry.width, self.geometry.height, v)
+                Raster::from_vec(self.geometry.width, self.geometry.height, v)
             }
             _ => self.to_image_f32(),
         }
@@ -395,7 +395,7 @@ impl Cutout {
 
     /// Physical values (BSCALE/BZERO applied) as f32, NaN where undefined or
     /// padded: the input of every rendering.
-    pub fn to_image_f32(&self) -> Image<f32> {
+    pub fn to_image_f32(&self) -> Raster<f32> {
         let data = match &self.pixels {
             RawPixels::F32(v) if self.scaling.is_none() => v.clone(),
             raw => {
@@ -408,7 +408,7 @@ impl Cutout {
                 physical_raw(raw, &scaling, |v| v as f32)
             }
         };
-        Image::from_vec(self.geometry.width, self.geometry.height, data)
+        Raster::from_vec(self.geometry.width, self.geometry.height, data)
     }
 }
 

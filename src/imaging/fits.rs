@@ -2,7 +2,7 @@
 //! header cards and simple binary tables, on top of cfitsio.
 //!
 //! This is the only place in wisecut that talks to cfitsio. Everything above it
-//! works with [`Image`] buffers, [`Card`]s and plain vectors, so the rest of the
+//! works with [`Raster`] buffers, [`Card`]s and plain vectors, so the rest of the
 //! code never sees a cfitsio handle or status code.
 //!
 //! # Why every function opens and closes its own handle
@@ -52,7 +52,7 @@ use std::ptr::{self, NonNull};
 
 use fitsio::sys;
 
-use crate::imaging::image::Image;
+use crate::imaging::raster::Raster;
 
 // ---------------------------------------------------------------------------
 // cfitsio constants. The bindings export them as `u32` (and some negative ones
@@ -773,15 +773,15 @@ pub enum Compression {
 #[derive(Debug, Clone, Copy)]
 pub enum PixelData<'a> {
     /// BITPIX 8.
-    U8(&'a Image<u8>),
+    U8(&'a Raster<u8>),
     /// BITPIX 16.
-    I16(&'a Image<i16>),
+    I16(&'a Raster<i16>),
     /// BITPIX 16 with BZERO = 32768 (the FITS convention for unsigned 16-bit).
-    U16(&'a Image<u16>),
+    U16(&'a Raster<u16>),
     /// BITPIX 32.
-    I32(&'a Image<i32>),
+    I32(&'a Raster<i32>),
     /// BITPIX -32 (cannot be RICE-compressed here; see [`write_image`]).
-    F32(&'a Image<f32>),
+    F32(&'a Raster<f32>),
 }
 
 impl PixelData<'_> {
@@ -1870,10 +1870,10 @@ fn open_image(path: &Path, hdu: usize) -> Result<(Handle, ImageInfo), FitsError>
 /// images, ZBLANK in compressed ones) as NaN; plain float images come back
 /// bit-exact (NaN, infinities, -0.0 included). Works for plain and
 /// tile-compressed HDUs. Integers beyond 2^24 are rounded to the nearest f32.
-pub fn read_image_f32(path: &Path, hdu: usize) -> Result<Image<f32>, FitsError> {
+pub fn read_image_f32(path: &Path, hdu: usize) -> Result<Raster<f32>, FitsError> {
     let (handle, info) = open_image(path, hdu)?;
     let data = handle.read_subset([1, 1], [info.width, info.height], info.null_value())?;
-    Ok(Image::from_vec(info.width, info.height, data))
+    Ok(Raster::from_vec(info.width, info.height, data))
 }
 
 /// Reads only the rectangle `[x0, x0+w) × [y0, y0+h)` (zero-based; it must lie
@@ -1888,7 +1888,7 @@ pub fn read_region_f32(
     y0: usize,
     w: usize,
     h: usize,
-) -> Result<Image<f32>, FitsError> {
+) -> Result<Raster<f32>, FitsError> {
     let (handle, info) = open_image(path, hdu)?;
     let inside = |start: usize, len: usize, size: usize| {
         start.checked_add(len).is_some_and(|end| end <= size)
@@ -1903,11 +1903,11 @@ pub fn read_region_f32(
         ));
     }
     if w == 0 || h == 0 {
-        return Ok(Image::from_vec(w, h, Vec::new()));
+        return Ok(Raster::from_vec(w, h, Vec::new()));
     }
     // cfitsio corners are one-based and inclusive.
     let data = handle.read_subset([x0 + 1, y0 + 1], [x0 + w, y0 + h], info.null_value())?;
-    Ok(Image::from_vec(w, h, data))
+    Ok(Raster::from_vec(w, h, data))
 }
 
 /// Where and how an image HDU's pixels are stored: what a cutout reader needs
@@ -2317,20 +2317,20 @@ mod tests {
     }
 
     /// A test image whose every pixel differs, built from `f(ix, iy)`.
-    fn make<T: Copy>(w: usize, h: usize, f: impl Fn(usize, usize) -> T) -> Image<T> {
+    fn make<T: Copy>(w: usize, h: usize, f: impl Fn(usize, usize) -> T) -> Raster<T> {
         let mut data = Vec::with_capacity(w * h);
         for iy in 0..h {
             for ix in 0..w {
                 data.push(f(ix, iy));
             }
         }
-        Image::from_vec(w, h, data)
+        Raster::from_vec(w, h, data)
     }
 
-    fn u8_image(w: usize, h: usize) -> Image<u8> {
+    fn u8_image(w: usize, h: usize) -> Raster<u8> {
         make(w, h, |x, y| ((x * 7 + y * 13) % 256) as u8)
     }
-    fn i16_image(w: usize, h: usize) -> Image<i16> {
+    fn i16_image(w: usize, h: usize) -> Raster<i16> {
         make(w, h, |x, y| match (x + y * w) % 5 {
             0 => i16::MIN,
             1 => i16::MAX,
@@ -2339,7 +2339,7 @@ mod tests {
                 .wrapping_sub((y as i16).wrapping_mul(31)),
         })
     }
-    fn u16_image(w: usize, h: usize) -> Image<u16> {
+    fn u16_image(w: usize, h: usize) -> Raster<u16> {
         make(w, h, |x, y| match (x + y * w) % 7 {
             0 => 0,
             1 => u16::MAX,
@@ -2348,14 +2348,14 @@ mod tests {
             _ => ((x * 1031 + y * 17) % 65536) as u16,
         })
     }
-    fn i32_image(w: usize, h: usize) -> Image<i32> {
+    fn i32_image(w: usize, h: usize) -> Raster<i32> {
         make(w, h, |x, y| match (x + y * w) % 6 {
             0 => i32::MIN,
             1 => i32::MAX,
             _ => (x as i32 - 50) * 10_007 + (y as i32) * 3,
         })
     }
-    fn f32_image(w: usize, h: usize) -> Image<f32> {
+    fn f32_image(w: usize, h: usize) -> Raster<f32> {
         make(w, h, |x, y| match (x + y * w) % 11 {
             0 => f32::NAN,
             1 => -0.0,
@@ -2369,7 +2369,7 @@ mod tests {
     }
 
     /// Pixel-exact comparison that treats NaN as equal to NaN.
-    fn assert_same(actual: &Image<f32>, expected: &Image<f32>, what: &str) {
+    fn assert_same(actual: &Raster<f32>, expected: &Raster<f32>, what: &str) {
         assert_eq!(
             (actual.width, actual.height),
             (expected.width, expected.height),
@@ -2479,7 +2479,7 @@ mod tests {
         h: usize,
         cards: &[Card],
         c: &Compression,
-    ) -> Result<(usize, Image<f32>, i32), FitsError> {
+    ) -> Result<(usize, Raster<f32>, i32), FitsError> {
         Ok(match kind {
             "u8" => {
                 let img = u8_image(w, h);
@@ -2618,7 +2618,7 @@ mod tests {
     #[test]
     fn u16_extremes_survive_and_use_bzero() {
         let dir = tmp();
-        let img = Image::from_vec(4, 2, vec![0u16, 65535, 32768, 32767, 1, 65534, 0, 65535]);
+        let img = Raster::from_vec(4, 2, vec![0u16, 65535, 32768, 32767, 1, 65534, 0, 65535]);
         for (name, c) in [
             ("plain", Compression::None),
             ("rice", Compression::Rice { tile: (4, 1) }),
@@ -3169,7 +3169,7 @@ mod tests {
             "{err}"
         );
         assert!(!path.exists(), "nothing written for refused F32 + RICE");
-        let bad_len = Image {
+        let bad_len = Raster {
             width: 3,
             height: 3,
             data: vec![0u8; 8],
@@ -3178,7 +3178,7 @@ mod tests {
             write_image(&path, PixelData::U8(&bad_len), &[], &Compression::None),
             Err(FitsError::Invalid { .. })
         ));
-        let empty = Image {
+        let empty = Raster {
             width: 0,
             height: 3,
             data: Vec::<u8>::new(),

@@ -6,11 +6,13 @@
 //! them on blocking threads.
 
 pub mod anim;
+pub mod color;
 pub mod cutout;
 pub mod fits;
-pub mod image;
 pub mod pixels;
+pub mod raster;
 pub mod render;
-pub mod rgb;
+pub mod resample;
+pub mod sphere;
 pub mod stats;
 pub mod wcs;

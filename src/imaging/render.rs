@@ -17,7 +17,7 @@
 //! The interval and stretch definitions follow `astropy.visualization`
 //! (astropy 8.0.2) so that results can be checked against Python.
 //!
-//! Orientation: row 0 of an [`Image`] is FITS row 1, the *bottom* of the sky
+//! Orientation: row 0 of an [`Raster`] is FITS row 1, the *bottom* of the sky
 //! picture, while image files store the top row first. The encoders flip
 //! rows so that a normal WCS shows north up.
 
@@ -27,7 +27,7 @@ use std::io::Cursor;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 
-use crate::imaging::image::Image;
+use crate::imaging::raster::Raster;
 
 /// Errors produced while parsing render parameters or encoding images.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -750,12 +750,12 @@ impl AxisMap {
 /// crisp. NaN pixels are left out of the means; an output pixel whose
 /// inputs are all NaN is NaN. Infinite inputs propagate.
 /// A zero output size gives an empty image; an empty input gives all NaN.
-pub fn resample(img: &Image<f32>, out_w: usize, out_h: usize) -> Image<f32> {
+pub fn resample(img: &Raster<f32>, out_w: usize, out_h: usize) -> Raster<f32> {
     if out_w == 0 || out_h == 0 {
-        return Image::from_vec(out_w, out_h, Vec::new());
+        return Raster::from_vec(out_w, out_h, Vec::new());
     }
     if img.width == 0 || img.height == 0 {
-        return Image::filled(out_w, out_h, f32::NAN);
+        return Raster::filled(out_w, out_h, f32::NAN);
     }
     if out_w == img.width && out_h == img.height {
         return img.clone();
@@ -798,7 +798,7 @@ pub fn resample(img: &Image<f32>, out_w: usize, out_h: usize) -> Image<f32> {
             ),
         );
     }
-    Image::from_vec(out_w, out_h, out)
+    Raster::from_vec(out_w, out_h, out)
 }
 
 /// Horizontal pass of [`resample`] for one input row.
@@ -828,12 +828,12 @@ fn reduce_row(row: &[f32], xmap: &AxisMap, sum: &mut [f64], wt: &mut [f64]) {
 /// When `vmax <= vmin` (a constant image, or no finite pixel) there is no
 /// scale to apply and every non-NaN pixel maps to 0 (before inversion).
 pub fn normalize(
-    img: &Image<f32>,
+    img: &Raster<f32>,
     vmin: f64,
     vmax: f64,
     stretch: Stretch,
     invert: bool,
-) -> Image<f32> {
+) -> Raster<f32> {
     let span = vmax - vmin;
     let mut out = img.map(|v| {
         if v.is_nan() {
@@ -859,7 +859,7 @@ pub fn normalize(
 pub struct Rendered {
     /// Display values in `[0, 1]`, NaN where the input had no data; row 0 is
     /// the bottom of the picture, as in the input.
-    pub pixels: Image<f32>,
+    pub pixels: Raster<f32>,
     /// Data value shown black (before inversion).
     pub vmin: f64,
     /// Data value shown white (before inversion).
@@ -889,7 +889,7 @@ impl Rendered {
 ///
 /// The limits ignore the display size; a `Histeq` stretch, on the other hand,
 /// equalises the distribution of the pixels actually shown (after resampling).
-pub fn render(img: &Image<f32>, params: &RenderParams) -> Result<Rendered, RenderError> {
+pub fn render(img: &Raster<f32>, params: &RenderParams) -> Result<Rendered, RenderError> {
     params.validate()?;
     let (vmin, vmax) = limits(&params.interval, &img.data)?;
     let resized;
@@ -947,7 +947,7 @@ fn q16(v: f32) -> u16 {
 }
 
 /// Rows of `img` from the top of the picture down (the last image row first).
-fn top_down(img: &Image<f32>) -> impl Iterator<Item = &[f32]> {
+fn top_down(img: &Raster<f32>) -> impl Iterator<Item = &[f32]> {
     (0..img.height).rev().map(move |iy| img.row(iy))
 }
 
@@ -1039,7 +1039,7 @@ pub fn encode(rendered: &Rendered, format: OutputFormat) -> Result<Vec<u8>, Rend
 }
 
 /// 8-bit top-down samples and their colour type for the given NaN colour.
-fn pixels8(img: &Image<f32>, nan: NanColor) -> (Vec<u8>, ExtendedColorType) {
+fn pixels8(img: &Raster<f32>, nan: NanColor) -> (Vec<u8>, ExtendedColorType) {
     let n = img.width * img.height;
     match nan {
         NanColor::Rgb(r, g, b) => {
@@ -1076,7 +1076,7 @@ fn pixels8(img: &Image<f32>, nan: NanColor) -> (Vec<u8>, ExtendedColorType) {
 /// 16-bit top-down samples (native endian, as `image` expects) and their
 /// colour type for the given NaN colour; 8-bit colours scale by 257 so that
 /// 255 becomes 65535.
-fn pixels16(img: &Image<f32>, nan: NanColor) -> (Vec<u8>, ExtendedColorType) {
+fn pixels16(img: &Raster<f32>, nan: NanColor) -> (Vec<u8>, ExtendedColorType) {
     let mut samples: Vec<u16> = Vec::with_capacity(img.width * img.height);
     let color = match nan {
         NanColor::Rgb(..) => ExtendedColorType::Rgb16,
@@ -1103,7 +1103,7 @@ fn pixels16(img: &Image<f32>, nan: NanColor) -> (Vec<u8>, ExtendedColorType) {
 
 /// Top-down 8-bit grey samples; NaN becomes the grey level of `nan` (see
 /// [`to_gray8`]).
-fn gray8(img: &Image<f32>, nan: NanColor) -> Vec<u8> {
+fn gray8(img: &Raster<f32>, nan: NanColor) -> Vec<u8> {
     let fill = match nan {
         NanColor::Gray(g) => g,
         // Rec. 601 luma, the usual grey equivalent of a colour.
@@ -1455,7 +1455,7 @@ mod tests {
 
     #[test]
     fn shrink_by_two_averages_blocks() {
-        let img = Image::from_vec(4, 4, (0..16).map(|v| v as f32).collect());
+        let img = Raster::from_vec(4, 4, (0..16).map(|v| v as f32).collect());
         let out = resample(&img, 2, 2);
         // Block means: (0+1+4+5)/4, (2+3+6+7)/4, ...
         assert_eq!(out.data, vec![2.5, 4.5, 10.5, 12.5]);
@@ -1463,7 +1463,7 @@ mod tests {
 
     #[test]
     fn shrink_excludes_nan() {
-        let mut img = Image::from_vec(4, 4, (0..16).map(|v| v as f32).collect());
+        let mut img = Raster::from_vec(4, 4, (0..16).map(|v| v as f32).collect());
         img.set(0, 0, f32::NAN);
         for (x, y) in [(2, 0), (3, 0), (2, 1), (3, 1)] {
             img.set(x, y, f32::NAN);
@@ -1477,7 +1477,7 @@ mod tests {
     #[test]
     fn non_integer_factor_weights() {
         // 5 -> 2: output 0 covers [0, 2.5), output 1 covers [2.5, 5).
-        let ramp = Image::from_vec(5, 1, vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+        let ramp = Raster::from_vec(5, 1, vec![0.0, 1.0, 2.0, 3.0, 4.0]);
         let out = resample(&ramp, 2, 1);
         assert!((out.data[0] - 0.8).abs() < 1e-6, "{:?}", out.data);
         assert!((out.data[1] - 3.2).abs() < 1e-6, "{:?}", out.data);
@@ -1486,12 +1486,12 @@ mod tests {
         assert!((flux - 10.0).abs() < 1e-5);
 
         // 2-D 5x5 -> 2x3 on a constant keeps the constant exactly.
-        let c = Image::filled(5, 5, 7.25f32);
+        let c = Raster::filled(5, 5, 7.25f32);
         let out = resample(&c, 2, 3);
         assert!(out.data.iter().all(|&v| (v - 7.25).abs() < 1e-6), "{out:?}");
 
         // 2-D ramp: total flux preserved.
-        let img = Image::from_vec(7, 5, (0..35).map(|v| v as f32 * 0.3).collect());
+        let img = Raster::from_vec(7, 5, (0..35).map(|v| v as f32 * 0.3).collect());
         let out = resample(&img, 3, 2);
         let area = (7.0 / 3.0) * (5.0 / 2.0);
         let flux_in: f64 = img.data.iter().map(|&v| f64::from(v)).sum();
@@ -1501,23 +1501,23 @@ mod tests {
 
     #[test]
     fn enlarge_is_nearest() {
-        let img = Image::from_vec(2, 2, vec![1.0, 2.0, 3.0, f32::NAN]);
+        let img = Raster::from_vec(2, 2, vec![1.0, 2.0, 3.0, f32::NAN]);
         let out = resample(&img, 4, 4);
         let expect = [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0];
         assert_eq!(&out.data[..10], &expect);
         assert!(out.data[10].is_nan() && out.data[15].is_nan());
         // Mixed: shrink x, enlarge y.
-        let img = Image::from_vec(4, 1, vec![1.0, 3.0, 5.0, 7.0]);
+        let img = Raster::from_vec(4, 1, vec![1.0, 3.0, 5.0, 7.0]);
         let out = resample(&img, 2, 3);
         assert_eq!(out.data, vec![2.0, 6.0, 2.0, 6.0, 2.0, 6.0]);
     }
 
     #[test]
     fn resample_degenerate_sizes() {
-        let img = Image::filled(3, 3, 1.0f32);
+        let img = Raster::filled(3, 3, 1.0f32);
         assert_eq!(resample(&img, 0, 5).data.len(), 0);
         assert_eq!(resample(&img, 3, 3), img);
-        let empty: Image<f32> = Image::from_vec(0, 0, vec![]);
+        let empty: Raster<f32> = Raster::from_vec(0, 0, vec![]);
         assert!(resample(&empty, 2, 2).data.iter().all(|v| v.is_nan()));
     }
 
@@ -1525,7 +1525,7 @@ mod tests {
 
     #[test]
     fn normalize_clips_inverts_and_keeps_nan() {
-        let img = Image::from_vec(5, 1, vec![0.0, 5.0, 10.0, 20.0, f32::NAN]);
+        let img = Raster::from_vec(5, 1, vec![0.0, 5.0, 10.0, 20.0, f32::NAN]);
         let out = normalize(&img, 0.0, 10.0, Stretch::Linear, false);
         assert_eq!(&out.data[..4], &[0.0, 0.5, 1.0, 1.0]);
         assert!(out.data[4].is_nan());
@@ -1540,7 +1540,7 @@ mod tests {
     fn limits_come_from_full_resolution() {
         // A single bright pixel is averaged away by shrinking, but minmax still
         // sees it because limits are computed first.
-        let mut img = Image::filled(8, 8, 1.0f32);
+        let mut img = Raster::filled(8, 8, 1.0f32);
         img.set(3, 3, 100.0);
         let params = RenderParams {
             interval: Interval::MinMax,
@@ -1559,7 +1559,7 @@ mod tests {
 
     // ----- encoding --------------------------------------------------------
 
-    fn rendered(img: Image<f32>, nan: NanColor) -> Rendered {
+    fn rendered(img: Raster<f32>, nan: NanColor) -> Rendered {
         Rendered {
             pixels: img,
             vmin: 0.0,
@@ -1572,7 +1572,7 @@ mod tests {
     fn orientation_bottom_row_last() {
         // Pixel (0, 0) bright, everything else dark: it must be the first
         // pixel of the LAST row of the file.
-        let mut img = Image::filled(3, 2, 0.0f32);
+        let mut img = Raster::filled(3, 2, 0.0f32);
         img.set(0, 0, 1.0);
         let r = rendered(img, NanColor::BLACK);
         for format in [OutputFormat::Png8, OutputFormat::Png16] {
@@ -1586,7 +1586,7 @@ mod tests {
 
     #[test]
     fn quantisation_and_colour_types() {
-        let img = Image::from_vec(4, 1, vec![0.0, 0.5, 1.0, f32::NAN]);
+        let img = Raster::from_vec(4, 1, vec![0.0, 0.5, 1.0, f32::NAN]);
         let decode = |r: &Rendered, f| image::load_from_memory(&encode(r, f).unwrap()).unwrap();
 
         let gray = decode(
@@ -1622,7 +1622,7 @@ mod tests {
         assert_eq!(la, vec![0, 65535, 32768, 65535, 65535, 65535, 0, 0]);
 
         // Without NaN pixels the output stays plain grey.
-        let clean = Image::from_vec(2, 1, vec![0.0, 1.0]);
+        let clean = Raster::from_vec(2, 1, vec![0.0, 1.0]);
         let plain = decode(
             &rendered(clean, NanColor::Rgb(255, 0, 0)),
             OutputFormat::Png8,
@@ -1632,14 +1632,14 @@ mod tests {
 
     #[test]
     fn jpeg_errors() {
-        let r = rendered(Image::filled(2, 2, 0.5f32), NanColor::BLACK);
+        let r = rendered(Raster::filled(2, 2, 0.5f32), NanColor::BLACK);
         for q in [0u8, 101] {
             let msg = encode(&r, OutputFormat::Jpeg { quality: q })
                 .unwrap_err()
                 .to_string();
             assert!(msg.contains("quality") && msg.contains("1 to 100"), "{msg}");
         }
-        let t = rendered(Image::filled(2, 2, 0.5f32), NanColor::Transparent);
+        let t = rendered(Raster::filled(2, 2, 0.5f32), NanColor::Transparent);
         let msg = encode(&t, OutputFormat::Jpeg { quality: 90 })
             .unwrap_err()
             .to_string();
@@ -1653,8 +1653,8 @@ mod tests {
 
     /// The committed tiny input: 16x12 with a gradient, a blob, a few NaN
     /// pixels and a bright marker at (0, 0), the bottom-left corner.
-    fn golden_input() -> Image<f32> {
-        let mut img = Image::filled(16, 12, 0.0f32);
+    fn golden_input() -> Raster<f32> {
+        let mut img = Raster::filled(16, 12, 0.0f32);
         for y in 0..12 {
             for x in 0..16 {
                 let (dx, dy) = (x as f64 - 10.0, y as f64 - 7.0);
@@ -1787,7 +1787,7 @@ mod tests {
         fn normalized_values_in_unit_range(
             data in proptest::collection::vec(prop_oneof![-1e6f32..1e6, Just(f32::NAN)], 1..200),
             si in 0usize..5, invert in any::<bool>()) {
-            let img = Image::from_vec(data.len(), 1, data.clone());
+            let img = Raster::from_vec(data.len(), 1, data.clone());
             let (lo, hi) = limits(&Interval::ZScale, &data).unwrap();
             let out = normalize(&img, lo, hi, Stretch::ALL[si], invert);
             for (o, i) in out.data.iter().zip(&data) {
@@ -1799,7 +1799,7 @@ mod tests {
         #[test]
         fn resample_keeps_constants(w in 1usize..20, h in 1usize..20,
                                     ow in 1usize..25, oh in 1usize..25, c in -1e4f32..1e4) {
-            let out = resample(&Image::filled(w, h, c), ow, oh);
+            let out = resample(&Raster::filled(w, h, c), ow, oh);
             prop_assert_eq!(out.data.len(), ow * oh);
             for v in out.data {
                 prop_assert!((v - c).abs() <= 1e-3 * c.abs().max(1.0));

@@ -19,13 +19,13 @@ use serde_json::json;
 use super::batch_csv::{self, Limits, Options, PositionRecord, Resolved, Target};
 use super::rgb::{RgbParams, picture};
 use super::{JobError, Jobs, Outcome, Progress};
-use crate::catalog::jobs::JobRecord;
-use crate::deps::make::{ManifestFile, write_file, write_manifest};
+use crate::catalog::job_records::JobRecord;
 use crate::ids::{Sid, Slid};
 use crate::imaging::cutout::{Center, CutoutSpec, Size, SizeUnit};
 use crate::imaging::render::{self, Interval, OutputFormat, RenderParams, Stretch};
 use crate::imaging::wcs::Wcs;
 use crate::model::{Frame, FrameClass};
+use crate::products::dependency_cutouts::make::{ManifestFile, write_file, write_manifest};
 
 /// Frame classes cut when neither the job nor the row names any: the
 /// deepest product, as DES cuts its coadd tiles.
@@ -408,7 +408,7 @@ async fn covering(
 /// Cuts one row: per frame FITS and/or PNG, then the colour images. Returns
 /// (file, problem) pairs.
 fn cut_row(
-    ctx: &crate::deps::make::Context,
+    ctx: &crate::products::dependency_cutouts::make::Context,
     dir: &Path,
     folder: &str,
     ra: f64,

@@ -31,11 +31,11 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::catalog::jobs::{JobRecord, JobStatus};
+use crate::catalog::job_records::{JobRecord, JobStatus};
 use crate::catalog::{Catalog, CatalogError};
-use crate::deps::{self, DepParams};
 use crate::ids::JobId;
 use crate::imaging::pixels::SourceCache;
+use crate::products::dependency_cutouts::{self, DepParams};
 
 /// A running job whose heartbeat is older than this belongs to a dead
 /// process.
@@ -366,8 +366,8 @@ impl Jobs {
     }
 
     /// The context the cutout makers need.
-    pub fn maker(&self) -> deps::make::Context {
-        deps::make::Context {
+    pub fn maker(&self) -> dependency_cutouts::make::Context {
+        dependency_cutouts::make::Context {
             sources: self.sources.clone(),
             data_root: self.data_root.clone(),
             public_url: self.public_url.clone(),
@@ -386,7 +386,7 @@ impl Jobs {
         let params: DepParams = serde_json::from_value(job.params.clone())
             .map_err(|e| JobError::Failed(format!("stored parameters unreadable: {e}")))?;
         let req = params.validate()?;
-        let planned = deps::resolve(&self.catalog, &req).await?;
+        let planned = dependency_cutouts::resolve(&self.catalog, &req).await?;
         let n_missing = planned.iter().filter(|p| p.error.is_some()).count();
         self.log(
             job.id,
@@ -414,8 +414,10 @@ impl Jobs {
         // CPU-bound (rayon inside) and file writing: off the async threads.
         let result = tokio::task::spawn_blocking(move || -> Result<_, JobError> {
             let (result, files) =
-                deps::make::make(&ctx, &req, &planned, &out, &|d, t| progress.set(d, t))?;
-            deps::make::write_manifest(&out, header, &files)?;
+                dependency_cutouts::make::make(&ctx, &req, &planned, &out, &|d, t| {
+                    progress.set(d, t)
+                })?;
+            dependency_cutouts::make::write_manifest(&out, header, &files)?;
             std::fs::write(
                 out.join("result.json"),
                 serde_json::to_vec(&result).map_err(|e| JobError::Failed(e.to_string()))?,

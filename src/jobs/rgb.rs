@@ -20,13 +20,13 @@ use serde_json::json;
 
 use super::{JobError, Jobs, Outcome};
 use crate::catalog::Catalog;
-use crate::catalog::jobs::JobRecord;
-use crate::deps::make::{write_file, write_manifest};
+use crate::catalog::job_records::JobRecord;
+use crate::imaging::color::{self, LinearParams, LuptonParams, StiffParams};
 use crate::imaging::cutout::{self, Center, CutoutSpec, ParamError, Size, SizeUnit};
-use crate::imaging::image::Image;
-use crate::imaging::rgb::{self, LinearParams, LuptonParams, StiffParams};
+use crate::imaging::raster::Raster;
 use crate::imaging::wcs::Wcs;
 use crate::model::{Frame, FrameClass};
+use crate::products::dependency_cutouts::make::{write_file, write_manifest};
 
 /// The request as users write it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -113,7 +113,7 @@ impl RgbParams {
             .unwrap_or("lupton")
             .trim()
             .to_ascii_lowercase();
-        let mapped = |e: rgb::RgbError, param: &'static str| bad(param, e.to_string());
+        let mapped = |e: color::RgbError, param: &'static str| bad(param, e.to_string());
         match m.as_str() {
             "lupton" | "" => {
                 let d = LuptonParams::default();
@@ -365,7 +365,7 @@ pub struct Picture {
 }
 
 fn make(
-    ctx: &crate::deps::make::Context,
+    ctx: &crate::products::dependency_cutouts::make::Context,
     params: &RgbParams,
     frames: &[Frame; 3],
     dir: &Path,
@@ -413,7 +413,7 @@ fn make(
 
 /// Makes the picture of `params` from `frames` (red, green, blue).
 pub fn picture(
-    ctx: &crate::deps::make::Context,
+    ctx: &crate::products::dependency_cutouts::make::Context,
     params: &RgbParams,
     frames: &[Frame; 3],
 ) -> Result<Picture, JobError> {
@@ -488,7 +488,7 @@ pub fn picture(
         .map_err(|e| JobError::Failed(e.to_string()))?
         .into_image_f32();
         let (x0, y0) = (geo.x0 as f64, geo.y0 as f64);
-        let img = rgb::reproject(&whole, geo.width, geo.height, |x, y| {
+        let img = crate::imaging::resample::reproject(&whole, geo.width, geo.height, |x, y| {
             let (ra, dec) = rw.pix_to_sky(x + x0, y + y0)?;
             fw.sky_to_pix(ra, dec)
         });
@@ -499,11 +499,11 @@ pub fn picture(
         ));
         bands.push(img);
     }
-    let (r, g, b): (&Image<f32>, &Image<f32>, &Image<f32>) = (&bands[0], &bands[1], &bands[2]);
+    let (r, g, b): (&Raster<f32>, &Raster<f32>, &Raster<f32>) = (&bands[0], &bands[1], &bands[2]);
     let picture = match &method {
-        Method::Lupton(p) => rgb::lupton(r, g, b, p),
-        Method::Stiff(p) => rgb::stiff(r, g, b, p),
-        Method::Linear(p) => rgb::linear(r, g, b, p),
+        Method::Lupton(p) => color::lupton(r, g, b, p),
+        Method::Stiff(p) => color::stiff(r, g, b, p),
+        Method::Linear(p) => color::linear(r, g, b, p),
     }
     .map_err(|e| bad("method", e.to_string()))?;
     let bytes = if ext == "png" {

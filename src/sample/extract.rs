@@ -52,7 +52,7 @@
 //! - on a noise-free image the measured noise, hence the threshold, is zero,
 //!   so every positive pixel counts as detected.
 
-use crate::imaging::image::Image;
+use crate::imaging::raster::Raster;
 
 /// Flag bit: neighbouring detections (or pixels that could not be restored
 /// from their mirror image) cover at least 10% of the `AUTO` aperture, so
@@ -192,7 +192,7 @@ pub struct Background {
     /// Background level for every pixel, bilinearly interpolated between the
     /// mesh cell centres (linearly extrapolated in the outer half cells, so a
     /// linear gradient is reproduced everywhere).
-    pub level: Image<f32>,
+    pub level: Raster<f32>,
     /// Global pixel noise: the median of the per-cell clipped rms values.
     pub rms: f32,
 }
@@ -244,11 +244,11 @@ pub struct Detection {
 /// set). The cell values are bilinearly interpolated to every pixel. The
 /// cells evenly divide the image, so a cell may be up to twice `mesh_size`
 /// wide when the image size is not a multiple of it.
-pub fn estimate_background(img: &Image<f32>, mesh_size: usize) -> Background {
+pub fn estimate_background(img: &Raster<f32>, mesh_size: usize) -> Background {
     let (w, h) = (img.width, img.height);
     if w == 0 || h == 0 {
         return Background {
-            level: Image::filled(w, h, 0.0),
+            level: Raster::filled(w, h, 0.0),
             rms: 0.0,
         };
     }
@@ -324,7 +324,7 @@ pub fn estimate_background(img: &Image<f32>, mesh_size: usize) -> Background {
         }
     }
     Background {
-        level: Image::from_vec(w, h, data),
+        level: Raster::from_vec(w, h, data),
         rms: global_rms as f32,
     }
 }
@@ -335,7 +335,7 @@ pub fn estimate_background(img: &Image<f32>, mesh_size: usize) -> Background {
 /// segmentation order, which is itself deterministic), so callers can number
 /// them in output order. An empty, fully masked or noise-free flat image
 /// yields no detections.
-pub fn extract(img: &Image<f32>, params: &ExtractParams) -> Vec<Detection> {
+pub fn extract(img: &Raster<f32>, params: &ExtractParams) -> Vec<Detection> {
     let (w, h) = (img.width, img.height);
     if w == 0 || h == 0 {
         return Vec::new();
@@ -584,7 +584,7 @@ fn robust_rms(det: &[f32]) -> Option<f64> {
 /// pass as a 0/1 factor), so this is a horizontal then a vertical 1-D pass.
 /// The vertical pass reads a ring buffer of horizontally filtered rows, which
 /// keeps the memory at one output image.
-fn detection_image(img: &Image<f32>, level: &Image<f32>, psf_fwhm: f64) -> Vec<f32> {
+fn detection_image(img: &Raster<f32>, level: &Raster<f32>, psf_fwhm: f64) -> Vec<f32> {
     let (w, h) = (img.width, img.height);
     let sigma = psf_fwhm / SIGMA_TO_FWHM;
     let kernel: Vec<f32> = if sigma.is_finite() && sigma > 0.0 {
@@ -1495,18 +1495,18 @@ mod tests {
     const PSF_SIGMA: f64 = PSF_FWHM / SIGMA_TO_FWHM;
 
     /// A flat background with Gaussian noise.
-    fn noisy_flat(w: usize, h: usize, level: f64, sigma: f64, seed: u64) -> Image<f32> {
+    fn noisy_flat(w: usize, h: usize, level: f64, sigma: f64, seed: u64) -> Raster<f32> {
         let mut rng = Rng(seed);
         let data = (0..w * h)
             .map(|_| (level + sigma * rng.gauss()) as f32)
             .collect();
-        Image::from_vec(w, h, data)
+        Raster::from_vec(w, h, data)
     }
 
     /// Adds an elliptical Gaussian of total `flux` centred at FITS (x, y),
     /// integrating each pixel with 10×10 sub-samples.
     fn add_gaussian(
-        img: &mut Image<f32>,
+        img: &mut Raster<f32>,
         x: f64,
         y: f64,
         flux: f64,
@@ -1544,7 +1544,7 @@ mod tests {
         }
     }
 
-    fn add_star(img: &mut Image<f32>, x: f64, y: f64, flux: f64) {
+    fn add_star(img: &mut Raster<f32>, x: f64, y: f64, flux: f64) {
         add_gaussian(img, x, y, flux, PSF_SIGMA, PSF_SIGMA, 0.0);
     }
 
@@ -1557,7 +1557,7 @@ mod tests {
     }
 
     /// A field of bright isolated stars at random sub-pixel positions.
-    fn star_field(seed: u64) -> (Image<f32>, Vec<(f64, f64, f64)>) {
+    fn star_field(seed: u64) -> (Raster<f32>, Vec<(f64, f64, f64)>) {
         let mut img = noisy_flat(256, 256, 100.0, 5.0, seed);
         let mut rng = Rng(seed ^ 0x9e37_79b9_7f4a_7c15);
         let mut truth = Vec::new();
@@ -1731,7 +1731,7 @@ mod tests {
         let data = (0..w * h)
             .map(|i| (truth(i % w, i / w) + 20.0 * rng.gauss()) as f32)
             .collect();
-        let mut img = Image::from_vec(w, h, data);
+        let mut img = Raster::from_vec(w, h, data);
         for k in 0..40 {
             let x = 10.0 + rng.uniform() * 490.0;
             let y = 10.0 + rng.uniform() * 490.0;
@@ -1805,7 +1805,7 @@ mod tests {
         // On a flat unit image the aperture sum is the aperture's area, which
         // checks the fractional edge-pixel overlap independently of sources.
         let (w, h) = (64usize, 64usize);
-        let img = Image::filled(w, h, 1.0f32);
+        let img = Raster::filled(w, h, 1.0f32);
         let bg = vec![0.0f32; w * h];
         let labels = vec![0u32; w * h];
         let params = ExtractParams::default();
@@ -1847,10 +1847,10 @@ mod tests {
     #[test]
     fn degenerate_inputs_yield_nothing() {
         let params = ExtractParams::default();
-        assert!(extract(&Image::filled(0, 0, 0.0), &params).is_empty());
-        assert!(extract(&Image::filled(50, 40, f32::NAN), &params).is_empty());
-        assert!(extract(&Image::filled(50, 40, 7.0), &params).is_empty());
-        let bg = estimate_background(&Image::filled(50, 40, f32::NAN), 16);
+        assert!(extract(&Raster::filled(0, 0, 0.0), &params).is_empty());
+        assert!(extract(&Raster::filled(50, 40, f32::NAN), &params).is_empty());
+        assert!(extract(&Raster::filled(50, 40, 7.0), &params).is_empty());
+        let bg = estimate_background(&Raster::filled(50, 40, f32::NAN), 16);
         assert!(bg.level.data.iter().all(|v| v.is_finite()));
     }
 }

@@ -23,7 +23,7 @@ use super::sky::{self, BANDS, Psf, SourceKind, TruthSource};
 use super::{ProgressFn, SampleError, SampleSpec};
 use crate::catalog::ingest::{AssociateListEntry, DepRef, FrameEntry, Manifest, SourceListEntry};
 use crate::imaging::fits::{self, Card, Column, ColumnData, Compression, PixelData};
-use crate::imaging::image::Image;
+use crate::imaging::raster::Raster;
 use crate::imaging::wcs::{Wcs, WcsKeywords};
 use crate::model::FrameClass;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -147,12 +147,12 @@ fn plan_exposures(spec: &SampleSpec, cam: &Camera) -> Vec<Exposure> {
 
 /// Static detector properties of one chip.
 struct Detector {
-    vignetting: Image<f32>,
-    response: Image<f32>,
-    dome: [Image<f32>; 3],
-    fringe: Image<f32>,
+    vignetting: Raster<f32>,
+    response: Raster<f32>,
+    dome: [Raster<f32>; 3],
+    fringe: Raster<f32>,
     hot: Vec<(usize, usize, f32)>,
-    bias_pattern: Image<f32>,
+    bias_pattern: Raster<f32>,
 }
 
 fn make_detector(spec: &SampleSpec, cam: &Camera, chip: usize) -> Detector {
@@ -175,7 +175,7 @@ fn make_detector(spec: &SampleSpec, cam: &Camera, chip: usize) -> Detector {
         .collect();
     // Bias structure: a slow gradient along rows and a faint column pattern,
     // as a real CCD amplifier shows.
-    let mut bias_pattern = Image::filled(cam.raw_width(), n, 0.0f32);
+    let mut bias_pattern = Raster::filled(cam.raw_width(), n, 0.0f32);
     let cols: Vec<f32> = (0..cam.raw_width())
         .map(|_| (r.random::<f32>() - 0.5) * 3.0)
         .collect();
@@ -268,7 +268,7 @@ fn median(v: &mut [f32]) -> f32 {
 }
 
 /// Median and MAD-based sigma of the finite values (subsampled for speed).
-fn robust_stats(img: &Image<f32>) -> (f32, f32) {
+fn robust_stats(img: &Raster<f32>) -> (f32, f32) {
     let step = (img.data.len() / 20000).max(1);
     let mut v: Vec<f32> = img
         .data
@@ -283,8 +283,8 @@ fn robust_stats(img: &Image<f32>) -> (f32, f32) {
 }
 
 /// Raw frame as float ADU, data section only.
-fn trim(raw: &Image<u16>, nx: usize) -> Image<f32> {
-    let mut out = Image::filled(nx, raw.height, 0.0f32);
+fn trim(raw: &Raster<u16>, nx: usize) -> Raster<f32> {
+    let mut out = Raster::filled(nx, raw.height, 0.0f32);
     for y in 0..raw.height {
         for x in 0..nx {
             out.set(x, y, f32::from(raw.get(x, y)));
@@ -293,20 +293,20 @@ fn trim(raw: &Image<u16>, nx: usize) -> Image<f32> {
     out
 }
 
-fn to_u16(img: &Image<f32>) -> Image<u16> {
+fn to_u16(img: &Raster<f32>) -> Raster<u16> {
     img.map(|v| v.round().clamp(0.0, SATURATION as f32) as u16)
 }
 
 /// Adds bias level, structure and hot-pixel dark signal, then quantises.
 fn read_out(
-    signal: Image<f32>,
+    signal: Raster<f32>,
     cam: &Camera,
     det: &Detector,
     chip: usize,
     dark_scale: f32,
     r: &mut ChaCha8Rng,
-) -> Image<u16> {
-    let mut raw = Image::filled(cam.raw_width(), cam.ny, 0.0f32);
+) -> Raster<u16> {
+    let mut raw = Raster::filled(cam.raw_width(), cam.ny, 0.0f32);
     let level = cam.bias_levels[chip] as f32;
     for y in 0..cam.ny {
         for x in 0..cam.raw_width() {
@@ -333,7 +333,7 @@ struct RawScience {
     exp: Exposure,
     chip: usize,
     wcs: WcsKeywords,
-    raw: Image<u16>,
+    raw: Raster<u16>,
     key: String,
 }
 
@@ -350,7 +350,7 @@ fn simulate_science(
     let mut r = rng(spec.seed, 10, (exp.index * 4 + chip) as u64);
     let wcs = cam.chip_wcs(chip, exp.ra0, exp.dec0);
     let w = Wcs::new(&wcs, n, n).expect("a TAN WCS built by the camera is valid");
-    let mut img = Image::filled(n, n, exp.sky_adu as f32);
+    let mut img = Raster::filled(n, n, exp.sky_adu as f32);
     let psf = Psf {
         fwhm_px: exp.seeing / cam.pixel_scale,
         beta: 3.0,
@@ -433,7 +433,7 @@ fn raw_science_cards(s: &RawScience, cam: &Camera) -> Vec<Card> {
 
 /// Detects cosmic-ray hits: pixels far above all their neighbours and much
 /// sharper than any star the optics can make.
-fn cosmic_mask(img: &Image<f32>, sigma: f32) -> Vec<usize> {
+fn cosmic_mask(img: &Raster<f32>, sigma: f32) -> Vec<usize> {
     let (w, h) = (img.width, img.height);
     let mut hits = Vec::new();
     for y in 1..h - 1 {
@@ -470,7 +470,7 @@ fn cosmic_mask(img: &Image<f32>, sigma: f32) -> Vec<usize> {
 }
 
 /// Box mean of a NaN-masked image with an odd window, by integral images.
-fn box_smooth(img: &Image<f32>, half: usize) -> Image<f32> {
+fn box_smooth(img: &Raster<f32>, half: usize) -> Raster<f32> {
     let (w, h) = (img.width, img.height);
     let mut sum = vec![0f64; (w + 1) * (h + 1)];
     let mut cnt = vec![0u32; (w + 1) * (h + 1)];
@@ -487,7 +487,7 @@ fn box_smooth(img: &Image<f32>, half: usize) -> Image<f32> {
             cnt[i] = c + cnt[i - 1] + cnt[i - (w + 1)] - cnt[i - (w + 1) - 1];
         }
     }
-    let mut out = Image::filled(w, h, 0.0f32);
+    let mut out = Raster::filled(w, h, 0.0f32);
     for y in 0..h {
         for x in 0..w {
             let (x0, x1) = (x.saturating_sub(half), (x + half + 1).min(w));
@@ -509,7 +509,7 @@ fn box_smooth(img: &Image<f32>, half: usize) -> Image<f32> {
     out
 }
 
-fn combine_median(frames: &[Image<f32>]) -> Image<f32> {
+fn combine_median(frames: &[Raster<f32>]) -> Raster<f32> {
     let (w, h) = (frames[0].width, frames[0].height);
     let data: Vec<f32> = (0..w * h)
         .into_par_iter()
@@ -531,7 +531,7 @@ fn combine_median(frames: &[Image<f32>]) -> Image<f32> {
             }
         })
         .collect();
-    Image::from_vec(w, h, data)
+    Raster::from_vec(w, h, data)
 }
 
 /// The terms of a polynomial surface in (u, v) up to `order` (0, 1 or 2).
@@ -809,7 +809,7 @@ fn grid_wcs(cam: &Camera) -> (WcsKeywords, usize) {
 
 /// Bilinear sample at FITS pixel (x, y); NaN if any neighbour is masked or
 /// the position is off the image.
-fn bilinear(img: &Image<f32>, x: f64, y: f64) -> f32 {
+fn bilinear(img: &Raster<f32>, x: f64, y: f64) -> f32 {
     let (fx, fy) = (x - 1.0, y - 1.0);
     if fx < 0.0 || fy < 0.0 || fx > (img.width - 1) as f64 || fy > (img.height - 1) as f64 {
         return f32::NAN;
@@ -826,7 +826,7 @@ fn bilinear(img: &Image<f32>, x: f64, y: f64) -> f32 {
 struct Regridded {
     x0: usize,
     y0: usize,
-    img: Image<f32>,
+    img: Raster<f32>,
     wcs: WcsKeywords,
     rms: f32,
 }
@@ -836,7 +836,7 @@ struct Regridded {
 /// coarse lattice and interpolated in between, which for TAN over 16 pixels
 /// is accurate to far below a micro-pixel.
 fn regrid(
-    src: &Image<f32>,
+    src: &Raster<f32>,
     src_wcs: &Wcs,
     grid: &Wcs,
     grid_kw: &WcsKeywords,
@@ -892,7 +892,7 @@ fn regrid(
             row
         })
         .collect();
-    let img = Image::from_vec(w, h, rows.concat());
+    let img = Raster::from_vec(w, h, rows.concat());
     let mut wcs = grid_kw.clone();
     wcs.crpix1 -= (x0 - 1) as f64;
     wcs.crpix2 -= (y0 - 1) as f64;
@@ -957,7 +957,7 @@ pub fn generate(
         night: usize,
         chip: usize,
         band: Option<usize>,
-        raw: Image<u16>,
+        raw: Raster<u16>,
         start: DateTime<Utc>,
     }
     let mut cal_jobs = Vec::new();
@@ -984,7 +984,7 @@ pub fn generate(
                     + Duration::minutes((i + band.map_or(0, |b| 10 + 10 * b)) as i64);
                 let (signal, kind, class, key, exptime) = match band {
                     None => (
-                        Image::filled(n, n, 0.0f32),
+                        Raster::filled(n, n, 0.0f32),
                         "bias",
                         FrameClass::RawBiasFrame,
                         format!("raw_bias_n{}_{:02}_{}", night + 1, i + 1, CHIP_NAMES[chip]),
@@ -992,7 +992,7 @@ pub fn generate(
                     ),
                     Some(b) => {
                         let level = FLAT_LEVEL * (1.0 + 0.05 * i as f64) * cam.qe[chip];
-                        let mut s = Image::filled(n, n, 0.0f32);
+                        let mut s = Raster::filled(n, n, 0.0f32);
                         for p in 0..n * n {
                             s.data[p] = level as f32
                                 * det.vignetting.data[p]
@@ -1117,20 +1117,20 @@ pub fn generate(
     // 2. Master biases and hot-pixel maps per night and chip.
     struct Cal {
         key: String,
-        img: Image<f32>,
+        img: Raster<f32>,
     }
     let nc: Vec<(usize, usize)> = (0..spec.nights)
         .flat_map(|nt| (0..4).map(move |c| (nt, c)))
         .collect();
     // (master bias, hot-pixel map key, hot-pixel map) per night and chip.
-    let biases: Vec<(Cal, String, Image<u8>)> = nc
+    let biases: Vec<(Cal, String, Raster<u8>)> = nc
         .par_iter()
         .map(|&(night, chip)| -> Result<_, SampleError> {
             let raws: Vec<&CalRaw> = cal_raws
                 .iter()
                 .filter(|c| c.night == night && c.chip == chip && c.band.is_none())
                 .collect();
-            let mut sum = Image::filled(n, n, 0.0f32);
+            let mut sum = Raster::filled(n, n, 0.0f32);
             for r in &raws {
                 let t = trim(&r.raw, n);
                 for (s, v) in sum.data.iter_mut().zip(&t.data) {
@@ -1220,7 +1220,7 @@ pub fn generate(
         .par_iter()
         .map(|&(night, chip, band)| -> Result<Cal, SampleError> {
             let bias = &bias_of(night, chip).0.img;
-            let frames: Vec<Image<f32>> = cal_raws
+            let frames: Vec<Raster<f32>> = cal_raws
                 .iter()
                 .filter(|c| c.night == night && c.chip == chip && c.band == Some(band))
                 .map(|c| {
@@ -1253,7 +1253,7 @@ pub fn generate(
         })
         .collect::<Result<_, _>>()?;
     let flat_of = |night: usize, chip: usize, band: usize| &flats[(night * 4 + chip) * 3 + band];
-    let colds: Vec<(String, Image<u8>)> = nc
+    let colds: Vec<(String, Raster<u8>)> = nc
         .par_iter()
         .map(|&(night, chip)| -> Result<_, SampleError> {
             let flat = &flat_of(night, chip, 1).img;
@@ -1315,14 +1315,14 @@ pub fn generate(
     let masked_bad = |night: usize, chip: usize, p: usize| {
         bias_of(night, chip).2.data[p] == 0 || colds[night * 4 + chip].1.data[p] == 0
     };
-    let flattened: Vec<Image<f32>> = sci
+    let flattened: Vec<Raster<f32>> = sci
         .par_iter()
         .map(|s| {
             let (nt, ch, b) = (s.exp.night, s.chip, s.exp.band);
             let bias = &bias_of(nt, ch).0.img;
             let flat = &flat_of(nt, ch, b).img;
             let t = trim(&s.raw, n);
-            let mut out = Image::filled(n, n, 0.0f32);
+            let mut out = Raster::filled(n, n, 0.0f32);
             for p in 0..n * n {
                 out.data[p] = (t.data[p] - bias.data[p]) / flat.data[p];
             }
@@ -1331,10 +1331,10 @@ pub fn generate(
         .collect();
 
     // 3. Fringe frames (i band) per chip, for the whole run.
-    let fringes: Vec<(String, Image<f32>)> = (0..4)
+    let fringes: Vec<(String, Raster<f32>)> = (0..4)
         .into_par_iter()
         .map(|chip| -> Result<_, SampleError> {
-            let frames: Vec<Image<f32>> = sci
+            let frames: Vec<Raster<f32>> = sci
                 .iter()
                 .zip(&flattened)
                 .filter(|(s, _)| s.chip == chip && s.exp.band == 2)
@@ -1399,7 +1399,7 @@ pub fn generate(
 
     // 4. Reduced frames: (raw − bias) / flat − fringe, masked; their sources.
     struct Reduced {
-        img: Image<f32>,
+        img: Raster<f32>,
         dets: Vec<Detection>,
         matched: Vec<Matched>,
         wcs: Wcs,
@@ -1471,9 +1471,9 @@ pub fn generate(
             creation_date: Some(processing(400 + s.exp.index * 4 + s.chip)),
         });
     }
-    let illum: Vec<Image<f32>> = (0..12)
+    let illum: Vec<Raster<f32>> = (0..12)
         .into_par_iter()
-        .map(|k| -> Result<Image<f32>, SampleError> {
+        .map(|k| -> Result<Raster<f32>, SampleError> {
             let (chip, band) = (k / 3, k % 3);
             let mut pts = Vec::new();
             for (s, r) in sci
@@ -1497,7 +1497,7 @@ pub fn generate(
                 pts.extend(ratios.into_iter().map(|(u, v, q)| (u, v, q / norm)));
             }
             let (order, coeffs) = fit_illumination(&pts);
-            let mut img = Image::filled(n, n, 1.0f32);
+            let mut img = Raster::filled(n, n, 1.0f32);
             for y in 0..n {
                 for x in 0..n {
                     let u = 2.0 * (x as f64 + 0.5) / n as f64 - 1.0;
@@ -1758,7 +1758,7 @@ pub fn generate(
     }
 
     // 6. Coadds: per-pixel clipped mean of the regridded frames of a band.
-    let coadds: Vec<(Image<f32>, Vec<Detection>)> = (0..3)
+    let coadds: Vec<(Raster<f32>, Vec<Detection>)> = (0..3)
         .into_par_iter()
         .map(|band| -> Result<_, SampleError> {
             let members: Vec<(&RawScience, &Regridded)> = sci
@@ -1806,7 +1806,7 @@ pub fn generate(
                     row
                 })
                 .collect();
-            let img = Image::from_vec(grid_n, grid_n, rows.concat());
+            let img = Raster::from_vec(grid_n, grid_n, rows.concat());
             let mut seeing: Vec<f32> = members
                 .iter()
                 .map(|(s, _)| zp_seeing[s.exp.index * 4 + s.chip].1 as f32)

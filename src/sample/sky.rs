@@ -25,7 +25,7 @@
 //!   `(chip_x0, chip_y0)` sits at `(chip_x0 + ix, chip_y0 + iy)`, so chips
 //!   that share a focal-plane frame show continuous patterns.
 
-use crate::imaging::image::Image;
+use crate::imaging::raster::Raster;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -742,7 +742,7 @@ impl MoffatModel {
 /// normalised over its whole extent (also off the image), so an unclipped
 /// star puts exactly `flux` into the image.
 fn add_moffat(
-    img: &mut Image<f32>,
+    img: &mut Raster<f32>,
     m: &MoffatModel,
     xc: f64,
     yc: f64,
@@ -797,7 +797,7 @@ fn add_moffat(
 /// zero-based (xc, yc), sampled at pixel centres (the caller folds the pixel
 /// response in as a variance of 1/12), cut at 5σ or where it falls below
 /// [`GAUSS_EPS`].
-fn add_gaussian(img: &mut Image<f32>, xc: f64, yc: f64, flux: f64, cov: Cov) {
+fn add_gaussian(img: &mut Raster<f32>, xc: f64, yc: f64, flux: f64, cov: Cov) {
     let det = cov.xx * cov.yy - cov.xy * cov.xy;
     if det <= 0.0 || flux <= 0.0 {
         return;
@@ -953,7 +953,7 @@ fn sky_pa_to_image_angle(pa_deg: f64, north_angle_deg: f64) -> f64 {
 /// each PSF Gaussian and with the pixel (variances add), rendered analytically.
 #[allow(clippy::too_many_arguments)]
 fn add_galaxy(
-    img: &mut Image<f32>,
+    img: &mut Raster<f32>,
     m: &MoffatModel,
     xc: f64,
     yc: f64,
@@ -1050,7 +1050,7 @@ const MERGE_FRACTION: f64 = 0.15;
 /// Panics if `band > 2`.
 #[allow(clippy::too_many_arguments)]
 pub fn render_sources(
-    img: &mut Image<f32>,
+    img: &mut Raster<f32>,
     sources: &[TruthSource],
     band: usize,
     mjd: f64,
@@ -1138,7 +1138,7 @@ const POISSON_EXACT_BELOW: f64 = 30.0;
 /// approximation above 30 e⁻; non-positive values get no photon noise),
 /// converted back, and `read_noise_adu` Gaussian noise is added. The variance
 /// of the result is `value / gain + read_noise_adu²` (ADU²).
-pub fn add_noise(img: &mut Image<f32>, gain: f64, read_noise_adu: f64, rng: &mut impl rand::Rng) {
+pub fn add_noise(img: &mut Raster<f32>, gain: f64, read_noise_adu: f64, rng: &mut impl rand::Rng) {
     let gain = gain.max(1e-12);
     for px in &mut img.data {
         let e = f64::from(*px) * gain;
@@ -1161,7 +1161,7 @@ pub fn add_noise(img: &mut Image<f32>, gain: f64, read_noise_adu: f64, rng: &mut
 /// neighbours. The returned list (core and halo, no duplicates, sorted by row
 /// then column) is the truth mask for cosmic-ray rejection.
 pub fn add_cosmic_rays(
-    img: &mut Image<f32>,
+    img: &mut Raster<f32>,
     count: usize,
     rng: &mut impl rand::Rng,
 ) -> Vec<(usize, usize)> {
@@ -1283,7 +1283,7 @@ pub fn fringe_pattern(
     chip_x0: f64,
     chip_y0: f64,
     seed: u64,
-) -> Image<f32> {
+) -> Raster<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let systems = [
         FringeSystem::random(&mut rng, 1.0),
@@ -1291,7 +1291,7 @@ pub fn fringe_pattern(
     ];
     // cos of a well-mixed phase has mean square 1/2.
     let norm = 1.0 / (0.5 * systems.iter().map(|s| s.weight * s.weight).sum::<f64>()).sqrt();
-    let mut img = Image::filled(width, height, 0.0f32);
+    let mut img = Raster::filled(width, height, 0.0f32);
     for iy in 0..height {
         let y = chip_y0 + iy as f64;
         for ix in 0..width {
@@ -1321,12 +1321,12 @@ pub fn vignetting(
     fp_cx: f64,
     fp_cy: f64,
     fp_radius: f64,
-) -> Image<f32> {
+) -> Raster<f32> {
     if fp_radius <= 0.0 {
-        return Image::filled(width, height, 1.0);
+        return Raster::filled(width, height, 1.0);
     }
     let focal = fp_radius / vignetting_edge_tan();
-    let mut img = Image::filled(width, height, 1.0f32);
+    let mut img = Raster::filled(width, height, 1.0f32);
     for iy in 0..height {
         let dy = chip_y0 + iy as f64 - fp_cy;
         for ix in 0..width {
@@ -1344,9 +1344,9 @@ pub fn vignetting(
 /// out-of-focus shadows of dust on the filter or window, annuli (the pupil
 /// with its central obstruction) of outer radius 10–25 px and depth 2–5 %
 /// with soft edges. Deterministic for `seed`.
-pub fn pixel_response(width: usize, height: usize, seed: u64, rms: f64) -> Image<f32> {
+pub fn pixel_response(width: usize, height: usize, seed: u64, rms: f64) -> Raster<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut img = Image::filled(width, height, 1.0f32);
+    let mut img = Raster::filled(width, height, 1.0f32);
     for px in &mut img.data {
         *px = (1.0 + rms * gauss(&mut rng)) as f32;
     }
@@ -1402,7 +1402,7 @@ pub fn illumination_pattern(
     fp_cy: f64,
     fp_radius: f64,
     band: usize,
-) -> Image<f32> {
+) -> Raster<f32> {
     assert!(band < BANDS.len(), "band {band} out of range");
     let c = ILLUMINATION[band];
     let r = if fp_radius > 0.0 {
@@ -1410,7 +1410,7 @@ pub fn illumination_pattern(
     } else {
         f64::INFINITY
     };
-    let mut img = Image::filled(width, height, 1.0f32);
+    let mut img = Raster::filled(width, height, 1.0f32);
     for iy in 0..height {
         let v = (chip_y0 + iy as f64 - fp_cy) / r;
         for ix in 0..width {
@@ -1541,7 +1541,7 @@ mod tests {
         xi.hypot(eta)
     }
 
-    fn moments(img: &Image<f32>) -> (f64, f64, f64, f64, f64, f64) {
+    fn moments(img: &Raster<f32>) -> (f64, f64, f64, f64, f64, f64) {
         let (mut s, mut sx, mut sy) = (0.0, 0.0, 0.0);
         for iy in 0..img.height {
             for ix in 0..img.width {
@@ -1821,7 +1821,7 @@ mod tests {
         for psf in &psfs {
             for &(x, y) in &[(60.0, 61.0), (60.3, 61.7), (60.5, 60.5), (61.83, 60.12)] {
                 for &mag in &[23.5, 20.0, 16.0] {
-                    let mut img = Image::filled(121, 121, 0.0f32);
+                    let mut img = Raster::filled(121, 121, 0.0f32);
                     let to_pix = fixed_at(x, y);
                     render_sources(
                         &mut img,
@@ -1860,7 +1860,7 @@ mod tests {
             ellipticity: 0.3,
             pa_deg: 30.0,
         };
-        let mut img = Image::filled(101, 101, 0.0f32);
+        let mut img = Raster::filled(101, 101, 0.0f32);
         render_sources(
             &mut img,
             &[star(18.0)],
@@ -1885,7 +1885,7 @@ mod tests {
             ellipticity: 0.0,
             ..psf
         };
-        let mut img = Image::filled(101, 101, 0.0f32);
+        let mut img = Raster::filled(101, 101, 0.0f32);
         render_sources(
             &mut img,
             &[star(18.0)],
@@ -1902,7 +1902,7 @@ mod tests {
         let at3 = f64::from(img.get(53, 50));
         assert!((at3 / peak - 0.5).abs() < 0.03, "{}", at3 / peak);
         // Bright stars reach far: wings at 6 FWHM are still rendered.
-        let mut img = Image::filled(201, 201, 0.0f32);
+        let mut img = Raster::filled(201, 201, 0.0f32);
         render_sources(
             &mut img,
             &[star(14.5)],
@@ -1937,7 +1937,7 @@ mod tests {
     fn galaxy_flux_is_right() {
         for &n in &[1.0, 4.0] {
             for &re in &[0.3, 0.6, 1.5] {
-                let mut img = Image::filled(161, 161, 0.0f32);
+                let mut img = Raster::filled(161, 161, 0.0f32);
                 let g = galaxy(re, 0.6, 30.0, n);
                 render_sources(
                     &mut img,
@@ -1966,7 +1966,7 @@ mod tests {
     fn galaxy_orientation_follows_pa_and_north_angle() {
         for &north in &[0.0, 40.0, -115.0] {
             for &pa in &[0.0, 30.0, 75.0, 120.0, 160.0] {
-                let mut img = Image::filled(161, 161, 0.0f32);
+                let mut img = Raster::filled(161, 161, 0.0f32);
                 let g = galaxy(2.0, 0.4, pa, 1.0);
                 render_sources(
                     &mut img,
@@ -1992,7 +1992,7 @@ mod tests {
             }
         }
         // With north up and east left, PA 90 lies along x, PA 0 along y.
-        let mut img = Image::filled(161, 161, 0.0f32);
+        let mut img = Raster::filled(161, 161, 0.0f32);
         render_sources(
             &mut img,
             &[galaxy(2.0, 0.4, 90.0, 1.0)],
@@ -2016,7 +2016,7 @@ mod tests {
         let north = 25.0;
         let wcs = tan_wcs(0.26, north, (81.0, 81.0));
         let g = galaxy(2.0, 0.3, 45.0, 1.0);
-        let mut img = Image::filled(161, 161, 0.0f32);
+        let mut img = Raster::filled(161, 161, 0.0f32);
         render_sources(
             &mut img,
             &[g],
@@ -2042,7 +2042,7 @@ mod tests {
 
     #[test]
     fn off_image_sources_are_skipped() {
-        let mut img = Image::filled(64, 64, 0.0f32);
+        let mut img = Raster::filled(64, 64, 0.0f32);
         let src = [star(15.0), galaxy(1.0, 0.5, 10.0, 4.0)];
         render_sources(
             &mut img,
@@ -2102,7 +2102,7 @@ mod tests {
             (x - x0 + 101.0, y - y0 + 101.0)
         };
         let render = |exptime: f64| {
-            let mut img = Image::filled(201, 201, 0.0f32);
+            let mut img = Raster::filled(201, 201, 0.0f32);
             render_sources(
                 &mut img,
                 std::slice::from_ref(&m),
@@ -2132,7 +2132,7 @@ mod tests {
     fn noise_variance_matches_poisson_plus_read_noise() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         for &(level, gain, rn) in &[(1000.0, 2.0, 5.0), (1000.0, 0.8, 3.0), (4.0, 1.5, 2.0)] {
-            let mut img = Image::filled(512, 512, level as f32);
+            let mut img = Raster::filled(512, 512, level as f32);
             add_noise(&mut img, gain, rn, &mut rng);
             let n = img.data.len() as f64;
             let mean = img.data.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
@@ -2154,7 +2154,7 @@ mod tests {
     #[test]
     fn cosmic_rays_are_short_bright_tracks() {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
-        let mut img = Image::filled(300, 200, 0.0f32);
+        let mut img = Raster::filled(300, 200, 0.0f32);
         let hit = add_cosmic_rays(&mut img, 40, &mut rng);
         let bright: Vec<_> = hit
             .iter()
@@ -2189,7 +2189,7 @@ mod tests {
             }
         }
         // The seam between the chips is as smooth as the inside of a chip.
-        let col_step = |a: &Image<f32>, ca: usize, b: &Image<f32>, cb: usize| {
+        let col_step = |a: &Raster<f32>, ca: usize, b: &Raster<f32>, cb: usize| {
             (0..512)
                 .map(|iy| f64::from((a.get(ca, iy) - b.get(cb, iy)).abs()))
                 .sum::<f64>()
@@ -2372,7 +2372,7 @@ mod tests {
             (256.5 - xi / h * 256.0, 256.5 + eta / h * 256.0)
         };
         // Speed is measured by benchmarks, not asserted here.
-        let mut img = Image::filled(512, 512, 0.0f32);
+        let mut img = Raster::filled(512, 512, 0.0f32);
         render_sources(
             &mut img,
             &cat,

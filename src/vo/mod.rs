@@ -11,7 +11,7 @@
 //! - [`prov`]: W3C PROV-JSON / PROV-N of a lineage with ProvenanceDM terms.
 //! - [`coverage`]: MOC footprints per frame class and filter.
 //!
-//! The HTTP side lives in `web::vo`; this module is protocol logic only,
+//! The HTTP side lives in `web::vo_endpoints`; this module is protocol logic only,
 //! so it can be tested without a server.
 
 pub mod coverage;

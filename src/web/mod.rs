@@ -4,24 +4,24 @@
 //! `tower::ServiceExt::oneshot` without opening a socket. Handlers are thin:
 //! they parse, call the catalogue or a service, and render.
 
-pub mod api;
-pub mod batch;
-pub mod browse;
+pub mod batch_pages;
+pub mod cutout_api;
 mod error;
-pub mod image;
-pub mod jobs;
-pub mod object;
+pub mod image_view;
+pub mod job_pages;
+pub mod object_view;
 pub mod pages;
-pub mod rgb;
-pub mod sky;
-pub mod vo;
+pub mod rgb_pages;
+pub mod sky_view;
+pub mod table_pages;
+pub mod vo_endpoints;
 
 pub use error::AppError;
 
-use crate::cache::DiskCache;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::imaging::pixels::{Sidecars, SourceCache};
+use crate::products::cache::DiskCache;
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -47,7 +47,7 @@ pub struct Services {
     pub sources: Arc<SourceCache>,
     /// Recently resolved frames, so a burst of cutouts of one frame does not
     /// query the database for each.
-    pub frames: api::FrameLookup,
+    pub frames: cutout_api::FrameLookup,
     /// The on-demand product cache (rendered images, cutouts of compressed
     /// frames).
     pub products: DiskCache,
@@ -74,7 +74,7 @@ impl AppState {
         let services = Services {
             sources,
             jobs: Arc::new(jobs),
-            frames: api::FrameLookup::new(4096),
+            frames: cutout_api::FrameLookup::new(4096),
             products: DiskCache::open(config.cache_dir.join("products"), config.cache_bytes)
                 .map_err(std::io::Error::other)?,
         };
@@ -107,45 +107,60 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::home))
         .route("/health", get(health))
-        .route("/tables", get(browse::tables))
-        .route("/table/{name}", get(browse::table))
-        .route("/table/{name}/{id}", get(browse::list_rows))
+        .route("/tables", get(table_pages::tables))
+        .route("/table/{name}", get(table_pages::table))
+        .route("/table/{name}/{id}", get(table_pages::list_rows))
         .route("/help", get(pages::help))
-        .route("/object/{id}", get(object::object))
-        .route("/thumb/{id}", get(object::thumbnail))
-        .route("/image/{id}", get(image::image))
-        .route("/render/{id}", get(image::render))
-        .route("/api/pixel", get(image::pixel))
-        .route("/api/cutout", get(api::cutout))
-        .route("/api/images", get(api::images))
-        .route("/deps", get(jobs::deps_page))
-        .route("/api/deps", get(jobs::deps_api))
-        .route("/jobs", get(jobs::jobs_page))
-        .route("/jobs/{id}", get(jobs::job_page))
-        .route("/jobs/{id}/zip", get(jobs::job_zip))
-        .route("/jobs/{id}/files/{*path}", get(jobs::job_file))
-        .route("/api/jobs/{id}", get(jobs::job_api))
-        .route("/batch", get(batch::batch_page).post(batch::batch_post))
-        .route("/api/batch", axum::routing::post(batch::batch_api))
-        .route("/rgb", get(rgb::rgb_page))
-        .route("/rgb/gallery", get(rgb::gallery))
-        .route("/api/rgb", get(rgb::rgb_api))
-        .route("/data/{id}", get(vo::data))
-        .route("/vo/sia/query", get(vo::sia_query).post(vo::sia_query))
-        .route("/vo/soda/sync", get(vo::soda_sync).post(vo::soda_sync))
-        .route("/vo/links", get(vo::links).post(vo::links))
-        .route("/prov", get(vo::provenance).post(vo::provenance))
-        .route("/vo/moc", get(vo::moc))
-        .route("/vo/availability", get(vo::availability))
-        .route("/vo/capabilities", get(vo::capabilities))
-        .route("/vo/sia/availability", get(vo::availability))
-        .route("/vo/sia/capabilities", get(vo::capabilities))
-        .route("/sky", get(sky::sky))
+        .route("/object/{id}", get(object_view::object))
+        .route("/thumb/{id}", get(object_view::thumbnail))
+        .route("/image/{id}", get(image_view::image))
+        .route("/render/{id}", get(image_view::render))
+        .route("/api/pixel", get(image_view::pixel))
+        .route("/api/cutout", get(cutout_api::cutout))
+        .route("/api/images", get(cutout_api::images))
+        .route("/deps", get(job_pages::deps_page))
+        .route("/api/deps", get(job_pages::deps_api))
+        .route("/jobs", get(job_pages::jobs_page))
+        .route("/jobs/{id}", get(job_pages::job_page))
+        .route("/jobs/{id}/zip", get(job_pages::job_zip))
+        .route("/jobs/{id}/files/{*path}", get(job_pages::job_file))
+        .route("/api/jobs/{id}", get(job_pages::job_api))
+        .route(
+            "/batch",
+            get(batch_pages::batch_page).post(batch_pages::batch_post),
+        )
+        .route("/api/batch", axum::routing::post(batch_pages::batch_api))
+        .route("/rgb", get(rgb_pages::rgb_page))
+        .route("/rgb/gallery", get(rgb_pages::gallery))
+        .route("/api/rgb", get(rgb_pages::rgb_api))
+        .route("/data/{id}", get(vo_endpoints::data))
+        .route(
+            "/vo/sia/query",
+            get(vo_endpoints::sia_query).post(vo_endpoints::sia_query),
+        )
+        .route(
+            "/vo/soda/sync",
+            get(vo_endpoints::soda_sync).post(vo_endpoints::soda_sync),
+        )
+        .route(
+            "/vo/links",
+            get(vo_endpoints::links).post(vo_endpoints::links),
+        )
+        .route(
+            "/prov",
+            get(vo_endpoints::provenance).post(vo_endpoints::provenance),
+        )
+        .route("/vo/moc", get(vo_endpoints::moc))
+        .route("/vo/availability", get(vo_endpoints::availability))
+        .route("/vo/capabilities", get(vo_endpoints::capabilities))
+        .route("/vo/sia/availability", get(vo_endpoints::availability))
+        .route("/vo/sia/capabilities", get(vo_endpoints::capabilities))
+        .route("/sky", get(sky_view::sky))
         .route("/vo", get(pages::vo))
-        .route("/static/samp.js", get(sky::samp_js))
-        .route("/static/aladin-view.js", get(sky::aladin_view_js))
-        .route("/static/aladin-view.css", get(sky::aladin_view_css))
-        .route("/static/aladin/aladin.js", get(sky::aladin_js))
+        .route("/static/samp.js", get(sky_view::samp_js))
+        .route("/static/aladin-view.js", get(sky_view::aladin_view_js))
+        .route("/static/aladin-view.css", get(sky_view::aladin_view_css))
+        .route("/static/aladin/aladin.js", get(sky_view::aladin_js))
         .route("/static/style.css", get(stylesheet))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http())

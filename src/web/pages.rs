@@ -154,7 +154,7 @@ pub async fn vo(
         }
     }
     let page = VoPage {
-        base: super::vo::base_url(&st, &headers),
+        base: super::vo_endpoints::base_url(&st, &headers),
         example_frame,
         classes: FrameClass::ALL.map(|c| c.name()).to_vec(),
     };

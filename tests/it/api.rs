@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use wisecut::imaging::fits::{self, Compression, PixelData};
-use wisecut::imaging::image::Image;
 use wisecut::imaging::pixels::{PixelSource, Region, Sidecars};
+use wisecut::imaging::raster::Raster;
 use wisecut::imaging::wcs::{Header, KeywordSource, Wcs};
 use wisecut::model::{Frame, FrameClass};
 use wisecut::web::{AppState, app};
@@ -341,7 +341,7 @@ async fn row_tiled_images_are_served_from_a_sidecar_with_identical_values() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rows.fits");
     let (w, h) = (5000, 600);
-    let img = Image::from_vec(
+    let img = Raster::from_vec(
         w,
         h,
         (0..w * h)

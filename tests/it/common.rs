@@ -180,7 +180,7 @@ pub(crate) fn run_peer(python: &str, script: &str, args: &[&std::ffi::OsStr]) ->
 pub(crate) fn read_fits(
     bytes: &[u8],
 ) -> (
-    wisecut::imaging::image::Image<f32>,
+    wisecut::imaging::raster::Raster<f32>,
     wisecut::imaging::wcs::Header,
 ) {
     use wisecut::imaging::fits;

@@ -17,7 +17,7 @@ use serde_json::Value as Json;
 use wisecut::catalog::lineage::Direction;
 use wisecut::ids::ObjectId;
 use wisecut::imaging::fits;
-use wisecut::imaging::image::Image;
+use wisecut::imaging::raster::Raster;
 use wisecut::imaging::wcs::{Header, KeywordSource, Wcs, WcsKeywords};
 use wisecut::model::FrameClass;
 use wisecut::web::AppState;
@@ -160,7 +160,7 @@ fn datasec(st: &AppState, f: &wisecut::model::Frame) -> (i64, i64) {
 }
 
 /// Robust background and noise of the finite pixels: median and 1.4826·MAD.
-fn background(img: &Image<f32>) -> (f64, f64) {
+fn background(img: &Raster<f32>) -> (f64, f64) {
     let mut v: Vec<f64> = img
         .data
         .iter()
@@ -180,7 +180,7 @@ fn background(img: &Image<f32>) -> (f64, f64) {
 /// and cosmic rays lose to the star), then the background-subtracted,
 /// flux-weighted centroid in a 7×7 box around it. Returns the 1-based
 /// position and the peak's significance in units of the pixel noise.
-fn centroid(img: &Image<f32>) -> ((f64, f64), f64) {
+fn centroid(img: &Raster<f32>) -> ((f64, f64), f64) {
     let (bg, noise) = background(img);
     let (w, h) = (img.width as i64, img.height as i64);
     let at = |x: i64, y: i64| -> f64 {

@@ -11,10 +11,10 @@ use super::deps::bright_star;
 use axum::http::StatusCode;
 use serde_json::{Value as Json, json};
 use wisecut::catalog::Catalog;
-use wisecut::catalog::jobs::{JobRecord, JobStatus};
-use wisecut::deps::DepParams;
+use wisecut::catalog::job_records::{JobRecord, JobStatus};
 use wisecut::ids::JobId;
 use wisecut::jobs::MAX_ATTEMPTS;
+use wisecut::products::dependency_cutouts::DepParams;
 use wisecut::web::AppState;
 
 /// Polls `/api/jobs/{id}` until the job is done or failed (60 s at most),

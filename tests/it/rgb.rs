@@ -1,5 +1,5 @@
-//! Peer check against astropy: `rgb::lupton` reproduces
-//! `astropy.visualization.make_lupton_rgb`, and `rgb::linear` reproduces
+//! Peer check against astropy: `color::lupton` reproduces
+//! `astropy.visualization.make_lupton_rgb`, and `color::linear` reproduces
 //! `make_rgb` with percentile intervals, within 1 DN per channel.
 //!
 //! The Python side lives in `tests/peer/check_rgb.py` and runs in the
@@ -13,8 +13,8 @@ use super::common;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
-use wisecut::imaging::image::Image;
-use wisecut::imaging::rgb::{self, LinearParams, LuptonParams};
+use wisecut::imaging::color::{self, LinearParams, LuptonParams};
+use wisecut::imaging::raster::Raster;
 
 const W: usize = 97;
 const H: usize = 61;
@@ -34,8 +34,8 @@ fn band(
     sigma: f64,
     blobs: &[(f64, f64, f64, f64)],
     saturation: f64,
-) -> Image<f32> {
-    let mut img = Image::filled(W, H, 0.0f32);
+) -> Raster<f32> {
+    let mut img = Raster::filled(W, H, 0.0f32);
     for iy in 0..H {
         for ix in 0..W {
             let mut v = level + sigma * gauss(rng);
@@ -49,7 +49,7 @@ fn band(
     img
 }
 
-fn raw_f32(img: &Image<f32>) -> Vec<u8> {
+fn raw_f32(img: &Raster<f32>) -> Vec<u8> {
     img.data.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
@@ -131,7 +131,7 @@ fn colour_composites_agree_with_astropy() {
             q,
         };
         let png = format!("lupton_{name}.png");
-        let pic = rgb::lupton(&r, &g, &b, &p).unwrap();
+        let pic = color::lupton(&r, &g, &b, &p).unwrap();
         std::fs::write(dir.path().join(&png), pic.to_png()).unwrap();
         // f32 -> f64 is exact, so Python sees the very same parameters.
         cases.push(json!({
@@ -160,7 +160,7 @@ fn colour_composites_agree_with_astropy() {
             percentile,
         };
         let png = format!("linear_{name}.png");
-        let pic = rgb::linear(&r, &g, &b, &p).unwrap();
+        let pic = color::linear(&r, &g, &b, &p).unwrap();
         std::fs::write(dir.path().join(&png), pic.to_png()).unwrap();
         let opt = |v: [Option<f32>; 3]| v.map(|v| v.map(f64::from));
         linear.push(json!({

@@ -73,7 +73,7 @@ fn every_class_is_present_with_the_expected_counts() {
 }
 
 /// Reads a frame's image by manifest key.
-fn image(dir: &Path, m: &Manifest, key: &str) -> wisecut::imaging::image::Image<f32> {
+fn image(dir: &Path, m: &Manifest, key: &str) -> wisecut::imaging::raster::Raster<f32> {
     let f = m.frames.iter().find(|f| f.key == key).unwrap();
     let path = dir.join(&f.path);
     let hdu = fits::first_image_hdu(&path).unwrap();

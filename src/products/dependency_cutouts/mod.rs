@@ -11,8 +11,7 @@
 //! page and the JSON answer show.
 
 pub mod make;
-pub mod plan;
-pub mod ranges;
+pub mod placement;
 
 use std::collections::HashMap;
 
@@ -24,7 +23,7 @@ use crate::ids::{Aid, Alid, Sid, Slid};
 use crate::imaging::cutout::{ParamError, SizeUnit};
 use crate::imaging::render::{Interval, Stretch};
 use crate::model::FrameClass;
-use plan::{Graph, Placement};
+use placement::{Graph, Placement};
 
 /// The ten frame classes of a pipeline, in pipeline order: the default
 /// selection and the column order of the result table.
@@ -139,8 +138,8 @@ impl DepParams {
                 ));
             }
         };
-        let ids =
-            ranges::parse_ids(&self.ids).map_err(|e| ParamError::new("ids", e.to_string()))?;
+        let ids = crate::params::id_ranges::parse_ids(&self.ids)
+            .map_err(|e| ParamError::new("ids", e.to_string()))?;
         let classes = parse_classes(&self.classes)?;
         let unit = match self
             .unit

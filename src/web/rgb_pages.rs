@@ -8,9 +8,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use super::api::ApiError;
+use super::cutout_api::ApiError;
 use super::{AppError, AppState};
-use crate::catalog::jobs::{JobRecord, JobStatus};
+use crate::catalog::job_records::{JobRecord, JobStatus};
 use crate::jobs::rgb::RgbParams;
 
 /// Pictures up to this many pixels (per band) are made inline.

@@ -234,7 +234,7 @@ pub async fn soda_sync(
         b.width(),
         b.height()
     );
-    match super::api::cutout_unbounded(st, &q).await {
+    match super::cutout_api::cutout_unbounded(st, &q).await {
         Ok(r) => r,
         Err(e) => text_fault(e.status(), "Error", e.message()),
     }
@@ -384,8 +384,8 @@ async fn subject(
 pub async fn data(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Response, super::api::ApiError> {
-    use super::api::ApiError;
+) -> Result<Response, super::cutout_api::ApiError> {
+    use super::cutout_api::ApiError;
     let id = super::object_id(&id).map_err(ApiError::bad)?;
     let frame = st.catalog.frame(ObjectId(id)).await?;
     let path = frame.file_path(&st.config.data_dir);
@@ -501,8 +501,8 @@ pub async fn provenance(
 pub async fn moc(
     State(st): State<AppState>,
     RawQuery(query): RawQuery,
-) -> Result<Response, super::api::ApiError> {
-    use super::api::{ApiError, Params};
+) -> Result<Response, super::cutout_api::ApiError> {
+    use super::cutout_api::{ApiError, Params};
     use crate::vo::coverage;
     let p = Params::parse(query.as_deref(), &["class", "filter", "depth", "format"])?;
     let classes: Vec<FrameClass> = match p.get("class").filter(|c| !c.is_empty()) {

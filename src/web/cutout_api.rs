@@ -24,7 +24,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{AppState, Services};
-use crate::cache::{CacheKey, Outcome};
 use crate::catalog::CatalogError;
 use crate::ids::ObjectId;
 use crate::imaging::cutout::{self, Center, CutoutError, CutoutSpec, ParamError, Provenance};
@@ -35,6 +34,7 @@ use crate::imaging::render::{
 };
 use crate::imaging::wcs::Wcs;
 use crate::model::{Frame, FrameClass};
+use crate::products::cache::{CacheKey, Outcome};
 
 /// An API error: a status and a one-line message for the caller.
 #[derive(Debug, Clone)]

@@ -244,7 +244,7 @@ pub async fn table(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
     let table = table_named(&name)?;
-    let base = super::vo::base_url(&st, &headers);
+    let base = super::vo_endpoints::base_url(&st, &headers);
     respond(&st, table, &format!("/table/{name}"), raw.as_deref(), &base).await
 }
 
@@ -274,7 +274,7 @@ pub async fn list_rows(
             )));
         }
     };
-    let base = super::vo::base_url(&st, &headers);
+    let base = super::vo_endpoints::base_url(&st, &headers);
     respond(
         &st,
         table,

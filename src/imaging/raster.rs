@@ -7,7 +7,7 @@
 
 /// A row-major 2-D image; `data.len() == width * height`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Image<T> {
+pub struct Raster<T> {
     /// Number of columns (`NAXIS1`).
     pub width: usize,
     /// Number of rows (`NAXIS2`).
@@ -16,7 +16,7 @@ pub struct Image<T> {
     pub data: Vec<T>,
 }
 
-impl<T: Copy> Image<T> {
+impl<T: Copy> Raster<T> {
     /// An image of the given size with every pixel set to `value`.
     pub fn filled(width: usize, height: usize, value: T) -> Self {
         Self {
@@ -60,8 +60,8 @@ impl<T: Copy> Image<T> {
     }
 
     /// Applies `f` to every pixel, producing an image of another type.
-    pub fn map<U: Copy>(&self, f: impl Fn(T) -> U) -> Image<U> {
-        Image {
+    pub fn map<U: Copy>(&self, f: impl Fn(T) -> U) -> Raster<U> {
+        Raster {
             width: self.width,
             height: self.height,
             data: self.data.iter().map(|&v| f(v)).collect(),

@@ -15,12 +15,12 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::plan::Placement;
+use super::placement::Placement;
 use super::{CellCutout, DepRequest, DepResult, DepRow, GIF_CLASSES, ListRef, PlannedSource};
 use crate::imaging::anim::{self, GifOptions};
 use crate::imaging::cutout::{self, CutoutSpec, Provenance, SizeUnit};
-use crate::imaging::image::Image;
 use crate::imaging::pixels::{PixelSource, SourceCache};
+use crate::imaging::raster::Raster;
 use crate::imaging::render::{self, Interval, OutputFormat, RenderParams};
 use crate::model::Frame;
 
@@ -62,7 +62,7 @@ struct CutKey {
 /// A made cutout.
 struct Made {
     fits: Vec<u8>,
-    image: Image<f32>,
+    image: Raster<f32>,
     x0: i64,
     y0: i64,
 }
@@ -156,7 +156,7 @@ fn make_one(ctx: &Context, p: &Placement, side: usize) -> Result<Made, String> {
 
 /// Renders with `interval` (or with fixed limits), 8-bit.
 fn render_with(
-    img: &Image<f32>,
+    img: &Raster<f32>,
     req: &DepRequest,
     interval: Interval,
 ) -> Result<render::Rendered, String> {
@@ -252,7 +252,7 @@ pub fn make(
             ListRef::Sources(s) => format!("SourceList {s}"),
             ListRef::Associations(a) => format!("AssociateList {a}"),
         },
-        ids: super::ranges::format_ids(&req.ids),
+        ids: crate::params::id_ranges::format_ids(&req.ids),
         classes: req.classes.iter().map(|c| c.name().to_owned()).collect(),
         rows,
         files: files.len(),

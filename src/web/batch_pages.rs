@@ -10,7 +10,7 @@ use axum::extract::{Multipart, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use super::api::ApiError;
+use super::cutout_api::ApiError;
 use super::{AppError, AppState};
 use crate::jobs::batch::{BatchParams, MAX_ROWS, MAX_SIZE_ARCMIN, check};
 
@@ -41,7 +41,7 @@ pub async fn batch_page() -> Result<Html<String>, AppError> {
 async fn submit(
     st: &AppState,
     p: BatchParams,
-) -> Result<crate::catalog::jobs::JobRecord, ApiError> {
+) -> Result<crate::catalog::job_records::JobRecord, ApiError> {
     let title = check(&p).map_err(ApiError::from)?;
     let params = serde_json::to_value(&p).map_err(ApiError::internal)?;
     st.services

@@ -9,7 +9,7 @@ use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::api::{ApiError, Params};
+use super::cutout_api::{ApiError, Params};
 use super::{AppError, AppState};
 use crate::catalog::browse::{self, Cell, Query, Table};
 use crate::ids::{ObjectId, Slid};
@@ -389,7 +389,7 @@ pub async fn render(
 ) -> Result<Response, ApiError> {
     let id = super::object_id(&id).map_err(ApiError::bad)?;
     let query = format!("frame={id}&{}", raw.unwrap_or_default());
-    super::api::cutout_unbounded(st, &query).await
+    super::cutout_api::cutout_unbounded(st, &query).await
 }
 
 /// `GET /api/pixel?frame=ID&x=&y=`: the value, RA and Dec of one pixel

@@ -325,9 +325,9 @@ pub async fn thumbnail(
     // rendered small.
     let uri = format!(
         "{}&format=jpg&interval=zscale&output_size={THUMB_PX}",
-        super::api::whole_frame_query(&frame)
+        super::cutout_api::whole_frame_query(&frame)
     );
-    super::api::cutout_unbounded(st, &uri)
+    super::cutout_api::cutout_unbounded(st, &uri)
         .await
         .map_err(|e| AppError::Internal(format!("thumbnail of {id}: {e:?}")))
 }

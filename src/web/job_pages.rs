@@ -18,13 +18,14 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::json;
 
-use super::api::{ApiError, Params};
+use super::cutout_api::{ApiError, Params};
 use super::{AppError, AppState};
-use crate::catalog::jobs::{JobRecord, JobStatus};
-use crate::deps::{self, DepParams, DepResult, ListRef, PIPELINE_CLASSES};
+use crate::catalog::job_records::{JobRecord, JobStatus};
 use crate::ids::JobId;
 use crate::imaging::render::Stretch;
 use crate::model::FrameClass;
+use crate::params::id_ranges;
+use crate::products::dependency_cutouts::{self, DepParams, DepResult, ListRef, PIPELINE_CLASSES};
 
 /// Parameters of `/deps` and `/api/deps`.
 const DEP_PARAMS: [&str; 9] = [
@@ -98,7 +99,7 @@ async fn submit_deps(st: &AppState, params: &DepParams) -> Result<Submitted, Api
             format!(
                 "Dependency cutouts of SLID {slid} ({}) SIDs {}",
                 l.name,
-                deps::ranges::format_ids(&req.ids)
+                id_ranges::format_ids(&req.ids)
             )
         }
         ListRef::Associations(alid) => {
@@ -106,7 +107,7 @@ async fn submit_deps(st: &AppState, params: &DepParams) -> Result<Submitted, Api
             format!(
                 "Dependency cutouts of ALID {alid} ({}) AIDs {}",
                 l.name,
-                deps::ranges::format_ids(&req.ids)
+                id_ranges::format_ids(&req.ids)
             )
         }
     };
@@ -171,7 +172,8 @@ pub async fn deps_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Res
 }
 
 async fn form(st: &AppState, p: DepParams, error: Option<String>, status: StatusCode) -> Response {
-    let chosen = deps::parse_classes(&p.classes).unwrap_or_else(|_| PIPELINE_CLASSES.to_vec());
+    let chosen =
+        dependency_cutouts::parse_classes(&p.classes).unwrap_or_else(|_| PIPELINE_CLASSES.to_vec());
     let classes = FrameClass::ALL
         .iter()
         .map(|c| (c.name(), c.short(), chosen.contains(c)))

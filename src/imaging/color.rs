@@ -57,22 +57,20 @@
 //!   empty (a constant band), pixels above the lower level get the full
 //!   value of that band and the others 0, instead of dividing by zero.
 //!   Explicit bounds with `max <= min` are rejected.
-//! * **Orientation.** [`Image`] row 0 is the bottom of the sky (FITS order);
+//! * **Orientation.** [`Raster`] row 0 is the bottom of the sky (FITS order);
 //!   [`Rgb8`] stores the top row first, like every image file, so the
 //!   mappings flip rows while they write. astropy returns arrays in the input
 //!   order, so comparisons with it must flip one side.
 //!
-//! [`reproject`] brings a second or third band onto the first band's pixel
-//! grid (bilinear interpolation through a caller-supplied pixel-to-pixel
-//! map, usually composed from two WCSs) so that bands from different frames
-//! can be combined. It is meant for display only.
+//! Bands from frames on different pixel grids are brought onto one grid
+//! first by [`crate::imaging::resample::reproject`].
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 use rayon::prelude::*;
 
-use crate::imaging::image::Image;
+use crate::imaging::raster::Raster;
 use crate::imaging::stats::quantiles;
 
 /// Band names in error messages, in input order.
@@ -147,11 +145,11 @@ pub struct Rgb8 {
 
 impl Rgb8 {
     /// The colour of zero-based image pixel `(ix, iy)`, with `iy` counted
-    /// from the bottom as in [`Image::get`] (so it undoes the flip).
+    /// from the bottom as in [`Raster::get`] (so it undoes the flip).
     ///
     /// # Panics
     ///
-    /// If `(ix, iy)` is outside the picture, like [`Image::get`].
+    /// If `(ix, iy)` is outside the picture, like [`Raster::get`].
     pub fn pixel(&self, ix: usize, iy: usize) -> [u8; 3] {
         let i = 3 * ((self.height - 1 - iy) * self.width + ix);
         [self.data[i], self.data[i + 1], self.data[i + 2]]
@@ -232,8 +230,8 @@ impl Rgb8 {
 // ---------------------------------------------------------------------------
 
 /// Equal sizes, then a finite pixel in every band.
-fn check_bands(r: &Image<f32>, g: &Image<f32>, b: &Image<f32>) -> Result<(), RgbError> {
-    let size = |i: &Image<f32>| (i.width, i.height);
+fn check_bands(r: &Raster<f32>, g: &Raster<f32>, b: &Raster<f32>) -> Result<(), RgbError> {
+    let size = |i: &Raster<f32>| (i.width, i.height);
     if size(r) != size(g) || size(g) != size(b) {
         return Err(RgbError::Shape {
             r: size(r),
@@ -254,9 +252,9 @@ fn check_bands(r: &Image<f32>, g: &Image<f32>, b: &Image<f32>) -> Result<(), Rgb
 /// Applies `pixel` to every position where all three bands are finite
 /// (others stay black), writing rows top first; rows run in parallel.
 fn composite(
-    r: &Image<f32>,
-    g: &Image<f32>,
-    b: &Image<f32>,
+    r: &Raster<f32>,
+    g: &Raster<f32>,
+    b: &Raster<f32>,
     pixel: impl Fn([f32; 3]) -> [u8; 3] + Sync,
 ) -> Rgb8 {
     let (w, h) = (r.width, r.height);
@@ -340,9 +338,9 @@ impl LuptonParams {
 /// `make_lupton_rgb(r, g, b, minimum=p.minimum, stretch=p.stretch, Q=p.q)`
 /// (see the module documentation for the formula and the exactness).
 pub fn lupton(
-    r: &Image<f32>,
-    g: &Image<f32>,
-    b: &Image<f32>,
+    r: &Raster<f32>,
+    g: &Raster<f32>,
+    b: &Raster<f32>,
     p: &LuptonParams,
 ) -> Result<Rgb8, RgbError> {
     p.validate()?;
@@ -514,9 +512,9 @@ impl StiffParams {
 /// STIFF-like colour composite (see the module documentation). Levels are
 /// computed per band from its finite pixels, the three bands in parallel.
 pub fn stiff(
-    r: &Image<f32>,
-    g: &Image<f32>,
-    b: &Image<f32>,
+    r: &Raster<f32>,
+    g: &Raster<f32>,
+    b: &Raster<f32>,
     p: &StiffParams,
 ) -> Result<Rgb8, RgbError> {
     p.validate()?;
@@ -530,7 +528,7 @@ pub fn stiff(
 /// Runs `level` on the three bands in parallel; `None` means no finite
 /// pixel, reported with the band's name.
 fn band_levels(
-    bands: [&Image<f32>; 3],
+    bands: [&Raster<f32>; 3],
     level: impl Fn(usize, &[f32]) -> Option<(f64, f64)> + Sync,
 ) -> Result<[(f64, f64); 3], RgbError> {
     let found: Vec<Option<(f64, f64)>> = (0..3)
@@ -677,9 +675,9 @@ impl LinearParams {
 /// come from `PercentileInterval(percentile)`. Computed in float64 and
 /// truncated, as astropy does.
 pub fn linear(
-    r: &Image<f32>,
-    g: &Image<f32>,
-    b: &Image<f32>,
+    r: &Raster<f32>,
+    g: &Raster<f32>,
+    b: &Raster<f32>,
     p: &LinearParams,
 ) -> Result<Rgb8, RgbError> {
     p.validate()?;
@@ -704,79 +702,6 @@ pub fn linear(
 }
 
 // ---------------------------------------------------------------------------
-// Reprojection onto a common grid
-// ---------------------------------------------------------------------------
-
-/// Resamples `src` onto a `width` x `height` grid: output pixel `(ix, iy)`,
-/// whose FITS coordinate is `(ix + 1, iy + 1)`, takes the value of `src` at
-/// the FITS coordinate `map(ix + 1, iy + 1)` by bilinear interpolation
-/// between the four surrounding pixel centres.
-///
-/// NaN where `map` returns `None` or a non-finite point, and where the point
-/// lies more than half a pixel outside the source's outermost pixel centres;
-/// within that half pixel the edge pixels are extended. If one of the four
-/// neighbours is NaN (or infinite), the nearest source pixel is used instead,
-/// so blank areas neither grow nor contaminate their surroundings.
-///
-/// For display only: values are interpolated as surface brightness, with no
-/// correction for different pixel areas, so flux is not conserved.
-/// Output rows run in parallel; `map` is called once per output pixel.
-pub fn reproject(
-    src: &Image<f32>,
-    width: usize,
-    height: usize,
-    map: impl Fn(f64, f64) -> Option<(f64, f64)> + Sync,
-) -> Image<f32> {
-    let mut data = vec![f32::NAN; width * height];
-    if width > 0 {
-        data.par_chunks_mut(width)
-            .enumerate()
-            .for_each(|(iy, row)| {
-                for (ix, out) in row.iter_mut().enumerate() {
-                    if let Some((x, y)) = map((ix + 1) as f64, (iy + 1) as f64) {
-                        *out = bilinear(src, x - 1.0, y - 1.0);
-                    }
-                }
-            });
-    }
-    Image::from_vec(width, height, data)
-}
-
-/// `src` at zero-based continuous position `(fx, fy)` (pixel centres at
-/// integers), as described in [`reproject`].
-fn bilinear(src: &Image<f32>, fx: f64, fy: f64) -> f32 {
-    let (w, h) = (src.width, src.height);
-    if w == 0 || h == 0 {
-        return f32::NAN;
-    }
-    let (wf, hf) = (w as f64, h as f64);
-    // Written so that NaN coordinates fail the test too.
-    if !(fx >= -0.5 && fx <= wf - 0.5 && fy >= -0.5 && fy <= hf - 0.5) {
-        return f32::NAN;
-    }
-    let cx = fx.clamp(0.0, wf - 1.0);
-    let cy = fy.clamp(0.0, hf - 1.0);
-    let (x0, y0) = (cx.floor() as usize, cy.floor() as usize);
-    // On the last row or column the weight of the missing neighbour is
-    // exactly 0, so it is never read.
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (tx, ty) = (cx - x0 as f64, cy - y0 as f64);
-    let p = |ix: usize, iy: usize| f64::from(src.get(ix, iy));
-    // a + (b - a) t returns a exactly when t == 0, so an integer shift or
-    // the identity copies pixels unchanged.
-    let lerp = |a: f64, b: f64, t: f64| a + (b - a) * t;
-    let bottom = lerp(p(x0, y0), p(x1, y0), tx);
-    let top = lerp(p(x0, y1), p(x1, y1), tx);
-    let v = lerp(bottom, top, ty);
-    if v.is_finite() {
-        v as f32
-    } else {
-        // NaN/inf neighbours poison the sum even at weight 0.
-        src.get(cx.round() as usize, cy.round() as usize)
-    }
-}
-
-// ---------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------
 
@@ -784,11 +709,11 @@ fn bilinear(src: &Image<f32>, fx: f64, fy: f64) -> f32 {
 mod tests {
     use super::*;
 
-    fn img(w: usize, h: usize, data: &[f32]) -> Image<f32> {
-        Image::from_vec(w, h, data.to_vec())
+    fn img(w: usize, h: usize, data: &[f32]) -> Raster<f32> {
+        Raster::from_vec(w, h, data.to_vec())
     }
 
-    fn one(v: f32) -> Image<f32> {
+    fn one(v: f32) -> Raster<f32> {
         img(1, 1, &[v])
     }
 
@@ -801,8 +726,8 @@ mod tests {
 
     #[test]
     fn shape_mismatch_is_reported_with_the_sizes() {
-        let a = Image::filled(3, 2, 1.0f32);
-        let b = Image::filled(2, 3, 1.0f32);
+        let a = Raster::filled(3, 2, 1.0f32);
+        let b = Raster::filled(2, 3, 1.0f32);
         let want = RgbError::Shape {
             r: (3, 2),
             g: (3, 2),
@@ -827,7 +752,7 @@ mod tests {
 
     #[test]
     fn band_without_finite_pixel_is_named() {
-        let ok = Image::filled(2, 2, 1.0f32);
+        let ok = Raster::filled(2, 2, 1.0f32);
         let blank = img(
             2,
             2,
@@ -845,7 +770,7 @@ mod tests {
         assert_eq!(err, RgbError::NoFinitePixel { band: "red" });
         // Empty images have no finite pixel either, and never reach the
         // encoder.
-        let empty = Image::filled(0, 0, 0.0f32);
+        let empty = Raster::filled(0, 0, 0.0f32);
         let err = linear(&empty, &empty, &empty, &LinearParams::default()).unwrap_err();
         assert_eq!(err, RgbError::NoFinitePixel { band: "red" });
     }
@@ -1151,62 +1076,6 @@ mod tests {
         assert_eq!(pic.pixel(100, 0), [0; 3]);
         assert_eq!(pic.pixel(900, 0), [255; 3]);
         assert_eq!(pic.pixel(1000, 0), [255; 3]);
-    }
-
-    #[test]
-    fn reproject_identity_copies_the_input() {
-        let (w, h) = (7, 5);
-        let mut src = Image::filled(w, h, 0.0f32);
-        for iy in 0..h {
-            for ix in 0..w {
-                src.set(ix, iy, (ix * 10 + iy) as f32 * 0.37 - 3.0);
-            }
-        }
-        src.set(3, 2, f32::NAN);
-        let out = reproject(&src, w, h, |x, y| Some((x, y)));
-        assert_eq!(out.width, w);
-        assert_eq!(out.height, h);
-        for (a, b) in out.data.iter().zip(&src.data) {
-            assert_eq!(a.to_bits(), b.to_bits());
-        }
-    }
-
-    #[test]
-    fn reproject_shifts_and_blanks() {
-        let src = img(4, 2, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, f32::NAN, 8.0]);
-        // Output x takes the source's x + 1: shifted left by one pixel, the
-        // last column falls 1.5 pixels outside the source centres.
-        let out = reproject(&src, 4, 2, |x, y| Some((x + 1.0, y)));
-        let nan = f32::NAN.to_bits();
-        let bits: Vec<u32> = out.data.iter().map(|v| v.to_bits()).collect();
-        assert_eq!(
-            bits,
-            [2.0f32, 3.0, 4.0, f32::NAN, 6.0, f32::NAN, 8.0, f32::NAN].map(f32::to_bits)
-        );
-        assert_eq!(bits[3], nan);
-
-        let at = |x: f64, y: f64| reproject(&src, 1, 1, move |_, _| Some((x, y))).data[0];
-        // Half-way between two centres: the mean.
-        assert_eq!(at(1.5, 1.0), 1.5);
-        // Bilinear in both directions: (1 + 2 + 5 + 6) / 4.
-        assert_eq!(at(1.5, 1.5), 3.5);
-        // Within half a pixel of the edge: the edge value; beyond: NaN.
-        assert_eq!(at(0.6, 1.0), 1.0);
-        assert_eq!(at(4.5, 2.5), 8.0);
-        assert!(at(0.4, 1.0).is_nan());
-        assert!(at(1.0, 2.6).is_nan());
-        assert!(at(f64::NAN, 1.0).is_nan());
-        // A NaN neighbour among the four: nearest pixel instead, which is
-        // finite at (1.3, 0.9) and (2.7, 0.9) but is the NaN at (2.3, 0.9)
-        // (zero-based).
-        assert_eq!(at(2.3, 1.9), 6.0);
-        assert!(at(3.3, 1.9).is_nan());
-        assert_eq!(at(3.7, 1.9), 8.0);
-        // The map's None is NaN.
-        let out = reproject(&src, 2, 2, |x, _| (x > 1.0).then_some((x, 1.0)));
-        assert!(out.get(0, 0).is_nan() && out.get(0, 1).is_nan());
-        assert_eq!(out.get(1, 0), 2.0);
-        assert_eq!(out.get(1, 1), 2.0);
     }
 
     #[test]

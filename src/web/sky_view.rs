@@ -22,9 +22,9 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::{AppError, AppState};
 use crate::catalog::browse::Table;
-use crate::deps::ranges;
 use crate::ids::{ObjectId, Sid, Slid};
 use crate::model::FrameClass;
+use crate::params::id_ranges;
 use crate::vo::obscore;
 
 /// Most SIDs a page marks.
@@ -72,9 +72,9 @@ pub async fn sky(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Html<String>, AppError> {
-    let p = super::api::Params::parse(raw.as_deref(), &["frame", "slid", "ids"])
+    let p = super::cutout_api::Params::parse(raw.as_deref(), &["frame", "slid", "ids"])
         .map_err(|e| AppError::BadRequest(e.message().to_owned()))?;
-    let base = super::vo::base_url(&st, &headers);
+    let base = super::vo_endpoints::base_url(&st, &headers);
     let asked_slid = match p.get("slid").filter(|s| !s.trim().is_empty()) {
         Some(s) => Some(Slid(s.trim().parse().map_err(|_| {
             AppError::BadRequest(format!("slid: {s:?} is not a SourceList id"))
@@ -140,7 +140,8 @@ pub async fn sky(
                 "ids: marking sources needs a SourceList; give slid too".into(),
             ));
         };
-        let sids = ranges::parse_ids(ids).map_err(|e| AppError::BadRequest(format!("ids: {e}")))?;
+        let sids =
+            id_ranges::parse_ids(ids).map_err(|e| AppError::BadRequest(format!("ids: {e}")))?;
         if sids.len() > MAX_MARKS {
             return Err(AppError::BadRequest(format!(
                 "ids: {} sources; a page marks at most {MAX_MARKS}",
@@ -158,7 +159,7 @@ pub async fn sky(
     }
     let fits_url = format!(
         "{base}/api/cutout?{}&format=fits",
-        super::api::whole_frame_query(&frame)
+        super::cutout_api::whole_frame_query(&frame)
     );
     let table_url = slid.map(|s| {
         format!("{base}/table/SourceList/{}?format=votable&datalink=no&cols=sid,ra,dec,mag_auto,fwhm,class_star", s.0)
