@@ -232,8 +232,10 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
 /// `wisecut cutout`: one cutout of a file, written atomically (a temporary
 /// file renamed into place), never over an existing file.
 fn cutout(args: CutoutArgs) -> anyhow::Result<()> {
-    use wisecut::imaging::cutout::{self, Provenance, SpecParams};
+    use wisecut::imaging::cutout::{self, Provenance};
     use wisecut::imaging::{fits, pixels::PixelSource, render};
+    use wisecut::params::cutout::{CutoutFormat, SpecParams};
+    use wisecut::params::rendering::RenderingParams;
     if args.out.exists() {
         bail!("--out {}: file exists; not overwriting", args.out.display());
     }
@@ -267,22 +269,26 @@ fn cutout(args: CutoutArgs) -> anyhow::Result<()> {
         object_url: None,
     };
     let cut = cutout::cut(&source, &spec, &provenance)?;
-    let image_format = match args.format.to_ascii_lowercase().as_str() {
-        "fits" => None,
-        "png" => Some(render::OutputFormat::Png8),
-        "png16" => Some(render::OutputFormat::Png16),
-        "jpg" | "jpeg" => Some(render::OutputFormat::Jpeg { quality: 90 }),
-        other => bail!("--format {other:?}: expected fits, png, png16 or jpg"),
-    };
-    let bytes = match image_format {
-        None => cut.to_fits()?,
-        Some(format) => {
-            let params = render::RenderParams {
-                stretch: render::Stretch::parse(&args.stretch)?,
-                interval: render::Interval::parse(&args.interval, args.min, args.max)?,
-                ..Default::default()
-            };
-            let rendered = render::render(&cut.to_image_f32(), &params)?;
+    // The same vocabulary as the HTTP API; errors name the flag.
+    let flag = |e: wisecut::params::ParamError| anyhow::anyhow!("--{e}");
+    let format = CutoutFormat::parse(Some(&args.format), None).map_err(flag)?;
+    let (min, max) = (
+        args.min.map(|v| v.to_string()),
+        args.max.map(|v| v.to_string()),
+    );
+    let rendering = RenderingParams {
+        stretch: Some(&args.stretch),
+        interval: Some(&args.interval),
+        min: min.as_deref(),
+        max: max.as_deref(),
+        ..Default::default()
+    }
+    .parse()
+    .map_err(flag)?;
+    let bytes = match format {
+        CutoutFormat::Fits => cut.to_fits()?,
+        CutoutFormat::Image(format) => {
+            let rendered = render::render(&cut.to_image_f32(), &rendering.params)?;
             // Scripts (and the astropy peer test) read the limits used.
             println!("limits: {:?} {:?}", rendered.vmin, rendered.vmax);
             render::encode(&rendered, format)?

@@ -110,12 +110,29 @@ impl FrameClass {
                 | FrameClass::IlluminationCorrection
         )
     }
+}
 
-    /// Parses a class name, case-insensitively.
-    pub fn parse(s: &str) -> Option<FrameClass> {
+/// A name that is not a frame class; its message lists the allowed names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{:?} is not a frame class; allowed: {} (or the short names {})",
+    crate::params::shown(.0),
+    FrameClass::ALL.map(FrameClass::name).join(", "),
+    FrameClass::ALL.map(FrameClass::short).join(", ")
+)]
+pub struct UnknownFrameClass(pub String);
+
+/// A class name (`BiasFrame`) or short name (`bias`), case-insensitively:
+/// the one parser of class names for URLs, forms, CSV and VO parameters.
+impl std::str::FromStr for FrameClass {
+    type Err = UnknownFrameClass;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
         FrameClass::ALL
             .into_iter()
-            .find(|c| c.name().eq_ignore_ascii_case(s.trim()))
+            .find(|c| c.name().eq_ignore_ascii_case(t) || c.short().eq_ignore_ascii_case(t))
+            .ok_or_else(|| UnknownFrameClass(t.to_owned()))
     }
 }
 

@@ -445,11 +445,9 @@ fn typed(column: &Column, v: &str, whole: &str) -> Result<Value, BrowseError> {
             .filter(|f| f.is_finite())
             .map(Value::from)
             .ok_or_else(|| err("a number"))?,
-        Bool => match v.to_ascii_lowercase().as_str() {
-            "1" | "true" | "t" | "yes" => Value::from(true),
-            "0" | "false" | "f" | "no" => Value::from(false),
-            _ => return Err(err("a boolean (true/false)")),
-        },
+        Bool => Value::from(
+            crate::params::flag::parse_flag(v).map_err(|_| err("a boolean (true/false)"))?,
+        ),
         Time => Value::from(parse_time(v).ok_or_else(|| err("a date yyyy-mm-dd[ hh:mm:ss]"))?),
         Text => Value::from(v.to_owned()),
     })

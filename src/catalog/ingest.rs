@@ -327,14 +327,10 @@ fn prepare_frame(
     data_root: &Path,
     entry: &FrameEntry,
 ) -> Result<PreparedFrame, CatalogError> {
-    let class = FrameClass::parse(&entry.class).ok_or_else(|| {
-        CatalogError::Invalid(format!(
-            "frame {}: unknown class {:?}; valid classes: {}",
-            entry.key,
-            entry.class,
-            FrameClass::ALL.map(|c| c.name()).join(", ")
-        ))
-    })?;
+    let class = entry
+        .class
+        .parse::<FrameClass>()
+        .map_err(|e| CatalogError::Invalid(format!("frame {}: {e}", entry.key)))?;
     let path = dir.join(&entry.path);
     let fail = |e: &dyn std::fmt::Display| {
         CatalogError::Invalid(format!("{}: cannot ingest: {e}", path.display()))

@@ -51,13 +51,53 @@ impl JobStatus {
     }
 }
 
+/// What a job makes. Stored as its [`JobKind::name`], which is also what
+/// `/jobs?kind=` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum JobKind {
+    /// Dependency cutouts of sources or associations.
+    #[serde(rename = "deps")]
+    DependencyCutouts,
+    /// An RGB picture.
+    #[serde(rename = "rgb")]
+    Rgb,
+    /// A batch of positions.
+    #[serde(rename = "batch")]
+    Batch,
+}
+
+impl JobKind {
+    /// Every kind, in the order pages list them.
+    pub const ALL: [JobKind; 3] = [Self::DependencyCutouts, Self::Rgb, Self::Batch];
+
+    /// The stored name (`deps`, `rgb`, `batch`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DependencyCutouts => "deps",
+            Self::Rgb => "rgb",
+            Self::Batch => "batch",
+        }
+    }
+
+    /// The kind stored as `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name.trim())
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A job as stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobRecord {
     /// Its id.
     pub id: JobId,
-    /// What kind of work (`deps`, `batch`, `rgb`).
-    pub kind: String,
+    /// What kind of work.
+    pub kind: JobKind,
     /// One line saying what it makes.
     pub title: String,
     /// Its state.
@@ -101,7 +141,9 @@ impl JobRecord {
             status: JobStatus::parse(&m.status)?,
             params: json("params", &m.params)?,
             result: m.result.as_deref().map(|r| json("result", r)).transpose()?,
-            kind: m.kind,
+            kind: JobKind::parse(&m.kind).ok_or_else(|| {
+                CatalogError::Invalid(format!("job {}: unknown kind {:?}", m.id, m.kind))
+            })?,
             title: m.title,
             progress: m.progress,
             log: m.log,
@@ -143,7 +185,7 @@ impl Catalog {
     /// (status `running`, attempt 1); otherwise it is queued.
     pub async fn create_job(
         &self,
-        kind: &str,
+        kind: JobKind,
         title: &str,
         params: &serde_json::Value,
         owner: Option<&str>,
@@ -161,7 +203,7 @@ impl Catalog {
              VALUES ($1, $2, 0, $3, '', $4, $5, $6, $7, $5, $8, $9, 0) RETURNING {COLUMNS}"
         );
         let values = vec![
-            kind.into(),
+            kind.name().into(),
             status.name().into(),
             params.to_string().into(),
             now.into(),
@@ -325,7 +367,7 @@ impl Catalog {
     /// Jobs newest first, optionally of one kind, with the total count.
     pub async fn jobs(
         &self,
-        kind: Option<&str>,
+        kind: Option<JobKind>,
         status: Option<JobStatus>,
         offset: u64,
         limit: u64,
@@ -334,7 +376,7 @@ impl Catalog {
         use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
         let mut q = entity::job::Entity::find();
         if let Some(k) = kind {
-            q = q.filter(C::Kind.eq(k));
+            q = q.filter(C::Kind.eq(k.name()));
         }
         if let Some(s) = status {
             q = q.filter(C::Status.eq(s.name()));

@@ -407,7 +407,7 @@ fn frame_from_models(
             f.object_id
         ))
     };
-    let class = FrameClass::parse(&f.frame_class).ok_or_else(|| {
+    let class = f.frame_class.parse::<FrameClass>().ok().ok_or_else(|| {
         CatalogError::Invalid(format!(
             "frame {}: unknown class {}",
             f.object_id, f.frame_class

@@ -1,6 +1,6 @@
 //! Fast region reads for cutouts: an opened image HDU ([`PixelSource`]) that
 //! keeps what every request would otherwise re-derive, and a small cache of
-//! them ([`SourceCache`]).
+//! them ([`PixelSources`]).
 //!
 //! Three ways to reach the pixels, chosen when a source is opened:
 //!
@@ -462,7 +462,7 @@ fn write_sidecar(
 /// A bounded cache of opened sources, keyed by (path, HDU). Each lookup checks
 /// the file's length and modification time, so a replaced file is reopened.
 #[derive(Debug)]
-pub struct SourceCache {
+pub struct PixelSources {
     capacity: usize,
     sidecars: Option<Sidecars>,
     state: Mutex<CacheState>,
@@ -474,7 +474,7 @@ struct CacheState {
     entries: HashMap<(PathBuf, usize), (Arc<PixelSource>, u64)>,
 }
 
-impl SourceCache {
+impl PixelSources {
     /// A cache of at most `capacity` open sources (each holds one file
     /// descriptor), optionally with a sidecar store for wide-tiled images.
     pub fn new(capacity: usize, sidecars: Option<Sidecars>) -> Self {

@@ -627,7 +627,7 @@ impl NanColor {
 
 fn nan_color_error(s: &str) -> RenderError {
     invalid(
-        "nan colour",
+        "nan",
         s,
         "black, white, grey, red, green, blue, transparent or #rrggbb",
     )

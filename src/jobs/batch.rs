@@ -26,6 +26,7 @@ use crate::imaging::render::{self, Interval, OutputFormat, RenderParams, Stretch
 use crate::imaging::wcs::Wcs;
 use crate::model::{Frame, FrameClass};
 use crate::products::dependency_cutouts::make::{ManifestFile, write_file, write_manifest};
+use crate::products::frames::FrameImages;
 
 /// Frame classes cut when neither the job nor the row names any: the
 /// deepest product, as DES cuts its coadd tiles.
@@ -145,7 +146,7 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
         );
     }
     let catalog = jobs.catalog();
-    let ctx = jobs.maker();
+    let ctx = jobs.images();
     let mut outcomes: Vec<RowOutcome> = Vec::with_capacity(parsed.rows.len());
     let mut files: Vec<ManifestFile> = Vec::new();
     let total = parsed.rows.len();
@@ -333,7 +334,7 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
     )?;
     write_manifest(
         dir,
-        json!({"job": job.id, "kind": "batch", "title": job.title}),
+        json!({"job": job.id, "kind": job.kind, "title": job.title}),
         &files,
     )?;
     jobs.catalog().job_log(job.id, &log_text).await?;
@@ -372,7 +373,10 @@ async fn covering(
 ) -> Result<Vec<Frame>, JobError> {
     let classes: Vec<FrameClass> = match &r.classes {
         None => DEFAULT_CLASSES.to_vec(),
-        Some(list) => list.iter().filter_map(|c| FrameClass::parse(c)).collect(),
+        Some(list) => list
+            .iter()
+            .filter_map(|c| c.parse::<FrameClass>().ok())
+            .collect(),
     };
     let mut out = Vec::new();
     for f in catalog.frames_covering(ra, dec, None, None).await? {
@@ -408,7 +412,7 @@ async fn covering(
 /// Cuts one row: per frame FITS and/or PNG, then the colour images. Returns
 /// (file, problem) pairs.
 fn cut_row(
-    ctx: &crate::products::dependency_cutouts::make::Context,
+    ctx: &FrameImages,
     dir: &Path,
     folder: &str,
     ra: f64,
@@ -441,7 +445,7 @@ fn cut_row(
             let c = match made {
                 Ok(c) => c,
                 Err(e) => {
-                    out.push((None, Some(e)));
+                    out.push((None, Some(e.to_string())));
                     continue;
                 }
             };

@@ -60,9 +60,7 @@ use std::borrow::Cow;
 
 use thiserror::Error;
 
-/// Values longer than this many characters are cut short in error messages,
-/// so a pasted paragraph does not bury the message.
-const SHOWN_CHARS: usize = 40;
+use crate::params::{angle, flag, shown};
 
 /// The filter names of the default RGB image: red, green, blue.
 const DEFAULT_RGB: [&str; 3] = ["i", "r", "g"];
@@ -145,17 +143,6 @@ fn column_list(options_only: bool) -> String {
         .map(|(_, n)| *n)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A value as a message shows it: cut short if long.
-fn shown(value: &str) -> String {
-    if value.chars().count() <= SHOWN_CHARS {
-        value.to_string()
-    } else {
-        let mut s: String = value.chars().take(SHOWN_CHARS).collect();
-        s.push('…');
-        s
-    }
 }
 
 /// The server's limits on a batch job, and what it knows.
@@ -420,7 +407,6 @@ const SIZE_REASON: &str = "expected a size in arcminutes greater than 0";
 const NUMBER_REASON: &str = "expected a number";
 const STRETCH_REASON: &str = "expected a number greater than 0";
 const Q_REASON: &str = "expected a number of at least 0";
-const BOOL_REASON: &str = "expected true or false (also accepted: yes/no, y/n, t/f, 1/0)";
 const FILTERS_REASON: &str = "expected filter names like \"g,r,i\", \"g r i\" or \"gri\" (one letter per filter), or \"all\"";
 const RGB_REASON: &str =
     "expected exactly three filters for red, green and blue, like \"i,r,g\" or \"irg\"";
@@ -492,15 +478,7 @@ fn parse_size(column: Column, value: &str, limits: &Limits) -> Result<f64, Optio
 }
 
 fn parse_bool(column: Column, value: &str) -> Result<bool, OptionError> {
-    const TRUE: [&str; 4] = ["true", "yes", "t", "y"];
-    const FALSE: [&str; 4] = ["false", "no", "f", "n"];
-    if value == "1" || TRUE.iter().any(|t| t.eq_ignore_ascii_case(value)) {
-        Ok(true)
-    } else if value == "0" || FALSE.iter().any(|f| f.eq_ignore_ascii_case(value)) {
-        Ok(false)
-    } else {
-        Err(invalid(column, value, BOOL_REASON))
-    }
+    flag::parse_flag(value).map_err(|rule| invalid(column, value, rule))
 }
 
 /// Whether a filter name is plausible. Names go into file names and queries
@@ -610,65 +588,12 @@ fn parse_classes(value: &str, limits: &Limits) -> Result<Vec<String>, OptionErro
     Ok(classes)
 }
 
-/// A decimal number of degrees, or up to three sexagesimal fields whose first
-/// is in units of `unit` degrees (15 for hours of RA, 1 for degrees). Only
-/// the last field may have a fraction, and later fields must be below 60, so
-/// that typos like `12.5:30` are errors instead of odd positions.
-fn parse_angle(text: &str, unit: f64) -> Option<f64> {
-    if let Ok(v) = text.parse::<f64>() {
-        return v.is_finite().then_some(v);
-    }
-    let (negative, body) = match text.strip_prefix('-') {
-        Some(body) => (true, body),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
-    let fields: Vec<&str> = body
-        .split(|c: char| c == ':' || c.is_whitespace() || "hdms°'\"".contains(c))
-        .filter(|f| !f.is_empty())
-        .collect();
-    if fields.is_empty() || fields.len() > 3 {
-        return None;
-    }
-    let mut degrees = 0.0;
-    let mut scale = 1.0;
-    for (i, field) in fields.iter().enumerate() {
-        let last = i + 1 == fields.len();
-        let allowed = |b: u8| b.is_ascii_digit() || (last && b == b'.');
-        if !field.bytes().all(allowed) {
-            return None;
-        }
-        let v: f64 = field.parse().ok()?;
-        if i > 0 && v >= 60.0 {
-            return None;
-        }
-        degrees += v / scale;
-        scale *= 60.0;
-    }
-    let v = degrees * unit;
-    v.is_finite().then_some(if negative { -v } else { v })
-}
-
 fn parse_ra(value: &str) -> Result<f64, OptionError> {
-    match parse_angle(value, 15.0) {
-        // `+ 0.0` turns -0 into 0, so "-0" does not print as "-0" later.
-        Some(v) if (0.0..360.0).contains(&v) => Ok(v + 0.0),
-        _ => Err(invalid(
-            Column::Ra,
-            value,
-            "expected decimal degrees in [0, 360) or sexagesimal hours like 12:34:56.7",
-        )),
-    }
+    angle::parse_ra(value).map_err(|rule| invalid(Column::Ra, value, rule))
 }
 
 fn parse_dec(value: &str) -> Result<f64, OptionError> {
-    match parse_angle(value, 1.0) {
-        Some(v) if (-90.0..=90.0).contains(&v) => Ok(v + 0.0),
-        _ => Err(invalid(
-            Column::Dec,
-            value,
-            "expected decimal degrees in [-90, 90] or sexagesimal degrees like -01:02:03",
-        )),
-    }
+    angle::parse_dec(value).map_err(|rule| invalid(Column::Dec, value, rule))
 }
 
 fn parse_id(column: Column, value: &str) -> Result<i64, OptionError> {
@@ -1628,10 +1553,10 @@ mod tests {
         }
         assert_eq!(
             row_errors("RA,DEC,MAKE_FITS", "1,2,2"),
-            vec![
-                "line 2: MAKE_FITS: \"2\" is not valid: expected true or false (also accepted: \
-                 yes/no, y/n, t/f, 1/0)"
-            ]
+            vec![format!(
+                "line 2: MAKE_FITS: \"2\" is not valid: {}",
+                flag::FLAG_RULE
+            )]
         );
     }
 

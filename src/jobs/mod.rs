@@ -31,11 +31,12 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::catalog::job_records::{JobRecord, JobStatus};
+use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
 use crate::catalog::{Catalog, CatalogError};
 use crate::ids::JobId;
-use crate::imaging::pixels::SourceCache;
+use crate::products::ProductError;
 use crate::products::dependency_cutouts::{self, DepParams};
+use crate::products::frames::FrameImages;
 
 /// A running job whose heartbeat is older than this belongs to a dead
 /// process.
@@ -88,8 +89,17 @@ pub enum JobError {
     Failed(String),
 }
 
-impl From<crate::imaging::cutout::ParamError> for JobError {
-    fn from(e: crate::imaging::cutout::ParamError) -> Self {
+impl From<ProductError> for JobError {
+    fn from(e: ProductError) -> Self {
+        match e {
+            ProductError::Param(p) => p.into(),
+            other => JobError::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::params::ParamError> for JobError {
+    fn from(e: crate::params::ParamError) -> Self {
         JobError::Param {
             param: e.param,
             message: e.message,
@@ -103,9 +113,7 @@ pub struct Jobs {
     dir: PathBuf,
     owner: String,
     retention: Retention,
-    sources: Arc<SourceCache>,
-    data_root: PathBuf,
-    public_url: String,
+    images: FrameImages,
     wake: Notify,
 }
 
@@ -147,9 +155,7 @@ impl Jobs {
         catalog: Catalog,
         dir: PathBuf,
         retention: Retention,
-        sources: Arc<SourceCache>,
-        data_root: PathBuf,
-        public_url: String,
+        images: FrameImages,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         let owner = format!(
@@ -163,9 +169,7 @@ impl Jobs {
             dir,
             owner,
             retention,
-            sources,
-            data_root,
-            public_url,
+            images,
             wake: Notify::new(),
         })
     }
@@ -242,7 +246,7 @@ impl Jobs {
     /// Stores a job and either runs it now (inline) or queues it.
     pub async fn submit(
         &self,
-        kind: &str,
+        kind: JobKind,
         title: &str,
         params: serde_json::Value,
         inline: bool,
@@ -357,21 +361,16 @@ impl Jobs {
     }
 
     async fn execute(&self, job: &JobRecord, dir: &Path, progress: Arc<Progress>) -> Outcome {
-        match job.kind.as_str() {
-            "deps" => self.run_deps(job, dir, progress).await,
-            "rgb" => rgb::run(self, job, dir).await,
-            "batch" => batch::run(self, job, dir, progress).await,
-            other => Err(JobError::Failed(format!("unknown job kind {other}"))),
+        match job.kind {
+            JobKind::DependencyCutouts => self.run_deps(job, dir, progress).await,
+            JobKind::Rgb => rgb::run(self, job, dir).await,
+            JobKind::Batch => batch::run(self, job, dir, progress).await,
         }
     }
 
-    /// The context the cutout makers need.
-    pub fn maker(&self) -> dependency_cutouts::make::Context {
-        dependency_cutouts::make::Context {
-            sources: self.sources.clone(),
-            data_root: self.data_root.clone(),
-            public_url: self.public_url.clone(),
-        }
+    /// How the makers open frames (cheap to clone into blocking tasks).
+    pub fn images(&self) -> FrameImages {
+        self.images.clone()
     }
 
     /// Appends a timestamped line to a job's log.
@@ -402,11 +401,11 @@ impl Jobs {
             ),
         )
         .await;
-        let ctx = self.maker();
+        let ctx = self.images();
         let out = dir.to_path_buf();
         let header = json!({
             "job": job.id,
-            "kind": "deps",
+            "kind": JobKind::DependencyCutouts,
             "title": job.title,
             "request": job.params,
             "created": job.created_at,

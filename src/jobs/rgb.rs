@@ -20,13 +20,15 @@ use serde_json::json;
 
 use super::{JobError, Jobs, Outcome};
 use crate::catalog::Catalog;
-use crate::catalog::job_records::JobRecord;
+use crate::catalog::job_records::{JobKind, JobRecord};
 use crate::imaging::color::{self, LinearParams, LuptonParams, StiffParams};
-use crate::imaging::cutout::{self, Center, CutoutSpec, ParamError, Size, SizeUnit};
+use crate::imaging::cutout::{self, Center, CutoutSpec, Size, SizeUnit};
 use crate::imaging::raster::Raster;
 use crate::imaging::wcs::Wcs;
 use crate::model::{Frame, FrameClass};
+use crate::params::{ParamError, angle};
 use crate::products::dependency_cutouts::make::{write_file, write_manifest};
+use crate::products::frames::FrameImages;
 
 /// The request as users write it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -173,8 +175,8 @@ impl RgbParams {
         match (given(&self.ra), given(&self.dec)) {
             (None, None) => Ok(None),
             (Some(ra), Some(dec)) => {
-                let ra = cutout::parse_ra(ra).map_err(|e| bad("ra", e))?;
-                let dec = cutout::parse_dec(dec).map_err(|e| bad("dec", e))?;
+                let ra = angle::ra("ra", ra)?;
+                let dec = angle::dec("dec", dec)?;
                 let unit = match given(&self.unit) {
                     None => SizeUnit::Arcsec,
                     Some(u) => SizeUnit::parse(u).ok_or_else(|| {
@@ -336,7 +338,7 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path) -> Outcome {
         .map_err(|e| JobError::Failed(format!("stored parameters unreadable: {e}")))?;
     params.validate()?;
     let frames = params.frames(jobs.catalog()).await?;
-    let ctx = jobs.maker();
+    let ctx = jobs.images();
     let dir = dir.to_path_buf();
     let job_id = job.id;
     let (summary, log) = tokio::task::spawn_blocking(move || -> Result<_, JobError> {
@@ -365,7 +367,7 @@ pub struct Picture {
 }
 
 fn make(
-    ctx: &crate::products::dependency_cutouts::make::Context,
+    ctx: &FrameImages,
     params: &RgbParams,
     frames: &[Frame; 3],
     dir: &Path,
@@ -399,7 +401,7 @@ fn make(
     )?;
     write_manifest(
         dir,
-        json!({"job": job, "kind": "rgb", "request": params, "result": summary}),
+        json!({"job": job, "kind": JobKind::Rgb, "request": params, "result": summary}),
         &files,
     )?;
     log.push(format!(
@@ -413,7 +415,7 @@ fn make(
 
 /// Makes the picture of `params` from `frames` (red, green, blue).
 pub fn picture(
-    ctx: &crate::products::dependency_cutouts::make::Context,
+    ctx: &FrameImages,
     params: &RgbParams,
     frames: &[Frame; 3],
 ) -> Result<Picture, JobError> {
@@ -423,7 +425,7 @@ pub fn picture(
     let region = params.region()?;
     let mut log = Vec::new();
     // The red band defines the grid.
-    let red_src = ctx.open(&frames[0]).map_err(JobError::Failed)?;
+    let red_src = ctx.open_frame(&frames[0])?;
     let spec = match region {
         Some((ra, dec, size)) => CutoutSpec {
             center: Center::Sky { ra, dec },
@@ -433,11 +435,15 @@ pub fn picture(
         },
         None => CutoutSpec::whole(red_src.width, red_src.height),
     };
-    let red_cut =
-        cutout::cut(&red_src, &spec, &ctx.provenance(&frames[0])).map_err(|e| match e {
-            cutout::CutoutError::Fits(f) => JobError::Failed(f.to_string()),
-            other => bad("ra", other.to_string()),
-        })?;
+    let red_cut = cutout::cut(
+        &red_src,
+        &spec,
+        &ctx.provenance(frames[0].target.object_id, &frames[0].filename),
+    )
+    .map_err(|e| match e {
+        cutout::CutoutError::Fits(f) => JobError::Failed(f.to_string()),
+        other => bad("ra", other.to_string()),
+    })?;
     let geo = red_cut.geometry;
     let red = red_cut.into_image_f32();
     let red_wcs = frames[0].wcs.as_ref().and_then(|k| {
@@ -454,7 +460,7 @@ pub fn picture(
         let band = ["red", "green", "blue"][i];
         if same_grid(&frames[0], f) {
             let pixel = CutoutSpec::pixel_box(geo.x, geo.y, geo.width, geo.height);
-            let c = ctx.cut(f, &pixel).map_err(JobError::Failed)?;
+            let c = ctx.cut(f, &pixel)?;
             bands.push(c.into_image_f32());
             continue;
         }
@@ -479,11 +485,11 @@ pub fn picture(
             ));
         };
         // The whole other frame is read once; reprojection samples it.
-        let src = ctx.open(f).map_err(JobError::Failed)?;
+        let src = ctx.open_frame(f)?;
         let whole = cutout::cut(
             &src,
             &CutoutSpec::whole(src.width, src.height),
-            &ctx.provenance(f),
+            &ctx.provenance(f.target.object_id, &f.filename),
         )
         .map_err(|e| JobError::Failed(e.to_string()))?
         .into_image_f32();

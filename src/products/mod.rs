@@ -1,6 +1,102 @@
-//! The product service: what the server makes on demand from stored frames
-//! (cutouts, dependency cutouts, RGB pictures, batches), between the HTTP
-//! edge and the imaging core.
+//! The product service: what the server makes on demand from stored frames,
+//! between the HTTP edge and the imaging core.
+//!
+//! A request goes down the floors once: a front end (HTTP handler, VO
+//! endpoint, job) parses its parameters into a typed request
+//! ([`cutout::CutoutRequest`], [`dependency_cutouts::DepRequest`], …) and
+//! calls [`Products`]; the product service resolves frames, plans the
+//! product, derives its content key and ETag, chooses between making it
+//! directly and the disk cache, and calls the imaging core to cut and
+//! render. Nothing here knows about HTTP: errors are [`ProductError`]s,
+//! which say whose fault they are, and the edge maps them to statuses.
+//!
+//! - [`frames`]: from a catalogue frame to its opened pixels.
+//! - [`cutout`]: one cutout, as FITS or a rendered image, with its key.
+//! - [`cache`]: the bounded, content-addressed, single-flight disk cache.
+//! - [`dependency_cutouts`]: the same sky cut out of every frame of a
+//!   source's lineage, with GIFs.
 
 pub mod cache;
+pub mod cutout;
 pub mod dependency_cutouts;
+pub mod frames;
+
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, CatalogError};
+use crate::imaging::cutout::CutoutError;
+use crate::imaging::fits::FitsError;
+use crate::params::ParamError;
+use cache::DiskCache;
+use frames::{FrameImages, FrameLookup};
+
+/// Why a product cannot be made, grouped by whose fault it is.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProductError {
+    /// A parameter is wrong; the message names it and what is allowed.
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    /// The request is well formed but cannot be served as asked (a sky
+    /// position on a frame without a sky WCS, a cutout off the image).
+    #[error("{0}")]
+    Invalid(String),
+    /// What the request names does not exist (a frame, a file).
+    #[error("{0}")]
+    NotFound(String),
+    /// A fault of the server; the detail is for the log.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<CatalogError> for ProductError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::NotFound { .. } => Self::NotFound(e.to_string()),
+            CatalogError::Query(m) => Self::Invalid(m),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl ProductError {
+    /// A cutout error of the frame stored as `filename`.
+    pub fn from_cutout(e: CutoutError, filename: &str) -> Self {
+        match e {
+            CutoutError::Fits(f) => Self::from_fits(f, filename),
+            other => Self::Invalid(other.to_string()),
+        }
+    }
+
+    /// A FITS fault while reading the frame stored as `filename`: the file
+    /// is damaged or unreadable, which is not the requester's fault.
+    pub fn from_fits(e: FitsError, filename: &str) -> Self {
+        Self::Internal(format!("{filename}: {e}"))
+    }
+}
+
+/// The product service of one server process.
+#[derive(Debug)]
+pub struct Products {
+    /// The catalogue.
+    pub catalog: Catalog,
+    /// Opening frames' pixels.
+    pub images: FrameImages,
+    /// Recently resolved frames.
+    pub frames: FrameLookup,
+    /// The on-demand product cache (rendered images, cutouts of compressed
+    /// frames).
+    pub cache: DiskCache,
+}
+
+impl Products {
+    /// The service over `catalog`, reading frames through `images` and
+    /// keeping products in `cache`.
+    pub fn new(catalog: Catalog, images: FrameImages, cache: DiskCache) -> Arc<Self> {
+        Arc::new(Self {
+            catalog,
+            images,
+            frames: FrameLookup::new(4096),
+            cache,
+        })
+    }
+}

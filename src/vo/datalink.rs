@@ -146,7 +146,7 @@ pub struct Subject {
 /// The semantics of a parent of class `class`.
 pub fn parent_semantics(class: &str) -> &'static str {
     use FrameClass::*;
-    match FrameClass::parse(class) {
+    match class.parse::<FrameClass>().ok() {
         Some(BiasFrame | RawBiasFrame) => "#bias",
         Some(MasterFlatFrame | RawDomeFlatFrame) => "#flat",
         Some(FringeFrame | HotPixelMap | ColdPixelMap | IlluminationCorrection) => "#calibration",
@@ -155,7 +155,7 @@ pub fn parent_semantics(class: &str) -> &'static str {
 }
 
 fn product_type(class: &str) -> &'static str {
-    if FrameClass::parse(class).is_some() {
+    if class.parse::<FrameClass>().is_ok() {
         "image"
     } else {
         "catalog"

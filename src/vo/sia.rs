@@ -409,13 +409,10 @@ impl Query {
         }
         q.id = p.all("ID").into_iter().map(str::to_owned).collect();
         for c in p.all("COLLECTION") {
-            q.collection
-                .push(FrameClass::parse(c.trim()).ok_or_else(|| {
-                    format!(
-                        "COLLECTION: {c:?} is not a collection; allowed (frame classes): {}",
-                        FrameClass::ALL.map(|c| c.name()).join(", ")
-                    )
-                })?);
+            q.collection.push(
+                c.parse::<FrameClass>()
+                    .map_err(|e| format!("COLLECTION: {e}"))?,
+            );
         }
         let lower = |name: &str| -> Vec<String> {
             p.all(name)

@@ -10,8 +10,9 @@ use axum::extract::{Multipart, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use super::cutout_api::ApiError;
+use super::ApiError;
 use super::{AppError, AppState};
+use crate::catalog::job_records::JobKind;
 use crate::jobs::batch::{BatchParams, MAX_ROWS, MAX_SIZE_ARCMIN, check};
 
 /// The upload form.
@@ -46,7 +47,7 @@ async fn submit(
     let params = serde_json::to_value(&p).map_err(ApiError::internal)?;
     st.services
         .jobs
-        .submit("batch", &title, params, false)
+        .submit(JobKind::Batch, &title, params, false)
         .await
         .map_err(ApiError::from)
 }

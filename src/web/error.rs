@@ -1,12 +1,21 @@
-//! The one application error type of the HTTP edge: it decides the status
-//! code and renders what the user can act on; details of server faults go to
-//! the log, not to the page.
+//! The errors of the HTTP edge. Each decides the status code from whose
+//! fault the error is and renders what the user can act on, in the form the
+//! route's clients read: [`AppError`] as an HTML page for the browser pages,
+//! [`ApiError`] as one `text/plain` line for scripts. (The VO routes answer
+//! in the forms their standards prescribe: see `vo_endpoints::VoError`.)
+//! Details of server faults go to the log, never to the client.
 
-use crate::catalog::CatalogError;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-/// An error as the HTTP layer sees it.
+use crate::catalog::CatalogError;
+use crate::params::ParamError;
+use crate::products::ProductError;
+
+/// What clients are told about a fault of the server.
+const SERVER_FAULT: &str = "the server failed to answer this request; the details are in its log";
+
+/// An error of an HTML page.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// The request is malformed; the message names the parameter.
@@ -27,6 +36,33 @@ impl From<CatalogError> for AppError {
             CatalogError::Invalid(m) => AppError::Internal(m),
             CatalogError::Query(m) => AppError::BadRequest(m),
             CatalogError::Db(d) => AppError::Internal(d.to_string()),
+        }
+    }
+}
+
+impl From<ParamError> for AppError {
+    fn from(e: ParamError) -> Self {
+        AppError::BadRequest(e.to_string())
+    }
+}
+
+impl From<ProductError> for AppError {
+    fn from(e: ProductError) -> Self {
+        match e {
+            ProductError::Param(p) => p.into(),
+            ProductError::Invalid(m) => AppError::BadRequest(m),
+            ProductError::NotFound(m) => AppError::NotFound(m),
+            ProductError::Internal(m) => AppError::Internal(m),
+        }
+    }
+}
+
+impl From<ApiError> for AppError {
+    fn from(e: ApiError) -> Self {
+        match e.status {
+            StatusCode::NOT_FOUND => AppError::NotFound(e.message),
+            s if s.is_client_error() => AppError::BadRequest(e.message),
+            _ => AppError::Internal(e.message),
         }
     }
 }
@@ -66,5 +102,107 @@ impl IntoResponse for AppError {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (status, page.message).into_response(),
         }
+    }
+}
+
+/// An error of a script-facing endpoint: a status and a one-line message.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with `status`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// 400 with a message naming the parameter.
+    pub fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 409: the thing exists but is not ready.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+
+    /// 410: the thing existed and was removed.
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, message)
+    }
+
+    /// 500, logging the detail.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error in the API");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, SERVER_FAULT)
+    }
+
+    /// The message for the caller.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<ParamError> for ApiError {
+    fn from(e: ParamError) -> Self {
+        Self::bad(e.to_string())
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::NotFound { .. } => Self::not_found(e.to_string()),
+            CatalogError::Query(m) => Self::bad(m),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<ProductError> for ApiError {
+    fn from(e: ProductError) -> Self {
+        match e {
+            ProductError::Param(p) => p.into(),
+            ProductError::Invalid(m) => Self::bad(m),
+            ProductError::NotFound(m) => Self::not_found(m),
+            ProductError::Internal(m) => Self::internal(m),
+        }
+    }
+}
+
+impl From<crate::jobs::JobError> for ApiError {
+    fn from(e: crate::jobs::JobError) -> Self {
+        use crate::jobs::JobError;
+        match e {
+            JobError::Param { param, message } => Self::bad(format!("{param}: {message}")),
+            JobError::Catalog(c) => c.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{}\n", self.message),
+        )
+            .into_response()
     }
 }

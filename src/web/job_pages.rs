@@ -1,11 +1,6 @@
-//! Dependency cutouts and jobs over HTTP.
+//! Jobs over HTTP: every dependency-cutout request, RGB picture and batch
+//! is a job with a page and files.
 //!
-//! * `GET /deps` — the request form; with `ids` it runs the request: a small
-//!   one (≤ `inline_sources` ids) is made at once and redirects to its result
-//!   page, a larger one is queued and redirects to its job page, which
-//!   refreshes while it runs. Bad parameters re-show the form with a 400.
-//! * `GET /api/deps` — the same as JSON: 200 with the result, or 202 with
-//!   the job and a `Location` to poll.
 //! * `GET /jobs`, `GET /jobs/{id}` — the jobs page and one job (status,
 //!   progress, log, its result); `GET /api/jobs/{id}` as JSON.
 //! * `GET /jobs/{id}/files/{*path}` — one result file;
@@ -14,216 +9,19 @@
 use askama::Template;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, RawQuery, State};
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 
-use super::cutout_api::{ApiError, Params};
+use super::ApiError;
+use super::query_params::QueryParams;
 use super::{AppError, AppState};
-use crate::catalog::job_records::{JobRecord, JobStatus};
+use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
 use crate::ids::JobId;
-use crate::imaging::render::Stretch;
-use crate::model::FrameClass;
-use crate::params::id_ranges;
-use crate::products::dependency_cutouts::{self, DepParams, DepResult, ListRef, PIPELINE_CLASSES};
-
-/// Parameters of `/deps` and `/api/deps`.
-const DEP_PARAMS: [&str; 9] = [
-    "slid",
-    "alid",
-    "ids",
-    "classes",
-    "size",
-    "unit",
-    "stretch",
-    "interval",
-    "same_stretch",
-];
-
-/// Reads the request parameters; `classes` may also come as repeated
-/// checkbox fields, which are joined.
-fn dep_params(raw: Option<&str>) -> Result<(DepParams, bool), ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
-        .map_err(|e| ApiError::bad(format!("the query string is malformed: {e}")))?;
-    let (classes, rest): (Vec<_>, Vec<_>) = pairs
-        .into_iter()
-        .partition(|(k, _)| k.eq_ignore_ascii_case("classes"));
-    let rest = serde_urlencoded::to_string(&rest).unwrap_or_default();
-    let p = Params::parse(Some(&rest), &DEP_PARAMS)?;
-    let int = |name: &'static str| -> Result<Option<i64>, ApiError> {
-        p.get(name)
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| {
-                v.trim()
-                    .parse::<i64>()
-                    .map_err(|_| ApiError::bad(format!("{name}: {v:?} is not a whole number")))
-            })
-            .transpose()
-    };
-    let asked = p.get("ids").is_some();
-    let params = DepParams {
-        slid: int("slid")?,
-        alid: int("alid")?,
-        ids: p.get("ids").unwrap_or("").to_owned(),
-        classes: classes
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect::<Vec<_>>()
-            .join(","),
-        size: p.number("size")?,
-        unit: p.get("unit").map(str::to_owned),
-        stretch: p.get("stretch").map(str::to_owned),
-        interval: p.get("interval").map(str::to_owned),
-        same_stretch: match p.get("same_stretch") {
-            None => None,
-            Some(_) => Some(p.flag("same_stretch")?),
-        },
-    };
-    Ok((params, asked))
-}
-
-/// What happened to a request.
-enum Submitted {
-    /// Made at once.
-    Done(JobRecord),
-    /// Queued.
-    Queued(JobRecord),
-}
-
-async fn submit_deps(st: &AppState, params: &DepParams) -> Result<Submitted, ApiError> {
-    let req = params.validate()?;
-    // Unknown lists are a 404 now, not a failed job later.
-    let title = match req.list {
-        ListRef::Sources(slid) => {
-            let l = st.catalog.source_list(slid).await?;
-            format!(
-                "Dependency cutouts of SLID {slid} ({}) SIDs {}",
-                l.name,
-                id_ranges::format_ids(&req.ids)
-            )
-        }
-        ListRef::Associations(alid) => {
-            let l = st.catalog.associate_list(alid).await?;
-            format!(
-                "Dependency cutouts of ALID {alid} ({}) AIDs {}",
-                l.name,
-                id_ranges::format_ids(&req.ids)
-            )
-        }
-    };
-    let inline = req.ids.len() <= st.config.inline_sources;
-    let stored = serde_json::to_value(params).map_err(ApiError::internal)?;
-    let jobs = &st.services.jobs;
-    let job = jobs
-        .submit("deps", &title, stored, inline)
-        .await
-        .map_err(ApiError::from)?;
-    Ok(if inline {
-        Submitted::Done(job)
-    } else {
-        Submitted::Queued(job)
-    })
-}
-
-/// The request form.
-#[derive(Template)]
-#[template(path = "deps.html")]
-pub struct DepsPage {
-    /// The request so far.
-    pub p: DepParams,
-    /// Class choices: (name, short, checked).
-    pub classes: Vec<(&'static str, &'static str, bool)>,
-    /// Stretch names.
-    pub stretches: Vec<&'static str>,
-    /// Error to show, naming the parameter.
-    pub error: Option<String>,
-    /// Sizes of the inline limit, for the hint.
-    pub inline_sources: usize,
-    /// Recent dependency jobs.
-    pub recent: Vec<JobRecord>,
-}
-
-/// `GET /deps`.
-pub async fn deps_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
-    let (params, asked) = match dep_params(q.as_deref()) {
-        Ok(x) => x,
-        Err(e) => {
-            return form(
-                &st,
-                DepParams::default(),
-                Some(e.message().to_owned()),
-                e.status(),
-            )
-            .await;
-        }
-    };
-    if !asked {
-        return form(&st, params, None, StatusCode::OK).await;
-    }
-    match submit_deps(&st, &params).await {
-        Ok(Submitted::Done(job)) | Ok(Submitted::Queued(job)) => {
-            Redirect::to(&format!("/jobs/{}", job.id)).into_response()
-        }
-        Err(e) => {
-            let status = e.status();
-            form(&st, params, Some(e.message().to_owned()), status).await
-        }
-    }
-}
-
-async fn form(st: &AppState, p: DepParams, error: Option<String>, status: StatusCode) -> Response {
-    let chosen =
-        dependency_cutouts::parse_classes(&p.classes).unwrap_or_else(|_| PIPELINE_CLASSES.to_vec());
-    let classes = FrameClass::ALL
-        .iter()
-        .map(|c| (c.name(), c.short(), chosen.contains(c)))
-        .collect();
-    let recent = st
-        .catalog
-        .jobs(Some("deps"), None, 0, 10)
-        .await
-        .map(|(_, j)| j)
-        .unwrap_or_default();
-    let page = DepsPage {
-        p,
-        classes,
-        stretches: Stretch::ALL.iter().map(|s| s.name()).collect(),
-        error,
-        inline_sources: st.config.inline_sources,
-        recent,
-    };
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => AppError::from(e).into_response(),
-    }
-}
-
-/// `GET /api/deps`: JSON.
-pub async fn deps_api(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    let (params, asked) = dep_params(q.as_deref())?;
-    if !asked {
-        return Err(ApiError::bad(
-            "ids: missing: give SIDs or AIDs such as 1:5,20,31:34",
-        ));
-    }
-    match submit_deps(&st, &params).await? {
-        Submitted::Done(job) => Ok(axum::Json(job_json(&st, &job).await).into_response()),
-        Submitted::Queued(job) => {
-            let mut r =
-                (StatusCode::ACCEPTED, axum::Json(job_json(&st, &job).await)).into_response();
-            if let Ok(v) = format!("/api/jobs/{}", job.id).parse() {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            Ok(r)
-        }
-    }
-}
+use crate::products::dependency_cutouts::DepResult;
 
 /// A job as JSON, with its result's file paths turned into URLs.
-async fn job_json(st: &AppState, job: &JobRecord) -> serde_json::Value {
+pub(super) async fn job_json(st: &AppState, job: &JobRecord) -> serde_json::Value {
     let mut v = json!({
         "id": job.id,
         "kind": job.kind,
@@ -263,7 +61,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 }
 
 async fn load_result(st: &AppState, job: &JobRecord) -> Option<DepResult> {
-    if job.kind != "deps" {
+    if job.kind != JobKind::DependencyCutouts {
         return None;
     }
     read_json(st, job.id, "result.json").await
@@ -329,18 +127,16 @@ pub async fn jobs_page(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
 ) -> Result<Html<String>, AppError> {
-    let p = Params::parse(q.as_deref(), &["kind"])
-        .map_err(|e| AppError::BadRequest(e.message().to_owned()))?;
-    let kind = p.get("kind").unwrap_or("").trim().to_owned();
-    if !["", "deps", "rgb", "batch"].contains(&kind.as_str()) {
-        return Err(AppError::BadRequest(format!(
-            "kind: {kind:?} is not a job kind; allowed: deps, rgb, batch"
-        )));
-    }
-    let (total, jobs) = st
-        .catalog
-        .jobs((!kind.is_empty()).then_some(kind.as_str()), None, 0, 200)
-        .await?;
+    let p = QueryParams::parse(q.as_deref(), &["kind"])?;
+    let kind = match p.given("kind") {
+        None => None,
+        Some(k) => Some(crate::params::choice(
+            "kind",
+            k,
+            &JobKind::ALL.map(|k| (k.name(), k)),
+        )?),
+    };
+    let (total, jobs) = st.catalog.jobs(kind, None, 0, 200).await?;
     let active = jobs
         .iter()
         .any(|j| matches!(j.status, JobStatus::Queued | JobStatus::Running));
@@ -348,7 +144,7 @@ pub async fn jobs_page(
         JobsPage {
             jobs,
             total,
-            kind,
+            kind: kind.map(|k| k.name().to_owned()).unwrap_or_default(),
             keep_mib: st.config.jobs_bytes >> 20,
             keep_days: st.config.jobs_days,
             active,

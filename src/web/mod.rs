@@ -6,22 +6,26 @@
 
 pub mod batch_pages;
 pub mod cutout_api;
+pub mod dependency_cutout_pages;
 mod error;
 pub mod image_view;
 pub mod job_pages;
 pub mod object_view;
 pub mod pages;
+pub mod query_params;
 pub mod rgb_pages;
 pub mod sky_view;
 pub mod table_pages;
 pub mod vo_endpoints;
 
-pub use error::AppError;
+pub use error::{ApiError, AppError};
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::imaging::pixels::{Sidecars, SourceCache};
+use crate::imaging::pixels::{PixelSources, Sidecars};
+use crate::products::Products;
 use crate::products::cache::DiskCache;
+use crate::products::frames::FrameImages;
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -36,21 +40,15 @@ pub struct AppState {
     pub catalog: Catalog,
     /// The configuration the server runs with.
     pub config: Arc<Config>,
-    /// Opened images, frame lookups and the product cache.
+    /// The product service and the job service.
     pub services: Arc<Services>,
 }
 
-/// Long-lived helpers shared by handlers.
+/// Long-lived services shared by handlers.
 #[derive(Debug)]
 pub struct Services {
-    /// Opened image HDUs (and their sidecars).
-    pub sources: Arc<SourceCache>,
-    /// Recently resolved frames, so a burst of cutouts of one frame does not
-    /// query the database for each.
-    pub frames: cutout_api::FrameLookup,
-    /// The on-demand product cache (rendered images, cutouts of compressed
-    /// frames).
-    pub products: DiskCache,
+    /// The product service: cutouts, thumbnails, renders.
+    pub products: Arc<Products>,
     /// Jobs: dependency cutouts, RGB images, batches.
     pub jobs: Arc<crate::jobs::Jobs>,
 }
@@ -59,7 +57,11 @@ impl AppState {
     /// State for `catalog` and `config`, creating the cache directories.
     pub fn new(catalog: Catalog, config: Arc<Config>) -> std::io::Result<Self> {
         let sidecars = Sidecars::new(config.cache_dir.join("sidecars"), config.sidecar_bytes)?;
-        let sources = Arc::new(SourceCache::new(256, Some(sidecars)));
+        let images = FrameImages {
+            sources: Arc::new(PixelSources::new(256, Some(sidecars))),
+            data_root: config.data_dir.clone(),
+            public_url: config.public_url.clone(),
+        };
         let jobs = crate::jobs::Jobs::new(
             catalog.clone(),
             config.jobs_dir.clone(),
@@ -67,16 +69,13 @@ impl AppState {
                 max_bytes: config.jobs_bytes,
                 max_age: std::time::Duration::from_secs(config.jobs_days * 86_400),
             },
-            sources.clone(),
-            config.data_dir.clone(),
-            config.public_url.clone(),
+            images.clone(),
         )?;
+        let cache = DiskCache::open(config.cache_dir.join("products"), config.cache_bytes)
+            .map_err(std::io::Error::other)?;
         let services = Services {
-            sources,
+            products: Products::new(catalog.clone(), images, cache),
             jobs: Arc::new(jobs),
-            frames: cutout_api::FrameLookup::new(4096),
-            products: DiskCache::open(config.cache_dir.join("products"), config.cache_bytes)
-                .map_err(std::io::Error::other)?,
         };
         Ok(Self {
             catalog,
@@ -93,13 +92,21 @@ pub fn object_id(text: &str) -> Result<i64, String> {
         .map_err(|_| format!("{text:?} is not an object id"))
 }
 
-/// A CSV field, quoted when it contains a separator, quote or line break.
-pub(crate) fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
+/// A CSV document (RFC 4180, with a header row) written by the `csv`
+/// crate: every CSV the server sends goes through here.
+pub(crate) fn csv_document<R, I>(header: &[&str], rows: R) -> Vec<u8>
+where
+    R: IntoIterator<Item = I>,
+    I: IntoIterator,
+    I::Item: AsRef<[u8]>,
+{
+    let mut w = csv::Writer::from_writer(Vec::new());
+    // Writing into a Vec cannot fail.
+    let _ = w.write_record(header);
+    for row in rows {
+        let _ = w.write_record(row);
     }
+    w.into_inner().unwrap_or_default()
 }
 
 /// The complete router.
@@ -118,8 +125,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/pixel", get(image_view::pixel))
         .route("/api/cutout", get(cutout_api::cutout))
         .route("/api/images", get(cutout_api::images))
-        .route("/deps", get(job_pages::deps_page))
-        .route("/api/deps", get(job_pages::deps_api))
+        .route("/deps", get(dependency_cutout_pages::deps_page))
+        .route("/api/deps", get(dependency_cutout_pages::deps_api))
         .route("/jobs", get(job_pages::jobs_page))
         .route("/jobs/{id}", get(job_pages::job_page))
         .route("/jobs/{id}/zip", get(job_pages::job_zip))

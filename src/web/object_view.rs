@@ -11,6 +11,7 @@ use std::collections::HashSet;
 
 use askama::Template;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{AppError, AppState};
@@ -18,6 +19,7 @@ use crate::catalog::browse::{self, Cell, Query, Table};
 use crate::catalog::lineage::{Direction, Lineage, MAX_DEPTH};
 use crate::ids::ObjectId;
 use crate::model::FrameClass;
+use crate::products::cutout::CutoutRequest;
 
 /// One attribute row.
 pub struct Attribute {
@@ -96,7 +98,8 @@ pub async fn object(
         "SourceList" => Table::SourceLists,
         "AssociateList" => Table::AssociateLists,
         c => Table::Frames(
-            FrameClass::parse(c)
+            c.parse::<FrameClass>()
+                .ok()
                 .ok_or_else(|| AppError::Internal(format!("object {id} has unknown class {c}")))?,
         ),
     };
@@ -221,7 +224,7 @@ fn tree(
             .map(|n| n.creation_date.format("%Y-%m-%d %H:%M").to_string())
             .unwrap_or_default(),
         valid: n.is_some_and(|n| n.is_valid > 0),
-        frame: n.is_some_and(|n| FrameClass::parse(&n.class_name).is_some()),
+        frame: n.is_some_and(|n| n.class_name.parse::<FrameClass>().is_ok()),
         repeat,
         children,
     }
@@ -315,19 +318,22 @@ impl TreeNode {
 pub const THUMB_PX: usize = 128;
 
 /// `GET /thumb/{id}`: the whole frame, zscale, linear, at most 128 px, JPEG.
+/// A missing file is a 404, a damaged one a 500, as for any cutout.
 pub async fn thumbnail(
     State(st): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
+    let started = std::time::Instant::now();
     let id = super::object_id(&id).map_err(AppError::BadRequest)?;
     let frame = st.catalog.frame(ObjectId(id)).await?;
-    // The cutout API does the work (and the caching): the whole frame,
-    // rendered small.
-    let uri = format!(
-        "{}&format=jpg&interval=zscale&output_size={THUMB_PX}",
-        super::cutout_api::whole_frame_query(&frame)
-    );
-    super::cutout_api::cutout_unbounded(st, &uri)
-        .await
-        .map_err(|e| AppError::Internal(format!("thumbnail of {id}: {e:?}")))
+    let product = st
+        .services
+        .products
+        .cutout(
+            CutoutRequest::thumbnail(&frame, THUMB_PX),
+            super::cutout_api::if_none_match(&headers),
+        )
+        .await?;
+    Ok(super::cutout_api::product_response(product, started))
 }

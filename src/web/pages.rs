@@ -84,7 +84,7 @@ pub async fn home(State(state): State<AppState>) -> Result<Html<String>, AppErro
     ];
     let total_frames = counts
         .iter()
-        .filter(|c| crate::model::FrameClass::parse(&c.category).is_some())
+        .filter(|c| c.category.parse::<crate::model::FrameClass>().is_ok())
         .map(|c| c.count)
         .sum();
     let page = HomePage {

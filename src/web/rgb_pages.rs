@@ -8,9 +8,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use super::cutout_api::ApiError;
+use super::ApiError;
 use super::{AppError, AppState};
-use crate::catalog::job_records::{JobRecord, JobStatus};
+use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
 use crate::jobs::rgb::RgbParams;
 
 /// Pictures up to this many pixels (per band) are made inline.
@@ -80,7 +80,7 @@ async fn submit(st: &AppState, p: &RgbParams) -> Result<JobRecord, ApiError> {
     let job = st
         .services
         .jobs
-        .submit("rgb", &title, params, inline)
+        .submit(JobKind::Rgb, &title, params, inline)
         .await
         .map_err(ApiError::from)?;
     if job.status == JobStatus::Failed {
@@ -133,7 +133,7 @@ pub async fn rgb_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Resp
 async fn pictures(st: &AppState, limit: u64) -> Vec<(JobRecord, String)> {
     let jobs = st
         .catalog
-        .jobs(Some("rgb"), Some(JobStatus::Done), 0, limit)
+        .jobs(Some(JobKind::Rgb), Some(JobStatus::Done), 0, limit)
         .await
         .map(|(_, j)| j)
         .unwrap_or_default();

@@ -72,7 +72,7 @@ pub async fn sky(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Html<String>, AppError> {
-    let p = super::cutout_api::Params::parse(raw.as_deref(), &["frame", "slid", "ids"])
+    let p = super::query_params::QueryParams::parse(raw.as_deref(), &["frame", "slid", "ids"])
         .map_err(|e| AppError::BadRequest(e.message().to_owned()))?;
     let base = super::vo_endpoints::base_url(&st, &headers);
     let asked_slid = match p.get("slid").filter(|s| !s.trim().is_empty()) {

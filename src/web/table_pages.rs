@@ -15,6 +15,7 @@ use super::{AppError, AppState};
 use crate::catalog::browse::{self, Cell, Column, Dir, Op, PAGE_SIZES, Query, Table};
 use crate::ids::{Alid, Slid};
 use crate::model::FrameClass;
+use crate::params::{angle, flag};
 use crate::vo::export;
 use crate::vo::votable::{self, Serialization};
 
@@ -155,15 +156,8 @@ fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> 
                 })?;
             }
             "datalink" => {
-                votable.1 = match v.trim().to_ascii_lowercase().as_str() {
-                    "yes" | "true" | "1" => true,
-                    "no" | "false" | "0" => false,
-                    _ => {
-                        return Err(AppError::BadRequest(format!(
-                            "datalink: {v:?} is not allowed; allowed: yes, no"
-                        )));
-                    }
-                };
+                votable.1 =
+                    flag::flag("datalink", &v).map_err(|e| AppError::BadRequest(e.to_string()))?;
             }
             _ => {}
         }
@@ -197,9 +191,8 @@ fn parse_cone(table: &Table, p: &[Option<String>; 3]) -> Result<Option<browse::C
                     table.title()
                 )));
             }
-            let ra = crate::imaging::cutout::parse_ra(ra).map_err(|m| bad(format!("ra: {m}")))?;
-            let dec =
-                crate::imaging::cutout::parse_dec(dec).map_err(|m| bad(format!("dec: {m}")))?;
+            let ra = angle::ra("ra", ra).map_err(|e| bad(e.to_string()))?;
+            let dec = angle::dec("dec", dec).map_err(|e| bad(e.to_string()))?;
             let radius: f64 = r
                 .trim()
                 .parse()
@@ -227,12 +220,16 @@ fn table_named(name: &str) -> Result<Table, AppError> {
     match name {
         "SourceList" => Ok(Table::SourceLists),
         "AssociateList" => Ok(Table::AssociateLists),
-        other => FrameClass::parse(other).map(Table::Frames).ok_or_else(|| {
-            AppError::BadRequest(format!(
-                "{other:?} is not a table; valid tables: {}, SourceList, AssociateList",
-                FrameClass::ALL.map(|c| c.name()).join(", ")
-            ))
-        }),
+        other => other
+            .parse::<FrameClass>()
+            .ok()
+            .map(Table::Frames)
+            .ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "{other:?} is not a table; valid tables: {}, SourceList, AssociateList",
+                    FrameClass::ALL.map(|c| c.name()).join(", ")
+                ))
+            }),
     }
 }
 
@@ -307,7 +304,14 @@ async fn votable_export(
         cutout_arcsec: 20.0,
         plain: !req.votable.1,
     };
-    let doc = export::document(table, &req.columns, &page.rows, overflow, page.total, &ctx);
+    // Up to EXPORT_LIMIT rows of XML: CPU work, off the async threads.
+    let (table, columns, serialization) = (*table, req.columns.clone(), req.votable.0);
+    let xml = tokio::task::spawn_blocking(move || {
+        export::document(&table, &columns, &page.rows, overflow, page.total, &ctx)
+            .to_xml(serialization)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("VOTable export: {e}")))?;
     let file = format!(
         "{}.vot",
         table
@@ -322,7 +326,7 @@ async fn votable_export(
                 format!("inline; filename=\"{file}\""),
             ),
         ],
-        doc.to_xml(req.votable.0),
+        xml,
     )
         .into_response())
 }
@@ -506,44 +510,51 @@ async fn respond(
                 .title()
                 .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
         );
-        let (mime, body) = if format == "csv" {
-            let mut out = req
-                .columns
-                .iter()
-                .map(|c| c.name)
-                .collect::<Vec<_>>()
-                .join(",");
-            out.push('\n');
-            for row in &page.rows {
-                let line: Vec<String> = index
-                    .iter()
-                    .map(|&i| super::csv_field(&row[i].display()))
-                    .collect();
-                out.push_str(&line.join(","));
-                out.push('\n');
-            }
-            ("text/csv; charset=utf-8", out)
-        } else {
-            let rows: Vec<serde_json::Value> = page
-                .rows
-                .iter()
-                .map(|row| {
-                    serde_json::Value::Object(
+        // Up to EXPORT_LIMIT rows: serialised on a blocking thread.
+        let (columns, title) = (req.columns.clone(), table.title());
+        let total = page.total;
+        let csv = format == "csv";
+        let body = tokio::task::spawn_blocking(move || {
+            if csv {
+                super::csv_document(
+                    &columns.iter().map(|c| c.name).collect::<Vec<_>>(),
+                    page.rows.iter().map(|row| {
                         index
                             .iter()
-                            .zip(&req.columns)
-                            .map(|(&i, c)| (c.name.to_owned(), row[i].json()))
-                            .collect(),
-                    )
+                            .map(|&i| row[i].display())
+                            .collect::<Vec<_>>()
+                    }),
+                )
+            } else {
+                let rows: Vec<serde_json::Value> = page
+                    .rows
+                    .iter()
+                    .map(|row| {
+                        serde_json::Value::Object(
+                            index
+                                .iter()
+                                .zip(&columns)
+                                .map(|(&i, c)| (c.name.to_owned(), row[i].json()))
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                serde_json::json!({
+                    "table": title,
+                    "total": total,
+                    "columns": columns.iter().map(|c| serde_json::json!({"name": c.name, "unit": c.unit})).collect::<Vec<_>>(),
+                    "rows": rows,
                 })
-                .collect();
-            let body = serde_json::json!({
-                "table": table.title(),
-                "total": page.total,
-                "columns": req.columns.iter().map(|c| serde_json::json!({"name": c.name, "unit": c.unit})).collect::<Vec<_>>(),
-                "rows": rows,
-            });
-            ("application/json", body.to_string())
+                .to_string()
+                .into_bytes()
+            }
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("export: {e}")))?;
+        let mime = if csv {
+            "text/csv; charset=utf-8"
+        } else {
+            "application/json"
         };
         return Ok((
             [
@@ -691,7 +702,7 @@ pub async fn tables(State(st): State<AppState>) -> Result<Html<String>, AppError
     let tables = counts
         .into_iter()
         .filter(|c| {
-            FrameClass::parse(&c.category).is_some()
+            c.category.parse::<FrameClass>().is_ok()
                 || matches!(c.category.as_str(), "SourceList" | "AssociateList")
         })
         .map(|c| (c.category, c.count))

@@ -16,12 +16,22 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use std::marker::PhantomData;
+
 use super::AppState;
+use crate::catalog::CatalogError;
 use crate::catalog::browse::Table;
 use crate::catalog::lineage::Direction;
 use crate::ids::ObjectId;
+use crate::imaging::cutout::CutoutSpec;
 use crate::imaging::wcs::Wcs;
 use crate::model::FrameClass;
+use crate::params::choice;
+use crate::params::cutout::CutoutFormat;
+use crate::params::rendering::Rendering;
+use crate::products::ProductError;
+use crate::products::cutout::CutoutRequest;
+use crate::products::frames::FrameKey;
 use crate::vo::votable::{self, Document, QueryStatus, Serialization};
 use crate::vo::{DalParams, datalink, obscore, sia, soda};
 
@@ -53,12 +63,12 @@ pub fn base_url(st: &AppState, headers: &HeaderMap) -> String {
 }
 
 /// Query string and form body together.
-fn params(query: Option<&str>, body: &[u8]) -> Result<DalParams, String> {
-    let mut p = DalParams::parse(query.unwrap_or(""))?;
+fn params<F: FaultForm>(query: Option<&str>, body: &[u8]) -> Result<DalParams, VoError<F>> {
+    let mut p = DalParams::parse(query.unwrap_or("")).map_err(VoError::usage)?;
     if !body.is_empty() {
-        let text =
-            std::str::from_utf8(body).map_err(|_| "the request body is not UTF-8 form data")?;
-        p.extend(DalParams::parse(text)?);
+        let text = std::str::from_utf8(body)
+            .map_err(|_| VoError::usage("the request body is not UTF-8 form data"))?;
+        p.extend(DalParams::parse(text).map_err(VoError::usage)?);
     }
     Ok(p)
 }
@@ -72,29 +82,148 @@ pub fn votable_response(doc: &Document, ser: Serialization, content_type: &str) 
         .into_response()
 }
 
-/// A DALI error document: a VOTable with `QUERY_STATUS=ERROR`.
-fn votable_error(status: StatusCode, message: String) -> Response {
-    let doc = Document {
-        description: "wisecut error".into(),
-        infos: vec![QueryStatus::Error(message).info()],
-        table_name: "error".into(),
-        ..Default::default()
-    };
-    let mut r = votable_response(&doc, Serialization::TableData, votable::MIME);
-    *r.status_mut() = status;
-    r
+/// The kinds of DALI faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The request is wrong (400).
+    Usage,
+    /// What it names does not exist (404).
+    NotFound,
+    /// The service failed (500).
+    Error,
 }
 
-/// A `text/plain` fault, the kind first (`UsageError: …`), as SODA
-/// requires; `/prov` answers its errors the same way.
-fn text_fault(status: StatusCode, kind: &str, message: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{kind}: {message}\n"),
-    )
-        .into_response()
+impl FaultKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Usage => "UsageError",
+            Self::NotFound => "NotFoundFault",
+            Self::Error => "Error",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Self::Usage => StatusCode::BAD_REQUEST,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Error => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
 }
+
+/// How a VO service writes its errors: SIA and DataLink as a VOTable with
+/// `QUERY_STATUS=ERROR`, SODA and PROV as one `text/plain` line beginning
+/// with the fault's name.
+pub trait FaultForm {
+    /// The error document for `kind` and `message`.
+    fn render(kind: FaultKind, message: &str) -> Response;
+}
+
+/// Errors as a DALI error VOTable (SIA, DataLink).
+#[derive(Debug)]
+pub struct AsVoTable;
+
+/// Errors as `text/plain` `Kind: message` (SODA, PROV).
+#[derive(Debug)]
+pub struct AsText;
+
+impl FaultForm for AsVoTable {
+    fn render(kind: FaultKind, message: &str) -> Response {
+        let doc = Document {
+            description: "wisecut error".into(),
+            infos: vec![QueryStatus::Error(format!("{}: {message}", kind.name())).info()],
+            table_name: "error".into(),
+            ..Default::default()
+        };
+        let mut r = votable_response(&doc, Serialization::TableData, votable::MIME);
+        *r.status_mut() = kind.status();
+        r
+    }
+}
+
+impl FaultForm for AsText {
+    fn render(kind: FaultKind, message: &str) -> Response {
+        (
+            kind.status(),
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{}: {message}\n", kind.name()),
+        )
+            .into_response()
+    }
+}
+
+/// The error of a VO endpoint, written in the form `F` its standard
+/// prescribes. Faults of the server are logged and reported without their
+/// detail.
+#[derive(Debug)]
+pub struct VoError<F> {
+    kind: FaultKind,
+    message: String,
+    form: PhantomData<F>,
+}
+
+impl<F> VoError<F> {
+    fn new(kind: FaultKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            form: PhantomData,
+        }
+    }
+
+    /// A `UsageError`: the request is wrong; the message names the
+    /// parameter.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(FaultKind::Usage, message)
+    }
+
+    /// A `NotFoundFault`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(FaultKind::NotFound, message)
+    }
+
+    /// An `Error`: a fault of the server, logged with `detail`.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error in a VO service");
+        Self::new(
+            FaultKind::Error,
+            "the service failed to answer this request; the details are in its log",
+        )
+    }
+}
+
+impl<F> From<CatalogError> for VoError<F> {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::NotFound { .. } => Self::not_found(e.to_string()),
+            CatalogError::Query(m) => Self::usage(m),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl<F> From<ProductError> for VoError<F> {
+    fn from(e: ProductError) -> Self {
+        match e {
+            ProductError::Param(p) => Self::usage(p.to_string()),
+            ProductError::Invalid(m) => Self::usage(m),
+            ProductError::NotFound(m) => Self::not_found(m),
+            ProductError::Internal(m) => Self::internal(m),
+        }
+    }
+}
+
+impl<F: FaultForm> IntoResponse for VoError<F> {
+    fn into_response(self) -> Response {
+        F::render(self.kind, &self.message)
+    }
+}
+
+/// What a SIA or DataLink handler returns.
+type VoTableAnswer = Result<Response, VoError<AsVoTable>>;
+
+/// What a SODA or PROV handler returns.
+type TextAnswer = Result<Response, VoError<AsText>>;
 
 /// `GET|POST /vo/sia/query`.
 pub async fn sia_query(
@@ -102,12 +231,9 @@ pub async fn sia_query(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Response {
+) -> VoTableAnswer {
     let base = base_url(&st, &headers);
-    let q = match params(query.as_deref(), &body).and_then(|p| sia::Query::parse(&p)) {
-        Ok(q) => q,
-        Err(e) => return votable_error(StatusCode::BAD_REQUEST, format!("UsageError: {e}")),
-    };
+    let q = sia::Query::parse(&params(query.as_deref(), &body)?).map_err(VoError::usage)?;
     let classes: Vec<FrameClass> = if q.collection.is_empty() {
         FrameClass::ALL.to_vec()
     } else {
@@ -115,19 +241,20 @@ pub async fn sia_query(
     };
     let mut frames = Vec::new();
     for c in classes {
-        match st.catalog.frames_of_class(c).await {
-            Ok(fs) => frames.extend(fs.into_iter().filter(|f| q.matches(f))),
-            Err(e) => {
-                return votable_error(StatusCode::INTERNAL_SERVER_ERROR, format!("Error: {e}"));
-            }
-        }
+        frames.extend(
+            st.catalog
+                .frames_of_class(c)
+                .await?
+                .into_iter()
+                .filter(|f| q.matches(f)),
+        );
     }
     frames.sort_by_key(|f| f.target.object_id.0);
-    votable_response(
+    Ok(votable_response(
         &sia::answer(&frames, &q, &base),
         Serialization::TableData,
         votable::MIME,
-    )
+    ))
 }
 
 /// `GET /vo/availability` (VOSI).
@@ -178,66 +305,60 @@ pub async fn capabilities(State(st): State<AppState>, headers: HeaderMap) -> Res
     ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
 }
 
-/// `GET|POST /vo/soda/sync`.
+/// `GET|POST /vo/soda/sync`: the pixels of a frame inside a region, as a
+/// FITS cutout from the product service (same bytes and ETag as
+/// `/api/cutout` for the same box); 204 when the region misses the frame.
 pub async fn soda_sync(
     State(st): State<AppState>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Response {
-    let req = match params(query.as_deref(), &body).and_then(|p| soda::Request::parse(&p)) {
-        Ok(r) => r,
-        Err(e) => return text_fault(StatusCode::BAD_REQUEST, "UsageError", &e),
-    };
-    let Some(id) = obscore::parse_ivoid(&req.id) else {
-        return text_fault(
-            StatusCode::NOT_FOUND,
-            "NotFoundFault",
-            &format!("{}: not a wisecut identifier (ivo://wisecut/obj?N)", req.id),
-        );
-    };
+) -> TextAnswer {
+    let started = std::time::Instant::now();
+    let req = soda::Request::parse(&params(query.as_deref(), &body)?).map_err(VoError::usage)?;
+    let id = obscore::parse_ivoid(&req.id).ok_or_else(|| {
+        VoError::not_found(format!(
+            "{}: not a wisecut identifier (ivo://wisecut/obj?N)",
+            req.id
+        ))
+    })?;
     let frame = match st.catalog.frame(id).await {
-        Ok(f) => f,
-        Err(crate::catalog::CatalogError::NotFound { .. }) => {
-            return text_fault(
-                StatusCode::NOT_FOUND,
-                "NotFoundFault",
-                &format!("{}: there is no frame {}", req.id, id.0),
-            );
+        Err(CatalogError::NotFound { .. }) => {
+            return Err(VoError::not_found(format!(
+                "{}: there is no frame {}",
+                req.id, id.0
+            )));
         }
-        Err(e) => return text_fault(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
+        other => other?,
     };
     let (n1, n2) = (frame.naxis1 as usize, frame.naxis2 as usize);
     let (Some(kw), Some(corners)) = (&frame.wcs, &frame.footprint) else {
-        return text_fault(
-            StatusCode::BAD_REQUEST,
-            "UsageError",
-            &format!(
-                "{}: {} {} has no sky WCS, so a sky region cannot be cut from it",
-                req.id,
-                frame.class.name(),
-                frame.filename
-            ),
-        );
+        return Err(VoError::usage(format!(
+            "{}: {} {} has no sky WCS, so a sky region cannot be cut from it",
+            req.id,
+            frame.class.name(),
+            frame.filename
+        )));
     };
-    let wcs = match Wcs::new(kw, n1, n2) {
-        Ok(w) => w,
-        Err(e) => return text_fault(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
-    };
+    let wcs = Wcs::new(kw, n1, n2).map_err(VoError::internal)?;
     let Some(b) = soda::pixel_box(&wcs, n1, n2, &req.region, corners) else {
         // SODA: a region that misses the data is not an error, just empty.
-        return StatusCode::NO_CONTENT.into_response();
+        return Ok(StatusCode::NO_CONTENT.into_response());
     };
     let (x, y) = b.centre();
-    let q = format!(
-        "frame={}&x={x}&y={y}&width={}&height={}&format=fits",
-        id.0,
-        b.width(),
-        b.height()
-    );
-    match super::cutout_api::cutout_unbounded(st, &q).await {
-        Ok(r) => r,
-        Err(e) => text_fault(e.status(), "Error", e.message()),
-    }
+    let request = CutoutRequest {
+        frame: FrameKey::Id(id),
+        hdu: None,
+        spec: CutoutSpec::pixel_box(x, y, b.width(), b.height()),
+        format: CutoutFormat::Fits,
+        rendering: Rendering::default(),
+    };
+    let product = st
+        .services
+        .products
+        .cutout(request, super::cutout_api::if_none_match(&headers))
+        .await?;
+    Ok(super::cutout_api::product_response(product, started))
 }
 
 /// `GET|POST /vo/links`.
@@ -246,36 +367,26 @@ pub async fn links(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Response {
+) -> VoTableAnswer {
     let base = base_url(&st, &headers);
-    let p = match params(query.as_deref(), &body) {
-        Ok(p) => p,
-        Err(e) => return votable_error(StatusCode::BAD_REQUEST, format!("UsageError: {e}")),
-    };
+    let p = params(query.as_deref(), &body)?;
     if let Some(u) = p.unknown(&["ID", "RESPONSEFORMAT"]).first() {
-        return votable_error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "UsageError: {u}: unknown parameter; DataLink takes ID (repeatable) and RESPONSEFORMAT"
-            ),
-        );
+        return Err(VoError::usage(format!(
+            "{u}: unknown parameter; DataLink takes ID (repeatable) and RESPONSEFORMAT"
+        )));
     }
     let ids = p.all("ID");
     if ids.is_empty() {
-        return votable_error(
-            StatusCode::BAD_REQUEST,
-            "UsageError: ID: missing; give one or more publisher DIDs (ivo://wisecut/obj?N)".into(),
-        );
+        return Err(VoError::usage(
+            "ID: missing; give one or more publisher DIDs (ivo://wisecut/obj?N)",
+        ));
     }
     if ids.len() > datalink::MAX_IDS {
-        return votable_error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "UsageError: ID: {} identifiers given; at most {} per request",
-                ids.len(),
-                datalink::MAX_IDS
-            ),
-        );
+        return Err(VoError::usage(format!(
+            "ID: {} identifiers given; at most {} per request",
+            ids.len(),
+            datalink::MAX_IDS
+        )));
     }
     let mut rows = Vec::new();
     let mut services = Vec::new();
@@ -283,7 +394,7 @@ pub async fn links(
         if let Some((frame, q)) = obscore::parse_cutout_did(asked) {
             match st.catalog.frame(frame).await {
                 Ok(_) => rows.extend(datalink::cutout_links(&base, asked, frame, &q)),
-                Err(crate::catalog::CatalogError::NotFound { .. }) => rows.push(datalink::fault(
+                Err(CatalogError::NotFound { .. }) => rows.push(datalink::fault(
                     asked,
                     "NotFoundFault",
                     &format!("{asked}: there is no frame {}", frame.0),
@@ -312,11 +423,11 @@ pub async fn links(
             Err(e) => rows.push(datalink::fault(asked, "Error", &e)),
         }
     }
-    votable_response(
+    Ok(votable_response(
         &datalink::document(&rows, services),
         Serialization::TableData,
         datalink::LINKS_MIME,
-    )
+    ))
 }
 
 /// What DataLink needs about one identifier; `None` when it names nothing.
@@ -330,7 +441,7 @@ async fn subject(
     };
     let target = match st.catalog.process_target(id).await {
         Ok(t) => t,
-        Err(crate::catalog::CatalogError::NotFound { .. }) => return Ok(None),
+        Err(CatalogError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
     let class = target.class_name.clone();
@@ -344,7 +455,7 @@ async fn subject(
         parents: vec![],
         children: vec![],
     };
-    if FrameClass::parse(&class).is_some() {
+    if class.parse::<FrameClass>().is_ok() {
         let f = st.catalog.frame(id).await.map_err(|e| e.to_string())?;
         s.file_size = Some(f.file_size);
         s.on_sky = f.wcs.is_some() && f.footprint.is_some();
@@ -384,14 +495,21 @@ async fn subject(
 pub async fn data(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Response, super::cutout_api::ApiError> {
-    use super::cutout_api::ApiError;
+) -> Result<Response, super::ApiError> {
+    use super::ApiError;
     let id = super::object_id(&id).map_err(ApiError::bad)?;
     let frame = st.catalog.frame(ObjectId(id)).await?;
     let path = frame.file_path(&st.config.data_dir);
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
+    let file = tokio::fs::File::open(&path).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            ApiError::not_found(format!(
+                "frame {id}: its file {} is missing from the data store",
+                frame.filename
+            ))
+        } else {
+            ApiError::internal(format!("{}: {e}", path.display()))
+        }
+    })?;
     let len = file
         .metadata()
         .await
@@ -418,81 +536,78 @@ pub async fn data(
 /// `GET|POST /prov`: the lineage of `ID` as W3C PROV, ProvSAP-style:
 /// `DEPTH` (a number of steps or `ALL`, default 1), `DIRECTION` (`BACK`,
 /// towards what it was made from, the default; or `FORWARD`),
-/// `RESPONSEFORMAT` (`PROV-JSON`, the default, or `PROV-N`).
+/// `RESPONSEFORMAT` (`PROV-JSON`, the default, or `PROV-N`). Rendering a
+/// deep lineage is CPU work and runs on a blocking thread.
 pub async fn provenance(
     State(st): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Response {
+) -> TextAnswer {
     use crate::vo::prov::ProvFormat;
-    let usage = |m: String| text_fault(StatusCode::BAD_REQUEST, "UsageError", &m);
-    let p = match params(query.as_deref(), &body) {
-        Ok(p) => p,
-        Err(e) => return usage(e),
-    };
+    let p = params(query.as_deref(), &body)?;
     if let Some(u) = p
         .unknown(&["ID", "DEPTH", "DIRECTION", "RESPONSEFORMAT"])
         .first()
     {
-        return usage(format!(
+        return Err(VoError::usage(format!(
             "{u}: unknown parameter; allowed: ID, DEPTH, DIRECTION, RESPONSEFORMAT"
-        ));
+        )));
     }
-    let parsed = (|| -> Result<(ObjectId, u32, Direction, ProvFormat), String> {
-        let id = p
-            .one("ID")?
-            .ok_or("ID: missing; give an object id or ivo://wisecut/obj?N")?;
-        let oid = obscore::parse_ivoid(id)
-            .ok_or_else(|| format!("ID: {id:?} is not an object id or ivo://wisecut/obj?N"))?;
-        let depth = match p.one("DEPTH")?.map(|d| d.trim().to_ascii_uppercase()) {
-            None => 1,
-            Some(d) if d == "ALL" => crate::catalog::lineage::MAX_DEPTH,
-            Some(d) => d.parse::<u32>().ok().filter(|v| *v >= 1).ok_or_else(|| {
-                format!("DEPTH: {d:?} is not allowed; give a number of steps (1, 2, …) or ALL")
+    let one = |name: &str| p.one(name).map_err(VoError::usage);
+    let id = one("ID")?
+        .ok_or_else(|| VoError::usage("ID: missing; give an object id or ivo://wisecut/obj?N"))?;
+    let id = obscore::parse_ivoid(id).ok_or_else(|| {
+        VoError::usage(format!(
+            "ID: {:?} is not an object id or ivo://wisecut/obj?N",
+            crate::params::shown(id)
+        ))
+    })?;
+    let depth = match one("DEPTH")? {
+        None => 1,
+        Some(d) if d.trim().eq_ignore_ascii_case("ALL") => crate::catalog::lineage::MAX_DEPTH,
+        Some(d) => d
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|v| *v >= 1)
+            .ok_or_else(|| {
+                VoError::usage(format!(
+                    "DEPTH: {:?} is not allowed; give a number of steps (1, 2, …) or ALL",
+                    crate::params::shown(d)
+                ))
             })?,
-        };
-        let direction = match p.one("DIRECTION")?.map(|d| d.trim().to_ascii_uppercase()) {
-            None => Direction::Up,
-            Some(d) if d == "BACK" => Direction::Up,
-            Some(d) if d == "FORWARD" => Direction::Down,
-            Some(d) => {
-                return Err(format!(
-                    "DIRECTION: {d:?} is not allowed; allowed: BACK, FORWARD"
-                ));
-            }
-        };
-        let format = match p.one("RESPONSEFORMAT")? {
-            None => ProvFormat::Json,
-            Some(f) => ProvFormat::parse(f).map_err(|e| format!("RESPONSEFORMAT: {e}"))?,
-        };
-        Ok((oid, depth, direction, format))
-    })();
-    let (id, depth, direction, format) = match parsed {
-        Ok(v) => v,
-        Err(e) => return usage(e),
+    };
+    let direction = match one("DIRECTION")? {
+        None => Direction::Up,
+        Some(d) => choice(
+            "DIRECTION",
+            d,
+            &[("BACK", Direction::Up), ("FORWARD", Direction::Down)],
+        )
+        .map_err(|e| VoError::usage(e.to_string()))?,
+    };
+    let format = match one("RESPONSEFORMAT")? {
+        None => ProvFormat::Json,
+        Some(f) => {
+            ProvFormat::parse(f).map_err(|e| VoError::usage(format!("RESPONSEFORMAT: {e}")))?
+        }
     };
     match st.catalog.process_target(id).await {
-        Ok(_) => {}
-        Err(crate::catalog::CatalogError::NotFound { .. }) => {
-            return text_fault(
-                StatusCode::NOT_FOUND,
-                "NotFoundFault",
-                &format!("ID: there is no object {}", id.0),
-            );
+        Err(CatalogError::NotFound { .. }) => {
+            return Err(VoError::not_found(format!(
+                "ID: there is no object {}",
+                id.0
+            )));
         }
-        Err(e) => return text_fault(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
-    }
-    let lineage = match st.catalog.lineage(id, direction, depth).await {
-        Ok(l) => l,
-        Err(e) => return text_fault(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
+        other => other?,
     };
+    let lineage = st.catalog.lineage(id, direction, depth).await?;
     let base = base_url(&st, &headers);
-    (
-        [(header::CONTENT_TYPE, format.content_type())],
-        format.render(&lineage, &base),
-    )
-        .into_response()
+    let body = tokio::task::spawn_blocking(move || format.render(&lineage, &base))
+        .await
+        .map_err(VoError::internal)?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
 
 /// `GET /vo/moc`: the survey's footprint as a MOC. `class` (a frame class;
@@ -501,21 +616,20 @@ pub async fn provenance(
 pub async fn moc(
     State(st): State<AppState>,
     RawQuery(query): RawQuery,
-) -> Result<Response, super::cutout_api::ApiError> {
-    use super::cutout_api::{ApiError, Params};
+) -> Result<Response, super::ApiError> {
+    use super::ApiError;
+    use super::query_params::QueryParams;
     use crate::vo::coverage;
-    let p = Params::parse(query.as_deref(), &["class", "filter", "depth", "format"])?;
+    let p = QueryParams::parse(query.as_deref(), &["class", "filter", "depth", "format"])?;
     let classes: Vec<FrameClass> = match p.get("class").filter(|c| !c.is_empty()) {
         None => FrameClass::ALL
             .into_iter()
             .filter(|c| obscore::is_science(*c))
             .collect(),
-        Some(c) => vec![FrameClass::parse(c).ok_or_else(|| {
-            ApiError::bad(format!(
-                "class: {c:?} is not a frame class; allowed: {}",
-                FrameClass::ALL.map(|c| c.name()).join(", ")
-            ))
-        })?],
+        Some(c) => vec![
+            c.parse::<FrameClass>()
+                .map_err(|e| ApiError::bad(format!("class: {e}")))?,
+        ],
     };
     let depth = match p.get("depth") {
         None => coverage::DEFAULT_DEPTH,
@@ -531,18 +645,9 @@ pub async fn moc(
                 ))
             })?,
     };
-    let fits = match p
-        .get("format")
-        .map(|f| f.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("json") => false,
-        Some("fits") => true,
-        Some(other) => {
-            return Err(ApiError::bad(format!(
-                "format: {other:?} is not a MOC format; allowed: json, fits"
-            )));
-        }
+    let fits = match p.get("format") {
+        None => false,
+        Some(f) => choice("format", f, &[("json", false), ("fits", true)])?,
     };
     let filter = p.get("filter").filter(|f| !f.is_empty());
     let mut footprints = Vec::new();

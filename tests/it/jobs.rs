@@ -11,7 +11,7 @@ use super::deps::bright_star;
 use axum::http::StatusCode;
 use serde_json::{Value as Json, json};
 use wisecut::catalog::Catalog;
-use wisecut::catalog::job_records::{JobRecord, JobStatus};
+use wisecut::catalog::job_records::{JobKind, JobRecord, JobStatus};
 use wisecut::ids::JobId;
 use wisecut::jobs::MAX_ATTEMPTS;
 use wisecut::products::dependency_cutouts::DepParams;
@@ -157,7 +157,7 @@ async fn jobs_of_a_dead_server_are_rebuilt_once_or_given_up() {
     // A job its (dead) server had started, with a half-written output.
     let dead = catalog
         .create_job(
-            "deps",
+            JobKind::DependencyCutouts,
             "interrupted",
             &params(star.slid, "1:3"),
             Some("dead-owner"),
@@ -168,7 +168,7 @@ async fn jobs_of_a_dead_server_are_rebuilt_once_or_given_up() {
     // One interrupted as often as allowed.
     let spent = catalog
         .create_job(
-            "deps",
+            JobKind::DependencyCutouts,
             "spent",
             &params(star.slid, "4"),
             Some("dead-owner-2"),
@@ -177,7 +177,12 @@ async fn jobs_of_a_dead_server_are_rebuilt_once_or_given_up() {
         .unwrap();
     // One whose server is alive.
     let alive = catalog
-        .create_job("deps", "alive", &params(star.slid, "5"), Some("live-owner"))
+        .create_job(
+            JobKind::DependencyCutouts,
+            "alive",
+            &params(star.slid, "5"),
+            Some("live-owner"),
+        )
         .await
         .unwrap();
     age_heartbeat(&db, dead.id, None).await;
@@ -260,13 +265,18 @@ async fn a_lapsed_lease_requeues_until_the_attempts_run_out_on_every_backend() {
         let be = db.backend;
         let c = &db.catalog;
         let job = c
-            .create_job("deps", "t", &params(1, "1"), Some("w0"))
+            .create_job(JobKind::DependencyCutouts, "t", &params(1, "1"), Some("w0"))
             .await
             .unwrap();
         // Another job, requeued alongside by the zero lease.
-        c.create_job("deps", "other", &params(1, "2"), Some("w9"))
-            .await
-            .unwrap();
+        c.create_job(
+            JobKind::DependencyCutouts,
+            "other",
+            &params(1, "2"),
+            Some("w9"),
+        )
+        .await
+        .unwrap();
         let mut owner = "w0".to_owned();
         for attempt in 1..MAX_ATTEMPTS {
             tick().await;
@@ -375,7 +385,12 @@ async fn concurrent_claims_never_get_the_same_job() {
         for i in 0..N {
             let j = db
                 .catalog
-                .create_job("deps", &format!("j{i}"), &params(1, "1"), None)
+                .create_job(
+                    JobKind::DependencyCutouts,
+                    &format!("j{i}"),
+                    &params(1, "1"),
+                    None,
+                )
                 .await
                 .unwrap();
             ids.insert(j.id);

@@ -18,11 +18,10 @@ use serde::Serialize;
 use super::placement::Placement;
 use super::{CellCutout, DepRequest, DepResult, DepRow, GIF_CLASSES, ListRef, PlannedSource};
 use crate::imaging::anim::{self, GifOptions};
-use crate::imaging::cutout::{self, CutoutSpec, Provenance, SizeUnit};
-use crate::imaging::pixels::{PixelSource, SourceCache};
+use crate::imaging::cutout::{CutoutSpec, SizeUnit};
 use crate::imaging::raster::Raster;
 use crate::imaging::render::{self, Interval, OutputFormat, RenderParams};
-use crate::model::Frame;
+use crate::products::frames::FrameImages;
 
 /// One file of a result directory, as `manifest.json` lists it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
@@ -35,18 +34,6 @@ pub struct ManifestFile {
     pub kind: String,
     /// What it shows.
     pub description: String,
-}
-
-/// What the maker needs from the server (cheap to clone into a blocking
-/// task).
-#[derive(Debug, Clone)]
-pub struct Context {
-    /// Opened images.
-    pub sources: Arc<SourceCache>,
-    /// Root of the `local` data store.
-    pub data_root: PathBuf,
-    /// Base URL written into provenance keywords.
-    pub public_url: String,
 }
 
 /// A distinct cutout to make.
@@ -108,42 +95,11 @@ fn cut_key(p: &Placement, side: usize) -> CutKey {
     }
 }
 
-impl Context {
-    /// The opened image of a frame; a missing file says which.
-    pub fn open(&self, f: &Frame) -> Result<Arc<PixelSource>, String> {
-        let path = f.file_path(&self.data_root);
-        if !path.exists() {
-            return Err(format!("file missing: {}", path.display()));
-        }
-        self.sources
-            .get(&path, f.hdu.max(0) as usize)
-            .map_err(|e| format!("{}: {e}", f.filename))
-    }
-
-    /// The provenance written into cutouts of a frame, with the URL of its
-    /// object view.
-    pub fn provenance(&self, f: &Frame) -> Provenance {
-        Provenance {
-            object_id: Some(f.target.object_id.0),
-            file: f.filename.clone(),
-            object_url: Some(format!(
-                "{}/object/{}",
-                self.public_url.trim_end_matches('/'),
-                f.target.object_id
-            )),
-        }
-    }
-
-    /// Cuts `spec` out of a frame; errors name the file.
-    pub fn cut(&self, f: &Frame, spec: &CutoutSpec) -> Result<cutout::Cutout, String> {
-        let source = self.open(f)?;
-        cutout::cut(&source, spec, &self.provenance(f)).map_err(|e| format!("{}: {e}", f.filename))
-    }
-}
-
-fn make_one(ctx: &Context, p: &Placement, side: usize) -> Result<Made, String> {
+fn make_one(ctx: &FrameImages, p: &Placement, side: usize) -> Result<Made, String> {
     let f = &p.frame.frame;
-    let c = ctx.cut(f, &CutoutSpec::pixel_box(p.x, p.y, side, side))?;
+    let c = ctx
+        .cut(f, &CutoutSpec::pixel_box(p.x, p.y, side, side))
+        .map_err(|e| e.to_string())?;
     let fits = c.to_fits().map_err(|e| format!("{}: {e}", f.filename))?;
     let (x0, y0) = (c.geometry.x0, c.geometry.y0);
     Ok(Made {
@@ -204,7 +160,7 @@ fn stem(filename: &str) -> &str {
 /// Returns the result and the manifest entries (not yet written: the caller
 /// adds its own files and then calls [`write_manifest`]).
 pub fn make(
-    ctx: &Context,
+    ctx: &FrameImages,
     req: &DepRequest,
     planned: &[PlannedSource],
     dir: &Path,

@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::sources::Source;
 use crate::catalog::{Catalog, CatalogError};
 use crate::ids::{Aid, Alid, Sid, Slid};
-use crate::imaging::cutout::{ParamError, SizeUnit};
+use crate::imaging::cutout::SizeUnit;
 use crate::imaging::render::{Interval, Stretch};
 use crate::model::FrameClass;
+use crate::params::ParamError;
 use placement::{Graph, Placement};
 
 /// The ten frame classes of a pipeline, in pipeline order: the default
@@ -200,19 +201,9 @@ impl DepParams {
 pub fn parse_classes(text: &str) -> Result<Vec<FrameClass>, ParamError> {
     let mut out = Vec::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let class = FrameClass::ALL
-            .into_iter()
-            .find(|c| c.name().eq_ignore_ascii_case(item) || c.short().eq_ignore_ascii_case(item))
-            .ok_or_else(|| {
-                let names: Vec<&str> = FrameClass::ALL.iter().map(|c| c.short()).collect();
-                ParamError::new(
-                    "classes",
-                    format!(
-                        "`{item}` is not a frame class; allowed: {} (or the full class names)",
-                        names.join(", ")
-                    ),
-                )
-            })?;
+        let class = item
+            .parse::<FrameClass>()
+            .map_err(|e| ParamError::new("classes", e.to_string()))?;
         if !out.contains(&class) {
             out.push(class);
         }

@@ -131,7 +131,7 @@ impl Graph {
         let science = |id: &ObjectId| {
             down_class
                 .get(id)
-                .and_then(|c| FrameClass::parse(c))
+                .and_then(|c| c.parse::<FrameClass>().ok())
                 .is_some_and(|c| DOWNSTREAM.contains(&c))
         };
         let mut children: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();

@@ -1,0 +1,252 @@
+//! From a catalogue frame to its opened pixels: the one way every product
+//! (API cutouts, thumbnails, the image view, SODA, dependency cutouts, RGB
+//! pictures, batches) reads a frame.
+//!
+//! [`FrameLookup`] resolves what a request names (`frame=1234` or
+//! `frame=red_n1_g_d1_ccd1.fits`) to a [`FrameRef`], memoised for a short
+//! time so a burst of cutouts of one frame does not query the database for
+//! each. [`FrameImages`] opens the file through the shared, bounded cache of
+//! opened HDUs and maps file-system faults to what a user can act on: a
+//! missing file is a 404 naming the frame, never the server's path.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::ProductError;
+use crate::catalog::Catalog;
+use crate::ids::ObjectId;
+use crate::imaging::cutout::{self, Cutout, CutoutSpec, Provenance};
+use crate::imaging::fits::FitsError;
+use crate::imaging::pixels::{PixelSource, PixelSources};
+use crate::model::Frame;
+use crate::params::ParamError;
+
+/// How a request names a frame.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FrameKey {
+    /// By object id.
+    Id(ObjectId),
+    /// By catalogue file name.
+    File(String),
+}
+
+impl FrameKey {
+    /// Parses the `frame` parameter: an object id or a file name.
+    pub fn parse(text: &str) -> Result<Self, ParamError> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err(ParamError::new(
+                "frame",
+                "missing; give a frame's object id or file name",
+            ));
+        }
+        Ok(match t.parse::<i64>() {
+            Ok(id) => Self::Id(ObjectId(id)),
+            Err(_) => Self::File(t.to_owned()),
+        })
+    }
+}
+
+/// What a cutout needs to know about a frame.
+#[derive(Debug, Clone)]
+pub struct FrameRef {
+    /// Object id.
+    pub object_id: ObjectId,
+    /// Catalogue file name.
+    pub filename: String,
+    /// File on disk.
+    pub path: PathBuf,
+    /// Image HDU.
+    pub hdu: usize,
+    /// The file's SHA-256 at ingest: the frame's content identity.
+    pub checksum: String,
+}
+
+impl FrameRef {
+    /// The reference of a catalogue frame whose files live under
+    /// `data_root`.
+    pub fn of(frame: &Frame, data_root: &Path) -> Self {
+        FrameRef {
+            object_id: frame.target.object_id,
+            filename: frame.filename.clone(),
+            path: frame.file_path(data_root),
+            // Ingest stores non-negative HDU numbers; a negative one would
+            // be a corrupt record, read as the primary HDU.
+            hdu: usize::try_from(frame.hdu).unwrap_or(0),
+            checksum: frame.checksum.clone(),
+        }
+    }
+}
+
+/// A small, time-limited memo of frame lookups.
+#[derive(Debug)]
+pub struct FrameLookup {
+    capacity: usize,
+    entries: Mutex<HashMap<FrameKey, (Instant, Arc<FrameRef>)>>,
+}
+
+/// How long a resolved frame is trusted before the database is asked again.
+const FRAME_TTL: Duration = Duration::from_secs(30);
+
+impl FrameLookup {
+    /// A memo of at most `capacity` frames.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The frame named by `key`.
+    pub async fn resolve(
+        &self,
+        catalog: &Catalog,
+        data_root: &Path,
+        key: &FrameKey,
+    ) -> Result<Arc<FrameRef>, ProductError> {
+        if let Some((at, frame)) = self.lock().get(key)
+            && at.elapsed() < FRAME_TTL
+        {
+            return Ok(Arc::clone(frame));
+        }
+        let frame = match key {
+            FrameKey::Id(id) => catalog.frame(*id).await,
+            FrameKey::File(name) => catalog.frame_by_filename(name).await,
+        }?;
+        let r = Arc::new(FrameRef::of(&frame, data_root));
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity {
+            // Dropping everything is crude but bounded, and a refill costs
+            // one query per frame.
+            entries.clear();
+        }
+        entries.insert(key.clone(), (Instant::now(), Arc::clone(&r)));
+        Ok(r)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FrameKey, (Instant, Arc<FrameRef>)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Opens frames' pixels; cheap to clone into blocking tasks.
+#[derive(Debug, Clone)]
+pub struct FrameImages {
+    /// Opened HDUs (and decompressed sidecars), bounded.
+    pub sources: Arc<PixelSources>,
+    /// Root of the `local` data store.
+    pub data_root: PathBuf,
+    /// Base URL written into provenance keywords.
+    pub public_url: String,
+}
+
+impl FrameImages {
+    /// The opened image HDU `hdu` of `frame`. A missing file is a 404 naming
+    /// the frame; an HDU that is not an image is the request's fault.
+    pub fn open_hdu(&self, frame: &FrameRef, hdu: usize) -> Result<Arc<PixelSource>, ProductError> {
+        self.sources.get(&frame.path, hdu).map_err(|e| match &e {
+            FitsError::NoSuchHdu { .. } | FitsError::NotAnImage { .. } => {
+                ParamError::new("hdu", e.to_string()).into()
+            }
+            FitsError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ProductError::NotFound(format!(
+                    "frame {}: its file {} is missing from the data store",
+                    frame.object_id, frame.filename
+                ))
+            }
+            _ => ProductError::Internal(format!(
+                "frame {} ({}): {e}",
+                frame.object_id, frame.filename
+            )),
+        })
+    }
+
+    /// The frame's own image HDU.
+    pub fn open(&self, frame: &FrameRef) -> Result<Arc<PixelSource>, ProductError> {
+        self.open_hdu(frame, frame.hdu)
+    }
+
+    /// [`FrameImages::open`] for a catalogue frame.
+    pub fn open_frame(&self, frame: &Frame) -> Result<Arc<PixelSource>, ProductError> {
+        self.open(&FrameRef::of(frame, &self.data_root))
+    }
+
+    /// The provenance written into cutouts of a frame, with the URL of its
+    /// object view.
+    pub fn provenance(&self, object_id: ObjectId, filename: &str) -> Provenance {
+        Provenance {
+            object_id: Some(object_id.0),
+            file: filename.to_owned(),
+            object_url: Some(format!(
+                "{}/object/{object_id}",
+                self.public_url.trim_end_matches('/')
+            )),
+        }
+    }
+
+    /// Cuts `spec` out of a catalogue frame; errors name the frame.
+    pub fn cut(&self, frame: &Frame, spec: &CutoutSpec) -> Result<Cutout, ProductError> {
+        let source = self.open_frame(frame)?;
+        let provenance = self.provenance(frame.target.object_id, &frame.filename);
+        cutout::cut(&source, spec, &provenance)
+            .map_err(|e| ProductError::from_cutout(e, &frame.filename))
+    }
+}
+
+/// A catalogue frame that covers a sky position, and where.
+#[derive(Debug, Clone)]
+pub struct CoveringFrame {
+    /// The frame.
+    pub frame: Frame,
+    /// The position's FITS pixel column on it.
+    pub x: f64,
+    /// Its row.
+    pub y: f64,
+    /// Distance to the nearest edge, in pixels.
+    pub edge_distance_px: f64,
+}
+
+/// The frames (of `class` and `filter`, when given) whose pixels contain
+/// (`ra`, `dec`), farthest from an edge first: the best frame for a cutout
+/// comes first.
+pub async fn covering(
+    catalog: &Catalog,
+    ra: f64,
+    dec: f64,
+    class: Option<crate::model::FrameClass>,
+    filter: Option<&str>,
+) -> Result<Vec<CoveringFrame>, ProductError> {
+    let mut out = Vec::new();
+    for f in catalog.frames_covering(ra, dec, class, filter).await? {
+        let Some(kw) = &f.wcs else { continue };
+        let (n1, n2) = (f.naxis1 as usize, f.naxis2 as usize);
+        let Ok(wcs) = crate::imaging::wcs::Wcs::new(kw, n1, n2) else {
+            continue;
+        };
+        let Some((x, y)) = wcs.sky_to_pix(ra, dec) else {
+            continue;
+        };
+        let edge = (x - 0.5)
+            .min(n1 as f64 + 0.5 - x)
+            .min(y - 0.5)
+            .min(n2 as f64 + 0.5 - y);
+        // NaN (no valid position) is not inside either.
+        if edge.is_nan() || edge < 0.0 {
+            continue;
+        }
+        out.push(CoveringFrame {
+            frame: f,
+            x,
+            y,
+            edge_distance_px: edge,
+        });
+    }
+    out.sort_by(|a, b| {
+        b.edge_distance_px
+            .total_cmp(&a.edge_distance_px)
+            .then(a.frame.target.object_id.cmp(&b.frame.target.object_id))
+    });
+    Ok(out)
+}
