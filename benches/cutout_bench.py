@@ -20,6 +20,10 @@ What it does, from a clean checkout (nothing installed by hand):
    sampling the server's resident memory every second, then JPEG with an
    asinh stretch, row-tiled RICE and 256-tiled RICE for --seconds each. The
    server's own time per request comes from its Server-Timing header.
+   Then the same plain-FITS and JPEG loads again from `wrk` (Debian's
+   package, installed with apt-get when missing and run as root), a
+   second process with its own event loop, `-t2 -c8` by default: numbers
+   that do not depend on wisecut's own load generator.
 5. Times, on the same files and positions: astropy Cutout2D (open, cut,
    write FITS to memory), astrocut fits_cut (memory_only) and astrocut
    img_cut (asinh JPEG), one call at a time.
@@ -164,6 +168,31 @@ def load(addr, urls, work, name, seconds, concurrency, server_pid=None):
     return out
 
 
+def ensure_wrk():
+    if shutil.which("wrk"):
+        return shutil.which("wrk")
+    if os.geteuid() == 0:
+        print("bench: installing wrk (Debian package)", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+                       stdout=subprocess.DEVNULL)
+        return shutil.which("wrk")
+    raise SystemExit("bench: wrk is missing; run as root so the script can apt-get install wrk")
+
+
+def wrk_load(addr, urls, work, name, seconds, connections, threads=2):
+    url_file = work / f"urls_{name}.txt"
+    url_file.write_text("\n".join(urls) + "\n")
+    cmd = [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds:.0f}s",
+           "-s", str(ROOT / "benches" / "wrk_rotate.lua"), f"http://{addr}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                         env={**os.environ, "WRK_URLS": str(url_file)})
+    line = [l for l in out.stdout.splitlines() if l.startswith("{")][-1]
+    r = json.loads(line)
+    r["command"] = " ".join(cmd[:5]) + " -s benches/wrk_rotate.lua"
+    return r
+
+
 def median_ms(fn, items):
     times = []
     for it in items:
@@ -253,6 +282,18 @@ def main():
             print(f"bench: {name} for {a.seconds:.0f} s", flush=True)
             results[name] = load(addr, urls(frame, fmt, extra), work, name, a.seconds,
                                  a.concurrency)
+        for name, fmt, extra in (("wrk_plain_fits", "fits", ""),
+                                 ("wrk_jpeg_asinh", "jpg", "&stretch=asinh&interval=percentile")):
+            print(f"bench: {name} for {a.seconds:.0f} s (wrk, {a.concurrency} connections)",
+                  flush=True)
+            # Fresh positions, so the JPEGs are made, not read from the cache.
+            rng_w = np.random.default_rng(hash(name) % 2**32)
+            xy_w = rng_w.uniform(CUT / 2 + 2, n - CUT / 2 - 2, size=(a.positions, 2))
+            sky_w = wcs.all_pix2world(xy_w, 0)
+            fid = ids["plain"]
+            wurls = [f"/api/cutout?frame={fid}&ra={float(ra)!r}&dec={float(dec)!r}&size={CUT}"
+                     f"&format={fmt}{extra}" for ra, dec in sky_w]
+            results[name] = wrk_load(addr, wurls, work, name, a.seconds, a.concurrency)
     finally:
         server.terminate()
         server.wait()
@@ -310,6 +351,12 @@ def main():
     row("JPEG asinh (plain)", "jpeg_asinh", ["img_cut_plain_jpg"])
     row("RICE row tiles FITS", "rice_rows_fits", ["cutout2d_rice_rows", "fits_cut_rice_rows"])
     row("RICE 256x256 FITS", "rice_tiles_fits", ["cutout2d_rice_tiles", "fits_cut_rice_tiles"])
+    for key, label in (("wrk_plain_fits", "plain FITS"), ("wrk_jpeg_asinh", "JPEG asinh")):
+        w = results[key]
+        errs = sum(w["errors"].values())
+        print(f"wrk {label:<22} {w['throughput_per_s']:8.0f} /s  latency p50 "
+              f"{w['latency_ms']['p50']:6.2f} ms  p99 {w['latency_ms']['p99']:6.2f} ms  "
+              f"errors {errs}  ({w['command']})")
     c = results["core"]
     print("engine alone (no HTTP, one at a time), p50 / p99 ms:")
     print(f"  plain FITS        {c['plain']['fits_p50_ms']:.3f} / {c['plain']['fits_p99_ms']:.3f}")

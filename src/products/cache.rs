@@ -12,10 +12,14 @@
 //!   after a store completes, and [`DiskCache::open`] evicts down to the bound,
 //!   so lowering the configured size takes effect at the next start.
 //!   Least-recently-used entries go first.
-//! * **Atomic.** Entries are written to `dir/tmp/<unique>.part`, flushed to
-//!   disk and renamed into place, so a reader (or a restart after a crash)
-//!   never sees a half-written file. Leftover `.part` files are deleted at
-//!   open.
+//! * **Atomic, verified on read.** Entries are written to
+//!   `dir/tmp/<unique>.part` and renamed into place, so a reader never sees
+//!   a file being written. They are *not* synced to the device: products
+//!   can always be made again, so instead of paying an `fsync` on every
+//!   store, every entry carries its length and a CRC-32 of its bytes in a
+//!   16-byte header, and a read that finds a torn or altered file (after a
+//!   crash, or a hand edit) drops the entry and makes the product anew.
+//!   Leftover `.part` files are deleted at open.
 //! * **Single-flight.** Concurrent requests for the same key wait for the one
 //!   production in progress instead of repeating it. If that production fails,
 //!   every waiter gets the error (errors are not cached); if it is cancelled
@@ -30,7 +34,8 @@
 //! ```text
 //! dir/.lock                 held (flock) while a DiskCache is open on dir
 //! dir/tmp/<unique>.part     entries being written
-//! dir/ab/abcdef….bin        entry with key hex "abcdef…" (64 hex chars)
+//! dir/ab/abcdef….bin        entry with key hex "abcdef…" (64 hex chars):
+//!                           "WCC1", u32 CRC-32, u64 length (LE), the bytes
 //! ```
 //!
 //! Files of any other name are *ignored*: they are neither indexed, counted
@@ -454,7 +459,7 @@ impl DiskCache {
                         Ok(made) => {
                             let bytes: Bytes = made.into();
                             // Waiters get the bytes now rather than after the
-                            // (fsync-bound) store.
+                            // store.
                             guard.publish(FlightState::Done(bytes.clone()));
                             self.store(guard, bytes.clone()).await;
                             Ok((bytes, Outcome::Made))
@@ -558,7 +563,7 @@ impl DiskCache {
         })
         .await;
         match result {
-            Ok(Ok(data)) => Some(Bytes::from(data)),
+            Ok(Ok(data)) => Some(data),
             _ => None,
         }
     }
@@ -573,7 +578,7 @@ impl DiskCache {
         let inner = self.inner.clone();
         let _ = tokio::task::spawn_blocking(move || {
             let key = guard.key;
-            let size = bytes.len() as u64;
+            let size = stored_size(bytes.len());
             if size > inner.max_bytes {
                 tracing::debug!(%key, size, max = inner.max_bytes, "product larger than cache, not stored");
                 return;
@@ -824,29 +829,52 @@ fn scan_entries(dir: &Path) -> Result<Vec<(CacheKey, u64, SystemTime)>, CacheErr
     Ok(found)
 }
 
-/// Writes `data` to a new file at `path` and flushes it to the device, so
-/// that after the rename a crash cannot leave a named but incomplete entry.
-fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
-    let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
-    f.write_all(data)?;
-    f.sync_data()
+/// The first bytes of every entry file.
+const MAGIC: &[u8; 4] = b"WCC1";
+
+/// Size of the entry header: magic, CRC-32, length.
+const HEADER: usize = 16;
+
+/// Size on disk of an entry holding `len` bytes.
+fn stored_size(len: usize) -> u64 {
+    (HEADER + len) as u64
 }
 
-/// Reads an entry of the indexed `size`. A size mismatch means the file was
-/// altered behind our back; treat it as invalid rather than serve it.
-/// Bumps the mtime (best effort) so recency survives a restart.
-fn read_entry(path: &Path, size: u64) -> io::Result<Vec<u8>> {
+/// Writes `data` with its header to a new file at `path`. No `fsync`: a
+/// torn file is caught by [`read_entry`]'s check, and the product is made
+/// again.
+fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
+    let mut header = [0u8; HEADER];
+    header[..4].copy_from_slice(MAGIC);
+    header[4..8].copy_from_slice(&crc32fast::hash(data).to_le_bytes());
+    header[8..].copy_from_slice(&(data.len() as u64).to_le_bytes());
+    f.write_all(&header)?;
+    f.write_all(data)
+}
+
+/// Reads an entry of the indexed on-disk `size` and returns its bytes. A
+/// size, length or checksum mismatch means the file is torn or was altered
+/// behind our back: treat it as invalid rather than serve it. Bumps the
+/// mtime (best effort) so recency survives a restart.
+fn read_entry(path: &Path, size: u64) -> io::Result<Bytes> {
     let mut f = File::open(path)?;
     let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     f.read_to_end(&mut buf)?;
-    if buf.len() as u64 != size {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("size {} != indexed {size}", buf.len()),
+    let bad = |what: String| Err(io::Error::new(io::ErrorKind::InvalidData, what));
+    if buf.len() as u64 != size || buf.len() < HEADER || &buf[..4] != MAGIC {
+        return bad(format!(
+            "size {} != indexed {size}, or no header",
+            buf.len()
         ));
     }
+    let crc = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
+    let len = u64::from_le_bytes(buf[8..16].try_into().expect("8 bytes"));
+    if len != (buf.len() - HEADER) as u64 || crc32fast::hash(&buf[HEADER..]) != crc {
+        return bad("length or checksum mismatch".into());
+    }
     let _ = f.set_modified(SystemTime::now());
-    Ok(buf)
+    Ok(Bytes::from(buf).slice(HEADER..))
 }
 
 #[cfg(test)]
@@ -959,7 +987,10 @@ mod tests {
         assert_eq!(cache.get(key("a")).await, Some(first));
         assert_eq!(timeout(LIMIT, cache.get(key("b"))).await.unwrap(), None);
         let s = cache.stats();
-        assert_eq!((s.entries, s.bytes, s.hits, s.misses), (1, 1000, 2, 1));
+        assert_eq!(
+            (s.entries, s.bytes, s.hits, s.misses),
+            (1, stored_size(1000), 2, 1)
+        );
         assert_bound(&cache);
     }
 
@@ -1147,7 +1178,9 @@ mod tests {
     #[tokio::test]
     async fn lru_evicts_least_recently_used() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = DiskCache::open(dir.path(), 300).unwrap();
+        // Room for three 100-byte products with their headers.
+        let s100 = stored_size(100);
+        let cache = DiskCache::open(dir.path(), 3 * s100).unwrap();
         for name in ["a", "b", "c"] {
             assert_eq!(put(&cache, name, 100).await, Outcome::Made);
         }
@@ -1161,12 +1194,12 @@ mod tests {
             assert!(cache.path_of(&key(name)).is_file());
         }
         let s = cache.stats();
-        assert_eq!((s.entries, s.bytes, s.evictions), (3, 300, 1));
+        assert_eq!((s.entries, s.bytes, s.evictions), (3, 3 * s100, 1));
 
         // A big entry evicts several; the bound holds throughout.
         assert_eq!(put(&cache, "e", 250).await, Outcome::Made);
         let s = cache.stats();
-        assert_eq!((s.entries, s.bytes, s.evictions), (1, 250, 4));
+        assert_eq!((s.entries, s.bytes, s.evictions), (1, stored_size(250), 4));
         assert_bound(&cache);
     }
 
@@ -1180,7 +1213,7 @@ mod tests {
         assert!(!cache.path_of(&key("big")).exists());
         // Did not displace what was there.
         assert!(cache.contains(&key("small")));
-        assert_eq!(cache.stats().bytes, 60);
+        assert_eq!(cache.stats().bytes, stored_size(60));
         assert!(cache.inner.state().inflight.is_empty());
         let tmp_files = fs::read_dir(dir.path().join("tmp")).unwrap().count();
         assert_eq!(tmp_files, 0);
@@ -1197,7 +1230,8 @@ mod tests {
         }
         let cache = DiskCache::open(dir.path(), 1000).unwrap();
         let s = cache.stats();
-        assert_eq!((s.entries, s.bytes), (3, 300));
+        let s100 = stored_size(100);
+        assert_eq!((s.entries, s.bytes), (3, 3 * s100));
         for name in ["a", "b", "c"] {
             let (bytes, outcome) = put_hit(&cache, name).await;
             assert_eq!((bytes.to_vec(), outcome), (data(name, 100), Outcome::Hit));
@@ -1214,9 +1248,9 @@ mod tests {
         set_mtime(&path("a"), 3_000);
 
         // Lowered budget: evicts down to it at open, oldest first.
-        let cache = DiskCache::open(dir.path(), 250).unwrap();
+        let cache = DiskCache::open(dir.path(), 2 * s100 + 50).unwrap();
         let s = cache.stats();
-        assert_eq!((s.entries, s.bytes, s.evictions), (2, 200, 1));
+        assert_eq!((s.entries, s.bytes, s.evictions), (2, 2 * s100, 1));
         assert!(!path("b").exists());
         assert!(cache.contains(&key("a")) && cache.contains(&key("c")));
         assert_bound(&cache);
@@ -1260,8 +1294,8 @@ mod tests {
         // A genuine entry left by an earlier run.
         let k = key("old");
         fs::create_dir_all(d.join(&k.hex()[..2])).unwrap();
-        fs::write(
-            d.join(&k.hex()[..2]).join(format!("{}.bin", k.hex())),
+        write_file(
+            &d.join(&k.hex()[..2]).join(format!("{}.bin", k.hex())),
             b"old",
         )
         .unwrap();
@@ -1273,7 +1307,7 @@ mod tests {
             assert!(f.exists(), "{} was deleted", f.display());
         }
         let s = cache.stats();
-        assert_eq!((s.entries, s.bytes), (1, 3));
+        assert_eq!((s.entries, s.bytes), (1, stored_size(3)));
         assert_eq!(put_hit(&cache, "old").await.0, Bytes::from_static(b"old"));
     }
 
@@ -1323,7 +1357,14 @@ mod tests {
         assert_eq!(put(&cache, "b", 10).await, Outcome::Made);
         assert_eq!(put(&cache, "b", 10).await, Outcome::Hit);
         let s = cache.stats();
-        assert_eq!((s.entries, s.bytes), (2, 20));
+        assert_eq!((s.entries, s.bytes), (2, 2 * stored_size(10)));
+        // A flipped byte (same length) is caught by the checksum.
+        let path = cache.path_of(&key("a"));
+        let mut bytes = fs::read(&path).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        fs::write(&path, bytes).unwrap();
+        assert_eq!(timeout(LIMIT, cache.get(key("a"))).await.unwrap(), None);
+        assert_eq!(put(&cache, "a", 10).await, Outcome::Made);
     }
 
     #[tokio::test]
@@ -1336,7 +1377,7 @@ mod tests {
         assert!(cache.remove(key("a")).await);
         assert!(!cache.remove(key("a")).await);
         assert!(!cache.path_of(&key("a")).exists());
-        assert_eq!(cache.stats().bytes, 20);
+        assert_eq!(cache.stats().bytes, 2 * stored_size(10));
         assert_bound(&cache);
         cache.clear().await;
         let s = cache.stats();

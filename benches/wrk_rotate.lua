@@ -1,0 +1,36 @@
+-- wrk script for benches/cutout_bench.py: each connection walks the paths of
+-- the file named by WRK_URLS (one per line), starting at a different line per
+-- thread, so wrk requests many distinct cutouts instead of one cached URL;
+-- prints one JSON line with the totals and latency percentiles at the end.
+local paths = {}
+for line in io.lines(os.getenv("WRK_URLS")) do
+  if #line > 0 then paths[#paths + 1] = line end
+end
+
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  counter = counter + 1
+  thread:set("offset", counter * 7919)
+  table.insert(threads, thread)
+end
+
+local i = 0
+function request()
+  i = i + 1
+  local p = paths[((offset or 0) + i) % #paths + 1]
+  return wrk.format("GET", p)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_s": %.3f, "throughput_per_s": %.1f, "bytes": %d, ' ..
+    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
+    '"latency_ms": {"p50": %.3f, "p90": %.3f, "p99": %.3f, "max": %.3f}}\n',
+    summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
+    summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000))
+end
