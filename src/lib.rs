@@ -17,6 +17,7 @@ pub mod config;
 pub mod ids;
 pub mod imaging;
 pub mod jobs;
+pub mod markup;
 pub mod model;
 pub mod params;
 pub mod products;

@@ -789,7 +789,8 @@ impl Catalog {
                 .into_iter()
                 .filter(|r| match (&r[ira], &r[idec]) {
                     (Cell::Float(a), Cell::Float(d)) => {
-                        super::sources::separation_deg(cone.ra, cone.dec, *a, *d) <= cone.radius
+                        crate::imaging::sphere::separation_deg(cone.ra, cone.dec, *a, *d)
+                            <= cone.radius
                     }
                     _ => false,
                 })

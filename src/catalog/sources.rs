@@ -3,6 +3,7 @@
 
 use super::{Catalog, CatalogError, HPX_DEPTH, entity};
 use crate::ids::{Sid, Slid};
+use crate::imaging::sphere::separation_deg;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
 use serde::Serialize;
 
@@ -61,14 +62,6 @@ impl From<entity::source::Model> for Source {
             flags: m.flags,
         }
     }
-}
-
-/// Angular distance in degrees (haversine, exact at small separations).
-pub fn separation_deg(ra1: f64, dec1: f64, ra2: f64, dec2: f64) -> f64 {
-    let (d1, d2) = (dec1.to_radians(), dec2.to_radians());
-    let h = ((d2 - d1) / 2.0).sin().powi(2)
-        + d1.cos() * d2.cos() * ((ra2 - ra1).to_radians() / 2.0).sin().powi(2);
-    2.0 * h.sqrt().min(1.0).asin().to_degrees()
 }
 
 /// The `source.hpx` index ranges (half-open, at [`HPX_DEPTH`]) that cover a
@@ -190,13 +183,6 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn separation_is_right_for_known_pairs() {
-        assert!((separation_deg(10.0, 0.0, 11.0, 0.0) - 1.0).abs() < 1e-12);
-        assert!((separation_deg(0.0, 89.0, 180.0, 89.0) - 2.0).abs() < 1e-9);
-        assert!((separation_deg(359.9, 0.0, 0.1, 0.0) - 0.2).abs() < 1e-9);
-    }
 
     #[test]
     fn cone_ranges_contain_every_cell_inside_the_cone() {

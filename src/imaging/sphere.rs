@@ -21,6 +21,12 @@ pub fn separation_deg(ra1: f64, dec1: f64, ra2: f64, dec2: f64) -> f64 {
     2.0 * h.sqrt().min(1.0).asin().to_degrees()
 }
 
+/// [`separation_deg`] of two (RA, Dec) pairs, the form footprints and
+/// regions are stored in.
+pub fn separation(a: (f64, f64), b: (f64, f64)) -> f64 {
+    separation_deg(a.0, a.1, b.0, b.1)
+}
+
 /// The gnomonic projection about a tangent point: great circles become
 /// straight lines, so spherical polygons become plane polygons.
 pub struct Gnomonic {
@@ -87,6 +93,9 @@ mod tests {
         // One arcsecond stays one arcsecond at the scale of a source match.
         let one = separation_deg(150.0, 2.0, 150.0, 2.0 + 1.0 / 3600.0) * 3600.0;
         assert!((one - 1.0).abs() < 1e-9, "{one}");
+        // Two representations of the pole are the same point.
+        assert!(separation((10.0, 90.0), (200.0, 90.0)).abs() < 1e-12);
+        assert!((separation((0.0, 0.0), (0.0, 1.0)) - 1.0).abs() < 1e-12);
     }
 
     /// The standard coordinates of the textbook formulas (Calabretta &

@@ -82,6 +82,7 @@
 //! four-corner polygon does not have, while costing ~70× the cells of the
 //! default. Callers reject requested depths above it; functions here clamp.
 
+use crate::imaging::sphere::separation;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -219,16 +220,6 @@ fn dot(a: Vec3, b: Vec3) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
-fn norm(a: Vec3) -> f64 {
-    dot(a, a).sqrt()
-}
-
-/// Angle between two unit vectors, in degrees. atan2 of |a×b| and a·b stays
-/// accurate for both tiny and near-180° separations, unlike acos(a·b).
-fn separation_deg(a: Vec3, b: Vec3) -> f64 {
-    norm(cross(a, b)).atan2(dot(a, b)).to_degrees()
-}
-
 /// RA in [0, 360): rem_euclid of a tiny negative number rounds up to 360.0
 /// exactly, which is the same direction as 0 but outside the HEALPix domain.
 fn normalise_ra(ra_deg: f64) -> f64 {
@@ -278,7 +269,7 @@ impl Footprint {
         let mut extent: f64 = 0.0;
         for i in 0..4 {
             for j in i + 1..4 {
-                extent = extent.max(separation_deg(v[i], v[j]));
+                extent = extent.max(separation(self.corners[i], self.corners[j]));
             }
         }
         if extent > MAX_FRAME_EXTENT_DEG {
@@ -502,17 +493,8 @@ mod tests {
 
     /// The point at tangent-plane offsets (x east, y north) from (ra0, dec0).
     fn tan_point(ra0: f64, dec0: f64, x: f64, y: f64) -> (f64, f64) {
-        let (sa, ca) = ra0.to_radians().sin_cos();
-        let (sd, cd) = dec0.to_radians().sin_cos();
-        let centre = [cd * ca, cd * sa, sd];
-        let east = [-sa, ca, 0.0];
-        let north = [-sd * ca, -sd * sa, cd];
-        let p: Vec<f64> = (0..3)
-            .map(|k| centre[k] + x * east[k] + y * north[k])
-            .collect();
-        let ra = normalise_ra(p[1].atan2(p[0]).to_degrees());
-        let dec = p[2].atan2(p[0].hypot(p[1])).to_degrees();
-        (ra, dec)
+        let (ra, dec) = crate::imaging::sphere::Gnomonic::new(ra0, dec0).deproject(x, y);
+        (normalise_ra(ra), dec)
     }
 
     fn frame(class: &str, filter: Option<&str>, ra: f64, dec: f64, size: f64) -> Footprint {

@@ -17,6 +17,7 @@
 //!   and the lineage.
 
 use crate::ids::ObjectId;
+use crate::imaging::sphere::separation;
 use crate::model::FrameClass;
 
 /// The authority part of wisecut's identifiers.
@@ -129,12 +130,6 @@ pub fn fov(corners: &[(f64, f64)]) -> f64 {
     best
 }
 
-/// Angular separation of two (ra, dec) points in degrees: the catalogue's
-/// haversine, taking the pairs footprints are stored as.
-pub fn separation(a: (f64, f64), b: (f64, f64)) -> f64 {
-    crate::catalog::sources::separation_deg(a.0, a.1, b.0, b.1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,13 +151,6 @@ mod tests {
         assert_eq!(q, "frame=12&ra=150.1&dec=2.2&size=20&unit=arcsec");
         assert!(parse_cutout_did("ivo://wisecut/cutout?ra=1&dec=2").is_none());
         assert!(parse_cutout_did("ivo://wisecut/obj?12").is_none());
-    }
-
-    #[test]
-    fn separation_matches_known_values() {
-        assert!((separation((0.0, 0.0), (0.0, 1.0)) - 1.0).abs() < 1e-12);
-        assert!((separation((359.5, 0.0), (0.5, 0.0)) - 1.0).abs() < 1e-12);
-        assert!((separation((10.0, 90.0), (200.0, 90.0))).abs() < 1e-12);
     }
 
     #[test]

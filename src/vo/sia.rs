@@ -14,9 +14,10 @@
 //! match a `POS` constraint; without one they are found by `COLLECTION`.
 
 use super::DalParams;
-use super::obscore::{self, band, calib_level, ivoid, separation};
+use super::obscore::{self, band, calib_level, ivoid};
 use super::votable::{DataType, Document, Field, QueryStatus};
 use crate::catalog::browse::Cell;
+use crate::imaging::sphere::{Gnomonic, separation};
 use crate::model::{Frame, FrameClass};
 
 /// The parameters this service understands (upper case).
@@ -138,7 +139,8 @@ impl Region {
                 if corners.iter().any(|c| separation(*c, (*ra, *dec)) <= *r) {
                     return true;
                 }
-                let Some(poly) = project_all(corners, (*ra, *dec)) else {
+                let plane = Gnomonic::new(*ra, *dec);
+                let Some(poly) = project_all(corners, &plane) else {
                     // A frame more than 90° away cannot touch a circle of
                     // radius < 90°; bigger circles contain some corner.
                     return false;
@@ -150,7 +152,7 @@ impl Region {
                 (0..poly.len()).any(|i| {
                     let (a, b) = (poly[i], poly[(i + 1) % poly.len()]);
                     let p = nearest_on_segment(a, b);
-                    separation(deproject(p, (*ra, *dec)), (*ra, *dec)) <= *r
+                    separation(plane.deproject(p.0, p.1), (*ra, *dec)) <= *r
                 })
             }
             Self::Range(r1, r2, d1, d2) => {
@@ -172,8 +174,9 @@ impl Region {
                 arcs_overlap((r1.rem_euclid(360.0), r2.rem_euclid(360.0)), (fa, fb))
             }
             Self::Polygon(v) => {
-                let centre = unit_mean(v);
-                let (Some(a), Some(b)) = (project_all(v, centre), project_all(corners, centre))
+                let (ra, dec) = unit_mean(v);
+                let plane = Gnomonic::new(ra, dec);
+                let (Some(a), Some(b)) = (project_all(v, &plane), project_all(corners, &plane))
                 else {
                     return false;
                 };
@@ -198,34 +201,10 @@ fn unit_mean(v: &[(f64, f64)]) -> (f64, f64) {
     )
 }
 
-/// Gnomonic projection of `p` about `c`; `None` beyond 90°.
-fn project(p: (f64, f64), c: (f64, f64)) -> Option<(f64, f64)> {
-    let (ra, dec) = (p.0.to_radians(), p.1.to_radians());
-    let (ra0, dec0) = (c.0.to_radians(), c.1.to_radians());
-    let cosc = dec0.sin() * dec.sin() + dec0.cos() * dec.cos() * (ra - ra0).cos();
-    if cosc <= 1e-9 {
-        return None;
-    }
-    let x = dec.cos() * (ra - ra0).sin() / cosc;
-    let y = (dec0.cos() * dec.sin() - dec0.sin() * dec.cos() * (ra - ra0).cos()) / cosc;
-    Some((x, y))
-}
-
-fn project_all(v: &[(f64, f64)], c: (f64, f64)) -> Option<Vec<(f64, f64)>> {
-    v.iter().map(|p| project(*p, c)).collect()
-}
-
-/// Inverse gnomonic projection.
-fn deproject((x, y): (f64, f64), c: (f64, f64)) -> (f64, f64) {
-    let (ra0, dec0) = (c.0.to_radians(), c.1.to_radians());
-    let rho = (x * x + y * y).sqrt();
-    if rho == 0.0 {
-        return c;
-    }
-    let cc = rho.atan();
-    let dec = (cc.cos() * dec0.sin() + y * cc.sin() * dec0.cos() / rho).asin();
-    let ra = ra0 + (x * cc.sin()).atan2(rho * dec0.cos() * cc.cos() - y * dec0.sin() * cc.sin());
-    (ra.to_degrees().rem_euclid(360.0), dec.to_degrees())
+/// The points `v` on the gnomonic plane about `g`'s tangent point; `None`
+/// when one is 90° or more away.
+fn project_all(v: &[(f64, f64)], g: &Gnomonic) -> Option<Vec<(f64, f64)>> {
+    v.iter().map(|p| g.project(p.0, p.1)).collect()
 }
 
 /// The point of segment a–b nearest the origin.

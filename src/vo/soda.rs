@@ -238,7 +238,7 @@ pub fn pixel_box(
 /// Whether a sky point lies inside the region.
 pub fn contains(region: &Region, p: (f64, f64)) -> bool {
     match region {
-        Region::Circle(ra, dec, r) => super::obscore::separation(p, (*ra, *dec)) <= *r,
+        Region::Circle(ra, dec, r) => crate::imaging::sphere::separation(p, (*ra, *dec)) <= *r,
         Region::Range(..) | Region::Polygon(_) => {
             // A degenerate "frame" of one point overlaps exactly when the
             // point is inside.
@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn circle_boundary_points_are_at_the_radius() {
         for p in boundary(&Region::Circle(359.99, 45.0, 0.2), 0.01) {
-            let d = super::super::obscore::separation(p, (359.99, 45.0));
+            let d = crate::imaging::sphere::separation(p, (359.99, 45.0));
             assert!(d < 1e-9 || (d - 0.2).abs() < 1e-9, "{d}");
         }
     }

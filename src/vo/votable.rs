@@ -583,29 +583,7 @@ fn attr(out: &mut String, name: &str, value: &str) {
     out.push('"');
 }
 
-/// XML-escapes text into `out`. Control characters XML 1.0 cannot carry
-/// become U+FFFD rather than making the document unreadable.
-pub fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-}
-
-/// XML-escaped copy of `s`.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    escape_into(&mut out, s);
-    out
-}
+pub use crate::markup::{escape, escape_into};
 
 #[cfg(test)]
 mod tests {

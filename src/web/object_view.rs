@@ -230,22 +230,6 @@ fn tree(
     }
 }
 
-/// Text made safe for HTML content and attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 impl TreeNode {
     /// The node as an `<li>`: a `<details>` element (open at the root and
     /// level 1) when it has children, so the tree expands level by level
@@ -264,11 +248,15 @@ impl TreeNode {
             if self.valid { "" } else { " invalid" },
             self.id,
             self.level,
-            esc(&self.class_name)
+            crate::markup::escape(&self.class_name)
         );
         let mut label = String::new();
         if !self.role.is_empty() {
-            let _ = write!(label, "<span class=\"role\">+{}</span> ", esc(&self.role));
+            let _ = write!(
+                label,
+                "<span class=\"role\">+{}</span> ",
+                crate::markup::escape(&self.role)
+            );
         }
         let _ = write!(
             label,
@@ -285,9 +273,9 @@ impl TreeNode {
         let _ = write!(
             label,
             "<a href=\"/object/{id}\">{} {id}</a> <span class=\"name\">{}</span> <span class=\"date\">{}</span>",
-            esc(&self.class_name),
-            esc(&self.name),
-            esc(&self.date),
+            crate::markup::escape(&self.class_name),
+            crate::markup::escape(&self.name),
+            crate::markup::escape(&self.date),
             id = self.id
         );
         if !self.valid {

@@ -395,7 +395,7 @@ async fn the_cone_search_box_is_exact() {
             let expected: Vec<i64> = pos
                 .iter()
                 .filter(|(_, r, d)| {
-                    wisecut::catalog::sources::separation_deg(ra, dec, *r, *d) * 3600.0
+                    wisecut::imaging::sphere::separation_deg(ra, dec, *r, *d) * 3600.0
                         <= radius_arcsec
                 })
                 .map(|p| p.0)

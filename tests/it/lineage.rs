@@ -123,7 +123,7 @@ async fn cone_search_finds_exactly_the_sources_brute_force_finds() {
             want += ras
                 .iter()
                 .zip(&decs)
-                .filter(|(a, d)| wisecut::catalog::sources::separation_deg(ra, dec, **a, **d) <= r)
+                .filter(|(a, d)| wisecut::imaging::sphere::separation_deg(ra, dec, **a, **d) <= r)
                 .count();
         }
         assert!(!got.is_empty(), "{}", db.backend);
