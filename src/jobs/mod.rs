@@ -19,10 +19,6 @@
 //! * results are kept under a retention policy (age and total bytes, oldest
 //!   first); the record stays, marked expired.
 
-pub mod batch;
-pub mod batch_csv;
-pub mod rgb;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,8 +31,10 @@ use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
 use crate::catalog::{Catalog, CatalogError};
 use crate::ids::JobId;
 use crate::products::ProductError;
+use crate::products::batch;
 use crate::products::dependency_cutouts::{self, DepParams};
 use crate::products::frames::FrameImages;
+use crate::products::rgb_composite::{self, RgbParams};
 
 /// A running job whose heartbeat is older than this belongs to a dead
 /// process.
@@ -363,8 +361,8 @@ impl Jobs {
     async fn execute(&self, job: &JobRecord, dir: &Path, progress: Arc<Progress>) -> Outcome {
         match job.kind {
             JobKind::DependencyCutouts => self.run_deps(job, dir, progress).await,
-            JobKind::Rgb => rgb::run(self, job, dir).await,
-            JobKind::Batch => batch::run(self, job, dir, progress).await,
+            JobKind::Rgb => self.run_rgb(job, dir).await,
+            JobKind::Batch => self.run_batch(job, dir, progress).await,
         }
     }
 
@@ -379,6 +377,39 @@ impl Jobs {
             .catalog
             .job_log(id, &format!("{}: {line}", now()))
             .await;
+    }
+
+    /// An RGB job: reads the region of each band, brings bands 2 and 3 onto
+    /// the first one's grid when needed, maps to colour and writes the
+    /// picture.
+    async fn run_rgb(&self, job: &JobRecord, dir: &Path) -> Outcome {
+        let params: RgbParams = serde_json::from_value(job.params.clone())
+            .map_err(|e| JobError::Failed(format!("stored parameters unreadable: {e}")))?;
+        params.validate()?;
+        let frames = params.frames(&self.catalog).await?;
+        let images = self.images();
+        let dir = dir.to_path_buf();
+        let job_id = job.id;
+        let (summary, log) = tokio::task::spawn_blocking(move || {
+            rgb_composite::make(&images, &params, &frames, &dir, job_id)
+        })
+        .await
+        .map_err(|e| JobError::Failed(format!("RGB task: {e}")))??;
+        for line in log {
+            self.log(job.id, &line).await;
+        }
+        Ok(summary)
+    }
+
+    /// A batch job: every row's cutouts and colour pictures, the summary,
+    /// the positions CSV and the log.
+    async fn run_batch(&self, job: &JobRecord, dir: &Path, progress: Arc<Progress>) -> Outcome {
+        let (summary, log) = batch::make(&self.catalog, &self.images, job, dir, &|d, t| {
+            progress.set(d, t)
+        })
+        .await?;
+        self.catalog.job_log(job.id, &log).await?;
+        Ok(summary)
     }
 
     async fn run_deps(&self, job: &JobRecord, dir: &Path, progress: Arc<Progress>) -> Outcome {
@@ -573,9 +604,7 @@ async fn on_disk<T: Send + 'static>(
 
 /// Now, for log lines.
 pub fn now() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%d %H:%M:%S%.3f")
-        .to_string()
+    crate::products::log_time()
 }
 
 fn hostname() -> String {

@@ -15,11 +15,19 @@
 //! - [`cache`]: the bounded, content-addressed, single-flight disk cache.
 //! - [`dependency_cutouts`]: the same sky cut out of every frame of a
 //!   source's lineage, with GIFs.
+//! - [`rgb_composite`]: three frames as one colour picture.
+//! - [`batch`]: DES-style batches of positions from a CSV.
+//!
+//! The makers of files (dependency cutouts, RGB pictures, batches) write
+//! into a directory they are given; running them as jobs, with records,
+//! leases and retention, is [`crate::jobs`]' business.
 
+pub mod batch;
 pub mod cache;
 pub mod cutout;
 pub mod dependency_cutouts;
 pub mod frames;
+pub mod rgb_composite;
 
 use std::sync::Arc;
 
@@ -48,6 +56,12 @@ pub enum ProductError {
     Internal(String),
 }
 
+impl From<std::io::Error> for ProductError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Internal(format!("writing the result: {e}"))
+    }
+}
+
 impl From<CatalogError> for ProductError {
     fn from(e: CatalogError) -> Self {
         match e {
@@ -72,6 +86,13 @@ impl ProductError {
     pub fn from_fits(e: FitsError, filename: &str) -> Self {
         Self::Internal(format!("{filename}: {e}"))
     }
+}
+
+/// The time stamp of log lines in job logs and batch logs.
+pub fn log_time() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%d %H:%M:%S%.3f")
+        .to_string()
 }
 
 /// The product service of one server process.

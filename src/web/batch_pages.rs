@@ -13,7 +13,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use super::ApiError;
 use super::{AppError, AppState};
 use crate::catalog::job_records::JobKind;
-use crate::jobs::batch::{BatchParams, MAX_ROWS, MAX_SIZE_ARCMIN, check};
+use crate::products::batch::{BatchParams, MAX_ROWS, MAX_SIZE_ARCMIN, check};
 
 /// The upload form.
 #[derive(Template)]

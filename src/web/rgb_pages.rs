@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use super::ApiError;
 use super::{AppError, AppState};
 use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
-use crate::jobs::rgb::RgbParams;
+use crate::products::rgb_composite::RgbParams;
 
 /// Pictures up to this many pixels (per band) are made inline.
 const INLINE_PIXELS: i64 = 16 << 20;

@@ -18,9 +18,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{JobError, Jobs, Outcome};
+use super::ProductError;
 use crate::catalog::Catalog;
-use crate::catalog::job_records::{JobKind, JobRecord};
+use crate::catalog::job_records::JobKind;
 use crate::imaging::color::{self, LinearParams, LuptonParams, StiffParams};
 use crate::imaging::cutout::{self, Center, CutoutSpec, Size, SizeUnit};
 use crate::imaging::raster::Raster;
@@ -94,11 +94,11 @@ impl Method {
     }
 }
 
-fn bad(param: &'static str, message: impl Into<String>) -> JobError {
+fn bad(param: &'static str, message: impl Into<String>) -> ProductError {
     ParamError::new(param, message).into()
 }
 
-fn f32_param(v: Option<f64>, name: &'static str) -> Result<Option<f32>, JobError> {
+fn f32_param(v: Option<f64>, name: &'static str) -> Result<Option<f32>, ProductError> {
     match v {
         None => Ok(None),
         Some(x) if x.is_finite() => Ok(Some(x as f32)),
@@ -108,7 +108,7 @@ fn f32_param(v: Option<f64>, name: &'static str) -> Result<Option<f32>, JobError
 
 impl RgbParams {
     /// Checks the mapping parameters.
-    pub fn method(&self) -> Result<Method, JobError> {
+    pub fn method(&self) -> Result<Method, ProductError> {
         let m = self
             .method
             .as_deref()
@@ -157,7 +157,7 @@ impl RgbParams {
     }
 
     /// Output format: `(extension, jpeg?)`.
-    fn format(&self) -> Result<&'static str, JobError> {
+    fn format(&self) -> Result<&'static str, ProductError> {
         match self
             .format
             .as_deref()
@@ -171,7 +171,7 @@ impl RgbParams {
     }
 
     /// The region: `None` for the whole frame, else (ra, dec, size).
-    fn region(&self) -> Result<Option<(f64, f64, Size)>, JobError> {
+    fn region(&self) -> Result<Option<(f64, f64, Size)>, ProductError> {
         match (given(&self.ra), given(&self.dec)) {
             (None, None) => Ok(None),
             (Some(ra), Some(dec)) => {
@@ -208,7 +208,7 @@ impl RgbParams {
     }
 
     /// Checks everything that needs no database; returns a title.
-    pub fn validate(&self) -> Result<String, JobError> {
+    pub fn validate(&self) -> Result<String, ProductError> {
         let method = self.method()?;
         self.format()?;
         let region = self.region()?;
@@ -233,7 +233,7 @@ impl RgbParams {
         Ok(format!("RGB ({}) {frames}, {what}", method.name()))
     }
 
-    fn filter_list(&self) -> Result<Vec<String>, JobError> {
+    fn filter_list(&self) -> Result<Vec<String>, ProductError> {
         let text = self.filters.as_deref().unwrap_or("").trim();
         let parts: Vec<String> = if text.contains([',', ' ']) {
             text.split([',', ' '])
@@ -253,8 +253,8 @@ impl RgbParams {
     }
 
     /// The three frames, red first; unknown ones are a 404.
-    pub async fn frames(&self, catalog: &Catalog) -> Result<[Frame; 3], JobError> {
-        async fn one(catalog: &Catalog, key: &str) -> Result<Frame, JobError> {
+    pub async fn frames(&self, catalog: &Catalog) -> Result<[Frame; 3], ProductError> {
+        async fn one(catalog: &Catalog, key: &str) -> Result<Frame, ProductError> {
             let key = key.trim();
             Ok(match key.parse::<i64>() {
                 Ok(id) => catalog.frame(crate::ids::ObjectId(id)).await?,
@@ -276,10 +276,9 @@ impl RgbParams {
             .filter(|s| !s.is_empty())
         {
             None => FrameClass::CoaddedRegriddedFrame,
-            Some(c) => FrameClass::ALL
-                .into_iter()
-                .find(|k| k.name().eq_ignore_ascii_case(c) || k.short().eq_ignore_ascii_case(c))
-                .ok_or_else(|| bad("class", format!("`{c}` is not a frame class")))?,
+            Some(c) => c
+                .parse::<FrameClass>()
+                .map_err(|e| bad("class", e.to_string()))?,
         };
         let all = catalog.frames_of_class(class).await?;
         let mut out = Vec::new();
@@ -299,7 +298,7 @@ impl RgbParams {
         }
         let [r, g, b]: [Frame; 3] = out
             .try_into()
-            .map_err(|_| JobError::Failed("three filters expected".into()))?;
+            .map_err(|_| ProductError::Internal("three filters expected".into()))?;
         Ok([r, g, b])
     }
 }
@@ -331,28 +330,8 @@ fn same_grid(a: &Frame, b: &Frame) -> bool {
     }
 }
 
-/// Runs an RGB job: reads the region of each band, brings bands 2 and 3 onto
-/// the first one's grid when needed, maps to colour and writes the picture.
-pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path) -> Outcome {
-    let params: RgbParams = serde_json::from_value(job.params.clone())
-        .map_err(|e| JobError::Failed(format!("stored parameters unreadable: {e}")))?;
-    params.validate()?;
-    let frames = params.frames(jobs.catalog()).await?;
-    let ctx = jobs.images();
-    let dir = dir.to_path_buf();
-    let job_id = job.id;
-    let (summary, log) = tokio::task::spawn_blocking(move || -> Result<_, JobError> {
-        make(&ctx, &params, &frames, &dir, job_id)
-    })
-    .await
-    .map_err(|e| JobError::Failed(format!("RGB task: {e}")))??;
-    for line in log {
-        jobs.log(job.id, &line).await;
-    }
-    Ok(summary)
-}
-
-type Made = (serde_json::Value, Vec<String>);
+/// A made RGB job result: its summary and log lines.
+pub type Made = (serde_json::Value, Vec<String>);
 
 /// A made picture: encoded bytes, file extension, summary, log lines.
 pub struct Picture {
@@ -366,13 +345,15 @@ pub struct Picture {
     pub log: Vec<String>,
 }
 
-fn make(
+/// Makes the picture of `params` from `frames` and writes it, with its
+/// manifest, into `dir`; returns the summary and log lines of job `job`.
+pub fn make(
     ctx: &FrameImages,
     params: &RgbParams,
     frames: &[Frame; 3],
     dir: &Path,
     job: crate::ids::JobId,
-) -> Result<Made, JobError> {
+) -> Result<Made, ProductError> {
     let Picture {
         bytes,
         ext,
@@ -418,7 +399,7 @@ pub fn picture(
     ctx: &FrameImages,
     params: &RgbParams,
     frames: &[Frame; 3],
-) -> Result<Picture, JobError> {
+) -> Result<Picture, ProductError> {
     let t0 = std::time::Instant::now();
     let method = params.method()?;
     let ext = params.format()?;
@@ -441,7 +422,7 @@ pub fn picture(
         &ctx.provenance(frames[0].target.object_id, &frames[0].filename),
     )
     .map_err(|e| match e {
-        cutout::CutoutError::Fits(f) => JobError::Failed(f.to_string()),
+        cutout::CutoutError::Fits(f) => ProductError::Internal(f.to_string()),
         other => bad("ra", other.to_string()),
     })?;
     let geo = red_cut.geometry;
@@ -491,7 +472,7 @@ pub fn picture(
             &CutoutSpec::whole(src.width, src.height),
             &ctx.provenance(f.target.object_id, &f.filename),
         )
-        .map_err(|e| JobError::Failed(e.to_string()))?
+        .map_err(|e| ProductError::Internal(e.to_string()))?
         .into_image_f32();
         let (x0, y0) = (geo.x0 as f64, geo.y0 as f64);
         let img = crate::imaging::resample::reproject(&whole, geo.width, geo.height, |x, y| {
@@ -517,7 +498,7 @@ pub fn picture(
     } else {
         picture
             .to_jpeg(90)
-            .map_err(|e| JobError::Failed(e.to_string()))?
+            .map_err(|e| ProductError::Internal(e.to_string()))?
     };
     let summary = json!({
         "width": picture.width,

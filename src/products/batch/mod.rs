@@ -1,5 +1,5 @@
 //! Batch positions jobs, as the DES cutout service runs them: a CSV of
-//! targets (RA, DEC or SLID, SID) with per-row options ([`super::batch_csv`])
+//! targets (RA, DEC or SLID, SID) with per-row options ([`positions_csv`])
 //! → for each row, FITS and PNG cutouts of every covering frame of the chosen
 //! classes and filters, and optionally Lupton / STIFF colour images → the
 //! job directory holds `summary.json`, `positions_<job>.csv`, `log.txt`,
@@ -10,21 +10,25 @@
 //! covers are listed as unmatched.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::batch_csv::{self, Limits, Options, PositionRecord, Resolved, Target};
-use super::rgb::{RgbParams, picture};
-use super::{JobError, Jobs, Outcome, Progress};
+pub mod positions_csv;
+
+use positions_csv::{Limits, Options, PositionRecord, Resolved, Target};
+
+use super::ProductError;
+use super::rgb_composite::{RgbParams, picture};
+use crate::catalog::Catalog;
 use crate::catalog::job_records::JobRecord;
 use crate::ids::{Sid, Slid};
 use crate::imaging::cutout::{Center, CutoutSpec, Size, SizeUnit};
 use crate::imaging::render::{self, Interval, OutputFormat, RenderParams, Stretch};
 use crate::imaging::wcs::Wcs;
 use crate::model::{Frame, FrameClass};
+use crate::params::ParamError;
 use crate::products::dependency_cutouts::make::{ManifestFile, write_file, write_manifest};
 use crate::products::frames::FrameImages;
 
@@ -52,16 +56,12 @@ pub struct BatchParams {
 impl BatchParams {
     /// The job-level options and the parsed file: a 400 naming `options` or
     /// `positions` when either is unreadable.
-    pub fn parse(&self) -> Result<(Options, batch_csv::Parsed), JobError> {
+    pub fn parse(&self) -> Result<(Options, positions_csv::Parsed), ProductError> {
         let l = limits();
-        let options = Options::from_pairs(&self.options, &l).map_err(|e| JobError::Param {
-            param: "options",
-            message: e.to_string(),
-        })?;
-        let parsed = batch_csv::parse_positions(&self.csv, &l).map_err(|e| JobError::Param {
-            param: "positions",
-            message: e.to_string(),
-        })?;
+        let options = Options::from_pairs(&self.options, &l)
+            .map_err(|e| ParamError::new("options", e.to_string()))?;
+        let parsed = positions_csv::parse_positions(&self.csv, &l)
+            .map_err(|e| ParamError::new("positions", e.to_string()))?;
         Ok((options, parsed))
     }
 }
@@ -80,7 +80,7 @@ pub fn limits() -> Limits {
 
 /// Checks a request before it is queued: the file and the options must be
 /// readable (a 400 otherwise); returns the title.
-pub fn check(p: &BatchParams) -> Result<String, JobError> {
+pub fn check(p: &BatchParams) -> Result<String, ProductError> {
     let (_, parsed) = p.parse()?;
     Ok(format!(
         "Batch of {} positions{}{}",
@@ -121,15 +121,22 @@ struct RowOutcome {
     ms: f64,
 }
 
-/// Runs a batch job.
-pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progress>) -> Outcome {
+/// Makes a batch job's files in `dir`; returns the summary stored with the
+/// job and its log. `progress(done, total)` is told after every row.
+pub async fn make(
+    catalog: &Catalog,
+    images: &FrameImages,
+    job: &JobRecord,
+    dir: &Path,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(serde_json::Value, String), ProductError> {
     let t0 = Instant::now();
     let p: BatchParams = serde_json::from_value(job.params.clone())
-        .map_err(|e| JobError::Failed(format!("stored parameters unreadable: {e}")))?;
+        .map_err(|e| ProductError::Internal(format!("stored parameters unreadable: {e}")))?;
     let (job_opts, parsed) = p.parse()?;
     let mut log: Vec<String> = Vec::new();
     let say = |line: String, log: &mut Vec<String>| {
-        log.push(format!("{}: {line}", super::now()));
+        log.push(format!("{}: {line}", super::log_time()));
     };
     say(
         format!(
@@ -145,8 +152,7 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
             &mut log,
         );
     }
-    let catalog = jobs.catalog();
-    let ctx = jobs.images();
+    let ctx = images;
     let mut outcomes: Vec<RowOutcome> = Vec::with_capacity(parsed.rows.len());
     let mut files: Vec<ManifestFile> = Vec::new();
     let total = parsed.rows.len();
@@ -174,7 +180,7 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
                 out.error = Some(e.to_string());
                 say(format!("line {}: {e}", row.line), &mut log);
                 outcomes.push(out);
-                progress.set(n + 1, total);
+                progress(n + 1, total);
                 continue;
             }
         };
@@ -219,7 +225,7 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
                         cut_row(&ctx, &dir, &folder, ra, dec, &resolved, &frames)
                     })
                     .await
-                    .map_err(|e| JobError::Failed(format!("cutout task: {e}")))?
+                    .map_err(|e| ProductError::Internal(format!("cutout task: {e}")))?
                 };
                 for (f, problem) in made {
                     match (f, problem) {
@@ -249,7 +255,7 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
         }
         out.ms = rt.elapsed().as_secs_f64() * 1000.0;
         outcomes.push(out);
-        progress.set(n + 1, total);
+        progress(n + 1, total);
     }
     // Outputs.
     let records: Vec<PositionRecord> = outcomes
@@ -268,7 +274,7 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
             files: o.files.len(),
         })
         .collect();
-    let positions = batch_csv::write_positions_csv(&records);
+    let positions = positions_csv::write_positions_csv(&records);
     let positions_name = format!("positions_{}.csv", job.id);
     write_file(
         dir,
@@ -283,7 +289,7 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
         .filter(|o| o.status == "unmatched")
         .collect();
     let total_bytes: u64 = files.iter().map(|f| f.bytes).sum();
-    let summary = json!({
+    let summary_file = json!({
         "job": job.id,
         "options": {
             "system_defaults": Options::system_defaults(),
@@ -301,8 +307,8 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
         },
         "sizes": {"files": files.len(), "bytes": total_bytes},
     });
-    let summary_bytes =
-        serde_json::to_vec_pretty(&summary).map_err(|e| JobError::Failed(e.to_string()))?;
+    let summary_bytes = serde_json::to_vec_pretty(&summary_file)
+        .map_err(|e| ProductError::Internal(e.to_string()))?;
     write_file(
         dir,
         "summary.json",
@@ -337,8 +343,7 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
         json!({"job": job.id, "kind": job.kind, "title": job.title}),
         &files,
     )?;
-    jobs.catalog().job_log(job.id, &log_text).await?;
-    Ok(json!({
+    let summary = json!({
         "rows": outcomes.len(),
         "malformed": parsed.errors.len(),
         "unmatched": unmatched.len(),
@@ -346,7 +351,8 @@ pub async fn run(jobs: &Jobs, job: &JobRecord, dir: &Path, progress: Arc<Progres
         "bytes": total_bytes,
         "summary": "summary.json",
         "positions": positions_name,
-    }))
+    });
+    Ok((summary, log_text))
 }
 
 /// A file-name-safe version of a user label.
@@ -370,7 +376,7 @@ async fn covering(
     ra: f64,
     dec: f64,
     r: &Resolved,
-) -> Result<Vec<Frame>, JobError> {
+) -> Result<Vec<Frame>, ProductError> {
     let classes: Vec<FrameClass> = match &r.classes {
         None => DEFAULT_CLASSES.to_vec(),
         Some(list) => list
