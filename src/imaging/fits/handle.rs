@@ -57,7 +57,12 @@ const MAX_PATH_LEN: usize = 1024;
 
 /// Pixel types that can be handed to cfitsio; the code tells cfitsio the
 /// memory layout of the buffer, so each impl must name the matching C type.
-pub(super) trait Pixel: Copy {
+///
+/// `pub` only so that the public [`ScaledPixel`](super::ScaledPixel) can name
+/// it as a supertrait; this module is private, so nothing outside `fits` can
+/// implement it.
+pub trait Pixel: Copy {
+    /// The cfitsio data type code (`TBYTE`, `TSHORT`, ...) of `Self`.
     const TYPE_CODE: c_int;
 }
 impl Pixel for u8 {
@@ -327,8 +332,7 @@ mod tests {
     use super::*;
     use crate::imaging::fits::test_fixtures::*;
     use crate::imaging::fits::{
-        Compression, PixelData, read_header, read_image_f32, read_region_f32, table_rows,
-        write_image,
+        Compression, PixelData, read_header, read_image_f32, read_region, table_rows, write_image,
     };
     use std::fs;
 
@@ -438,7 +442,7 @@ mod tests {
                 s.spawn(move || {
                     for i in 0..20 {
                         let (x0, y0) = ((t * 13 + i * 7) % 150, (t * 5 + i * 11) % 80);
-                        let region = read_region_f32(path, 1, x0, y0, 50, 40).unwrap();
+                        let region = read_region::<f32>(path, 1, x0, y0, 50, 40).unwrap();
                         assert_same(
                             &region,
                             &make(50, 40, |x, y| expected.get(x0 + x, y0 + y)),

@@ -89,20 +89,6 @@ pub struct ImageInfo {
     pub compressed: bool,
 }
 
-impl ImageInfo {
-    /// The f32 null value for reading: NaN (cfitsio maps undefined pixels to
-    /// it) for integer images (BLANK) and compressed images (ZBLANK, also for
-    /// quantised floats); zero (no check) for plain float images (see
-    /// `Handle::read_subset`).
-    fn null_value(&self) -> f32 {
-        if self.bitpix > 0 || self.compressed {
-            f32::NAN
-        } else {
-            0.0
-        }
-    }
-}
-
 /// Where and how an image HDU's pixels are stored: what a cutout reader needs
 /// to fetch a region without going through cfitsio for every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +102,45 @@ pub struct HduLayout {
     /// For a tile-compressed image: the tile size as (pixels along x, rows),
     /// from `ZTILE1`/`ZTILE2` (default: whole rows, as the convention says).
     pub tile: Option<(usize, usize)>,
+}
+
+/// A floating-point type that [`read_region`] can deliver pixel values as,
+/// after BSCALE/BZERO. Implemented for `f32` (what display and statistics
+/// work in) and `f64` (what cutouts of scaled or compressed data need to get
+/// back to the stored values exactly); sealed, since cfitsio must know the
+/// type's memory layout.
+pub trait ScaledPixel: Pixel + Default {
+    /// The null value handed to cfitsio when reading the image `info`
+    /// describes. A non-zero value (NaN) switches on cfitsio's null check, so
+    /// undefined pixels (BLANK / ZBLANK) become NaN, but that check also
+    /// turns infinities into NaN and -0.0 and subnormals into 0; zero means
+    /// no check.
+    fn null_for(info: &ImageInfo) -> Self;
+}
+
+impl ScaledPixel for f32 {
+    /// NaN (cfitsio maps undefined pixels to it) for integer images (BLANK)
+    /// and compressed images (ZBLANK, also for quantised floats); zero (no
+    /// check) for plain float images, so that they come back bit-exact:
+    /// their NaNs are NaN anyway.
+    fn null_for(info: &ImageInfo) -> Self {
+        if info.bitpix > 0 || info.compressed {
+            f32::NAN
+        } else {
+            0.0
+        }
+    }
+}
+
+impl ScaledPixel for f64 {
+    /// Always NaN, with the null check: f64 reads serve tile-compressed
+    /// images, where the check is what turns ZBLANK into NaN, and the values
+    /// still go back to their stored type exactly, since every 8-, 16- and
+    /// 32-bit integer and every f32 is an f64. (A plain float image read as
+    /// f64 therefore has its infinities turned into NaN.)
+    fn null_for(_: &ImageInfo) -> Self {
+        f64::NAN
+    }
 }
 
 impl Handle {
@@ -195,13 +220,10 @@ impl Handle {
     }
 
     /// Reads the rectangle with one-based inclusive corners `blc`..`trc` of
-    /// the current image HDU as `T` (f32 or f64), scaled. A non-zero `nulval`
-    /// (NaN) switches on cfitsio's null check, so undefined pixels (BLANK /
-    /// ZBLANK) become NaN; but that check also turns infinities into NaN and
-    /// -0.0 and subnormals into 0, so uncompressed float images are read with
-    /// zero (no check): their NaNs are NaN anyway.
+    /// the current image HDU as `T` (f32 or f64), scaled, with the null value
+    /// [`ScaledPixel::null_for`] chose for the image.
     #[allow(unsafe_code)]
-    fn read_subset<T: Pixel + Default>(
+    fn read_subset<T: ScaledPixel>(
         &self,
         blc: [usize; 2],
         trc: [usize; 2],
@@ -404,23 +426,26 @@ fn open_image(path: &Path, hdu: usize) -> Result<(Handle, ImageInfo), FitsError>
 /// tile-compressed HDUs. Integers beyond 2^24 are rounded to the nearest f32.
 pub fn read_image_f32(path: &Path, hdu: usize) -> Result<Raster<f32>, FitsError> {
     let (handle, info) = open_image(path, hdu)?;
-    let data = handle.read_subset([1, 1], [info.width, info.height], info.null_value())?;
+    let data = handle.read_subset([1, 1], [info.width, info.height], f32::null_for(&info))?;
     Ok(Raster::from_vec(info.width, info.height, data))
 }
 
 /// Reads only the rectangle `[x0, x0+w) × [y0, y0+h)` (zero-based; it must lie
-/// inside the image) of HDU `hdu`, converted like [`read_image_f32`]. For
-/// tile-compressed images cfitsio decompresses only the tiles that overlap the
-/// rectangle, which is what makes cutouts of large fpacked images cheap. A
-/// zero-sized rectangle gives an empty image.
-pub fn read_region_f32(
+/// inside the image) of HDU `hdu` as `T`, with BSCALE/BZERO applied by cfitsio
+/// and undefined pixels as NaN ([`ScaledPixel::null_for`] says when cfitsio's
+/// null check is on). For tile-compressed images cfitsio decompresses only the
+/// tiles that overlap the rectangle, which is what makes cutouts of large
+/// fpacked images cheap. A zero-sized rectangle gives an empty image. As `f32`
+/// the values are converted like [`read_image_f32`]'s; as `f64` they are exact
+/// for every stored type but 64-bit integers beyond 2^53.
+pub fn read_region<T: ScaledPixel>(
     path: &Path,
     hdu: usize,
     x0: usize,
     y0: usize,
     w: usize,
     h: usize,
-) -> Result<Raster<f32>, FitsError> {
+) -> Result<Raster<T>, FitsError> {
     let (handle, info) = open_image(path, hdu)?;
     let inside = |start: usize, len: usize, size: usize| {
         start.checked_add(len).is_some_and(|end| end <= size)
@@ -438,7 +463,7 @@ pub fn read_region_f32(
         return Ok(Raster::from_vec(w, h, Vec::new()));
     }
     // cfitsio corners are one-based and inclusive.
-    let data = handle.read_subset([x0 + 1, y0 + 1], [x0 + w, y0 + h], info.null_value())?;
+    let data = handle.read_subset([x0 + 1, y0 + 1], [x0 + w, y0 + h], T::null_for(&info))?;
     Ok(Raster::from_vec(w, h, data))
 }
 
@@ -465,40 +490,6 @@ pub fn hdu_layout(path: &Path, hdu: usize) -> Result<HduLayout, FitsError> {
         data_offset: Some(handle.data_offset()?),
         tile: None,
     })
-}
-
-/// Reads the rectangle `[x0, x0+w) × [y0, y0+h)` (zero-based, inside the
-/// image) of HDU `hdu` as f64 with BSCALE/BZERO applied and undefined pixels
-/// as NaN. Meant for tile-compressed images, where cfitsio decompresses only
-/// the tiles the rectangle touches; the values are exact for every stored
-/// type but 64-bit integers beyond 2^53.
-pub fn read_region_f64(
-    path: &Path,
-    hdu: usize,
-    x0: usize,
-    y0: usize,
-    w: usize,
-    h: usize,
-) -> Result<Vec<f64>, FitsError> {
-    let (handle, info) = open_image(path, hdu)?;
-    let inside = |start: usize, len: usize, size: usize| {
-        start.checked_add(len).is_some_and(|end| end <= size)
-    };
-    if !inside(x0, w, info.width) || !inside(y0, h, info.height) {
-        return Err(invalid(
-            path,
-            format!(
-                "region x {x0}+{w}, y {y0}+{h} lies outside the {}x{} image of HDU {hdu}",
-                info.width, info.height
-            ),
-        ));
-    }
-    if w == 0 || h == 0 {
-        return Ok(Vec::new());
-    }
-    // Always with the null check: the values go back to their stored type
-    // exactly, since every 8-, 16- and 32-bit integer and every f32 is an f64.
-    handle.read_subset([x0 + 1, y0 + 1], [x0 + w, y0 + h], f64::NAN)
 }
 
 /// Width (`NAXIS1`), height (`NAXIS2`), `BITPIX` and compression of the 2-D
@@ -680,7 +671,7 @@ mod tests {
                 Some(32768.0),
                 "{name}"
             );
-            let region = read_region_f32(&path, hdu, 1, 0, 1, 2).unwrap();
+            let region = read_region::<f32>(&path, hdu, 1, 0, 1, 2).unwrap();
             assert_eq!(region.data, vec![65535.0, 65534.0], "{name}");
         }
     }
@@ -714,7 +705,7 @@ mod tests {
                 let (hdu, _, _) = write_kind(&path, kind, w, h, &[], c).unwrap();
                 let full = read_image_f32(&path, hdu).unwrap();
                 for &(x0, y0, rw, rh) in &windows {
-                    let region = read_region_f32(&path, hdu, x0, y0, rw, rh).unwrap();
+                    let region = read_region::<f32>(&path, hdu, x0, y0, rw, rh).unwrap();
                     let expected = make(rw, rh, |x, y| full.get(x0 + x, y0 + y));
                     assert_same(
                         &region,
@@ -723,6 +714,32 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn f64_regions_give_back_the_stored_integers() {
+        let dir = tmp();
+        let (w, h) = (150, 97);
+        // Beyond 2^24, where f32 would round: only f64 keeps these exact.
+        let img = make(w, h, |x, y| {
+            (1 << 25) + (x as i32) * 1_000_003 - (y as i32) * 77
+        });
+        for (name, c) in [
+            ("plain", Compression::None),
+            ("64", Compression::Rice { tile: (64, 64) }),
+        ] {
+            let path = dir.path().join(format!("{name}.fits"));
+            let hdu = write_image(&path, PixelData::I32(&img), &[], &c).unwrap();
+            let (x0, y0, rw, rh) = (60, 30, 70, 50);
+            let region = read_region::<f64>(&path, hdu, x0, y0, rw, rh).unwrap();
+            assert_eq!((region.width, region.height), (rw, rh), "{name}");
+            let expected = make(rw, rh, |x, y| f64::from(img.get(x0 + x, y0 + y)));
+            assert_eq!(region.data, expected.data, "{name}");
+            assert!(
+                read_region::<f64>(&path, hdu, w, 0, 1, 1).is_err(),
+                "{name}"
+            );
         }
     }
 
@@ -744,13 +761,13 @@ mod tests {
             (0, 7, 1, 2),
             (usize::MAX, 0, 2, 1),
         ] {
-            let err = read_region_f32(&path, 0, x0, y0, w, h).unwrap_err();
+            let err = read_region::<f32>(&path, 0, x0, y0, w, h).unwrap_err();
             assert!(
                 matches!(err, FitsError::Invalid { .. }),
                 "{x0},{y0} {w}x{h}: {err}"
             );
         }
-        let empty = read_region_f32(&path, 0, 3, 3, 0, 5).unwrap();
+        let empty = read_region::<f32>(&path, 0, 3, 3, 0, 5).unwrap();
         assert_eq!((empty.width, empty.height, empty.data.len()), (0, 5, 0));
     }
 
@@ -799,7 +816,7 @@ mod tests {
             .unwrap();
             corrupt_last_tile(&path);
             let (x0, y0, rw, rh) = safe;
-            let region = read_region_f32(&path, 1, x0, y0, rw, rh).unwrap();
+            let region = read_region::<f32>(&path, 1, x0, y0, rw, rh).unwrap();
             assert_same(
                 &region,
                 &make(rw, rh, |x, y| expected.get(x0 + x, y0 + y)),
@@ -877,7 +894,7 @@ mod tests {
             assert_eq!(back.get(1, 0), f32::from(img.get(1, 0)), "{name}");
             assert_eq!(back.data.iter().filter(|v| v.is_nan()).count(), 2, "{name}");
             assert!(
-                read_region_f32(&path, hdu, 2, 2, 2, 1)
+                read_region::<f32>(&path, hdu, 2, 2, 2, 1)
                     .unwrap()
                     .get(1, 0)
                     .is_nan(),
@@ -932,7 +949,7 @@ mod tests {
             Some(HeaderValue::Float(1.5))
         );
         assert_eq!(
-            read_region_f32(&path, 0, 1, 1, 1, 1).unwrap().data,
+            read_region::<f32>(&path, 0, 1, 1, 1, 1).unwrap().data,
             vec![600.0]
         );
 

@@ -78,8 +78,8 @@ pub use cards::{Card, HeaderValue, card_is_writable, read_header, read_keyword};
 pub use encode::{RawPixels, encode_image};
 pub use handle::hdu_count;
 pub use image_hdu::{
-    Compression, HduLayout, ImageInfo, PixelData, first_image_hdu, hdu_layout, image_info,
-    read_image_f32, read_region_f32, read_region_f64, write_image,
+    Compression, HduLayout, ImageInfo, PixelData, ScaledPixel, first_image_hdu, hdu_layout,
+    image_info, read_image_f32, read_region, write_image,
 };
 pub use table_hdu::{
     Column, ColumnData, read_column_f64, read_column_i64, read_column_string, table_rows,
