@@ -538,19 +538,22 @@ fn parse_header_records(text: &str) -> Vec<Card> {
 }
 
 impl Handle {
-    /// Appends one formatted 80-character record to the current header.
+    /// Appends formatted 80-character records to the current header.
     #[allow(unsafe_code)]
-    pub(super) fn write_record(&self, record: &str) -> Result<(), FitsError> {
-        let c_record =
-            CString::new(record).map_err(|_| invalid(&self.path, "NUL in header card"))?;
-        let mut status: c_int = 0;
-        // SAFETY: valid handle; `c_record` is NUL-terminated and outlives the
-        // call, which copies at most 80 bytes of it.
-        unsafe { sys::ffprec(self.raw(), c_record.as_ptr(), &mut status) };
-        self.check(
-            &format!("write header card {:?}", record.trim_end()),
-            status,
-        )
+    pub(super) fn write_records(&self, records: &[String]) -> Result<(), FitsError> {
+        for record in records {
+            let c_record = CString::new(record.as_str())
+                .map_err(|_| invalid(&self.path, "NUL in header card"))?;
+            let mut status: c_int = 0;
+            // SAFETY: valid handle; `c_record` is NUL-terminated and outlives
+            // the call, which copies at most 80 bytes of it.
+            unsafe { sys::ffprec(self.raw(), c_record.as_ptr(), &mut status) };
+            self.check(
+                &format!("write header card {:?}", record.trim_end()),
+                status,
+            )?;
+        }
+        Ok(())
     }
 
     /// The header of the current HDU as cfitsio presents it (for a compressed
@@ -599,8 +602,7 @@ impl Handle {
 /// of the uncompressed image as cfitsio presents it (`BITPIX`, `NAXISn`
 /// instead of `ZBITPIX`, `ZNAXISn`, no table keywords).
 pub fn read_header(path: &Path, hdu: usize) -> Result<Vec<Card>, FitsError> {
-    let handle = Handle::open(path, false)?;
-    handle.move_to(hdu)?;
+    let (handle, _) = Handle::open_hdu(path, hdu)?;
     handle.header()
 }
 

@@ -8,7 +8,7 @@
 //! because both image and table writers must remove what a failed write left
 //! behind.
 
-use std::ffi::{CStr, CString, c_char, c_int, c_long};
+use std::ffi::{CStr, CString, c_char, c_int};
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
 
@@ -29,10 +29,10 @@ const TBYTE: c_int = 11;
 pub(super) const TSTRING: c_int = 16;
 const TUSHORT: c_int = 20;
 const TSHORT: c_int = 21;
-pub(super) const TINT: c_int = 31;
-pub(super) const TFLOAT: c_int = 42;
-pub(super) const TLONGLONG: c_int = 81;
-pub(super) const TDOUBLE: c_int = 82;
+const TINT: c_int = 31;
+const TFLOAT: c_int = 42;
+const TLONGLONG: c_int = 81;
+const TDOUBLE: c_int = 82;
 /// BITPIX codes for `fits_create_img`; `USHORT_IMG` makes cfitsio write
 /// BITPIX = 16 with BZERO = 32768 and BSCALE = 1.
 pub(super) const BYTE_IMG: c_int = 8;
@@ -55,34 +55,40 @@ const FLEN_STATUS: usize = 31;
 /// cfitsio's limit on file names (`FLEN_FILENAME` - 1).
 const MAX_PATH_LEN: usize = 1024;
 
-/// Pixel types that can be handed to cfitsio; the code tells cfitsio the
-/// memory layout of the buffer, so each impl must name the matching C type.
+/// Rust types that can be handed to cfitsio as pixels or table cells; the
+/// code tells cfitsio the memory layout of the buffer, so each impl must name
+/// the matching C type. Tying the code to the type (rather than passing both)
+/// is what makes the buffer arguments of the unsafe transfers sound by
+/// construction.
 ///
 /// `pub` only so that the public [`ScaledPixel`](super::ScaledPixel) can name
 /// it as a supertrait; this module is private, so nothing outside `fits` can
 /// implement it.
-pub trait Pixel: Copy {
+pub trait CfitsioType: Copy {
     /// The cfitsio data type code (`TBYTE`, `TSHORT`, ...) of `Self`.
     const TYPE_CODE: c_int;
 }
-impl Pixel for u8 {
-    const TYPE_CODE: c_int = TBYTE;
+
+/// Implements [`CfitsioType`] from a table of Rust type and cfitsio code, so
+/// the whole mapping can be checked against `fitsio.h` at a glance.
+macro_rules! cfitsio_types {
+    ($($ty:ty => $code:ident),* $(,)?) => {
+        $(impl CfitsioType for $ty {
+            const TYPE_CODE: c_int = $code;
+        })*
+    };
 }
-impl Pixel for i16 {
-    const TYPE_CODE: c_int = TSHORT;
-}
-impl Pixel for f64 {
-    const TYPE_CODE: c_int = TDOUBLE;
-}
-impl Pixel for u16 {
-    const TYPE_CODE: c_int = TUSHORT;
-}
-impl Pixel for i32 {
-    // c_int is i32 on every platform Rust and cfitsio support together.
-    const TYPE_CODE: c_int = TINT;
-}
-impl Pixel for f32 {
-    const TYPE_CODE: c_int = TFLOAT;
+
+// `c_int` is i32 and `LONGLONG` is a 64-bit `long long` on every platform Rust
+// and cfitsio support together.
+cfitsio_types! {
+    u8 => TBYTE,
+    i16 => TSHORT,
+    u16 => TUSHORT,
+    i32 => TINT,
+    i64 => TLONGLONG,
+    f32 => TFLOAT,
+    f64 => TDOUBLE,
 }
 
 /// The short text cfitsio has for a status code.
@@ -132,14 +138,6 @@ fn path_cstring(path: &Path) -> Result<CString, FitsError> {
     CString::new(s).map_err(|_| invalid(path, "path contains a NUL byte"))
 }
 
-pub(super) fn to_c_long(path: &Path, v: usize) -> Result<c_long, FitsError> {
-    c_long::try_from(v).map_err(|_| invalid(path, format!("{v} is too large for cfitsio")))
-}
-
-pub(super) fn to_longlong(path: &Path, v: usize) -> Result<i64, FitsError> {
-    i64::try_from(v).map_err(|_| invalid(path, format!("{v} is too large for cfitsio")))
-}
-
 /// An open cfitsio file. Owns the `fitsfile*`; closed by [`Handle::close`]
 /// (checked) or, on error paths, by `Drop` (unchecked). Not `Send`, because of
 /// the raw pointer, which is exactly right for cfitsio handles.
@@ -167,6 +165,28 @@ impl Handle {
         self.ptr.expect("cfitsio handle used after close").as_ptr()
     }
 
+    /// A size or coordinate in one of cfitsio's C integer types (`long`,
+    /// `LONGLONG`), which are signed and, for `long`, narrower than `usize`
+    /// on some platforms.
+    pub(super) fn c_size<T: TryFrom<usize>>(&self, v: usize) -> Result<T, FitsError> {
+        T::try_from(v).map_err(|_| invalid(&self.path, format!("{v} is too large for cfitsio")))
+    }
+
+    /// [`Handle::c_size`] for the two axes of an image.
+    pub(super) fn c_dims<T: TryFrom<usize>>(&self, v: [usize; 2]) -> Result<[T; 2], FitsError> {
+        Ok([self.c_size(v[0])?, self.c_size(v[1])?])
+    }
+
+    /// Takes ownership of the pointer cfitsio returned from an open or
+    /// create call that reported success.
+    fn adopt(path: &Path, fptr: *mut sys::fitsfile) -> Result<Self, FitsError> {
+        let ptr = NonNull::new(fptr).ok_or_else(|| invalid(path, "cfitsio returned no handle"))?;
+        Ok(Self {
+            ptr: Some(ptr),
+            path: path.to_path_buf(),
+        })
+    }
+
     /// Opens an existing file without extended-filename parsing.
     #[allow(unsafe_code)]
     pub(super) fn open(path: &Path, writable: bool) -> Result<Self, FitsError> {
@@ -186,11 +206,15 @@ impl Handle {
             }
             return Err(status_error(path, "open", status));
         }
-        let ptr = NonNull::new(fptr).ok_or_else(|| invalid(path, "cfitsio returned no handle"))?;
-        Ok(Self {
-            ptr: Some(ptr),
-            path: path.to_path_buf(),
-        })
+        Self::adopt(path, fptr)
+    }
+
+    /// Opens `path` read-only and moves to zero-based HDU `hdu`; returns the
+    /// handle and the HDU's type (as [`Handle::move_to`]).
+    pub(super) fn open_hdu(path: &Path, hdu: usize) -> Result<(Self, c_int), FitsError> {
+        let handle = Self::open(path, false)?;
+        let hdutype = handle.move_to(hdu)?;
+        Ok((handle, hdutype))
     }
 
     /// Creates a new, empty file; cfitsio itself refuses to overwrite.
@@ -204,11 +228,7 @@ impl Handle {
         if status != 0 {
             return Err(status_error(path, "create", status));
         }
-        let ptr = NonNull::new(fptr).ok_or_else(|| invalid(path, "cfitsio returned no handle"))?;
-        Ok(Self {
-            ptr: Some(ptr),
-            path: path.to_path_buf(),
-        })
+        Self::adopt(path, fptr)
     }
 
     /// Closes the file, flushing buffers, and reports any failure.

@@ -15,8 +15,8 @@ use fitsio::sys;
 
 use super::cards::{Card, format_user_cards};
 use super::handle::{
-    BYTE_IMG, FLOAT_IMG, Handle, IMAGE_HDU, KEY_NO_EXIST, LONG_IMG, Pixel, RICE_1, SHORT_IMG,
-    USHORT_IMG, ensure_absent, finish_new_file, to_c_long, to_longlong,
+    BYTE_IMG, CfitsioType, FLOAT_IMG, Handle, IMAGE_HDU, KEY_NO_EXIST, LONG_IMG, RICE_1, SHORT_IMG,
+    USHORT_IMG, ensure_absent, finish_new_file,
 };
 use super::{FitsError, invalid};
 use crate::imaging::raster::Raster;
@@ -109,7 +109,7 @@ pub struct HduLayout {
 /// work in) and `f64` (what cutouts of scaled or compressed data need to get
 /// back to the stored values exactly); sealed, since cfitsio must know the
 /// type's memory layout.
-pub trait ScaledPixel: Pixel + Default {
+pub trait ScaledPixel: CfitsioType + Default {
     /// The null value handed to cfitsio when reading the image `info`
     /// describes. A non-zero value (NaN) switches on cfitsio's null check, so
     /// undefined pixels (BLANK / ZBLANK) become NaN, but that check also
@@ -167,10 +167,7 @@ impl Handle {
     /// Requests RICE compression for the next image created with this handle.
     #[allow(unsafe_code)]
     fn request_rice(&self, tile: (usize, usize)) -> Result<(), FitsError> {
-        let mut dims = [
-            to_c_long(&self.path, tile.0)?,
-            to_c_long(&self.path, tile.1)?,
-        ];
+        let mut dims: [c_long; 2] = self.c_dims([tile.0, tile.1])?;
         let mut status: c_int = 0;
         // SAFETY: valid handle; `dims` holds the 2 values ndim = 2 announces
         // and is only read.
@@ -185,10 +182,7 @@ impl Handle {
     /// compressed one if requested).
     #[allow(unsafe_code)]
     fn create_image(&self, bitpix: c_int, width: usize, height: usize) -> Result<(), FitsError> {
-        let mut naxes = [
-            to_longlong(&self.path, width)?,
-            to_longlong(&self.path, height)?,
-        ];
+        let mut naxes: [i64; 2] = self.c_dims([width, height])?;
         let mut status: c_int = 0;
         // SAFETY: valid handle; `naxes` holds NAXIS = 2 values and is only read.
         unsafe { sys::ffcrimll(self.raw(), bitpix, 2, naxes.as_mut_ptr(), &mut status) };
@@ -197,9 +191,9 @@ impl Handle {
 
     /// Writes all pixels of the current (2-D) image HDU.
     #[allow(unsafe_code)]
-    fn write_pixels<T: Pixel>(&self, data: &[T]) -> Result<(), FitsError> {
+    fn write_pixels<T: CfitsioType>(&self, data: &[T]) -> Result<(), FitsError> {
         let mut first: [c_long; 2] = [1, 1];
-        let n = to_longlong(&self.path, data.len())?;
+        let n = self.c_size(data.len())?;
         let mut status: c_int = 0;
         // SAFETY: valid handle; `first` holds NAXIS = 2 values; `data` holds
         // `n` elements of the C type T::TYPE_CODE names. cfitsio documents the
@@ -235,14 +229,8 @@ impl Handle {
             .checked_mul(h)
             .ok_or_else(|| invalid(&self.path, "region too large"))?;
         let mut out = vec![T::default(); n];
-        let mut fpixel = [
-            to_c_long(&self.path, blc[0])?,
-            to_c_long(&self.path, blc[1])?,
-        ];
-        let mut lpixel = [
-            to_c_long(&self.path, trc[0])?,
-            to_c_long(&self.path, trc[1])?,
-        ];
+        let mut fpixel: [c_long; 2] = self.c_dims(blc)?;
+        let mut lpixel: [c_long; 2] = self.c_dims(trc)?;
         let mut inc: [c_long; 2] = [1, 1];
         let mut anynul: c_int = 0;
         let mut status: c_int = 0;
@@ -367,9 +355,7 @@ pub fn write_image(
         // In an empty file with compression requested, cfitsio writes an
         // empty primary HDU and puts the image in a compressed HDU 1.
         handle.create_image(pixels.bitpix_code(), width, height)?;
-        for record in &records {
-            handle.write_record(record)?;
-        }
+        handle.write_records(&records)?;
         match pixels {
             PixelData::U8(i) => handle.write_pixels(&i.data)?,
             PixelData::I16(i) => handle.write_pixels(&i.data)?,
@@ -385,8 +371,7 @@ pub fn write_image(
 /// Opens `path` read-only, moves to `hdu` and checks that it is a 2-D image;
 /// returns the handle and the image info.
 fn open_image(path: &Path, hdu: usize) -> Result<(Handle, ImageInfo), FitsError> {
-    let handle = Handle::open(path, false)?;
-    let hdutype = handle.move_to(hdu)?;
+    let (handle, hdutype) = Handle::open_hdu(path, hdu)?;
     if hdutype != IMAGE_HDU {
         return Err(FitsError::NotAnImage {
             path: path.to_path_buf(),

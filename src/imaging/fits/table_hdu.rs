@@ -13,8 +13,7 @@ use fitsio::sys;
 
 use super::cards::{Card, format_user_cards, is_printable_ascii};
 use super::handle::{
-    ASCII_TBL, BINARY_TBL, BYTE_IMG, Handle, TDOUBLE, TFLOAT, TINT, TLONGLONG, TSTRING,
-    finish_new_file, to_longlong,
+    ASCII_TBL, BINARY_TBL, BYTE_IMG, CfitsioType, Handle, TSTRING, finish_new_file,
 };
 use super::{FitsError, invalid};
 
@@ -104,7 +103,7 @@ impl Handle {
             sys::ffcrtb(
                 self.raw(),
                 BINARY_TBL,
-                to_longlong(&self.path, rows)?,
+                self.c_size(rows)?,
                 tfields,
                 ttype.as_mut_ptr(),
                 tform.as_mut_ptr(),
@@ -116,26 +115,20 @@ impl Handle {
         self.check("create table HDU", status)
     }
 
-    /// Writes a numeric column (`T` must match `type_code`).
+    /// Writes a numeric column.
     #[allow(unsafe_code)]
-    fn write_column<T: Copy>(
-        &self,
-        colnum: c_int,
-        type_code: c_int,
-        data: &[T],
-    ) -> Result<(), FitsError> {
+    fn write_column<T: CfitsioType>(&self, colnum: c_int, data: &[T]) -> Result<(), FitsError> {
         if data.is_empty() {
             return Ok(());
         }
-        let n = to_longlong(&self.path, data.len())?;
+        let n = self.c_size(data.len())?;
         let mut status: c_int = 0;
         // SAFETY: valid handle; `data` holds `n` elements of the C type named
-        // by `type_code` (guaranteed by the private callers); cfitsio only
-        // reads the array.
+        // by `T::TYPE_CODE`; cfitsio only reads the array.
         unsafe {
             sys::ffpcl(
                 self.raw(),
-                type_code,
+                T::TYPE_CODE,
                 colnum,
                 1,
                 1,
@@ -154,7 +147,7 @@ impl Handle {
             return Ok(());
         }
         let mut ptrs: Vec<*mut c_char> = data.iter().map(|s| s.as_ptr().cast_mut()).collect();
-        let n = to_longlong(&self.path, data.len())?;
+        let n = self.c_size(data.len())?;
         let mut status: c_int = 0;
         // SAFETY: valid handle; `ptrs` holds `n` NUL-terminated strings that
         // outlive the call and are only read.
@@ -212,12 +205,11 @@ impl Handle {
     }
 
     /// Reads `n` numeric values (rows × repeat, in file order) of a column,
-    /// converted by cfitsio to `T` (`type_code` must match `T`).
+    /// converted by cfitsio to `T`.
     #[allow(unsafe_code)]
-    fn read_column<T: Copy + Default>(
+    fn read_column<T: CfitsioType + Default>(
         &self,
         colnum: c_int,
-        type_code: c_int,
         n: usize,
         mut nulval: T,
     ) -> Result<Vec<T>, FitsError> {
@@ -228,16 +220,15 @@ impl Handle {
         let mut anynul: c_int = 0;
         let mut status: c_int = 0;
         // SAFETY: valid handle; `out` has room for `n` values of the C type
-        // named by `type_code` (guaranteed by the private callers), and
-        // `nulval` is a value of that type.
+        // named by `T::TYPE_CODE`, and `nulval` is a value of that type.
         unsafe {
             sys::ffgcv(
                 self.raw(),
-                type_code,
+                T::TYPE_CODE,
                 colnum,
                 1,
                 1,
-                to_longlong(&self.path, n)?,
+                self.c_size(n)?,
                 (&raw mut nulval).cast::<c_void>(),
                 out.as_mut_ptr().cast::<c_void>(),
                 &mut anynul,
@@ -274,7 +265,7 @@ impl Handle {
                 colnum,
                 1,
                 1,
-                to_longlong(&self.path, n)?,
+                self.c_size(n)?,
                 nulval.as_mut_ptr(),
                 ptrs.as_mut_ptr(),
                 &mut anynul,
@@ -405,16 +396,14 @@ pub fn write_table(
     let units: Vec<CString> = prepared.iter().map(|p| p.unit.clone()).collect();
 
     let fill = |handle: &Handle| -> Result<usize, FitsError> {
-        for record in &records {
-            handle.write_record(record)?;
-        }
+        handle.write_records(&records)?;
         for (i, (column, prep)) in columns.iter().zip(&prepared).enumerate() {
             let colnum = c_int::try_from(i + 1).map_err(|_| invalid(path, "too many columns"))?;
             match column.data {
-                ColumnData::I32(v) => handle.write_column(colnum, TINT, v)?,
-                ColumnData::I64(v) => handle.write_column(colnum, TLONGLONG, v)?,
-                ColumnData::F32(v) => handle.write_column(colnum, TFLOAT, v)?,
-                ColumnData::F64(v) => handle.write_column(colnum, TDOUBLE, v)?,
+                ColumnData::I32(v) => handle.write_column(colnum, v)?,
+                ColumnData::I64(v) => handle.write_column(colnum, v)?,
+                ColumnData::F32(v) => handle.write_column(colnum, v)?,
+                ColumnData::F64(v) => handle.write_column(colnum, v)?,
                 ColumnData::Str(_) => {
                     handle.write_string_column(colnum, prep.strings.as_deref().unwrap_or(&[]))?;
                 }
@@ -456,9 +445,8 @@ pub fn write_table(
 
 /// Opens `path` read-only and moves to table HDU `hdu`.
 fn open_table(path: &Path, hdu: usize) -> Result<Handle, FitsError> {
-    let handle = Handle::open(path, false)?;
-    match handle.move_to(hdu)? {
-        BINARY_TBL | ASCII_TBL => Ok(handle),
+    match Handle::open_hdu(path, hdu)? {
+        (handle, BINARY_TBL | ASCII_TBL) => Ok(handle),
         _ => Err(FitsError::NotATable {
             path: path.to_path_buf(),
             hdu,
@@ -525,7 +513,7 @@ fn open_column(
 /// column yields all elements, row after row.
 pub fn read_column_f64(path: &Path, hdu: usize, name: &str) -> Result<Vec<f64>, FitsError> {
     let (handle, colnum, n, _) = open_column(path, hdu, name)?;
-    handle.read_column(colnum, TDOUBLE, n, f64::NAN)
+    handle.read_column(colnum, n, f64::NAN)
 }
 
 /// Reads column `name` of table HDU `hdu` as i64 (converted by cfitsio; reals
@@ -534,7 +522,7 @@ pub fn read_column_f64(path: &Path, hdu: usize, name: &str) -> Result<Vec<f64>, 
 pub fn read_column_i64(path: &Path, hdu: usize, name: &str) -> Result<Vec<i64>, FitsError> {
     let (handle, colnum, n, _) = open_column(path, hdu, name)?;
     // A null value of 0 tells cfitsio not to substitute undefined values.
-    handle.read_column(colnum, TLONGLONG, n, 0i64)
+    handle.read_column(colnum, n, 0i64)
 }
 
 /// Reads column `name` of table HDU `hdu` as strings (trailing blanks
