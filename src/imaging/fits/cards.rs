@@ -24,7 +24,7 @@ pub(super) const CARD_LEN: usize = 80;
 const COMMENTARY_TEXT_LEN: usize = CARD_LEN - 8;
 /// Longest escaped string value that fits on one card between the quotes
 /// (columns 12..79), as cfitsio also uses.
-const MAX_SINGLE_CARD_STRING: usize = 68;
+pub(super) const MAX_SINGLE_CARD_STRING: usize = 68;
 /// Escaped characters per card when a string is split with `CONTINUE`:
 /// one column is needed for the `&` continuation marker.
 const CONTINUE_CHUNK: usize = MAX_SINGLE_CARD_STRING - 1;
@@ -184,6 +184,14 @@ fn is_reserved_key(key: &str, table: bool) -> bool {
     })
 }
 
+/// A fixed-format record without its padding: the keyword in columns 1..8,
+/// `= ` and the value right-justified in columns 11..30. One place for the
+/// layout, so user cards and the mandatory cards of an in-memory file cannot
+/// drift apart.
+pub(super) fn fixed_record(key: &str, value: impl std::fmt::Display) -> String {
+    format!("{key:<8}= {value:>20}")
+}
+
 /// Formats a finite float so that it parses back to exactly the same `f64`:
 /// Rust's `Debug` output is the shortest round-tripping representation; it is
 /// only adjusted to FITS syntax (a decimal point in the mantissa, upper-case
@@ -289,8 +297,7 @@ fn format_card(card: &Card, table: bool) -> Result<Vec<String>, String> {
         }
         HeaderValue::Bool(b) => if *b { "T" } else { "F" }.to_owned(),
     };
-    // Fixed format: value right-justified in columns 11..30.
-    let mut record = format!("{key:<8}= {fixed:>20}");
+    let mut record = fixed_record(key, fixed);
     append_comment(&mut record, comment);
     Ok(vec![pad_card(record)])
 }
@@ -937,11 +944,7 @@ mod tests {
         write_image(&path, PixelData::U8(&img), &ok, &Compression::None).unwrap();
         // EXTNAME is reserved for tables, where it is an argument.
         let path = dir.path().join("t.fits");
-        let cols = [Column {
-            name: "A",
-            unit: "",
-            data: ColumnData::I32(&[1]),
-        }];
+        let cols = [Column::new("A", "", ColumnData::I32(&[1]))];
         assert!(write_table(&path, "T", &cols, &[Card::new("EXTNAME", "X", "")]).is_err());
         assert!(!path.exists());
     }

@@ -10,11 +10,31 @@
 
 use std::path::Path;
 
-use super::cards::{CARD_LEN, Card, format_float, format_user_cards, pad_card};
+use super::cards::{CARD_LEN, Card, fixed_record, format_float, format_user_cards, pad_card};
 use super::{FitsError, invalid};
 
 /// Length of a FITS block: headers and data units are padded to it.
 const BLOCK_LEN: usize = 2880;
+
+/// Decodes big-endian values of `N` bytes each with `f` (the type's
+/// `from_be_bytes`); `None` if `bytes` is not a whole number of values.
+fn decode_be<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Option<Vec<T>> {
+    if !bytes.len().is_multiple_of(N) {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(N)
+            .map(|c| f(c.try_into().expect("chunk of N bytes")))
+            .collect(),
+    )
+}
+
+/// Appends the big-endian encoding of each value, made by `f` (the type's
+/// `to_be_bytes`); the inverse of [`decode_be`].
+fn encode_be<const N: usize, T: Copy>(out: &mut Vec<u8>, values: &[T], f: fn(T) -> [u8; N]) {
+    values.iter().for_each(|&x| out.extend_from_slice(&f(x)));
+}
 
 /// Pixel values exactly as stored for one `BITPIX` (before BSCALE/BZERO), row
 /// after row: what a cutout must hand on unchanged.
@@ -51,24 +71,13 @@ impl RawPixels {
     /// Decodes big-endian FITS data bytes of type `bitpix`; `None` for an
     /// unknown BITPIX or a length that is not a whole number of pixels.
     pub fn from_be_bytes(bitpix: i32, bytes: &[u8]) -> Option<Self> {
-        fn decode<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Option<Vec<T>> {
-            if !bytes.len().is_multiple_of(N) {
-                return None;
-            }
-            Some(
-                bytes
-                    .chunks_exact(N)
-                    .map(|c| f(c.try_into().expect("chunk of N bytes")))
-                    .collect(),
-            )
-        }
         Some(match bitpix {
             8 => Self::U8(bytes.to_vec()),
-            16 => Self::I16(decode(bytes, i16::from_be_bytes)?),
-            32 => Self::I32(decode(bytes, i32::from_be_bytes)?),
-            64 => Self::I64(decode(bytes, i64::from_be_bytes)?),
-            -32 => Self::F32(decode(bytes, f32::from_be_bytes)?),
-            -64 => Self::F64(decode(bytes, f64::from_be_bytes)?),
+            16 => Self::I16(decode_be(bytes, i16::from_be_bytes)?),
+            32 => Self::I32(decode_be(bytes, i32::from_be_bytes)?),
+            64 => Self::I64(decode_be(bytes, i64::from_be_bytes)?),
+            -32 => Self::F32(decode_be(bytes, f32::from_be_bytes)?),
+            -64 => Self::F64(decode_be(bytes, f64::from_be_bytes)?),
             _ => return None,
         })
     }
@@ -112,21 +121,11 @@ impl RawPixels {
         out.reserve(self.len() * self.bytes_per_pixel());
         match self {
             Self::U8(v) => out.extend_from_slice(v),
-            Self::I16(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
-            Self::I32(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
-            Self::I64(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
-            Self::F32(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
-            Self::F64(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
+            Self::I16(v) => encode_be(out, v, i16::to_be_bytes),
+            Self::I32(v) => encode_be(out, v, i32::to_be_bytes),
+            Self::I64(v) => encode_be(out, v, i64::to_be_bytes),
+            Self::F32(v) => encode_be(out, v, f32::to_be_bytes),
+            Self::F64(v) => encode_be(out, v, f64::to_be_bytes),
         }
     }
 }
@@ -156,17 +155,17 @@ pub fn encode_image(
         ));
     }
     let mut records = vec![
-        pad_card(format!("{:<8}= {:>20}", "SIMPLE", "T")),
-        pad_card(format!("{:<8}= {:>20}", "BITPIX", pixels.bitpix())),
-        pad_card(format!("{:<8}= {:>20}", "NAXIS", 2)),
-        pad_card(format!("{:<8}= {:>20}", "NAXIS1", width)),
-        pad_card(format!("{:<8}= {:>20}", "NAXIS2", height)),
+        pad_card(fixed_record("SIMPLE", "T")),
+        pad_card(fixed_record("BITPIX", pixels.bitpix())),
+        pad_card(fixed_record("NAXIS", 2)),
+        pad_card(fixed_record("NAXIS1", width)),
+        pad_card(fixed_record("NAXIS2", height)),
     ];
     if let Some((bscale, bzero)) = scaling.filter(|&(s, z)| s != 1.0 || z != 0.0) {
         for (key, value) in [("BSCALE", bscale), ("BZERO", bzero)] {
             let text = format_float(value)
                 .ok_or_else(|| invalid(here, format!("{key} = {value} is not finite")))?;
-            records.push(pad_card(format!("{key:<8}= {text:>20}")));
+            records.push(pad_card(fixed_record(key, text)));
         }
     }
     records.extend(format_user_cards(here, cards, false)?);

@@ -265,16 +265,8 @@ mod tests {
         let names = vec!["a".to_owned(), "bb".to_owned()];
         let table = |path: &Path| {
             let cols = [
-                Column {
-                    name: "ID",
-                    unit: "",
-                    data: ColumnData::I64(&[1, 2]),
-                },
-                Column {
-                    name: "NAME",
-                    unit: "",
-                    data: ColumnData::Str(&names),
-                },
+                Column::new("ID", "", ColumnData::I64(&[1, 2])),
+                Column::new("NAME", "", ColumnData::Str(&names)),
             ];
             write_table(path, "CAT", &cols, &cards).unwrap();
         };

@@ -11,7 +11,7 @@ use std::ptr;
 
 use fitsio::sys;
 
-use super::cards::{Card, format_user_cards, is_printable_ascii};
+use super::cards::{Card, MAX_SINGLE_CARD_STRING, format_user_cards, is_printable_ascii};
 use super::handle::{
     ASCII_TBL, BINARY_TBL, BYTE_IMG, CfitsioType, Handle, TSTRING, finish_new_file,
 };
@@ -299,12 +299,19 @@ struct PreparedColumn {
     strings: Option<Vec<CString>>,
 }
 
+/// Whether `s` can be a table name, column name or unit: printable ASCII no
+/// longer than the longest string a single card holds, since cfitsio writes
+/// each as the string value of one `EXTNAME`, `TTYPEn` or `TUNITn` card.
+fn fits_on_one_card(s: &str) -> bool {
+    is_printable_ascii(s) && s.len() <= MAX_SINGLE_CARD_STRING
+}
+
 fn prepare_column(path: &Path, column: &Column<'_>) -> Result<PreparedColumn, FitsError> {
     let name = column.name;
-    if name.is_empty() || !is_printable_ascii(name) || name.len() > 68 {
+    if name.is_empty() || !fits_on_one_card(name) {
         return Err(invalid(path, format!("invalid column name {name:?}")));
     }
-    if !is_printable_ascii(column.unit) || column.unit.len() > 68 {
+    if !fits_on_one_card(column.unit) {
         return Err(invalid(
             path,
             format!("column {name}: invalid unit {:?}", column.unit),
@@ -355,7 +362,7 @@ pub fn write_table(
     columns: &[Column<'_>],
     cards: &[Card],
 ) -> Result<usize, FitsError> {
-    if extname.is_empty() || !is_printable_ascii(extname) || extname.len() > 68 {
+    if extname.is_empty() || !fits_on_one_card(extname) {
         return Err(invalid(path, format!("invalid EXTNAME {extname:?}")));
     }
     let Some(first) = columns.first() else {
@@ -560,31 +567,11 @@ mod tests {
         let flux = [1.5f32, -0.25, f32::MAX, f32::NAN, 0.0];
         let ra = [10.684708f64, 0.1, -1e300, f64::MIN_POSITIVE, 359.999999999];
         let cols = [
-            Column {
-                name: "ID",
-                unit: "",
-                data: ColumnData::I64(&ids),
-            },
-            Column {
-                name: "COUNTS",
-                unit: "ct",
-                data: ColumnData::I32(&counts),
-            },
-            Column {
-                name: "FLUX",
-                unit: "Jy",
-                data: ColumnData::F32(&flux),
-            },
-            Column {
-                name: "RA",
-                unit: "deg",
-                data: ColumnData::F64(&ra),
-            },
-            Column {
-                name: "Name",
-                unit: "",
-                data: ColumnData::Str(&names),
-            },
+            Column::new("ID", "", ColumnData::I64(&ids)),
+            Column::new("COUNTS", "ct", ColumnData::I32(&counts)),
+            Column::new("FLUX", "Jy", ColumnData::F32(&flux)),
+            Column::new("RA", "deg", ColumnData::F64(&ra)),
+            Column::new("Name", "", ColumnData::Str(&names)),
         ];
         let cards = [Card::new("SURVEY", "test", "")];
         assert_eq!(write_table(&path, "SOURCES", &cols, &cards).unwrap(), 1);
@@ -626,11 +613,7 @@ mod tests {
 
         // Appending gives the next index; zero-row tables work.
         let empty: [f64; 0] = [];
-        let cols2 = [Column {
-            name: "X",
-            unit: "",
-            data: ColumnData::F64(&empty),
-        }];
+        let cols2 = [Column::new("X", "", ColumnData::F64(&empty))];
         assert_eq!(write_table(&path, "EMPTY", &cols2, &[]).unwrap(), 2);
         assert_eq!(table_rows(&path, 2).unwrap(), 0);
         assert!(read_column_f64(&path, 2, "X").unwrap().is_empty());
@@ -681,11 +664,7 @@ mod tests {
             let img = i32_image(8, 8);
             write_image(&path, PixelData::I32(&img), &[], &c).unwrap();
             let v = [1.0, 2.0];
-            let cols = [Column {
-                name: "V",
-                unit: "",
-                data: ColumnData::F64(&v),
-            }];
+            let cols = [Column::new("V", "", ColumnData::F64(&v))];
             let t = write_table(&path, "EXTRA", &cols, &[]).unwrap();
             assert_eq!(t, image_hdu + 1, "{name}");
             assert_eq!(hdu_count(&path).unwrap(), image_hdu + 2);
@@ -709,39 +688,15 @@ mod tests {
         let cases: Vec<Vec<Column<'_>>> = vec![
             vec![],
             vec![
-                Column {
-                    name: "A",
-                    unit: "",
-                    data: ColumnData::I32(&a),
-                },
-                Column {
-                    name: "B",
-                    unit: "",
-                    data: ColumnData::F64(&b),
-                },
+                Column::new("A", "", ColumnData::I32(&a)),
+                Column::new("B", "", ColumnData::F64(&b)),
             ],
             vec![
-                Column {
-                    name: "A",
-                    unit: "",
-                    data: ColumnData::I32(&a),
-                },
-                Column {
-                    name: "a",
-                    unit: "",
-                    data: ColumnData::I32(&a),
-                },
+                Column::new("A", "", ColumnData::I32(&a)),
+                Column::new("a", "", ColumnData::I32(&a)),
             ],
-            vec![Column {
-                name: "",
-                unit: "",
-                data: ColumnData::I32(&a),
-            }],
-            vec![Column {
-                name: "S",
-                unit: "",
-                data: ColumnData::Str(&non_ascii),
-            }],
+            vec![Column::new("", "", ColumnData::I32(&a))],
+            vec![Column::new("S", "", ColumnData::Str(&non_ascii))],
         ];
         for cols in &cases {
             let err = write_table(&path, "T", cols, &[]).unwrap_err();
