@@ -343,7 +343,7 @@ fn prepare_frame(
     // A truncated file keeps an intact header; reading the last row (the
     // last tile of a compressed image) finds it without reading everything.
     if info.height > 0 {
-        fits::read_region_f32(&path, hdu, 0, info.height - 1, info.width, 1)
+        fits::read_region::<f32>(&path, hdu, 0, info.height - 1, info.width, 1)
             .map_err(|e| fail(&e))?;
     }
     let header = Header::new(&fits::read_header(&path, hdu).map_err(|e| fail(&e))?);

@@ -239,9 +239,8 @@ impl PixelSource {
                         message: format!("BITPIX {} cannot be decoded", self.bitpix),
                     })
             }
-            Access::Compressed => {
-                fits::read_region_f64(&self.path, self.hdu, x0, y0, w, h).map(Region::Scaled)
-            }
+            Access::Compressed => fits::read_region::<f64>(&self.path, self.hdu, x0, y0, w, h)
+                .map(|region| Region::Scaled(region.data)),
             Access::Sidecar { file, double } => {
                 let bpp = if *double { 8 } else { 4 };
                 let bytes = self.read_rows(file, 0, bpp, x0, y0, w, h)?;
@@ -441,7 +440,7 @@ fn write_sidecar(
     let mut y = 0;
     while y < info.height {
         let h = band.min(info.height - y);
-        let values = fits::read_region_f64(path, hdu, 0, y, info.width, h)?;
+        let values = fits::read_region::<f64>(path, hdu, 0, y, info.width, h)?.data;
         let mut bytes = Vec::with_capacity(values.len() * if double { 8 } else { 4 });
         for v in values {
             if double {

@@ -99,7 +99,7 @@ async fn a_fits_cutout_holds_the_parent_pixels_and_a_shifted_wcs() {
     // Cutout2D convention: x0 = ceil((x - 1) - n/2) for the 1-based centre.
     assert_eq!(x0, ((100.3 - 1.0) - 15.5f64).ceil() as usize);
     assert_eq!(y0, ((140.7 - 1.0) - 15.5f64).ceil() as usize);
-    let parent = fits::read_region_f32(
+    let parent = fits::read_region::<f32>(
         &f.file_path(&st.config.data_dir),
         f.hdu as usize,
         x0,

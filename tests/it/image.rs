@@ -88,7 +88,7 @@ async fn the_pixel_readout_gives_value_and_sky_position() {
     assert_eq!(status, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let path = f.file_path(&st.config.data_dir);
-    let pix = fits::read_region_f32(&path, f.hdu as usize, 99, 57, 1, 1).unwrap();
+    let pix = fits::read_region::<f32>(&path, f.hdu as usize, 99, 57, 1, 1).unwrap();
     let expected = f64::from(pix.data[0]);
     if expected.is_finite() {
         assert_eq!(v["value"].as_f64().unwrap(), expected);
