@@ -447,7 +447,7 @@ impl Jobs {
                 dependency_cutouts::make::make(&ctx, &req, &planned, &out, &|d, t| {
                     progress.set(d, t)
                 })?;
-            dependency_cutouts::make::write_manifest(&out, header, &files)?;
+            crate::products::result_files::write_manifest(&out, header, &files)?;
             std::fs::write(
                 out.join("result.json"),
                 serde_json::to_vec(&result).map_err(|e| JobError::Failed(e.to_string()))?,

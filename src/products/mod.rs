@@ -27,6 +27,7 @@ pub mod cache;
 pub mod cutout;
 pub mod dependency_cutouts;
 pub mod frames;
+pub mod result_files;
 pub mod rgb_composite;
 
 use std::sync::Arc;

@@ -27,8 +27,8 @@ use crate::imaging::raster::Raster;
 use crate::imaging::wcs::Wcs;
 use crate::model::{Frame, FrameClass};
 use crate::params::{ParamError, angle};
-use crate::products::dependency_cutouts::make::{write_file, write_manifest};
 use crate::products::frames::FrameImages;
+use crate::products::result_files::{write_file, write_manifest};
 
 /// The request as users write it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -29,8 +29,8 @@ use crate::imaging::render::{self, Interval, OutputFormat, RenderParams, Stretch
 use crate::imaging::wcs::Wcs;
 use crate::model::{Frame, FrameClass};
 use crate::params::ParamError;
-use crate::products::dependency_cutouts::make::{ManifestFile, write_file, write_manifest};
 use crate::products::frames::FrameImages;
+use crate::products::result_files::{ManifestFile, write_file, write_manifest};
 
 /// Frame classes cut when neither the job nor the row names any: the
 /// deepest product, as DES cuts its coadd tiles.

@@ -8,12 +8,11 @@
 //! file is read back.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use rayon::prelude::*;
-use serde::Serialize;
 
 use super::placement::Placement;
 use super::{CellCutout, DepRequest, DepResult, DepRow, GIF_CLASSES, ListRef, PlannedSource};
@@ -22,19 +21,7 @@ use crate::imaging::cutout::{CutoutSpec, SizeUnit};
 use crate::imaging::raster::Raster;
 use crate::imaging::render::{self, Interval, OutputFormat, RenderParams};
 use crate::products::frames::FrameImages;
-
-/// One file of a result directory, as `manifest.json` lists it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct ManifestFile {
-    /// Path relative to the result directory.
-    pub path: String,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// `fits`, `png`, `gif`, `csv`, `json`, `log`.
-    pub kind: String,
-    /// What it shows.
-    pub description: String,
-}
+use crate::products::result_files::{ManifestFile, write_file};
 
 /// A distinct cutout to make.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -122,29 +109,6 @@ fn render_with(
         ..RenderParams::default()
     };
     render::render(img, &params).map_err(|e| e.to_string())
-}
-
-/// Writes `bytes` to `dir/rel`, creating parents, and records it.
-pub fn write_file(
-    dir: &Path,
-    rel: &str,
-    bytes: &[u8],
-    kind: &str,
-    description: String,
-    files: &mut Vec<ManifestFile>,
-) -> std::io::Result<()> {
-    let path = dir.join(rel);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&path, bytes)?;
-    files.push(ManifestFile {
-        path: rel.to_owned(),
-        bytes: bytes.len() as u64,
-        kind: kind.to_owned(),
-        description,
-    });
-    Ok(())
 }
 
 fn stem(filename: &str) -> &str {
@@ -421,26 +385,4 @@ fn write_source(
         }
     }
     Ok(row)
-}
-
-/// Writes `manifest.json` listing `files` (and itself not), returning its
-/// path.
-pub fn write_manifest(
-    dir: &Path,
-    header: serde_json::Value,
-    files: &[ManifestFile],
-) -> std::io::Result<PathBuf> {
-    let mut doc = header;
-    if let Some(obj) = doc.as_object_mut() {
-        obj.insert(
-            "files".into(),
-            serde_json::to_value(files).map_err(std::io::Error::other)?,
-        );
-    }
-    let path = dir.join("manifest.json");
-    std::fs::write(
-        &path,
-        serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?,
-    )?;
-    Ok(path)
 }
