@@ -49,6 +49,14 @@ impl FrameKey {
     }
 }
 
+/// The catalogue frame a request names.
+pub async fn frame_by_key(catalog: &Catalog, key: &FrameKey) -> Result<Frame, ProductError> {
+    Ok(match key {
+        FrameKey::Id(id) => catalog.frame(*id).await,
+        FrameKey::File(name) => catalog.frame_by_filename(name).await,
+    }?)
+}
+
 /// What a cutout needs to know about a frame.
 #[derive(Debug, Clone)]
 pub struct FrameRef {
@@ -111,10 +119,7 @@ impl FrameLookup {
         {
             return Ok(Arc::clone(frame));
         }
-        let frame = match key {
-            FrameKey::Id(id) => catalog.frame(*id).await,
-            FrameKey::File(name) => catalog.frame_by_filename(name).await,
-        }?;
+        let frame = frame_by_key(catalog, key).await?;
         let r = Arc::new(FrameRef::of(&frame, data_root));
         let mut entries = self.lock();
         if entries.len() >= self.capacity {

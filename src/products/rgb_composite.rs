@@ -27,7 +27,7 @@ use crate::imaging::raster::Raster;
 use crate::imaging::wcs::Wcs;
 use crate::model::{Frame, FrameClass};
 use crate::params::{ParamError, angle};
-use crate::products::frames::FrameImages;
+use crate::products::frames::{FrameImages, FrameKey};
 use crate::products::result_files::{write_file, write_manifest};
 
 /// The request as users write it.
@@ -255,11 +255,7 @@ impl RgbParams {
     /// The three frames, red first; unknown ones are a 404.
     pub async fn frames(&self, catalog: &Catalog) -> Result<[Frame; 3], ProductError> {
         async fn one(catalog: &Catalog, key: &str) -> Result<Frame, ProductError> {
-            let key = key.trim();
-            Ok(match key.parse::<i64>() {
-                Ok(id) => catalog.frame(crate::ids::ObjectId(id)).await?,
-                Err(_) => catalog.frame_by_filename(key).await?,
-            })
+            super::frames::frame_by_key(catalog, &FrameKey::parse(key)?).await
         }
         if let (Some(r), Some(g), Some(b)) = (&self.red, &self.green, &self.blue) {
             return Ok([

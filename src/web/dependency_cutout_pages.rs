@@ -47,20 +47,10 @@ fn dep_params(raw: Option<&str>) -> Result<(DepParams, bool), ApiError> {
         .partition(|(k, _)| k.eq_ignore_ascii_case("classes"));
     let rest = serde_urlencoded::to_string(&rest).unwrap_or_default();
     let p = QueryParams::parse(Some(&rest), &DEP_PARAMS)?;
-    let int = |name: &'static str| -> Result<Option<i64>, ApiError> {
-        p.get(name)
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| {
-                v.trim()
-                    .parse::<i64>()
-                    .map_err(|_| ApiError::bad(format!("{name}: {v:?} is not a whole number")))
-            })
-            .transpose()
-    };
     let asked = p.get("ids").is_some();
     let params = DepParams {
-        slid: int("slid")?,
-        alid: int("alid")?,
+        slid: p.whole_number("slid")?,
+        alid: p.whole_number("alid")?,
         ids: p.get("ids").unwrap_or("").to_owned(),
         classes: classes
             .into_iter()

@@ -72,15 +72,9 @@ pub async fn sky(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Html<String>, AppError> {
-    let p = super::query_params::QueryParams::parse(raw.as_deref(), &["frame", "slid", "ids"])
-        .map_err(|e| AppError::BadRequest(e.message().to_owned()))?;
+    let p = super::query_params::QueryParams::parse(raw.as_deref(), &["frame", "slid", "ids"])?;
     let base = super::vo_endpoints::base_url(&st, &headers);
-    let asked_slid = match p.get("slid").filter(|s| !s.trim().is_empty()) {
-        Some(s) => Some(Slid(s.trim().parse().map_err(|_| {
-            AppError::BadRequest(format!("slid: {s:?} is not a SourceList id"))
-        })?)),
-        None => None,
-    };
+    let asked_slid = p.whole_number("slid")?.map(Slid);
     let list_frame = match asked_slid {
         Some(s) => st.catalog.source_list(s).await?.frame_id,
         None => None,
