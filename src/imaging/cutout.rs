@@ -525,6 +525,74 @@ pub fn extract(
     })
 }
 
+/// The FITS file of the cutout at `geometry` (from [`locate`]): the same
+/// bytes as `extract(..)?.to_fits()`, made without decoding the pixels when
+/// the parent is a plain file whose stored values go out unchanged — the
+/// header is written, then each row's stored big-endian bytes are read
+/// straight into place and the padding is filled with NaN (float) or the
+/// parent's `BLANK` (integer). That skips three passes over the pixels
+/// (decode, place, encode), most of the work of a small cutout. Other cases
+/// (compressed or sidecar sources, BSOFTEN linearisation, integer padding
+/// without a parent `BLANK`) take the general path.
+pub fn extract_fits(
+    source: &PixelSource,
+    spec: &CutoutSpec,
+    geometry: Geometry,
+    provenance: &Provenance,
+) -> Result<Vec<u8>, CutoutError> {
+    let keys = &source.keys;
+    let linearize =
+        !spec.raw_values && keys.number("BSOFTEN").is_some() && keys.number("BOFFSET").is_some();
+    let s = source.scaling;
+    let integer = source.bitpix > 0;
+    let blank = if integer { s.blank } else { None };
+    let pad_value = match (integer, blank) {
+        (false, _) => Some(if source.bitpix == -32 {
+            f32::NAN.to_be_bytes().to_vec()
+        } else {
+            f64::NAN.to_be_bytes().to_vec()
+        }),
+        (true, Some(b)) => Some(match source.bitpix {
+            8 => vec![b as u8],
+            16 => (b as i16).to_be_bytes().to_vec(),
+            32 => (b as i32).to_be_bytes().to_vec(),
+            _ => b.to_be_bytes().to_vec(),
+        }),
+        (true, None) if geometry.padded == 0 => Some(Vec::new()),
+        (true, None) => None,
+    };
+    let Some(pad_value) = pad_value.filter(|_| !linearize && source.access() == "plain") else {
+        return Ok(extract(source, spec, geometry, provenance)?.to_fits()?);
+    };
+    let (width, height) = (geometry.width, geometry.height);
+    let bpp = (source.bitpix.unsigned_abs() / 8) as usize;
+    let cards = header_cards(source, keys, &geometry, spec, provenance, blank, false);
+    let scaling = (!s.is_identity()).then_some((s.bscale, s.bzero));
+    let data_len = (width * height * bpp).div_ceil(2880) * 2880;
+    let mut out = fits::encode_header(source.bitpix, width, height, scaling, &cards, data_len)?;
+    let start = out.len();
+    out.resize(start + width * height * bpp, 0);
+    let data = &mut out[start..];
+    let (ox, oy, ow, oh) = geometry.overlap(source.width, source.height);
+    if geometry.padded > 0 {
+        for px in data.chunks_exact_mut(bpp) {
+            px.copy_from_slice(&pad_value);
+        }
+    }
+    // Zero-based offsets of the overlap inside the cutout.
+    let (dx, dy) = (
+        (ox as i64 - geometry.x0) as usize,
+        (oy as i64 - geometry.y0) as usize,
+    );
+    let stride = width * bpp;
+    let first = dy * stride + dx * bpp;
+    if ow > 0 && oh > 0 {
+        source.read_stored_rows(ox, oy, ow, oh, &mut data[first..], stride)?;
+    }
+    out.resize(start + data_len, 0);
+    Ok(out)
+}
+
 /// Where the rows of a read region go in the cutout: `ow` pixels per row,
 /// starting at column `dx`, row `dy` of a cutout `width` pixels wide.
 struct Placement {
@@ -956,5 +1024,90 @@ mod tests {
         assert_eq!(crpix_axis("CRPIX2A"), Some(2));
         assert_eq!(crpix_axis("CRPIX3"), None);
         assert!(dropped("NAXIS1") && dropped("ZTILE1") && !dropped("ZPOINT"));
+    }
+
+    /// The pass-through FITS path gives exactly the bytes of the general
+    /// path: float and integer images, inside and over the edges, with and
+    /// without BLANK and BSCALE, and the cases it hands back.
+    #[test]
+    fn pass_through_fits_equals_the_general_path() {
+        use crate::imaging::fits::{self, Compression, PixelData};
+        let dir = tempfile::tempdir().unwrap();
+        let (w, h) = (37, 23);
+        let floats = Raster::from_vec(w, h, (0..w * h).map(|i| i as f32 * 0.25 - 7.0).collect());
+        let ints = Raster::from_vec(w, h, (0..w * h).map(|i| (i as i16) * 3 - 500).collect());
+        let unsigned = Raster::from_vec(w, h, (0..w * h).map(|i| (i * 91) as u16).collect());
+        let wcs = [
+            Card::new("CTYPE1", "RA---TAN", ""),
+            Card::new("CTYPE2", "DEC--TAN", ""),
+            Card::new("CRPIX1", 18.0, ""),
+            Card::new("CRPIX2", 12.0, ""),
+            Card::new("CRVAL1", 150.0, ""),
+            Card::new("CRVAL2", 2.0, ""),
+            Card::new("CD1_1", -0.0001, ""),
+            Card::new("CD2_2", 0.0001, ""),
+        ];
+        let blank = [Card::new("BLANK", -32768i64, "")];
+        let cases: Vec<(&str, PixelData, &[Card], Compression, bool)> = vec![
+            (
+                "f32",
+                PixelData::F32(&floats),
+                &wcs,
+                Compression::None,
+                true,
+            ),
+            ("i16", PixelData::I16(&ints), &wcs, Compression::None, true),
+            (
+                "i16blank",
+                PixelData::I16(&ints),
+                &blank,
+                Compression::None,
+                true,
+            ),
+            (
+                "u16",
+                PixelData::U16(&unsigned),
+                &[],
+                Compression::None,
+                true,
+            ),
+            (
+                "rice",
+                PixelData::I16(&ints),
+                &[],
+                Compression::Rice { tile: (w, 1) },
+                false,
+            ),
+        ];
+        let provenance = Provenance {
+            object_id: Some(7),
+            file: "f.fits".into(),
+            object_url: None,
+        };
+        for (name, pixels, cards, compression, plain) in cases {
+            let path = dir.path().join(format!("{name}.fits"));
+            let hdu = fits::write_image(&path, pixels, cards, &compression).unwrap();
+            let source = PixelSource::open(&path, hdu, None).unwrap();
+            assert_eq!(source.access() == "plain", plain, "{name}");
+            for &(x, y, cw, ch) in &[
+                (19.0, 12.0, 9, 7),
+                (1.0, 1.0, 8, 6),
+                (36.5, 23.0, 10, 4),
+                (19.0, 12.0, 37, 23),
+            ] {
+                let spec = CutoutSpec::pixel_box(x, y, cw, ch);
+                let g = locate(&source, &spec).unwrap();
+                let general = extract(&source, &spec, g, &provenance).map(|c| c.to_fits());
+                let fast = extract_fits(&source, &spec, g, &provenance);
+                match (general, fast) {
+                    (Ok(Ok(a)), Ok(b)) => assert!(a == b, "{name} at {x},{y} {cw}x{ch} differs"),
+                    (a, b) => panic!(
+                        "{name}: {:?} vs {:?}",
+                        a.map(|r| r.is_ok()),
+                        b.map(|v| v.len())
+                    ),
+                }
+            }
+        }
     }
 }

@@ -260,6 +260,46 @@ impl PixelSource {
         }
     }
 
+    /// For an image read with `pread` from its own file (plain, not
+    /// compressed): copies the stored, big-endian bytes of the `w` × `h`
+    /// region at (`x0`, `y0`) into `dst`, row `r` at `dst[r * stride..]`,
+    /// without decoding them, and returns `true`. Returns `false` (and
+    /// touches nothing) for other images. A FITS cutout of a plain file is
+    /// then its header plus these bytes.
+    pub fn read_stored_rows(
+        &self,
+        x0: usize,
+        y0: usize,
+        w: usize,
+        h: usize,
+        dst: &mut [u8],
+        stride: usize,
+    ) -> Result<bool, FitsError> {
+        let Access::Plain { file, offset } = &self.access else {
+            return Ok(false);
+        };
+        let bpp = (self.bitpix.unsigned_abs() / 8) as usize;
+        let row_bytes = w * bpp;
+        let fits = |start: usize, len: usize, size: usize| {
+            start.checked_add(len).is_some_and(|e| e <= size)
+        };
+        if !fits(x0, w, self.width)
+            || !fits(y0, h, self.height)
+            || (h > 0 && (h - 1) * stride + row_bytes > dst.len())
+        {
+            return Err(FitsError::Invalid {
+                path: self.path.clone(),
+                message: format!("stored rows x {x0}+{w}, y {y0}+{h} do not fit"),
+            });
+        }
+        for r in 0..h {
+            let at = offset + (((y0 + r) * self.width + x0) * bpp) as u64;
+            file.read_exact_at(&mut dst[r * stride..r * stride + row_bytes], at)
+                .map_err(|e| io_error(&self.path, e))?;
+        }
+        Ok(true)
+    }
+
     /// Positional reads of `h` rows of `w` pixels of `bpp` bytes from an
     /// array of `self.width` columns starting at byte `offset`: one read per
     /// row, or one for all rows when they are contiguous.

@@ -140,7 +140,9 @@ impl Products {
         // Locate (and, for direct FITS, make) on a blocking thread: file
         // access.
         let service = Arc::clone(self);
+        let permit = self.cpu_permit().await?;
         let (plan, mut work) = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let t = Instant::now();
             service
                 .plan(frame, request, if_none_match)
@@ -170,15 +172,25 @@ impl Products {
                 job,
             } => {
                 let t = Instant::now();
+                // Time spent queueing for a core is not work.
+                let queued = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+                let queued_in_maker = Arc::clone(&queued);
                 let (bytes, outcome) = self
                     .cache
                     .get_or_make(key, || async move {
-                        tokio::task::spawn_blocking(move || job.run().map(Product::pack))
-                            .await
-                            .map_err(|e| ProductError::Internal(format!("cutout task: {e}")))?
+                        let q = Instant::now();
+                        let permit = self.cpu_permit().await?;
+                        *queued_in_maker.lock().unwrap_or_else(|p| p.into_inner()) = q.elapsed();
+                        tokio::task::spawn_blocking(move || {
+                            let _permit = permit;
+                            job.run().map(Product::pack)
+                        })
+                        .await
+                        .map_err(|e| ProductError::Internal(format!("cutout task: {e}")))?
                     })
                     .await?;
-                work += t.elapsed();
+                let queued = *queued.lock().unwrap_or_else(|p| p.into_inner());
+                work += t.elapsed().saturating_sub(queued);
                 let product = Product::unpack(bytes).map_err(ProductError::Internal)?;
                 let delivery = match outcome {
                     Outcome::Hit => Delivery::CacheHit,
@@ -205,6 +217,17 @@ impl Products {
             format,
             work,
         })
+    }
+
+    /// A permit to use one core for cutting and rendering: at most as many
+    /// cutouts are made at once as there are cores, so a burst queues
+    /// instead of thrashing, and the `Server-Timing` work of each request is
+    /// its own CPU time, not its share of a crowd.
+    async fn cpu_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ProductError> {
+        Arc::clone(&self.cores)
+            .acquire_owned()
+            .await
+            .map_err(|_| ProductError::Internal("the core limiter is closed".into()))
     }
 
     /// Opens the source, places the cutout and decides how to answer.
@@ -298,17 +321,17 @@ struct CutoutJob {
 impl CutoutJob {
     fn run(&self) -> Result<Product, ProductError> {
         let r = &self.request;
-        let cut = cutout::extract(&self.source, &r.spec, self.geometry, &self.provenance)
-            .map_err(|e| ProductError::from_cutout(e, &self.filename))?;
+        let failed = |e| ProductError::from_cutout(e, &self.filename);
         match r.format {
             CutoutFormat::Fits => Ok(Product {
-                body: cut
-                    .to_fits()
-                    .map_err(|e| ProductError::from_fits(e, &self.filename))?
+                body: cutout::extract_fits(&self.source, &r.spec, self.geometry, &self.provenance)
+                    .map_err(failed)?
                     .into(),
                 limits: None,
             }),
             CutoutFormat::Image(out) => {
+                let cut = cutout::extract(&self.source, &r.spec, self.geometry, &self.provenance)
+                    .map_err(failed)?;
                 let image = cut.into_image_f32();
                 let params = r.rendering.for_size(image.width, image.height);
                 let rendered =

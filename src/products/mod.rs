@@ -108,6 +108,8 @@ pub struct Products {
     /// The on-demand product cache (rendered images, cutouts of compressed
     /// frames).
     pub cache: DiskCache,
+    /// One permit per core for cutting and rendering.
+    cores: Arc<tokio::sync::Semaphore>,
 }
 
 impl Products {
@@ -119,6 +121,9 @@ impl Products {
             images,
             frames: FrameLookup::new(4096),
             cache,
+            cores: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         })
     }
 }

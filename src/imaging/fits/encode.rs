@@ -144,19 +144,39 @@ pub fn encode_image(
     scaling: Option<(f64, f64)>,
     cards: &[Card],
 ) -> Result<Vec<u8>, FitsError> {
-    let here = Path::new("<memory>");
     if pixels.len() != width * height {
         return Err(invalid(
-            here,
+            Path::new("<memory>"),
             format!(
                 "{} pixels do not make a {width}x{height} image",
                 pixels.len()
             ),
         ));
     }
+    let data_len = (pixels.len() * pixels.bytes_per_pixel()).div_ceil(BLOCK_LEN) * BLOCK_LEN;
+    let mut out = encode_header(pixels.bitpix(), width, height, scaling, cards, data_len)?;
+    let header_len = out.len();
+    pixels.write_be(&mut out);
+    out.resize(header_len + data_len, 0);
+    Ok(out)
+}
+
+/// The header blocks of a one-HDU image file, in a buffer with room for
+/// `data_capacity` more bytes: [`encode_image`] without the data, for
+/// callers that write the big-endian data themselves (a cutout of a plain
+/// file whose stored bytes need no conversion).
+pub fn encode_header(
+    bitpix: i32,
+    width: usize,
+    height: usize,
+    scaling: Option<(f64, f64)>,
+    cards: &[Card],
+    data_capacity: usize,
+) -> Result<Vec<u8>, FitsError> {
+    let here = Path::new("<memory>");
     let mut records = vec![
         pad_card(fixed_record("SIMPLE", "T")),
-        pad_card(fixed_record("BITPIX", pixels.bitpix())),
+        pad_card(fixed_record("BITPIX", bitpix)),
         pad_card(fixed_record("NAXIS", 2)),
         pad_card(fixed_record("NAXIS1", width)),
         pad_card(fixed_record("NAXIS2", height)),
@@ -171,13 +191,10 @@ pub fn encode_image(
     records.extend(format_user_cards(here, cards, false)?);
     records.push(pad_card("END".to_owned()));
     let header_len = (records.len() * CARD_LEN).div_ceil(BLOCK_LEN) * BLOCK_LEN;
-    let data_len = (pixels.len() * pixels.bytes_per_pixel()).div_ceil(BLOCK_LEN) * BLOCK_LEN;
-    let mut out = Vec::with_capacity(header_len + data_len);
+    let mut out = Vec::with_capacity(header_len + data_capacity);
     for record in &records {
         out.extend_from_slice(record.as_bytes());
     }
     out.resize(header_len, b' ');
-    pixels.write_be(&mut out);
-    out.resize(header_len + data_len, 0);
     Ok(out)
 }

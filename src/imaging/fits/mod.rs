@@ -75,7 +75,7 @@ mod table_hdu;
 mod test_fixtures;
 
 pub use cards::{Card, HeaderValue, card_is_writable, read_header, read_keyword};
-pub use encode::{RawPixels, encode_image};
+pub use encode::{RawPixels, encode_header, encode_image};
 pub use handle::hdu_count;
 pub use image_hdu::{
     Compression, HduLayout, ImageInfo, PixelData, ScaledPixel, first_image_hdu, hdu_layout,
