@@ -19,7 +19,7 @@
 
 use super::camera::{CHIP_NAMES, Camera};
 use super::extract::{self, Detection, ExtractParams};
-use super::sky::{self, BANDS, Psf, SourceKind, TruthSource};
+use super::sky_simulator::{self as sky, BANDS, Psf, SourceKind, TruthSource};
 use super::{ProgressFn, SampleError, SampleSpec};
 use crate::catalog::ingest::{AssociateListEntry, DepRef, FrameEntry, Manifest, SourceListEntry};
 use crate::imaging::fits::{self, Card, Column, ColumnData, Compression, PixelData};
