@@ -102,6 +102,26 @@ pub fn add_cosmic_rays(
     affected
 }
 
+/// A chip-sized map of `value(x, y)` at each pixel's focal-plane position:
+/// pixel `(ix, iy)` is at `(chip_x0 + ix, chip_y0 + iy)`, so patterns made
+/// this way join without a seam between the chips of a mosaic.
+fn focal_plane_map(
+    width: usize,
+    height: usize,
+    chip_x0: f64,
+    chip_y0: f64,
+    value: impl Fn(f64, f64) -> f64,
+) -> Raster<f32> {
+    let mut img = Raster::filled(width, height, 0.0f32);
+    for iy in 0..height {
+        let y = chip_y0 + iy as f64;
+        for ix in 0..width {
+            img.data[iy * width + ix] = value(chip_x0 + ix as f64, y) as f32;
+        }
+    }
+    img
+}
+
 /// One interference-fringe system: the cosine of an optical phase that
 /// follows the thickness of the thinned CCD, a wedge plus random
 /// long-wavelength undulations. Its contours are the fringes: wavy bands
@@ -178,16 +198,10 @@ pub fn fringe_pattern(
     ];
     // cos of a well-mixed phase has mean square 1/2.
     let norm = 1.0 / (0.5 * systems.iter().map(|s| s.weight * s.weight).sum::<f64>()).sqrt();
-    let mut img = Raster::filled(width, height, 0.0f32);
-    for iy in 0..height {
-        let y = chip_y0 + iy as f64;
-        for ix in 0..width {
-            let x = chip_x0 + ix as f64;
-            let v: f64 = systems.iter().map(|s| s.value(x, y)).sum();
-            img.data[iy * width + ix] = (v * norm) as f32;
-        }
-    }
-    img
+    focal_plane_map(width, height, chip_x0, chip_y0, |x, y| {
+        let v: f64 = systems.iter().map(|s| s.value(x, y)).sum();
+        v * norm
+    })
 }
 
 /// The tan θ at which cos⁴θ = 0.8.
@@ -213,16 +227,11 @@ pub fn vignetting(
         return Raster::filled(width, height, 1.0);
     }
     let focal = fp_radius / vignetting_edge_tan();
-    let mut img = Raster::filled(width, height, 1.0f32);
-    for iy in 0..height {
-        let dy = chip_y0 + iy as f64 - fp_cy;
-        for ix in 0..width {
-            let dx = chip_x0 + ix as f64 - fp_cx;
-            let t2 = (dx * dx + dy * dy) / (focal * focal);
-            img.data[iy * width + ix] = (1.0 / ((1.0 + t2) * (1.0 + t2))) as f32;
-        }
-    }
-    img
+    focal_plane_map(width, height, chip_x0, chip_y0, |x, y| {
+        let (dx, dy) = (x - fp_cx, y - fp_cy);
+        let t2 = (dx * dx + dy * dy) / (focal * focal);
+        1.0 / ((1.0 + t2) * (1.0 + t2))
+    })
 }
 
 /// Pixel-to-pixel quantum-efficiency map around 1.
@@ -297,23 +306,16 @@ pub fn illumination_pattern(
     } else {
         f64::INFINITY
     };
-    let mut img = Raster::filled(width, height, 1.0f32);
-    for iy in 0..height {
-        let v = (chip_y0 + iy as f64 - fp_cy) / r;
-        for ix in 0..width {
-            let u = (chip_x0 + ix as f64 - fp_cx) / r;
-            // The radial term is centred on its mean over the unit disc so
-            // the surface averages 1 over the focal plane.
-            let s = 1.0
-                + c[0] * u
-                + c[1] * v
-                + c[2] * (u * u + v * v - 0.5)
-                + c[3] * (u * u - v * v)
-                + c[4] * u * v;
-            img.data[iy * width + ix] = s as f32;
-        }
-    }
-    img
+    focal_plane_map(width, height, chip_x0, chip_y0, |x, y| {
+        let (u, v) = ((x - fp_cx) / r, (y - fp_cy) / r);
+        // The radial term is centred on its mean over the unit disc so the
+        // surface averages 1 over the focal plane.
+        1.0 + c[0] * u
+            + c[1] * v
+            + c[2] * (u * u + v * v - 0.5)
+            + c[3] * (u * u - v * v)
+            + c[4] * u * v
+    })
 }
 
 /// Hot and cold pixels of a chip, zero-based `(ix, iy)`, each list sorted by

@@ -76,7 +76,7 @@ fn poisson_count(rng: &mut impl Rng, lambda: f64) -> usize {
 /// The field, epoch and PSF the tests of every part simulate.
 #[cfg(test)]
 mod test_field {
-    use super::Psf;
+    use super::{Psf, SourceKind, TruthSource};
     use crate::imaging::sphere::Gnomonic;
 
     pub const RA0: f64 = 150.0;
@@ -105,5 +105,32 @@ mod test_field {
     /// The inverse of [`sky_to_tangent`].
     pub fn tangent_to_sky(ra0: f64, dec0: f64, xi: f64, eta: f64) -> (f64, f64) {
         Gnomonic::new(ra0, dec0).deproject(xi.to_radians(), eta.to_radians())
+    }
+
+    /// The one source of `cat` that `is` picks; panics unless there is
+    /// exactly one.
+    fn the_one(cat: &[TruthSource], is: fn(&SourceKind) -> bool) -> &TruthSource {
+        let found: Vec<&TruthSource> = cat.iter().filter(|s| is(&s.kind)).collect();
+        assert_eq!(found.len(), 1, "one such source in the catalogue");
+        found[0]
+    }
+
+    /// The catalogue's variable star, its amplitude (mag) and period (days).
+    pub fn the_variable(cat: &[TruthSource]) -> (&TruthSource, f64, f64) {
+        let v = the_one(cat, |k| matches!(k, SourceKind::Variable { .. }));
+        let SourceKind::Variable {
+            amplitude_mag,
+            period_days,
+            ..
+        } = v.kind
+        else {
+            unreachable!("the_one picked a variable")
+        };
+        (v, amplitude_mag, period_days)
+    }
+
+    /// The catalogue's moving object.
+    pub fn the_mover(cat: &[TruthSource]) -> &TruthSource {
+        the_one(cat, |k| matches!(k, SourceKind::Mover { .. }))
     }
 }

@@ -320,6 +320,14 @@ impl MoffatModel {
     }
 }
 
+/// Whether a stamp of radius `r` centred at zero-based (xc, yc) lies wholly
+/// off the image: the cheap test that lets sources off the chip cost
+/// nothing.
+fn misses(img: &Raster<f32>, xc: f64, yc: f64, r: f64) -> bool {
+    let (w, h) = (img.width as f64, img.height as f64);
+    xc + r < -0.5 || xc - r > w - 0.5 || yc + r < -0.5 || yc - r > h - 0.5
+}
+
 /// Adds a Moffat star of `flux` ADU centred at zero-based (xc, yc).
 ///
 /// The stamp is a circle, so truncation does not pull the centroid, and it is
@@ -334,19 +342,22 @@ fn add_moffat(
     buf: &mut Vec<f64>,
 ) {
     let r = m.radius(flux);
-    let (w, h) = (img.width as f64, img.height as f64);
-    if xc + r < -0.5 || xc - r > w - 0.5 || yc + r < -0.5 || yc - r > h - 0.5 {
+    if misses(img, xc, yc, r) {
         return;
     }
     let iy0 = (yc - r).ceil() as i64;
     let iy1 = (yc + r).floor() as i64;
+    // The stamp's run of pixels in row `iy`: its offset from the centre in
+    // y and its first and last column.
+    let span = |iy: i64| {
+        let dy = iy as f64 - yc;
+        let half = (r * r - dy * dy).max(0.0).sqrt();
+        (dy, fast_ceil(xc - half), fast_floor(xc + half))
+    };
     buf.clear();
     let mut total = 0.0;
     for iy in iy0..=iy1 {
-        let dy = iy as f64 - yc;
-        let half = (r * r - dy * dy).max(0.0).sqrt();
-        let ix0 = fast_ceil(xc - half);
-        let ix1 = fast_floor(xc + half);
+        let (dy, ix0, ix1) = span(iy);
         for ix in ix0..=ix1 {
             let v = m.pixel(ix as f64 - xc, dy);
             buf.push(v);
@@ -359,10 +370,7 @@ fn add_moffat(
     let scale = flux / total;
     let mut k = 0;
     for iy in iy0..=iy1 {
-        let dy = iy as f64 - yc;
-        let half = (r * r - dy * dy).max(0.0).sqrt();
-        let ix0 = fast_ceil(xc - half);
-        let ix1 = fast_floor(xc + half);
+        let (_, ix0, ix1) = span(iy);
         let n = (ix1 - ix0 + 1).max(0) as usize;
         if iy >= 0 && iy < img.height as i64 {
             let row = &mut img.data[iy as usize * img.width..(iy as usize + 1) * img.width];
@@ -483,26 +491,55 @@ fn fast_floor(v: f64) -> i64 {
     if (t as f64) > v { t - 1 } else { t }
 }
 
-/// Adds g₀, g₀r₀, g₀r₀·r₀k, … to `run`: the values of a Gaussian along a
-/// row, whose successive ratios shrink by the constant `k`. Two interleaved
-/// chains (even and odd pixels) halve the multiply latency that bounds it.
+/// The values g₀, g₀r₀, g₀r₀·r₀k, … of a Gaussian along a row, whose
+/// successive ratios shrink by the constant `k`, as two interleaved chains
+/// (even and odd steps): that halves the multiply latency that bounds the
+/// walk.
+struct GeometricPairs {
+    ge: f64,
+    go: f64,
+    re: f64,
+    ro: f64,
+    k4: f64,
+}
+
+impl GeometricPairs {
+    #[inline]
+    fn new(g0: f64, r0: f64, k: f64) -> Self {
+        GeometricPairs {
+            ge: g0,
+            go: g0 * r0,
+            // Ratio over two steps: r(x)·r(x+1) = r(x)²·k, shrinking by k⁴.
+            re: r0 * r0 * k,
+            ro: r0 * k * r0 * k * k,
+            k4: k * k * k * k,
+        }
+    }
+
+    /// The next two values.
+    #[inline]
+    fn next_pair(&mut self) -> (f32, f32) {
+        let pair = (self.ge as f32, self.go as f32);
+        self.ge *= self.re;
+        self.go *= self.ro;
+        self.re *= self.k4;
+        self.ro *= self.k4;
+        pair
+    }
+}
+
+/// Adds the values of [`GeometricPairs`] to `run`, first to last.
 #[inline]
 fn geometric_run(run: &mut [f32], g0: f64, r0: f64, k: f64) {
-    let (mut ge, mut go) = (g0, g0 * r0);
-    // Ratio over two steps: r(x)·r(x+1) = r(x)²·k, shrinking by k⁴.
-    let (mut re, mut ro) = (r0 * r0 * k, r0 * k * r0 * k * k);
-    let k4 = k * k * k * k;
+    let mut values = GeometricPairs::new(g0, r0, k);
     let mut pairs = run.chunks_exact_mut(2);
     for p in &mut pairs {
-        p[0] += ge as f32;
-        p[1] += go as f32;
-        ge *= re;
-        go *= ro;
-        re *= k4;
-        ro *= k4;
+        let (even, odd) = values.next_pair();
+        p[0] += even;
+        p[1] += odd;
     }
     if let [last] = pairs.into_remainder() {
-        *last += ge as f32;
+        *last += values.ge as f32;
     }
 }
 
@@ -510,20 +547,15 @@ fn geometric_run(run: &mut [f32], g0: f64, r0: f64, k: f64) {
 /// walking towards its first.
 #[inline]
 fn geometric_run_rev(run: &mut [f32], g0: f64, l0: f64, k: f64) {
-    let (mut ge, mut go) = (g0, g0 * l0);
-    let (mut le, mut lo) = (l0 * l0 * k, l0 * k * l0 * k * k);
-    let k4 = k * k * k * k;
+    let mut values = GeometricPairs::new(g0, l0, k);
     let mut pairs = run.rchunks_exact_mut(2);
     for p in &mut pairs {
-        p[1] += ge as f32;
-        p[0] += go as f32;
-        ge *= le;
-        go *= lo;
-        le *= k4;
-        lo *= k4;
+        let (even, odd) = values.next_pair();
+        p[1] += even;
+        p[0] += odd;
     }
     if let [first] = pairs.into_remainder() {
-        *first += ge as f32;
+        *first += values.ge as f32;
     }
 }
 
@@ -562,9 +594,7 @@ fn add_galaxy(
             .map(|g| g.1.xx.max(g.1.yy))
             .fold(0.0, f64::max)
         + 1.0 / 12.0;
-    let r = 5.0 * widest.sqrt();
-    let (w, h) = (img.width as f64, img.height as f64);
-    if xc + r < -0.5 || xc - r > w - 0.5 || yc + r < -0.5 || yc - r > h - 0.5 {
+    if misses(img, xc, yc, 5.0 * widest.sqrt()) {
         return;
     }
     // Sérsic components much narrower than the PSF core are
@@ -709,7 +739,9 @@ pub fn render_sources(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_field::{DEC0, MJD, RA0, round_psf, sky_to_tangent, tangent_to_sky};
+    use super::super::test_field::{
+        DEC0, MJD, RA0, round_psf, sky_to_tangent, tangent_to_sky, the_mover,
+    };
     use super::super::truth_catalogue::truth_catalogue;
     use super::*;
 
@@ -756,6 +788,20 @@ mod tests {
         (s, mx, my, xx / s, xy / s, yy / s)
     }
 
+    /// Renders `sources` in r at [`MJD`], 30 s at zeropoint 28 on a 0.26″/px
+    /// camera: the exposure most of these tests look at.
+    fn render_r30(
+        img: &mut Raster<f32>,
+        sources: &[TruthSource],
+        psf: &Psf,
+        north_deg: f64,
+        sky_to_pix: &dyn Fn(f64, f64) -> (f64, f64),
+    ) {
+        render_sources(
+            img, sources, 1, MJD, 30.0, 28.0, psf, 0.26, north_deg, sky_to_pix,
+        );
+    }
+
     /// A sky_to_pix that places every source at one fixed pixel position.
     fn fixed_at(x: f64, y: f64) -> impl Fn(f64, f64) -> (f64, f64) {
         move |_, _| (x, y)
@@ -793,18 +839,7 @@ mod tests {
                 for &mag in &[23.5, 20.0, 16.0] {
                     let mut img = Raster::filled(121, 121, 0.0f32);
                     let to_pix = fixed_at(x, y);
-                    render_sources(
-                        &mut img,
-                        &[star(mag)],
-                        1,
-                        MJD,
-                        30.0,
-                        28.0,
-                        psf,
-                        0.26,
-                        0.0,
-                        &to_pix,
-                    );
+                    render_r30(&mut img, &[star(mag)], psf, 0.0, &to_pix);
                     let want = 30.0 * 10f64.powf(-0.4 * (mag - 28.0));
                     let (s, mx, my, ..) = moments(&img);
                     assert!(
@@ -823,26 +858,32 @@ mod tests {
     #[test]
     fn star_shape_follows_the_psf() {
         // A Moffat of given FWHM: the peak pixel of a centred star is close to
-        // the analytic peak, and half maximum is reached at FWHM/2.
+        // the analytic peak, and half maximum is reached at FWHM/2. The star
+        // has unit flux and sits on pixel (51, 51).
+        let centred_star = |psf: &Psf| {
+            let mut img = Raster::filled(101, 101, 0.0f32);
+            let to_pix = fixed_at(51.0, 51.0);
+            render_sources(
+                &mut img,
+                &[star(18.0)],
+                1,
+                MJD,
+                1.0,
+                18.0,
+                psf,
+                0.26,
+                0.0,
+                &to_pix,
+            );
+            img
+        };
         let psf = Psf {
             fwhm_px: 6.0,
             beta: 3.0,
             ellipticity: 0.3,
             pa_deg: 30.0,
         };
-        let mut img = Raster::filled(101, 101, 0.0f32);
-        render_sources(
-            &mut img,
-            &[star(18.0)],
-            1,
-            MJD,
-            1.0,
-            18.0,
-            &psf,
-            0.26,
-            0.0,
-            &fixed_at(51.0, 51.0),
-        );
+        let img = centred_star(&psf);
         let (_, _, _, xx, xy, yy) = moments(&img);
         let angle = 0.5 * (2.0 * xy).atan2(xx - yy);
         assert!(
@@ -855,33 +896,16 @@ mod tests {
             ellipticity: 0.0,
             ..psf
         };
-        let mut img = Raster::filled(101, 101, 0.0f32);
-        render_sources(
-            &mut img,
-            &[star(18.0)],
-            1,
-            MJD,
-            1.0,
-            18.0,
-            &psf,
-            0.26,
-            0.0,
-            &fixed_at(51.0, 51.0),
-        );
+        let img = centred_star(&psf);
         let peak = f64::from(img.get(50, 50));
         let at3 = f64::from(img.get(53, 50));
         assert!((at3 / peak - 0.5).abs() < 0.03, "{}", at3 / peak);
         // Bright stars reach far: wings at 6 FWHM are still rendered.
         let mut img = Raster::filled(201, 201, 0.0f32);
-        render_sources(
+        render_r30(
             &mut img,
             &[star(14.5)],
-            1,
-            MJD,
-            30.0,
-            28.0,
             &round_psf(),
-            0.26,
             0.0,
             &fixed_at(101.0, 101.0),
         );
@@ -909,18 +933,7 @@ mod tests {
             for &re in &[0.3, 0.6, 1.5] {
                 let mut img = Raster::filled(161, 161, 0.0f32);
                 let g = galaxy(re, 0.6, 30.0, n);
-                render_sources(
-                    &mut img,
-                    &[g],
-                    1,
-                    MJD,
-                    30.0,
-                    28.0,
-                    &round_psf(),
-                    0.26,
-                    0.0,
-                    &fixed_at(80.4, 81.3),
-                );
+                render_r30(&mut img, &[g], &round_psf(), 0.0, &fixed_at(80.4, 81.3));
                 let want = 30.0 * 10f64.powf(-0.4 * (20.0 - 28.0));
                 let (s, mx, my, ..) = moments(&img);
                 assert!(
@@ -938,18 +951,7 @@ mod tests {
             for &pa in &[0.0, 30.0, 75.0, 120.0, 160.0] {
                 let mut img = Raster::filled(161, 161, 0.0f32);
                 let g = galaxy(2.0, 0.4, pa, 1.0);
-                render_sources(
-                    &mut img,
-                    &[g],
-                    1,
-                    MJD,
-                    30.0,
-                    28.0,
-                    &round_psf(),
-                    0.26,
-                    north,
-                    &fixed_at(81.0, 81.0),
-                );
+                render_r30(&mut img, &[g], &round_psf(), north, &fixed_at(81.0, 81.0));
                 let (_, _, _, xx, xy, yy) = moments(&img);
                 let measured = (0.5 * (2.0 * xy).atan2(xx - yy)).to_degrees();
                 let want = 90.0 + north + pa;
@@ -963,15 +965,10 @@ mod tests {
         }
         // With north up and east left, PA 90 lies along x, PA 0 along y.
         let mut img = Raster::filled(161, 161, 0.0f32);
-        render_sources(
+        render_r30(
             &mut img,
             &[galaxy(2.0, 0.4, 90.0, 1.0)],
-            1,
-            MJD,
-            30.0,
-            28.0,
             &round_psf(),
-            0.26,
             0.0,
             &fixed_at(81.0, 81.0),
         );
@@ -987,18 +984,7 @@ mod tests {
         let wcs = tan_wcs(0.26, north, (81.0, 81.0));
         let g = galaxy(2.0, 0.3, 45.0, 1.0);
         let mut img = Raster::filled(161, 161, 0.0f32);
-        render_sources(
-            &mut img,
-            &[g],
-            1,
-            MJD,
-            30.0,
-            28.0,
-            &round_psf(),
-            0.26,
-            north,
-            &wcs,
-        );
+        render_r30(&mut img, &[g], &round_psf(), north, &wcs);
         let (_, _, _, xx, xy, yy) = moments(&img);
         let measured = 0.5 * (2.0 * xy).atan2(xx - yy);
         // A point 10" towards PA 45 from the centre, through the WCS.
@@ -1014,44 +1000,11 @@ mod tests {
     fn off_image_sources_are_skipped() {
         let mut img = Raster::filled(64, 64, 0.0f32);
         let src = [star(15.0), galaxy(1.0, 0.5, 10.0, 4.0)];
-        render_sources(
-            &mut img,
-            &src,
-            1,
-            MJD,
-            30.0,
-            28.0,
-            &round_psf(),
-            0.26,
-            0.0,
-            &fixed_at(-500.0, 30.0),
-        );
-        render_sources(
-            &mut img,
-            &src,
-            1,
-            MJD,
-            30.0,
-            28.0,
-            &round_psf(),
-            0.26,
-            0.0,
-            &fixed_at(f64::NAN, 30.0),
-        );
+        render_r30(&mut img, &src, &round_psf(), 0.0, &fixed_at(-500.0, 30.0));
+        render_r30(&mut img, &src, &round_psf(), 0.0, &fixed_at(f64::NAN, 30.0));
         assert!(img.data.iter().all(|&v| v == 0.0));
         // Partly on the image: some light arrives, less than all of it.
-        render_sources(
-            &mut img,
-            &src[..1],
-            1,
-            MJD,
-            30.0,
-            28.0,
-            &round_psf(),
-            0.26,
-            0.0,
-            &fixed_at(0.0, 30.0),
-        );
+        render_r30(&mut img, &src[..1], &round_psf(), 0.0, &fixed_at(0.0, 30.0));
         let s: f64 = img.data.iter().map(|&v| f64::from(v)).sum();
         let want = 30.0 * 10f64.powf(-0.4 * (15.0 - 28.0));
         assert!(s > 0.3 * want && s < 0.8 * want, "{s} of {want}");
@@ -1060,11 +1013,7 @@ mod tests {
     #[test]
     fn mover_trails_in_long_exposures() {
         let cat = truth_catalogue(5, RA0, DEC0, 0.1, MJD);
-        let m = cat
-            .iter()
-            .find(|s| matches!(s.kind, SourceKind::Mover { .. }))
-            .unwrap()
-            .clone();
+        let m = the_mover(&cat).clone();
         let wcs = tan_wcs(0.26, 0.0, (0.0, 0.0));
         let (x0, y0) = wcs(m.ra, m.dec);
         let shifted = move |ra, dec| {

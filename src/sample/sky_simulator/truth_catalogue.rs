@@ -238,141 +238,174 @@ pub fn truth_catalogue(
     mjd_ref: f64,
 ) -> Vec<TruthSource> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let h = half_width_deg.abs();
-    let area = (2.0 * h) * (2.0 * h);
-    let mut out: Vec<TruthSource> = Vec::new();
-    let push = |out: &mut Vec<TruthSource>, xi: f64, eta: f64, mag: [f64; 3], kind| {
-        let (ra, dec) = tangent_to_sky(ra0, dec0, xi, eta);
-        let id = out.len() as u32 + 1;
-        out.push(TruthSource {
+    let mut field = Field {
+        ra0,
+        dec0,
+        h: half_width_deg.abs(),
+        sources: Vec::new(),
+    };
+    // The order of the draws is the catalogue: the guaranteed objects first,
+    // so that their ids do not depend on the counts of the others.
+    add_bright_stars(&mut field, &mut rng);
+    let var_pos = add_variable(&mut field, &mut rng);
+    add_mover(&mut field, &mut rng, var_pos, mjd_ref);
+    add_field_stars(&mut field, &mut rng);
+    add_galaxies(&mut field, &mut rng);
+    field.sources
+}
+
+/// The catalogue being drawn: its tangent plane, its half width `h`
+/// (degrees) and the sources so far.
+struct Field {
+    ra0: f64,
+    dec0: f64,
+    h: f64,
+    sources: Vec<TruthSource>,
+}
+
+impl Field {
+    /// Adds a source at standard coordinates (ξ, η), numbering it next.
+    fn push(&mut self, (xi, eta): (f64, f64), mag: [f64; 3], kind: SourceKind) {
+        let (ra, dec) = tangent_to_sky(self.ra0, self.dec0, xi, eta);
+        let id = self.sources.len() as u32 + 1;
+        self.sources.push(TruthSource {
             id,
             ra,
             dec,
             mag,
             kind,
         });
-    };
+    }
 
-    // Bright stars: far enough from the centre not to bury the variable and
-    // the mover under their wings, far enough apart not to overlap.
-    let b1 = in_annulus(&mut rng, h, 0.35, 0.65);
-    let mut b2 = in_annulus(&mut rng, h, 0.35, 0.65);
+    fn area(&self) -> f64 {
+        (2.0 * self.h) * (2.0 * self.h)
+    }
+}
+
+/// g, r, i magnitudes from r and the colours g−r and r−i.
+fn gri(r: f64, gr: f64, ri: f64) -> [f64; 3] {
+    [r + gr, r, r - ri]
+}
+
+/// Like [`in_annulus`], but redrawn (at most 100 times) until at least
+/// `min_sep` from `other`.
+fn in_annulus_apart(
+    rng: &mut impl Rng,
+    half_width: f64,
+    (r0, r1): (f64, f64),
+    other: (f64, f64),
+    min_sep: f64,
+) -> (f64, f64) {
+    let mut p = in_annulus(rng, half_width, r0, r1);
     for _ in 0..100 {
-        if (b2.0 - b1.0).hypot(b2.1 - b1.1) >= 0.3 * h {
+        if (p.0 - other.0).hypot(p.1 - other.1) >= min_sep {
             break;
         }
-        b2 = in_annulus(&mut rng, h, 0.35, 0.65);
+        p = in_annulus(rng, half_width, r0, r1);
     }
-    // A G dwarf and a K dwarf: plausible colours for bright field stars.
-    push(
-        &mut out,
-        b1.0,
-        b1.1,
-        [14.5 + 0.45, 14.5, 14.5 - 0.14],
-        SourceKind::Star,
-    );
-    push(
-        &mut out,
-        b2.0,
-        b2.1,
-        [15.5 + 0.80, 15.5, 15.5 - 0.26],
-        SourceKind::Star,
-    );
+    p
+}
 
-    let var_pos = in_annulus(&mut rng, h, 0.05, 0.25);
+/// Bright stars: far enough from the centre not to bury the variable and
+/// the mover under their wings, far enough apart not to overlap.
+fn add_bright_stars(field: &mut Field, rng: &mut ChaCha8Rng) {
+    let h = field.h;
+    let b1 = in_annulus(rng, h, 0.35, 0.65);
+    let b2 = in_annulus_apart(rng, h, (0.35, 0.65), b1, 0.3 * h);
+    // A G dwarf and a K dwarf: plausible colours for bright field stars.
+    field.push(b1, gri(14.5, 0.45, 0.14), SourceKind::Star);
+    field.push(b2, gri(15.5, 0.80, 0.26), SourceKind::Star);
+}
+
+/// The RR Lyrae star near the centre; returns its position.
+fn add_variable(field: &mut Field, rng: &mut ChaCha8Rng) -> (f64, f64) {
+    let var_pos = in_annulus(rng, field.h, 0.05, 0.25);
     let period = rng.random_range(0.55..0.65);
     let phase = rng.random_range(0.0..1.0);
     let var_r = 18.0 + rng.random_range(-0.1..0.1);
     // RR Lyrae sit at the blue edge of the locus: g−r ≈ 0.2, r−i ≈ 0.05.
-    push(
-        &mut out,
-        var_pos.0,
-        var_pos.1,
-        [var_r + 0.2, var_r, var_r - 0.05],
-        SourceKind::Variable {
-            amplitude_mag: 1.1,
-            period_days: period,
-            phase,
-        },
-    );
+    let kind = SourceKind::Variable {
+        amplitude_mag: 1.1,
+        period_days: period,
+        phase,
+    };
+    field.push(var_pos, gri(var_r, 0.2, 0.05), kind);
+    var_pos
+}
 
-    let mut mov_pos = in_annulus(&mut rng, h, 0.05, 0.25);
-    for _ in 0..100 {
-        if (mov_pos.0 - var_pos.0).hypot(mov_pos.1 - var_pos.1) >= 0.08 * h {
-            break;
-        }
-        mov_pos = in_annulus(&mut rng, h, 0.05, 0.25);
-    }
+/// The asteroid near the centre (at `mjd_ref`), apart from the variable.
+fn add_mover(field: &mut Field, rng: &mut ChaCha8Rng, var_pos: (f64, f64), mjd_ref: f64) {
+    let h = field.h;
+    let mov_pos = in_annulus_apart(rng, h, (0.05, 0.25), var_pos, 0.08 * h);
     let rate = rng.random_range(0.018..0.022);
     let dir = rng.random_range(0.0..2.0 * PI);
+    let kind = SourceKind::Mover {
+        ra_rate_deg_per_day: rate * dir.sin(),
+        dec_rate_deg_per_day: rate * dir.cos(),
+        mjd_ref,
+    };
     // Asteroids reflect sunlight: roughly solar colours.
-    push(
-        &mut out,
-        mov_pos.0,
-        mov_pos.1,
-        [19.5 + 0.6, 19.5, 19.5 - 0.2],
-        SourceKind::Mover {
-            ra_rate_deg_per_day: rate * dir.sin(),
-            dec_rate_deg_per_day: rate * dir.cos(),
-            mjd_ref,
-        },
-    );
+    field.push(mov_pos, gri(19.5, 0.6, 0.2), kind);
+}
 
-    let n_stars = poisson_count(&mut rng, STAR_DENSITY * area);
+fn add_field_stars(field: &mut Field, rng: &mut ChaCha8Rng) {
+    let n_stars = poisson_count(rng, STAR_DENSITY * field.area());
     for _ in 0..n_stars {
-        let (xi, eta) = uniform_in_field(&mut rng, h);
-        let r = power_law_mag(&mut rng, STAR_SLOPE, STAR_R_RANGE.0, STAR_R_RANGE.1);
-        let (gr, ri) = stellar_colours(&mut rng);
-        push(&mut out, xi, eta, [r + gr, r, r - ri], SourceKind::Star);
+        let pos = uniform_in_field(rng, field.h);
+        let r = power_law_mag(rng, STAR_SLOPE, STAR_R_RANGE.0, STAR_R_RANGE.1);
+        let (gr, ri) = stellar_colours(rng);
+        field.push(pos, gri(r, gr, ri), SourceKind::Star);
     }
+}
 
+fn add_galaxies(field: &mut Field, rng: &mut ChaCha8Rng) {
     // The normalisation is quoted to r = 24; the counts keep rising to 24.5.
     let gal_scale = (10f64.powf(GAL_SLOPE * GAL_R_RANGE.1) - 10f64.powf(GAL_SLOPE * GAL_R_RANGE.0))
         / (10f64.powf(GAL_SLOPE * 24.0) - 10f64.powf(GAL_SLOPE * GAL_R_RANGE.0));
-    let n_gal = poisson_count(&mut rng, GAL_DENSITY_24 * gal_scale * area);
+    let n_gal = poisson_count(rng, GAL_DENSITY_24 * gal_scale * field.area());
     for _ in 0..n_gal {
-        let (xi, eta) = uniform_in_field(&mut rng, h);
-        let r = power_law_mag(&mut rng, GAL_SLOPE, GAL_R_RANGE.0, GAL_R_RANGE.1);
-        let frac_spheroid = 0.45 - 0.25 * (r - GAL_R_RANGE.0) / (GAL_R_RANGE.1 - GAL_R_RANGE.0);
-        let spheroid = rng.random::<f64>() < frac_spheroid;
-        // Angular size falls with magnitude as galaxies get more distant:
-        // log-linear through 3" at r = 18 and 0.4" at r = 24.
-        let log_re = 3f64.log10() + (r - 18.0) * (0.4f64.log10() - 3f64.log10()) / 6.0;
-        let mut r_eff = 10f64.powf(log_re + 0.15 * gauss(&mut rng));
-        let (sersic_n, axis_ratio, gr, ri);
-        if spheroid {
-            r_eff *= 0.8;
-            sersic_n = 4.0;
-            axis_ratio = rng.random_range(0.5..1.0);
-            // Red sequence, redder at fainter magnitudes as redshift grows.
-            gr = (1.05 + 0.08 * (r - 18.0) + 0.1 * gauss(&mut rng)).clamp(0.8, 1.9);
-            ri = (0.38 + 0.05 * (r - 18.0) + 0.07 * gauss(&mut rng)).clamp(0.2, 1.0);
-        } else {
-            sersic_n = 1.0;
-            axis_ratio = rng.random_range(0.3..1.0);
-            gr = (0.55 + 0.18 * gauss(&mut rng)).clamp(0.15, 1.1);
-            ri = (0.25 + 0.3 * (gr - 0.55) + 0.08 * gauss(&mut rng)).clamp(0.0, 0.7);
-        }
-        let pa_deg = rng.random_range(0.0..180.0);
-        push(
-            &mut out,
-            xi,
-            eta,
-            [r + gr, r, r - ri],
-            SourceKind::Galaxy {
-                r_eff_arcsec: r_eff.max(0.1),
-                axis_ratio,
-                pa_deg,
-                sersic_n,
-            },
-        );
+        let pos = uniform_in_field(rng, field.h);
+        let r = power_law_mag(rng, GAL_SLOPE, GAL_R_RANGE.0, GAL_R_RANGE.1);
+        let (mag, kind) = galaxy_of_magnitude(rng, r);
+        field.push(pos, mag, kind);
     }
-    out
+}
+
+/// The morphology, size and colours of a galaxy of magnitude `r`.
+fn galaxy_of_magnitude(rng: &mut ChaCha8Rng, r: f64) -> ([f64; 3], SourceKind) {
+    let frac_spheroid = 0.45 - 0.25 * (r - GAL_R_RANGE.0) / (GAL_R_RANGE.1 - GAL_R_RANGE.0);
+    let spheroid = rng.random::<f64>() < frac_spheroid;
+    // Angular size falls with magnitude as galaxies get more distant:
+    // log-linear through 3" at r = 18 and 0.4" at r = 24.
+    let log_re = 3f64.log10() + (r - 18.0) * (0.4f64.log10() - 3f64.log10()) / 6.0;
+    let mut r_eff = 10f64.powf(log_re + 0.15 * gauss(rng));
+    let (sersic_n, axis_ratio, gr, ri);
+    if spheroid {
+        r_eff *= 0.8;
+        sersic_n = 4.0;
+        axis_ratio = rng.random_range(0.5..1.0);
+        // Red sequence, redder at fainter magnitudes as redshift grows.
+        gr = (1.05 + 0.08 * (r - 18.0) + 0.1 * gauss(rng)).clamp(0.8, 1.9);
+        ri = (0.38 + 0.05 * (r - 18.0) + 0.07 * gauss(rng)).clamp(0.2, 1.0);
+    } else {
+        sersic_n = 1.0;
+        axis_ratio = rng.random_range(0.3..1.0);
+        gr = (0.55 + 0.18 * gauss(rng)).clamp(0.15, 1.1);
+        ri = (0.25 + 0.3 * (gr - 0.55) + 0.08 * gauss(rng)).clamp(0.0, 0.7);
+    }
+    let pa_deg = rng.random_range(0.0..180.0);
+    let kind = SourceKind::Galaxy {
+        r_eff_arcsec: r_eff.max(0.1),
+        axis_ratio,
+        pa_deg,
+        sersic_n,
+    };
+    (gri(r, gr, ri), kind)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_field::{DEC0, MJD, RA0, sky_to_tangent};
+    use super::super::test_field::{DEC0, MJD, RA0, sky_to_tangent, the_mover, the_variable};
     use super::*;
     use crate::imaging::sphere::separation_deg as sep_deg;
 
@@ -411,31 +444,13 @@ mod tests {
             assert!(stars.iter().any(|s| (s.mag[1] - 15.5).abs() < 0.01));
             assert!(stars.iter().all(|s| s.mag[1] >= 14.5 - 1e-9));
 
-            let vars: Vec<_> = cat
-                .iter()
-                .filter(|s| matches!(s.kind, SourceKind::Variable { .. }))
-                .collect();
-            assert_eq!(vars.len(), 1);
-            let v = vars[0];
-            let SourceKind::Variable {
-                amplitude_mag,
-                period_days,
-                ..
-            } = v.kind
-            else {
-                unreachable!()
-            };
+            let (v, amplitude_mag, period_days) = the_variable(&cat);
             assert!(amplitude_mag >= 1.0);
             assert!((0.5..0.7).contains(&period_days));
             assert!((v.mag[1] - 18.0).abs() < 0.3);
             assert!(sep_deg(RA0, DEC0, v.ra, v.dec) <= 0.3 * h);
 
-            let movers: Vec<_> = cat
-                .iter()
-                .filter(|s| matches!(s.kind, SourceKind::Mover { .. }))
-                .collect();
-            assert_eq!(movers.len(), 1);
-            let m = movers[0];
+            let m = the_mover(&cat);
             let SourceKind::Mover {
                 ra_rate_deg_per_day,
                 dec_rate_deg_per_day,
@@ -535,18 +550,7 @@ mod tests {
     #[test]
     fn variable_light_curve_has_the_amplitude_and_period() {
         let cat = truth_catalogue(3, RA0, DEC0, 0.05, MJD);
-        let v = cat
-            .iter()
-            .find(|s| matches!(s.kind, SourceKind::Variable { .. }))
-            .unwrap();
-        let SourceKind::Variable {
-            amplitude_mag,
-            period_days,
-            ..
-        } = v.kind
-        else {
-            unreachable!()
-        };
+        let (v, amplitude_mag, period_days) = the_variable(&cat);
         for (band, scale) in VARIABLE_BAND_SCALE.iter().enumerate() {
             let mags: Vec<f64> = (0..2000)
                 .map(|k| v.mag_at(band, MJD + period_days * k as f64 / 2000.0))
@@ -575,10 +579,7 @@ mod tests {
     #[test]
     fn mover_moves_linearly() {
         let cat = truth_catalogue(11, RA0, DEC0, 0.1, MJD);
-        let m = cat
-            .iter()
-            .find(|s| matches!(s.kind, SourceKind::Mover { .. }))
-            .unwrap();
+        let m = the_mover(&cat);
         let p = |t: f64| m.position_at(MJD + t);
         let (a, b, c) = (p(-1.0), p(0.5), p(2.0));
         assert_eq!(p(0.0), (m.ra, m.dec));
