@@ -7,6 +7,7 @@
 //! written to give the same result on any thread layout.
 
 use crate::imaging::raster::Raster;
+use crate::sample::extract::finite_sample;
 use rayon::prelude::*;
 
 /// The median of `v` (reordered in place); the upper median of an even
@@ -22,14 +23,7 @@ pub(super) fn median(v: &mut [f32]) -> f32 {
 
 /// Median and MAD-based sigma of the finite values (subsampled for speed).
 pub(super) fn robust_stats(img: &Raster<f32>) -> (f32, f32) {
-    let step = (img.data.len() / 20000).max(1);
-    let mut v: Vec<f32> = img
-        .data
-        .iter()
-        .step_by(step)
-        .copied()
-        .filter(|x| x.is_finite())
-        .collect();
+    let mut v = finite_sample(&img.data, 20000);
     let m = median(&mut v);
     let mut dev: Vec<f32> = v.iter().map(|x| (x - m).abs()).collect();
     (m, 1.4826 * median(&mut dev))

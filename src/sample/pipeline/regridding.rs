@@ -17,7 +17,7 @@ use crate::imaging::raster::Raster;
 use crate::imaging::wcs::{Wcs, WcsKeywords};
 use crate::model::FrameClass;
 use crate::sample::SampleError;
-use crate::sample::camera::Camera;
+use crate::sample::camera::{Camera, icrs_tan};
 use crate::sample::extract;
 use rayon::prelude::*;
 
@@ -44,19 +44,8 @@ impl SkyGrid {
         let dither_px = (35.0 / cam.pixel_scale) as usize;
         let n = span + 2 * dither_px + 40;
         let s = cam.pixel_scale / 3600.0;
-        let kw = WcsKeywords {
-            ctype1: "RA---TAN".into(),
-            ctype2: "DEC--TAN".into(),
-            crval1: RA0,
-            crval2: DEC0,
-            crpix1: (n as f64 + 1.0) / 2.0,
-            crpix2: (n as f64 + 1.0) / 2.0,
-            cd: [[-s, 0.0], [0.0, s]],
-            radesys: Some("ICRS".into()),
-            equinox: Some(2000.0),
-            lonpole: None,
-            sip: None,
-        };
+        let centre = (n as f64 + 1.0) / 2.0;
+        let kw = icrs_tan((RA0, DEC0), (centre, centre), [[-s, 0.0], [0.0, s]]);
         let wcs = Wcs::new(&kw, n, n).expect("valid grid WCS");
         SkyGrid { kw, n, wcs }
     }
