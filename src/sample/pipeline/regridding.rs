@@ -14,6 +14,7 @@ use super::image_math::robust_stats;
 use super::reduction::ScienceFrames;
 use crate::imaging::fits::{Card, Compression, PixelData};
 use crate::imaging::raster::Raster;
+use crate::imaging::resample;
 use crate::imaging::wcs::{Wcs, WcsKeywords};
 use crate::model::FrameClass;
 use crate::sample::SampleError;
@@ -148,29 +149,16 @@ fn regridded_cards(
     cards
 }
 
-/// Bilinear sample at FITS pixel (x, y); NaN if any neighbour is masked or
-/// the position is off the image.
-fn bilinear(img: &Raster<f32>, x: f64, y: f64) -> f32 {
-    let (fx, fy) = (x - 1.0, y - 1.0);
-    if fx < 0.0 || fy < 0.0 || fx > (img.width - 1) as f64 || fy > (img.height - 1) as f64 {
-        return f32::NAN;
-    }
-    let (x0, y0) = (fx.floor() as usize, fy.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(img.width - 1), (y0 + 1).min(img.height - 1));
-    let (tx, ty) = ((fx - x0 as f64) as f32, (fy - y0 as f64) as f32);
-    img.get(x0, y0) * (1.0 - tx) * (1.0 - ty)
-        + img.get(x1, y0) * tx * (1.0 - ty)
-        + img.get(x0, y1) * (1.0 - tx) * ty
-        + img.get(x1, y1) * tx * ty
-}
-
 /// Spacing of the lattice on which the sky → source-pixel map is evaluated
 /// exactly; for TAN over 16 pixels interpolating in between is accurate to
 /// far below a micro-pixel.
 const LATTICE_STEP: usize = 16;
 
 /// Resamples `src` (with WCS `src_wcs`) times `scale` onto the grid, inside
-/// the bounding box of its footprint.
+/// the bounding box of its footprint, with the crate's one bilinear
+/// resampler: edge pixels reach half a pixel beyond their centres, and
+/// next to a masked (NaN) pixel the nearest source pixel is taken, so masks
+/// do not grow on the grid.
 fn regrid(src: &Raster<f32>, src_wcs: &Wcs, grid: &SkyGrid, scale: f32) -> Option<Regridded> {
     let (x0, y0, w, h) = footprint_box(src, src_wcs, grid)?;
     let lattice = SourceLattice::new(src_wcs, grid, (x0, y0), (w, h));
@@ -179,8 +167,10 @@ fn regrid(src: &Raster<f32>, src_wcs: &Wcs, grid: &SkyGrid, scale: f32) -> Optio
         .map(|yy| {
             (0..w)
                 .map(|xx| {
+                    // The lattice gives FITS positions; the resampler takes
+                    // zero-based ones (pixel centres at integers).
                     let (sx, sy) = lattice.at(xx, yy);
-                    bilinear(src, sx, sy) * scale
+                    resample::bilinear(src, sx - 1.0, sy - 1.0) * scale
                 })
                 .collect()
         })
