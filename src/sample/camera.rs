@@ -101,19 +101,30 @@ impl Camera {
         );
         // R⁻¹·d with R = [[c, −s], [s, c]].
         let (rx, ry) = (c * dx + sn * dy, -sn * dx + c * dy);
-        WcsKeywords {
-            ctype1: "RA---TAN".into(),
-            ctype2: "DEC--TAN".into(),
-            crval1: ra0,
-            crval2: dec0,
-            crpix1: cx - rx,
-            crpix2: cy - ry,
-            cd: [[-s * c, s * sn], [s * sn, s * c]],
-            radesys: Some("ICRS".into()),
-            equinox: Some(2000.0),
-            lonpole: None,
-            sip: None,
-        }
+        icrs_tan(
+            (ra0, dec0),
+            (cx - rx, cy - ry),
+            [[-s * c, s * sn], [s * sn, s * c]],
+        )
+    }
+}
+
+/// A TAN projection on ICRS (J2000) with reference point `crval`, reference
+/// pixel `crpix` and matrix `cd`: the WCS of every simulated image, so that
+/// chips, regridded frames and coadds are written alike.
+pub fn icrs_tan(crval: (f64, f64), crpix: (f64, f64), cd: [[f64; 2]; 2]) -> WcsKeywords {
+    WcsKeywords {
+        ctype1: "RA---TAN".into(),
+        ctype2: "DEC--TAN".into(),
+        crval1: crval.0,
+        crval2: crval.1,
+        crpix1: crpix.0,
+        crpix2: crpix.1,
+        cd,
+        radesys: Some("ICRS".into()),
+        equinox: Some(2000.0),
+        lonpole: None,
+        sip: None,
     }
 }
 

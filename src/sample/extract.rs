@@ -286,14 +286,7 @@ pub fn estimate_background(img: &Raster<f32>, mesh_size: usize) -> Background {
     if cell_rms.is_empty() {
         // No usable cell (e.g. a mostly masked image): fall back to one
         // global estimate over whatever finite pixels exist.
-        let step = (img.data.len() / MAX_RMS_SAMPLES).max(1);
-        let mut sample: Vec<f32> = img
-            .data
-            .iter()
-            .step_by(step)
-            .copied()
-            .filter(|v| v.is_finite())
-            .collect();
+        let mut sample = finite_sample(&img.data, MAX_RMS_SAMPLES);
         let (m, s) = clipped_stats(&mut sample).unwrap_or((0.0, 0.0));
         level.fill(m);
         rms.fill(s);
@@ -560,14 +553,22 @@ fn axis_weights(n_px: usize, centres: &[f64]) -> Vec<(usize, usize, f64)> {
 /// Robust rms of the detection image from a regular sample of its finite
 /// pixels; `None` when there are none.
 fn robust_rms(det: &[f32]) -> Option<f64> {
-    let step = (det.len() / MAX_RMS_SAMPLES).max(1);
-    let mut sample: Vec<f32> = det
+    let mut sample = finite_sample(det, MAX_RMS_SAMPLES);
+    clipped_stats(&mut sample).map(|(_, s)| s)
+}
+
+/// The finite values among every k-th of `values`, k chosen to give about
+/// `max_samples` (all of them for a short slice): a regular sample is as
+/// good as all pixels for a level or a noise estimate, at a fraction of the
+/// cost of sorting a whole frame.
+pub(super) fn finite_sample(values: &[f32], max_samples: usize) -> Vec<f32> {
+    let step = (values.len() / max_samples).max(1);
+    values
         .iter()
         .step_by(step)
         .copied()
         .filter(|v| v.is_finite())
-        .collect();
-    clipped_stats(&mut sample).map(|(_, s)| s)
+        .collect()
 }
 
 // ---------------------------------------------------------------------------

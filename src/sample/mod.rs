@@ -12,7 +12,7 @@
 pub mod camera;
 pub mod extract;
 mod pipeline;
-pub mod sky;
+pub mod sky_simulator;
 
 use crate::catalog::ingest::IngestReport;
 use crate::catalog::{Catalog, CatalogError};
