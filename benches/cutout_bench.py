@@ -340,6 +340,7 @@ def main():
         r = results[key]
         srv = r["server_ms"]["p50"]
         line = (f"{label:<26} server p50 {srv:7.3f} ms  p99 {r['server_ms']['p99']:7.3f} ms  "
+                f"cpu p50 {r['server_cpu_ms']['p50']:7.3f} ms  "
                 f"HTTP {r['throughput_per_s']:8.0f} /s  latency p50 {r['latency_ms']['p50']:6.2f} ms")
         for pk in peer_keys:
             pm = peers[pk]

@@ -10,7 +10,8 @@
 //! sends GET requests for the paths in `--urls` (one per line, taken in turn
 //! across threads) until `--seconds` have passed. It records the latency seen
 //! by the client and the server's own work from its `Server-Timing` header
-//! (`work;dur=`, which leaves out time spent waiting for a thread),
+//! (`work;dur=`, wall time without queueing for a core, and `cpu;dur=`, the
+//! CPU time of that work),
 //! and prints one JSON object: requests, errors, throughput, latency and
 //! server-time percentiles, bytes received. Plain threads and blocking
 //! sockets keep the generator cheap, so that on a small machine most of the
@@ -78,19 +79,23 @@ fn parse_args() -> Result<Args, String> {
 struct Stats {
     latency_us: Vec<u64>,
     server_us: Vec<u64>,
+    cpu_us: Vec<u64>,
     errors: usize,
     bytes: u64,
     first_error: Option<String>,
 }
 
+/// Server work and CPU time in µs, as the server reported them.
+type Timing = (Option<u64>, Option<u64>);
+
 /// Sends one request and reads the whole response; returns (status, server
-/// time in µs if reported, body length).
+/// timing, body length).
 fn exchange(
     stream: &mut TcpStream,
     reader: &mut BufReader<TcpStream>,
     addr: &str,
     path: &str,
-) -> std::io::Result<(u16, Option<u64>, usize)> {
+) -> std::io::Result<(u16, Timing, usize)> {
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -100,7 +105,7 @@ fn exchange(
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
     let mut length = 0usize;
-    let mut server = None;
+    let mut server = (None, None);
     loop {
         line.clear();
         reader.read_line(&mut line)?;
@@ -116,13 +121,16 @@ fn exchange(
         if name == "content-length" {
             length = value.parse().unwrap_or(0);
         } else if name == "server-timing" {
-            // `work;dur=X, total;dur=Y`: the server's own work per request.
-            server = value
-                .split(',')
-                .find(|m| m.trim().starts_with("work;"))
-                .and_then(|m| m.split(';').find_map(|p| p.trim().strip_prefix("dur=")))
-                .and_then(|d| d.parse::<f64>().ok())
-                .map(|ms| (ms * 1000.0) as u64);
+            // `cpu;dur=C, work;dur=W, total;dur=T`: the server's own work.
+            let metric = |name: &str| {
+                value
+                    .split(',')
+                    .find(|m| m.trim().starts_with(name))
+                    .and_then(|m| m.split(';').find_map(|p| p.trim().strip_prefix("dur=")))
+                    .and_then(|d| d.parse::<f64>().ok())
+                    .map(|ms| (ms * 1000.0) as u64)
+            };
+            server = (metric("work;"), metric("cpu;"));
         }
     }
     let mut remaining = length;
@@ -155,11 +163,10 @@ fn worker(args: Arc<Args>, next: Arc<AtomicUsize>, stop: Arc<AtomicBool>) -> Sta
         let i = next.fetch_add(1, Ordering::Relaxed) % args.urls.len();
         let started = Instant::now();
         match exchange(&mut stream, &mut reader, &args.addr, &args.urls[i]) {
-            Ok((200, server, len)) => {
+            Ok((200, (work, cpu), len)) => {
                 stats.latency_us.push(started.elapsed().as_micros() as u64);
-                if let Some(s) = server {
-                    stats.server_us.push(s);
-                }
+                stats.server_us.extend(work);
+                stats.cpu_us.extend(cpu);
                 stats.bytes += len as u64;
             }
             Ok((status, _, _)) => {
@@ -213,6 +220,7 @@ fn main() {
         let s = h.join().expect("worker thread");
         all.latency_us.extend(s.latency_us);
         all.server_us.extend(s.server_us);
+        all.cpu_us.extend(s.cpu_us);
         all.errors += s.errors;
         all.bytes += s.bytes;
         if all.first_error.is_none() {
@@ -222,6 +230,7 @@ fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     all.latency_us.sort_unstable();
     all.server_us.sort_unstable();
+    all.cpu_us.sort_unstable();
     let ok = all.latency_us.len();
     let out = serde_json::json!({
         "requests": ok,
@@ -239,6 +248,11 @@ fn main() {
             "p50": percentile(&all.server_us, 0.5),
             "p90": percentile(&all.server_us, 0.9),
             "p99": percentile(&all.server_us, 0.99),
+        },
+        "server_cpu_ms": {
+            "p50": percentile(&all.cpu_us, 0.5),
+            "p90": percentile(&all.cpu_us, 0.9),
+            "p99": percentile(&all.cpu_us, 0.99),
         },
     });
     println!("{out}");

@@ -16,6 +16,13 @@ use wisecut::ids::ObjectId;
 use wisecut::sample::{self, SampleSpec};
 use wisecut::web::{AppState, app};
 
+/// mimalloc rather than glibc's allocator: cutouts allocate and free
+/// buffers of a few hundred kilobytes per request, which glibc serves with
+/// fresh mappings (page faults, `munmap`) or keeps fragmented; mimalloc
+/// reuses them and returns freed memory to the system after a short delay.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

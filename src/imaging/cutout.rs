@@ -474,6 +474,17 @@ pub fn extract(
             (offset + soften * 2.0 * (v * k).sinh()) as f32
         });
         (RawPixels::F32(out), None, None)
+    } else if geometry.padded == 0
+        && matches!(region, Region::Raw(RawPixels::F32(_) | RawPixels::F64(_)))
+    {
+        // Float pixels wholly inside: the region read is the cutout, in
+        // order, with nothing to convert or pad.
+        let Region::Raw(raw) = region else {
+            unreachable!("matched just above")
+        };
+        let s = source.scaling;
+        let scaling = (!s.is_identity()).then_some((s.bscale, s.bzero));
+        (raw, scaling, None)
     } else if source.bitpix < 0 {
         let mut out =
             RawPixels::zeros(source.bitpix, n).expect("float BITPIX is -32 or -64 by construction");

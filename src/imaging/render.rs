@@ -835,22 +835,39 @@ pub fn normalize(
     invert: bool,
 ) -> Raster<f32> {
     let span = vmax - vmin;
-    let mut out = img.map(|v| {
-        if v.is_nan() {
-            f32::NAN
-        } else if span > 0.0 && span.is_finite() {
+    let scale = |v: f32| {
+        if span > 0.0 && span.is_finite() {
             ((f64::from(v) - vmin) / span).clamp(0.0, 1.0) as f32
         } else {
             0.0
         }
-    });
-    stretch.apply(&mut out.data);
-    if invert {
-        for v in out.data.iter_mut().filter(|v| !v.is_nan()) {
-            *v = 1.0 - *v;
+    };
+    // One pass for the pointwise curves (the same operations as
+    // `Stretch::apply`, fused); histogram equalisation needs every value.
+    let flip = |t: f32| if invert { 1.0 - t } else { t };
+    let table = matches!(stretch, Stretch::Log | Stretch::Asinh).then(|| stretch.table());
+    let curve = |t: f32| match (stretch, table) {
+        (Stretch::Sqrt, _) => t.sqrt(),
+        (_, Some(table)) => lookup(table, t),
+        _ => t,
+    };
+    if stretch == Stretch::Histeq {
+        let mut out = img.map(|v| if v.is_nan() { f32::NAN } else { scale(v) });
+        stretch.apply(&mut out.data);
+        if invert {
+            for v in out.data.iter_mut().filter(|v| !v.is_nan()) {
+                *v = 1.0 - *v;
+            }
         }
+        return out;
     }
-    out
+    img.map(|v| {
+        if v.is_nan() {
+            f32::NAN
+        } else {
+            flip(curve(scale(v)))
+        }
+    })
 }
 
 /// A rendered picture: display values plus what is needed to encode and
@@ -938,7 +955,10 @@ impl OutputFormat {
 
 /// Quantises a display value to 8 bits, rounding to nearest.
 fn q8(v: f32) -> u8 {
-    (v.clamp(0.0, 1.0) * 255.0).round() as u8
+    // For the non-negative values here, adding one half in f64 (exact for
+    // any f32 below 256) and truncating is `round()`, without a libm call
+    // per pixel.
+    (f64::from(v.clamp(0.0, 1.0) * 255.0) + 0.5) as u8
 }
 
 /// Quantises a display value to 16 bits, rounding to nearest.

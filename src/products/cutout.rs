@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use cpu_time::ThreadTime;
 
 use super::cache::{CacheKey, Outcome};
 use super::frames::{FrameKey, FrameRef};
@@ -117,9 +118,13 @@ pub struct CutoutProduct {
     pub format: CutoutFormat,
     /// A download name: `<frame>_x<X0>_y<Y0>_<W>x<H>.<ext>`.
     pub download_name: String,
-    /// Server work (file access, cutting, rendering, cache), without the
-    /// wait for a free blocking thread.
+    /// Server work (file access, cutting, rendering, cache) in wall time,
+    /// without the wait for a free core.
     pub work: Duration,
+    /// CPU time of that work on the threads that did it (locating, reading,
+    /// cutting, rendering, encoding; not the cache's own file I/O): what the
+    /// request cost, however busy the machine was.
+    pub cpu: Duration,
 }
 
 impl Products {
@@ -141,12 +146,12 @@ impl Products {
         // access.
         let service = Arc::clone(self);
         let permit = self.cpu_permit().await?;
-        let (plan, mut work) = tokio::task::spawn_blocking(move || {
+        let (plan, mut work, mut cpu) = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), ThreadTime::now());
             service
                 .plan(frame, request, if_none_match)
-                .map(|p| (p, t.elapsed()))
+                .map(|p| (p, t.elapsed(), c.elapsed()))
         })
         .await
         .map_err(|e| ProductError::Internal(format!("cutout task: {e}")))??;
@@ -172,25 +177,31 @@ impl Products {
                 job,
             } => {
                 let t = Instant::now();
-                // Time spent queueing for a core is not work.
-                let queued = Arc::new(std::sync::Mutex::new(Duration::ZERO));
-                let queued_in_maker = Arc::clone(&queued);
+                // Time spent queueing for a core is not work; the maker's
+                // CPU time is.
+                let measured = Arc::new(std::sync::Mutex::new((Duration::ZERO, Duration::ZERO)));
+                let in_maker = Arc::clone(&measured);
                 let (bytes, outcome) = self
                     .cache
                     .get_or_make(key, || async move {
                         let q = Instant::now();
                         let permit = self.cpu_permit().await?;
-                        *queued_in_maker.lock().unwrap_or_else(|p| p.into_inner()) = q.elapsed();
+                        let queued = q.elapsed();
                         tokio::task::spawn_blocking(move || {
                             let _permit = permit;
-                            job.run().map(Product::pack)
+                            let c = ThreadTime::now();
+                            let made = job.run().map(Product::pack);
+                            *in_maker.lock().unwrap_or_else(|p| p.into_inner()) =
+                                (queued, c.elapsed());
+                            made
                         })
                         .await
                         .map_err(|e| ProductError::Internal(format!("cutout task: {e}")))?
                     })
                     .await?;
-                let queued = *queued.lock().unwrap_or_else(|p| p.into_inner());
+                let (queued, made_cpu) = *measured.lock().unwrap_or_else(|p| p.into_inner());
                 work += t.elapsed().saturating_sub(queued);
+                cpu += made_cpu;
                 let product = Product::unpack(bytes).map_err(ProductError::Internal)?;
                 let delivery = match outcome {
                     Outcome::Hit => Delivery::CacheHit,
@@ -216,6 +227,7 @@ impl Products {
             delivery,
             format,
             work,
+            cpu,
         })
     }
 

@@ -125,7 +125,9 @@ pub fn if_none_match(headers: &HeaderMap) -> Option<String> {
 
 /// A cutout product as an HTTP response: 200 with the bytes, or 304; the
 /// ETag, caching, geometry, padding, cache outcome, display limits and
-/// server timing as headers.
+/// server timing as headers. `Server-Timing` has `cpu` (the CPU time the
+/// request's work took), `work` (its wall time, without queueing for a
+/// core) and `total` (the whole request, queueing included).
 pub fn product_response(product: CutoutProduct, started: Instant) -> Response {
     let g = product.geometry;
     let mut response = match product.body {
@@ -169,7 +171,8 @@ pub fn product_response(product: CutoutProduct, started: Instant) -> Response {
         &mut response,
         "server-timing",
         &format!(
-            "work;dur={:.3}, total;dur={:.3}",
+            "cpu;dur={:.3}, work;dur={:.3}, total;dur={:.3}",
+            product.cpu.as_secs_f64() * 1000.0,
             product.work.as_secs_f64() * 1000.0,
             started.elapsed().as_secs_f64() * 1000.0
         ),

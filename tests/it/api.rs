@@ -131,7 +131,20 @@ async fn a_fits_cutout_holds_the_parent_pixels_and_a_shifted_wcs() {
             .ends_with(&format!("/object/{}", f.target.object_id))
     );
     assert_eq!(r.header("x-wisecut-padded"), "0");
-    assert!(r.header("server-timing").starts_with("work;dur="));
+    // CPU time, work and total, each a number of milliseconds.
+    let timing: Vec<(&str, f64)> = r
+        .header("server-timing")
+        .split(", ")
+        .map(|m| {
+            let (name, dur) = m.split_once(";dur=").expect("name;dur=ms");
+            (name, dur.parse().expect("a number"))
+        })
+        .collect();
+    assert_eq!(
+        timing.iter().map(|t| t.0).collect::<Vec<_>>(),
+        ["cpu", "work", "total"]
+    );
+    assert!(timing.iter().all(|t| t.1 >= 0.0) && timing[1].1 <= timing[2].1);
 
     // Revalidation: same request with the ETag → 304 without a body.
     let etag = r.header("etag").to_owned();
