@@ -128,6 +128,10 @@ pub struct ServeArgs {
     /// Bound of the decompressed-sidecar store in MiB.
     #[arg(long, env = "WISECUT_SIDECAR_MIB", default_value_t = crate::config::defaults::SIDECAR_BYTES >> 20)]
     pub sidecar_mib: u64,
+    /// Memory for hot rows of frames in MiB (0: none): frames cut again and
+    /// again are then served from memory.
+    #[arg(long, env = "WISECUT_ROW_CACHE_MIB", default_value_t = crate::config::defaults::ROW_CACHE_BYTES >> 20)]
+    pub row_cache_mib: u64,
     /// Largest cutout side in pixels.
     #[arg(long, env = "WISECUT_MAX_CUTOUT", default_value_t = crate::config::defaults::MAX_CUTOUT_PX)]
     pub max_cutout: usize,
@@ -164,6 +168,7 @@ impl Default for ServeArgs {
             cache: None,
             cache_mib: crate::config::defaults::CACHE_BYTES >> 20,
             sidecar_mib: crate::config::defaults::SIDECAR_BYTES >> 20,
+            row_cache_mib: crate::config::defaults::ROW_CACHE_BYTES >> 20,
             max_cutout: crate::config::defaults::MAX_CUTOUT_PX,
             public_url: None,
             aladin_dir: None,

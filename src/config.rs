@@ -25,6 +25,8 @@ pub struct Config {
     /// Bound of the sidecar store (decompressed copies of row-tiled frames)
     /// in bytes.
     pub sidecar_bytes: u64,
+    /// Bound of the hot rows of frames kept in memory, in bytes (0: none).
+    pub row_cache_bytes: u64,
     /// Largest cutout side in pixels; larger requests get a 400.
     pub max_cutout_px: usize,
     /// The URL under which users reach this server (written into cutout
@@ -57,6 +59,8 @@ pub mod defaults {
     pub const CACHE_BYTES: u64 = 2 << 30;
     /// Sidecar store bound: 8 GiB.
     pub const SIDECAR_BYTES: u64 = 8 << 30;
+    /// Hot rows of frames in memory: 256 MiB.
+    pub const ROW_CACHE_BYTES: u64 = 256 << 20;
     /// Largest cutout side.
     pub const MAX_CUTOUT_PX: usize = 6000;
     /// Job results bound: 2 GiB.
@@ -93,6 +97,7 @@ impl Config {
             cache_dir: cache_dir.clone(),
             cache_bytes: defaults::CACHE_BYTES,
             sidecar_bytes: defaults::SIDECAR_BYTES,
+            row_cache_bytes: defaults::ROW_CACHE_BYTES,
             max_cutout_px: defaults::MAX_CUTOUT_PX,
             public_url: format!("http://{bind}"),
             public_url_fixed: false,
@@ -138,11 +143,12 @@ impl fmt::Display for Config {
         };
         write!(
             f,
-            "database: {db}\ndata:     {}\ncache:    {} ({} MiB products, {} MiB sidecars)\nlisten:   http://{}",
+            "database: {db}\ndata:     {}\ncache:    {} ({} MiB products, {} MiB sidecars)\nmemory:   {} MiB of hot frame rows\nlisten:   http://{}",
             self.data_dir.display(),
             self.cache_dir.display(),
             self.cache_bytes >> 20,
             self.sidecar_bytes >> 20,
+            self.row_cache_bytes >> 20,
             self.bind
         )
     }

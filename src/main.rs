@@ -110,6 +110,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = Config::new(db_url, data_dir, cache_dir, args.bind);
     config.cache_bytes = args.cache_mib << 20;
     config.sidecar_bytes = args.sidecar_mib << 20;
+    config.row_cache_bytes = args.row_cache_mib << 20;
     config.max_cutout_px = args.max_cutout;
     if let Some(dir) = &args.jobs_dir {
         config.jobs_dir = dir.clone();

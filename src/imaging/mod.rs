@@ -13,6 +13,7 @@ pub mod pixels;
 pub mod raster;
 pub mod render;
 pub mod resample;
+pub mod row_bands;
 pub mod sphere;
 pub mod stats;
 pub mod wcs;

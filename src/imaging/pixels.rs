@@ -32,6 +32,7 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 
 use crate::imaging::fits::{self, Card, FitsError, RawPixels};
+use crate::imaging::row_bands::{self, BAND_ROWS, BandKey, Lookup, RowBands};
 use crate::imaging::wcs::{Header, KeywordSource, Wcs, WcsKeywords};
 
 /// BSCALE, BZERO and BLANK of an image HDU.
@@ -119,6 +120,10 @@ pub struct PixelSource {
     pub wcs_problem: Option<String>,
     access: Access,
     stamp: FileStamp,
+    /// This opening's serial number: the key of its row bands.
+    serial: u64,
+    /// Hot rows in memory, when the server keeps them.
+    bands: Option<Arc<RowBands>>,
 }
 
 /// Opens a file for the many small positional reads of cutouts, without
@@ -208,6 +213,8 @@ impl PixelSource {
             wcs_problem,
             access,
             stamp,
+            serial: row_bands::next_serial(),
+            bands: None,
         })
     }
 
@@ -308,17 +315,81 @@ impl PixelSource {
                 message: format!("stored rows x {x0}+{w}, y {y0}+{h} do not fit"),
             });
         }
-        for r in 0..h {
-            let at = offset + (((y0 + r) * self.width + x0) * bpp) as u64;
-            file.read_exact_at(&mut dst[r * stride..r * stride + row_bytes], at)
-                .map_err(|e| io_error(&self.path, e))?;
-        }
+        self.copy_rows(file, *offset, bpp, x0, y0, w, h, dst, stride)?;
         Ok(true)
     }
 
-    /// Positional reads of `h` rows of `w` pixels of `bpp` bytes from an
-    /// array of `self.width` columns starting at byte `offset`: one read per
-    /// row, or one for all rows when they are contiguous.
+    /// Copies rows `y0..y0 + h`, columns `x0..x0 + w` of an array of
+    /// `self.width` pixels of `bpp` bytes starting at byte `offset` of
+    /// `file` into `dst`, row `r` at `dst[r * stride..]`: from the row
+    /// bands in memory where they are, by one `pread` per row otherwise.
+    fn copy_rows(
+        &self,
+        file: &File,
+        offset: u64,
+        bpp: usize,
+        x0: usize,
+        y0: usize,
+        w: usize,
+        h: usize,
+        dst: &mut [u8],
+        stride: usize,
+    ) -> Result<(), FitsError> {
+        let (row_len, seg) = (self.width * bpp, w * bpp);
+        let read_at = |buf: &mut [u8], at: u64| {
+            file.read_exact_at(buf, offset + at)
+                .map_err(|e| io_error(&self.path, e))
+        };
+        let mut r = 0;
+        while r < h {
+            let y = y0 + r;
+            let (band, first) = (y / BAND_ROWS, y / BAND_ROWS * BAND_ROWS);
+            let band_rows = BAND_ROWS.min(self.height - first);
+            let rows = (first + band_rows - y).min(h - r);
+            let cached = match &self.bands {
+                None => None,
+                Some(cache) => {
+                    let key = BandKey {
+                        image: self.serial,
+                        band,
+                    };
+                    match cache.lookup(key, band_rows * row_len) {
+                        Lookup::Hit(bytes) => Some(bytes),
+                        Lookup::Load => {
+                            let mut buf = vec![0u8; band_rows * row_len];
+                            read_at(&mut buf, (first * row_len) as u64)?;
+                            let bytes: Arc<[u8]> = buf.into();
+                            cache.insert(key, Arc::clone(&bytes));
+                            Some(bytes)
+                        }
+                        Lookup::Skip => None,
+                    }
+                }
+            };
+            if cached.is_none() && seg == row_len && stride == seg {
+                // Whole rows are contiguous in the file: one read for all.
+                let at = (y * row_len) as u64;
+                read_at(&mut dst[r * stride..(r + rows) * stride], at)?;
+                r += rows;
+                continue;
+            }
+            for i in 0..rows {
+                let out = &mut dst[(r + i) * stride..(r + i) * stride + seg];
+                match &cached {
+                    Some(band) => {
+                        let at = (y + i - first) * row_len + x0 * bpp;
+                        out.copy_from_slice(&band[at..at + seg]);
+                    }
+                    None => read_at(out, (((y + i) * self.width + x0) * bpp) as u64)?,
+                }
+            }
+            r += rows;
+        }
+        Ok(())
+    }
+
+    /// Reads `h` rows of `w` pixels of `bpp` bytes from an array of
+    /// `self.width` columns starting at byte `offset`, packed row after row.
     fn read_rows(
         &self,
         file: &File,
@@ -331,18 +402,8 @@ impl PixelSource {
     ) -> Result<Vec<u8>, FitsError> {
         let row_bytes = w * bpp;
         let mut buf = vec![0u8; row_bytes * h];
-        if row_bytes == 0 {
-            return Ok(buf);
-        }
-        let at = |row: usize| offset + ((row * self.width + x0) * bpp) as u64;
-        if w == self.width {
-            file.read_exact_at(&mut buf, at(y0))
-                .map_err(|e| io_error(&self.path, e))?;
-        } else {
-            for (r, chunk) in buf.chunks_exact_mut(row_bytes).enumerate() {
-                file.read_exact_at(chunk, at(y0 + r))
-                    .map_err(|e| io_error(&self.path, e))?;
-            }
+        if row_bytes > 0 {
+            self.copy_rows(file, offset, bpp, x0, y0, w, h, &mut buf, row_bytes)?;
         }
         Ok(buf)
     }
@@ -520,6 +581,7 @@ fn write_sidecar(
 pub struct PixelSources {
     capacity: usize,
     sidecars: Option<Sidecars>,
+    bands: Option<Arc<RowBands>>,
     state: Mutex<CacheState>,
 }
 
@@ -536,8 +598,21 @@ impl PixelSources {
         Self {
             capacity: capacity.max(1),
             sidecars,
+            bands: None,
             state: Mutex::new(CacheState::default()),
         }
+    }
+
+    /// Keeps hot rows of the opened images in `bands` (see
+    /// [`crate::imaging::row_bands`]).
+    pub fn with_row_bands(mut self, bands: Arc<RowBands>) -> Self {
+        self.bands = Some(bands);
+        self
+    }
+
+    /// The row-band cache, when there is one.
+    pub fn row_bands(&self) -> Option<&RowBands> {
+        self.bands.as_deref()
     }
 
     /// The source for image HDU `hdu` of `path`, opened on first use.
@@ -557,7 +632,9 @@ impl PixelSources {
         }
         // Opening reads the header (and may build a sidecar): done without
         // the lock so other sources stay available meanwhile.
-        let source = Arc::new(PixelSource::open(path, hdu, self.sidecars.as_ref())?);
+        let mut opened = PixelSource::open(path, hdu, self.sidecars.as_ref())?;
+        opened.bands = self.bands.clone();
+        let source = Arc::new(opened);
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.tick += 1;
         let tick = state.tick;
@@ -589,5 +666,70 @@ mod tests {
         assert!(!wide_tiles(6000, 6000, (256, 256)));
         // A small image is cheap to decompress whatever its tiles.
         assert!(!wide_tiles(512, 512, (512, 1)));
+    }
+
+    /// Reads through the row bands give the bytes of direct reads, bands are
+    /// loaded on the second touch and then hit, and a rewritten file is
+    /// read anew, never from bands of its old bytes.
+    #[test]
+    fn row_bands_serve_the_same_bytes_and_follow_the_file() {
+        use crate::imaging::fits::{Compression, PixelData};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plain.fits");
+        let (w, h) = (300, 70);
+        let write = |offset: f32| {
+            let _ = std::fs::remove_file(&path);
+            let img = crate::imaging::raster::Raster::from_vec(
+                w,
+                h,
+                (0..w * h).map(|i| i as f32 + offset).collect(),
+            );
+            fits::write_image(&path, PixelData::F32(&img), &[], &Compression::None).unwrap()
+        };
+        let hdu = write(0.0);
+        let bands = Arc::new(RowBands::new(64 << 20));
+        let cached = PixelSources::new(4, None).with_row_bands(Arc::clone(&bands));
+        let direct = PixelSource::open(&path, hdu, None).unwrap();
+        let regions = [
+            (0, 0, 10, 10),
+            (5, 13, 40, 20),
+            (299, 69, 1, 1),
+            (0, 0, 300, 70),
+            (250, 30, 50, 40),
+        ];
+        for round in 0..3 {
+            let src = cached.get(&path, hdu).unwrap();
+            for &(x0, y0, cw, ch) in &regions {
+                let (Region::Raw(a), Region::Raw(b)) = (
+                    src.read(x0, y0, cw, ch).unwrap(),
+                    direct.read(x0, y0, cw, ch).unwrap(),
+                ) else {
+                    panic!("plain reads are raw")
+                };
+                assert_eq!(a, b, "round {round} region {x0},{y0} {cw}x{ch}");
+                let mut out = vec![0u8; cw * ch * 4 + 8];
+                assert!(
+                    src.read_stored_rows(x0, y0, cw, ch, &mut out[4..], cw * 4)
+                        .unwrap()
+                );
+                let mut want = vec![0u8; cw * ch * 4 + 8];
+                direct
+                    .read_stored_rows(x0, y0, cw, ch, &mut want[4..], cw * 4)
+                    .unwrap();
+                assert_eq!(out, want);
+            }
+        }
+        let s = bands.stats();
+        assert!(s.loads > 0 && s.hits > 0, "{s:?}");
+        assert!(s.bands <= h.div_ceil(BAND_ROWS), "{s:?}");
+        // Rewrite the file (new values, new length-preserving bytes and a
+        // new modification time): the next read sees the new values.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write(1000.0);
+        let src = cached.get(&path, hdu).unwrap();
+        let Region::Raw(RawPixels::F32(v)) = src.read(0, 0, 2, 1).unwrap() else {
+            panic!("float")
+        };
+        assert_eq!(v, vec![1000.0, 1001.0]);
     }
 }

@@ -283,6 +283,14 @@ impl Drop for FlightGuard {
     }
 }
 
+/// What [`DiskCache::find_or_claim`] found.
+enum Found {
+    /// The bytes, from disk or from another request's production.
+    Ready(Bytes, Outcome),
+    /// Nobody has them: the caller makes them.
+    Claimed(FlightGuard),
+}
+
 enum Action {
     Read { generation: u64, size: u64 },
     Wait(watch::Receiver<FlightState>),
@@ -418,12 +426,86 @@ impl DiskCache {
         B: Into<Bytes>,
         E: Clone + Send + Sync + 'static,
     {
+        let guard = match self.find_or_claim::<E>(key).await? {
+            Found::Ready(bytes, outcome) => return Ok((bytes, outcome)),
+            Found::Claimed(guard) => guard,
+        };
+        match make().await {
+            Ok(made) => {
+                let bytes: Bytes = made.into();
+                // Waiters get the bytes now rather than after the store.
+                guard.publish(FlightState::Done(bytes.clone()));
+                self.store(guard, bytes.clone()).await;
+                Ok((bytes, Outcome::Made))
+            }
+            Err(e) => {
+                guard.publish(FlightState::Failed(Arc::new(e.clone())));
+                drop(guard);
+                Err(e)
+            }
+        }
+    }
+
+    /// [`DiskCache::get_or_make`] for a maker that runs on a blocking
+    /// thread: `admit` runs first, on the caller's task (to wait for a
+    /// permit to use a core, say), and its value is held while `make` runs;
+    /// the product is stored on the same blocking thread. A miss then costs
+    /// one hand-off to a blocking thread instead of two, and a client that
+    /// goes away no longer abandons a product half made: it is finished and
+    /// stored for the next requester.
+    pub async fn get_or_make_blocking<A, AF, P, M, B, E>(
+        &self,
+        key: CacheKey,
+        admit: A,
+        make: M,
+    ) -> Result<(Bytes, Outcome), E>
+    where
+        A: FnOnce() -> AF,
+        AF: Future<Output = Result<P, E>>,
+        P: Send + 'static,
+        M: FnOnce() -> Result<B, E> + Send + 'static,
+        B: Into<Bytes>,
+        E: Clone + Send + Sync + From<tokio::task::JoinError> + 'static,
+    {
+        let guard = match self.find_or_claim::<E>(key).await? {
+            Found::Ready(bytes, outcome) => return Ok((bytes, outcome)),
+            Found::Claimed(guard) => guard,
+        };
+        let admitted = match admit().await {
+            Ok(a) => a,
+            Err(e) => {
+                guard.publish(FlightState::Failed(Arc::new(e.clone())));
+                return Err(e);
+            }
+        };
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let _admitted = admitted;
+            match make() {
+                Ok(made) => {
+                    let bytes: Bytes = made.into();
+                    guard.publish(FlightState::Done(bytes.clone()));
+                    inner.store_now(guard, bytes.clone());
+                    Ok((bytes, Outcome::Made))
+                }
+                Err(e) => {
+                    guard.publish(FlightState::Failed(Arc::new(e.clone())));
+                    Err(e)
+                }
+            }
+        })
+        .await?
+    }
+
+    /// Reads `key`'s entry, or waits for its production in flight, or
+    /// claims the production for the caller.
+    async fn find_or_claim<E: Clone + 'static>(&self, key: CacheKey) -> Result<Found, E> {
         loop {
             match self.inner.lookup(key) {
                 Action::Read { generation, size } => {
                     if let Some(bytes) = self.read(key, generation, size).await {
                         self.inner.hits.fetch_add(1, Ordering::Relaxed);
-                        return Ok((bytes, Outcome::Hit));
+                        return Ok(Found::Ready(bytes, Outcome::Hit));
                     }
                     // The entry vanished or was bad (and is now dropped from
                     // the index): look again, which makes or joins.
@@ -440,7 +522,7 @@ impl DiskCache {
                     match state {
                         Ok(FlightState::Done(bytes)) => {
                             self.inner.joined.fetch_add(1, Ordering::Relaxed);
-                            return Ok((bytes, Outcome::Joined));
+                            return Ok(Found::Ready(bytes, Outcome::Joined));
                         }
                         Ok(FlightState::Failed(err)) => {
                             if let Some(e) = err.downcast_ref::<E>() {
@@ -455,21 +537,7 @@ impl DiskCache {
                 }
                 Action::Make(guard) => {
                     self.inner.misses.fetch_add(1, Ordering::Relaxed);
-                    return match make().await {
-                        Ok(made) => {
-                            let bytes: Bytes = made.into();
-                            // Waiters get the bytes now rather than after the
-                            // store.
-                            guard.publish(FlightState::Done(bytes.clone()));
-                            self.store(guard, bytes.clone()).await;
-                            Ok((bytes, Outcome::Made))
-                        }
-                        Err(e) => {
-                            guard.publish(FlightState::Failed(Arc::new(e.clone())));
-                            drop(guard);
-                            Err(e)
-                        }
-                    };
+                    return Ok(Found::Claimed(guard));
                 }
             }
         }
@@ -576,62 +644,67 @@ impl DiskCache {
     /// new request finds neither the entry nor the flight.
     async fn store(&self, guard: FlightGuard, bytes: Bytes) {
         let inner = self.inner.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let key = guard.key;
-            let size = stored_size(bytes.len());
-            if size > inner.max_bytes {
-                tracing::debug!(%key, size, max = inner.max_bytes, "product larger than cache, not stored");
-                return;
-            }
-            let tmp = inner
-                .dir
-                .join("tmp")
-                .join(format!("{}-{}.part", key.hex(), inner.next_seq()));
-            let dest = inner.entry_path(&key);
-            if let Err(e) = write_file(&tmp, &bytes) {
+        let _ = tokio::task::spawn_blocking(move || inner.store_now(guard, bytes)).await;
+    }
+}
+
+impl Inner {
+    /// Writes, renames into place and indexes a product, evicting as
+    /// needed; the flight ends (its guard is dropped) once the entry is
+    /// indexed. Called on a blocking thread.
+    fn store_now(&self, guard: FlightGuard, bytes: Bytes) {
+        let inner = self;
+        let key = guard.key;
+        let size = stored_size(bytes.len());
+        if size > inner.max_bytes {
+            tracing::debug!(%key, size, max = inner.max_bytes, "product larger than cache, not stored");
+            return;
+        }
+        let tmp = inner
+            .dir
+            .join("tmp")
+            .join(format!("{}-{}.part", key.hex(), inner.next_seq()));
+        let dest = inner.entry_path(&key);
+        if let Err(e) = write_file(&tmp, &bytes) {
+            let _ = fs::remove_file(&tmp);
+            inner.store_failed(&key, &e);
+            return;
+        }
+        let victims = {
+            let disk_guard = inner.disk();
+            let renamed = fs::create_dir_all(dest.parent().expect("entry path has a parent"))
+                .and_then(|()| fs::rename(&tmp, &dest));
+            if let Err(e) = renamed {
+                drop(disk_guard);
                 let _ = fs::remove_file(&tmp);
                 inner.store_failed(&key, &e);
                 return;
             }
             let victims = {
-                let disk_guard = inner.disk();
-                let renamed = fs::create_dir_all(dest.parent().expect("entry path has a parent"))
-                    .and_then(|()| fs::rename(&tmp, &dest));
-                if let Err(e) = renamed {
-                    drop(disk_guard);
-                    let _ = fs::remove_file(&tmp);
-                    inner.store_failed(&key, &e);
-                    return;
+                let mut st = inner.state();
+                let generation = inner.next_seq();
+                st.insert(key, size, generation);
+                // Remove the flight in the same critical section as the
+                // insert (the guard's drop then finds nothing to do).
+                if st.inflight.get(&key).is_some_and(|f| f.id == guard.id) {
+                    st.inflight.remove(&key);
                 }
-                let victims = {
-                    let mut st = inner.state();
-                    let generation = inner.next_seq();
-                    st.insert(key, size, generation);
-                    // Remove the flight in the same critical section as the
-                    // insert (the guard's drop then finds nothing to do).
-                    if st.inflight.get(&key).is_some_and(|f| f.id == guard.id) {
-                        st.inflight.remove(&key);
-                    }
-                    st.evict_to(inner.max_bytes)
-                };
-                for (victim, _) in &victims {
-                    inner.unlink_entry(victim);
-                }
-                victims
+                st.evict_to(inner.max_bytes)
             };
-            if !victims.is_empty() {
-                inner
-                    .evictions
-                    .fetch_add(victims.len() as u64, Ordering::Relaxed);
-                let freed: u64 = victims.iter().map(|(_, s)| s).sum();
-                tracing::debug!(count = victims.len(), freed, "evicted cache entries");
+            for (victim, _) in &victims {
+                inner.unlink_entry(victim);
             }
-        })
-        .await;
+            victims
+        };
+        if !victims.is_empty() {
+            inner
+                .evictions
+                .fetch_add(victims.len() as u64, Ordering::Relaxed);
+            let freed: u64 = victims.iter().map(|(_, s)| s).sum();
+            tracing::debug!(count = victims.len(), freed, "evicted cache entries");
+        }
     }
-}
 
-impl Inner {
     fn state(&self) -> MutexGuard<'_, State> {
         // No code panics while holding the lock (no user code runs under
         // it), so a poisoned state is still consistent.
@@ -992,6 +1065,75 @@ mod tests {
             (1, stored_size(1000), 2, 1)
         );
         assert_bound(&cache);
+    }
+
+    /// Errors of the blocking maker: a string, or a task that failed.
+    #[derive(Debug, Clone, PartialEq)]
+    struct TaskError(String);
+
+    impl From<tokio::task::JoinError> for TaskError {
+        fn from(e: tokio::task::JoinError) -> Self {
+            TaskError(e.to_string())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocking_maker_is_admitted_made_once_stored_and_then_hit() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path(), 1 << 20).unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let admitted = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (cache, calls, admitted) = (cache.clone(), calls.clone(), admitted.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_make_blocking(
+                        key("b"),
+                        || async move {
+                            admitted.fetch_add(1, Ordering::SeqCst);
+                            Ok::<_, TaskError>("permit")
+                        },
+                        move || {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(20));
+                            Ok::<_, TaskError>(data("b", 500))
+                        },
+                    )
+                    .await
+            }));
+        }
+        let mut made = 0;
+        for t in tasks {
+            let (bytes, outcome) = timeout(LIMIT, t).await.unwrap().unwrap().unwrap();
+            assert_eq!(bytes.to_vec(), data("b", 500));
+            made += usize::from(outcome == Outcome::Made);
+        }
+        assert_eq!(made, 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(admitted.load(Ordering::SeqCst), 1);
+        // Stored by the maker's own thread before it returned.
+        let (_, outcome) = cache
+            .get_or_make_blocking(
+                key("b"),
+                || async { Ok::<_, TaskError>(()) },
+                || Err::<Vec<u8>, _>(TaskError("not called".into())),
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome, Outcome::Hit);
+        assert_bound(&cache);
+        // A failing maker's error reaches the caller and nothing is kept.
+        let failed = cache
+            .get_or_make_blocking(
+                key("c"),
+                || async { Ok::<_, TaskError>(()) },
+                || Err::<Vec<u8>, _>(TaskError("broken".into())),
+            )
+            .await;
+        assert_eq!(failed.unwrap_err(), TaskError("broken".into()));
+        assert!(!cache.contains(&key("c")));
+        assert!(cache.inner.state().inflight.is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

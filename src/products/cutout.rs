@@ -179,27 +179,28 @@ impl Products {
                 let t = Instant::now();
                 // Time spent queueing for a core is not work; the maker's
                 // CPU time is.
-                let measured = Arc::new(std::sync::Mutex::new((Duration::ZERO, Duration::ZERO)));
-                let in_maker = Arc::clone(&measured);
+                let queued = std::sync::Mutex::new(Duration::ZERO);
+                let made_cpu = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+                let in_maker = Arc::clone(&made_cpu);
                 let (bytes, outcome) = self
                     .cache
-                    .get_or_make(key, || async move {
-                        let q = Instant::now();
-                        let permit = self.cpu_permit().await?;
-                        let queued = q.elapsed();
-                        tokio::task::spawn_blocking(move || {
-                            let _permit = permit;
+                    .get_or_make_blocking(
+                        key,
+                        || async {
+                            let permit = self.cpu_permit().await?;
+                            *queued.lock().unwrap_or_else(|p| p.into_inner()) = t.elapsed();
+                            Ok(permit)
+                        },
+                        move || {
                             let c = ThreadTime::now();
                             let made = job.run().map(Product::pack);
-                            *in_maker.lock().unwrap_or_else(|p| p.into_inner()) =
-                                (queued, c.elapsed());
+                            *in_maker.lock().unwrap_or_else(|p| p.into_inner()) = c.elapsed();
                             made
-                        })
-                        .await
-                        .map_err(|e| ProductError::Internal(format!("cutout task: {e}")))?
-                    })
+                        },
+                    )
                     .await?;
-                let (queued, made_cpu) = *measured.lock().unwrap_or_else(|p| p.into_inner());
+                let queued = *queued.lock().unwrap_or_else(|p| p.into_inner());
+                let made_cpu = *made_cpu.lock().unwrap_or_else(|p| p.into_inner());
                 work += t.elapsed().saturating_sub(queued);
                 cpu += made_cpu;
                 let product = Product::unpack(bytes).map_err(ProductError::Internal)?;

@@ -57,6 +57,12 @@ pub enum ProductError {
     Internal(String),
 }
 
+impl From<tokio::task::JoinError> for ProductError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::Internal(format!("a product task failed: {e}"))
+    }
+}
+
 impl From<std::io::Error> for ProductError {
     fn from(e: std::io::Error) -> Self {
         Self::Internal(format!("writing the result: {e}"))

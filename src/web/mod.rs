@@ -23,6 +23,7 @@ pub use error::{ApiError, AppError};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::imaging::pixels::{PixelSources, Sidecars};
+use crate::imaging::row_bands::RowBands;
 use crate::products::Products;
 use crate::products::cache::DiskCache;
 use crate::products::frames::FrameImages;
@@ -58,7 +59,14 @@ impl AppState {
     pub fn new(catalog: Catalog, config: Arc<Config>) -> std::io::Result<Self> {
         let sidecars = Sidecars::new(config.cache_dir.join("sidecars"), config.sidecar_bytes)?;
         let images = FrameImages {
-            sources: Arc::new(PixelSources::new(256, Some(sidecars))),
+            sources: Arc::new({
+                let sources = PixelSources::new(256, Some(sidecars));
+                if config.row_cache_bytes > 0 {
+                    sources.with_row_bands(Arc::new(RowBands::new(config.row_cache_bytes)))
+                } else {
+                    sources
+                }
+            }),
             data_root: config.data_dir.clone(),
             public_url: config.public_url.clone(),
         };
