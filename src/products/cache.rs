@@ -283,6 +283,47 @@ impl Drop for FlightGuard {
     }
 }
 
+/// What [`DiskCache::claim_now`] found.
+#[derive(Debug)]
+pub enum Claim {
+    /// The stored bytes.
+    Ready(Bytes),
+    /// Another caller is making them.
+    Busy,
+    /// Nobody has them: make them and finish the production.
+    Make(Production),
+}
+
+/// The right and duty to make one product (see [`DiskCache::claim_now`]).
+pub struct Production {
+    inner: Arc<Inner>,
+    guard: FlightGuard,
+}
+
+impl std::fmt::Debug for Production {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Production")
+            .field("key", &self.guard.key)
+            .finish()
+    }
+}
+
+impl Production {
+    /// Hands the bytes to any waiters and stores them (on this thread,
+    /// which must be allowed to block).
+    pub fn finish(self, bytes: Bytes) {
+        self.guard.publish(FlightState::Done(bytes.clone()));
+        self.inner.store_now(self.guard, bytes);
+    }
+
+    /// Tells the waiters the production failed with `error`; nothing is
+    /// stored, so a later request tries again.
+    pub fn fail<E: Clone + Send + Sync + 'static>(self, error: &E) {
+        self.guard
+            .publish(FlightState::Failed(Arc::new(error.clone())));
+    }
+}
+
 /// What [`DiskCache::find_or_claim`] found.
 enum Found {
     /// The bytes, from disk or from another request's production.
@@ -618,21 +659,38 @@ impl DiskCache {
     /// concurrent eviction unlinked it), unreadable or of the wrong size.
     async fn read(&self, key: CacheKey, generation: u64, size: u64) -> Option<Bytes> {
         let inner = self.inner.clone();
-        let path = inner.entry_path(&key);
-        let result = tokio::task::spawn_blocking(move || {
-            let r = read_entry(&path, size);
-            if let Err(e) = &r {
-                if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!(path = %path.display(), error = %e, "dropping unreadable cache entry");
+        tokio::task::spawn_blocking(move || inner.read_now(key, generation, size))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// For code already on a blocking thread (which holds whatever it needs
+    /// to make the product): the stored bytes of `key`, or the production
+    /// of them claimed for the caller, or word that another caller is making
+    /// them. The caller that gets a [`Production`] must make the product
+    /// and [`Production::finish`] it (or [`Production::fail`]); dropping it
+    /// unfinished lets waiters make it themselves. Waiting for someone
+    /// else's production is async: use [`DiskCache::get_or_make_blocking`]
+    /// for [`Claim::Busy`].
+    pub fn claim_now(&self, key: CacheKey) -> Claim {
+        loop {
+            match self.inner.lookup(key) {
+                Action::Read { generation, size } => {
+                    if let Some(bytes) = self.inner.read_now(key, generation, size) {
+                        self.inner.hits.fetch_add(1, Ordering::Relaxed);
+                        return Claim::Ready(bytes);
+                    }
                 }
-                inner.invalidate(&key, generation);
+                Action::Wait(_) => return Claim::Busy,
+                Action::Make(guard) => {
+                    self.inner.misses.fetch_add(1, Ordering::Relaxed);
+                    return Claim::Make(Production {
+                        inner: self.inner.clone(),
+                        guard,
+                    });
+                }
             }
-            r
-        })
-        .await;
-        match result {
-            Ok(Ok(data)) => Some(data),
-            _ => None,
         }
     }
 
@@ -649,6 +707,23 @@ impl DiskCache {
 }
 
 impl Inner {
+    /// Reads an indexed entry. Returns `None`, after dropping the entry from
+    /// the index, if the file is missing (e.g. a concurrent eviction
+    /// unlinked it), unreadable or fails its check. Blocks.
+    fn read_now(&self, key: CacheKey, generation: u64, size: u64) -> Option<Bytes> {
+        let path = self.entry_path(&key);
+        match read_entry(&path, size) {
+            Ok(data) => Some(data),
+            Err(e) => {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "dropping unreadable cache entry");
+                }
+                self.invalidate(&key, generation);
+                None
+            }
+        }
+    }
+
     /// Writes, renames into place and indexes a product, evicting as
     /// needed; the flight ends (its guard is dropped) once the entry is
     /// indexed. Called on a blocking thread.

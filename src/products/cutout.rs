@@ -11,6 +11,11 @@
 //! round trip; cutouts of tile-compressed frames and rendered images go
 //! through the disk cache, which also makes concurrent identical requests
 //! share one production.
+//!
+//! All of that happens in one hand-off to a blocking thread that holds one
+//! of the per-core permits: locating, then reading the cached product or
+//! making and storing it. Only a request that finds another one making the
+//! same product goes back to wait for it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cpu_time::ThreadTime;
 
-use super::cache::{CacheKey, Outcome};
+use super::cache::{CacheKey, Claim, Outcome};
 use super::frames::{FrameKey, FrameRef};
 use super::{ProductError, Products};
 use crate::imaging::cutout::{self, Center, CutoutSpec, Geometry, Provenance};
@@ -159,18 +164,13 @@ impl Products {
             Plan::NotModified { geometry, etag } => {
                 (geometry, etag, None, None, Delivery::Revalidated)
             }
-            Plan::Made {
+            Plan::Ready {
                 geometry,
                 etag,
                 product,
-            } => (
-                geometry,
-                etag,
-                Some(product.body),
-                product.limits,
-                Delivery::Made,
-            ),
-            Plan::Cached {
+                delivery,
+            } => (geometry, etag, Some(product.body), product.limits, delivery),
+            Plan::Busy {
                 geometry,
                 etag,
                 key,
@@ -272,17 +272,48 @@ impl Products {
         };
         if job.request.format == CutoutFormat::Fits && job.source.access() != "compressed" {
             let product = job.run()?;
-            return Ok(Plan::Made {
+            return Ok(Plan::Ready {
                 geometry,
                 etag,
                 product,
+                delivery: Delivery::Made,
             });
         }
-        Ok(Plan::Cached {
+        // This thread holds a core already: read or make the product here
+        // rather than hand it to another thread, unless another request is
+        // making it right now.
+        let (product, delivery) = match self.cache.claim_now(key) {
+            Claim::Ready(bytes) => (
+                Product::unpack(bytes).map_err(ProductError::Internal)?,
+                Delivery::CacheHit,
+            ),
+            Claim::Make(production) => match job.run() {
+                Ok(made) => {
+                    let packed = Bytes::from(made.pack());
+                    let product =
+                        Product::unpack(packed.clone()).map_err(ProductError::Internal)?;
+                    production.finish(packed);
+                    (product, Delivery::Made)
+                }
+                Err(e) => {
+                    production.fail(&e);
+                    return Err(e);
+                }
+            },
+            Claim::Busy => {
+                return Ok(Plan::Busy {
+                    geometry,
+                    etag,
+                    key,
+                    job: Box::new(job),
+                });
+            }
+        };
+        Ok(Plan::Ready {
             geometry,
             etag,
-            key,
-            job: Box::new(job),
+            product,
+            delivery,
         })
     }
 }
@@ -366,12 +397,15 @@ enum Plan {
         geometry: Geometry,
         etag: String,
     },
-    Made {
+    Ready {
         geometry: Geometry,
         etag: String,
         product: Product,
+        delivery: Delivery,
     },
-    Cached {
+    /// Another request is making this product: wait for it (or make it,
+    /// should that production be abandoned).
+    Busy {
         geometry: Geometry,
         etag: String,
         key: CacheKey,
