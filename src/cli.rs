@@ -158,6 +158,33 @@ pub struct ServeArgs {
     /// at once; larger ones become queued jobs.
     #[arg(long, env = "WISECUT_INLINE_SOURCES", default_value_t = crate::config::defaults::INLINE_SOURCES)]
     pub inline_sources: usize,
+    /// Memory the server may use in MiB (caches, requests and jobs
+    /// together); default: 40% of the machine's memory.
+    #[arg(long, env = "WISECUT_MEMORY_MIB")]
+    pub memory_mib: Option<u64>,
+    /// Expensive requests (cutouts, renders, exports, jobs) one client may
+    /// have in progress at once.
+    #[arg(long, env = "WISECUT_CLIENT_CONCURRENCY", default_value_t = crate::config::defaults::CLIENT_CONCURRENCY)]
+    pub client_concurrency: usize,
+    /// Expensive requests one client may start per second, on average.
+    #[arg(long, env = "WISECUT_CLIENT_RATE", default_value_t = crate::config::defaults::CLIENT_RATE)]
+    pub client_rate: f64,
+    /// Expensive requests one client may start in a burst.
+    #[arg(long, env = "WISECUT_CLIENT_BURST", default_value_t = crate::config::defaults::CLIENT_BURST)]
+    pub client_burst: u32,
+    /// New jobs one client may submit per minute.
+    #[arg(long, env = "WISECUT_CLIENT_JOBS_PER_MINUTE", default_value_t = crate::config::defaults::CLIENT_JOBS_PER_MINUTE)]
+    pub client_jobs_per_minute: u32,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, env = "WISECUT_HEADER_TIMEOUT", default_value_t = crate::config::defaults::HEADER_TIMEOUT_S)]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, env = "WISECUT_BODY_TIMEOUT", default_value_t = crate::config::defaults::BODY_TIMEOUT_S)]
+    pub body_timeout: u64,
+    /// Seconds after which a request is answered 503 whatever it was doing
+    /// (work that takes longer belongs in a job).
+    #[arg(long, env = "WISECUT_REQUEST_TIMEOUT", default_value_t = crate::config::defaults::REQUEST_TIMEOUT_S)]
+    pub request_timeout: u64,
 }
 
 impl Default for ServeArgs {
@@ -169,6 +196,14 @@ impl Default for ServeArgs {
             cache_mib: crate::config::defaults::CACHE_BYTES >> 20,
             sidecar_mib: crate::config::defaults::SIDECAR_BYTES >> 20,
             row_cache_mib: crate::config::defaults::ROW_CACHE_BYTES >> 20,
+            memory_mib: None,
+            client_concurrency: crate::config::defaults::CLIENT_CONCURRENCY,
+            client_rate: crate::config::defaults::CLIENT_RATE,
+            client_burst: crate::config::defaults::CLIENT_BURST,
+            client_jobs_per_minute: crate::config::defaults::CLIENT_JOBS_PER_MINUTE,
+            header_timeout: crate::config::defaults::HEADER_TIMEOUT_S,
+            body_timeout: crate::config::defaults::BODY_TIMEOUT_S,
+            request_timeout: crate::config::defaults::REQUEST_TIMEOUT_S,
             max_cutout: crate::config::defaults::MAX_CUTOUT_PX,
             public_url: None,
             aladin_dir: None,

@@ -49,6 +49,59 @@ pub struct Config {
     /// Dependency-cutout requests with at most this many sources are
     /// answered at once; larger ones run as queued jobs.
     pub inline_sources: usize,
+    /// Memory the server may use, in bytes: caches, requests and jobs
+    /// together. Work that would not fit waits or is refused.
+    pub memory_bytes: u64,
+    /// What one client may ask of the server, and how long it may take to
+    /// ask.
+    pub limits: ClientLimits,
+}
+
+/// Admission limits per client and time limits per request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientLimits {
+    /// Expensive requests in progress at once.
+    pub concurrency: usize,
+    /// Expensive requests started per second, on average.
+    pub rate_per_s: f64,
+    /// Expensive requests started in a burst.
+    pub burst: u32,
+    /// Jobs submitted per minute.
+    pub jobs_per_minute: u32,
+    /// Time to send the request headers.
+    pub header_timeout: std::time::Duration,
+    /// Time to send the request body.
+    pub body_timeout: std::time::Duration,
+    /// Time to answer a request.
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Self {
+            concurrency: defaults::CLIENT_CONCURRENCY,
+            rate_per_s: defaults::CLIENT_RATE,
+            burst: defaults::CLIENT_BURST,
+            jobs_per_minute: defaults::CLIENT_JOBS_PER_MINUTE,
+            header_timeout: std::time::Duration::from_secs(defaults::HEADER_TIMEOUT_S),
+            body_timeout: std::time::Duration::from_secs(defaults::BODY_TIMEOUT_S),
+            request_timeout: std::time::Duration::from_secs(defaults::REQUEST_TIMEOUT_S),
+        }
+    }
+}
+
+/// The default memory budget: 40% of the machine's memory (from
+/// `/proc/meminfo`), or 2 GiB where that cannot be read.
+pub fn default_memory_bytes() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    });
+    match total_kib {
+        Some(kib) => kib * 1024 / 5 * 2,
+        None => 2 << 30,
+    }
 }
 
 /// Defaults of the tunable limits, shared by the CLI and tests.
@@ -69,6 +122,20 @@ pub mod defaults {
     pub const JOBS_DAYS: u64 = 7;
     /// Requests of up to this many sources are answered inline.
     pub const INLINE_SOURCES: usize = 24;
+    /// Expensive requests one client may have in progress.
+    pub const CLIENT_CONCURRENCY: usize = 8;
+    /// Expensive requests one client may start per second.
+    pub const CLIENT_RATE: f64 = 50.0;
+    /// Expensive requests one client may start in a burst.
+    pub const CLIENT_BURST: u32 = 100;
+    /// Jobs one client may submit per minute.
+    pub const CLIENT_JOBS_PER_MINUTE: u32 = 20;
+    /// Seconds to send request headers.
+    pub const HEADER_TIMEOUT_S: u64 = 10;
+    /// Seconds to send a request body.
+    pub const BODY_TIMEOUT_S: u64 = 30;
+    /// Seconds to answer a request.
+    pub const REQUEST_TIMEOUT_S: u64 = 60;
 }
 
 impl Config {
@@ -107,6 +174,8 @@ impl Config {
             jobs_bytes: defaults::JOBS_BYTES,
             jobs_days: defaults::JOBS_DAYS,
             inline_sources: defaults::INLINE_SOURCES,
+            memory_bytes: default_memory_bytes(),
+            limits: ClientLimits::default(),
         }
     }
 
@@ -143,12 +212,24 @@ impl fmt::Display for Config {
         };
         write!(
             f,
-            "database: {db}\ndata:     {}\ncache:    {} ({} MiB products, {} MiB sidecars)\nmemory:   {} MiB of hot frame rows\nlisten:   http://{}",
+            "database: {db}\ndata:     {}\ncache:    {} ({} MiB products, {} MiB sidecars)\nmemory:   {} MiB in all, {} MiB of it for hot frame rows\njobs:     {} (results up to {} MiB, kept {} days)\nlimits:   cutouts up to {} px a side; per client {} expensive requests at once, {}/s (bursts of {}), {} jobs a minute\ntimeouts: headers {} s, body {} s, request {} s\nlisten:   http://{}",
             self.data_dir.display(),
             self.cache_dir.display(),
             self.cache_bytes >> 20,
             self.sidecar_bytes >> 20,
+            self.memory_bytes >> 20,
             self.row_cache_bytes >> 20,
+            self.jobs_dir.display(),
+            self.jobs_bytes >> 20,
+            self.jobs_days,
+            self.max_cutout_px,
+            self.limits.concurrency,
+            self.limits.rate_per_s,
+            self.limits.burst,
+            self.limits.jobs_per_minute,
+            self.limits.header_timeout.as_secs(),
+            self.limits.body_timeout.as_secs(),
+            self.limits.request_timeout.as_secs(),
             self.bind
         )
     }

@@ -118,6 +118,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.jobs_bytes = args.jobs_mib << 20;
     config.jobs_days = args.jobs_days;
     config.inline_sources = args.inline_sources;
+    if let Some(m) = args.memory_mib {
+        config.memory_bytes = m << 20;
+    }
+    config.limits = wisecut::config::ClientLimits {
+        concurrency: args.client_concurrency,
+        rate_per_s: args.client_rate,
+        burst: args.client_burst,
+        jobs_per_minute: args.client_jobs_per_minute,
+        header_timeout: std::time::Duration::from_secs(args.header_timeout),
+        body_timeout: std::time::Duration::from_secs(args.body_timeout),
+        request_timeout: std::time::Duration::from_secs(args.request_timeout),
+    };
     if let Some(url) = &args.public_url {
         config.public_url = url.trim_end_matches('/').to_owned();
         config.public_url_fixed = true;
