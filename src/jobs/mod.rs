@@ -31,7 +31,9 @@ use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
 use crate::catalog::{Catalog, CatalogError};
 use crate::ids::JobId;
 use crate::products::ProductError;
+use crate::products::Products;
 use crate::products::batch;
+use crate::products::budget::MemoryGrant;
 use crate::products::dependency_cutouts::{self, DepParams};
 use crate::products::frames::FrameImages;
 use crate::products::rgb_composite::{self, RgbParams};
@@ -111,7 +113,7 @@ pub struct Jobs {
     dir: PathBuf,
     owner: String,
     retention: Retention,
-    images: FrameImages,
+    products: Arc<Products>,
     wake: Notify,
 }
 
@@ -144,6 +146,9 @@ impl Progress {
     }
 }
 
+/// How a maker on a blocking thread reserves memory.
+type Reserve = Arc<dyn Fn(u64) -> Result<MemoryGrant, ProductError> + Send + Sync>;
+
 /// What running a job hands back: the summary stored in the record.
 pub type Outcome = Result<serde_json::Value, JobError>;
 
@@ -153,7 +158,7 @@ impl Jobs {
         catalog: Catalog,
         dir: PathBuf,
         retention: Retention,
-        images: FrameImages,
+        products: Arc<Products>,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         let owner = format!(
@@ -167,7 +172,7 @@ impl Jobs {
             dir,
             owner,
             retention,
-            images,
+            products,
             wake: Notify::new(),
         })
     }
@@ -368,7 +373,23 @@ impl Jobs {
 
     /// How the makers open frames (cheap to clone into blocking tasks).
     pub fn images(&self) -> FrameImages {
-        self.images.clone()
+        self.products.images.clone()
+    }
+
+    /// A reservation function for makers running on blocking threads: it
+    /// waits for `bytes` of the memory budget (jobs queue for memory rather
+    /// than fail) and returns the grant.
+    fn blocking_reserve(&self, what: &'static str) -> Reserve {
+        let (budget, runtime) = (
+            Arc::clone(&self.products.budget),
+            tokio::runtime::Handle::current(),
+        );
+        Arc::new(move |bytes| runtime.block_on(budget.reserve_patiently(bytes, what)))
+    }
+
+    /// The product service the makers work for.
+    pub fn products(&self) -> &Arc<Products> {
+        &self.products
     }
 
     /// Appends a timestamped line to a job's log.
@@ -390,8 +411,9 @@ impl Jobs {
         let images = self.images();
         let dir = dir.to_path_buf();
         let job_id = job.id;
+        let reserve = self.blocking_reserve("an RGB picture");
         let (summary, log) = tokio::task::spawn_blocking(move || {
-            rgb_composite::make(&images, &params, &frames, &dir, job_id)
+            rgb_composite::make(&images, &params, &frames, &dir, job_id, &*reserve)
         })
         .await
         .map_err(|e| JobError::Failed(format!("RGB task: {e}")))??;
@@ -404,9 +426,14 @@ impl Jobs {
     /// A batch job: every row's cutouts and colour pictures, the summary,
     /// the positions CSV and the log.
     async fn run_batch(&self, job: &JobRecord, dir: &Path, progress: Arc<Progress>) -> Outcome {
-        let (summary, log) = batch::make(&self.catalog, &self.images, job, dir, &|d, t| {
-            progress.set(d, t)
-        })
+        let (summary, log) = batch::make(
+            &self.catalog,
+            &self.products.images,
+            job,
+            dir,
+            &|d, t| progress.set(d, t),
+            self.blocking_reserve("a batch row's colour picture"),
+        )
         .await?;
         self.catalog.job_log(job.id, &log).await?;
         Ok(summary)
@@ -441,12 +468,18 @@ impl Jobs {
             "request": job.params,
             "created": job.created_at,
         });
-        // CPU-bound (rayon inside) and file writing: off the async threads.
+        // CPU-bound (rayon inside) and file writing: off the async threads;
+        // each source waits for its memory in the budget.
+        let reserve = self.blocking_reserve("one source's cutouts");
         let result = tokio::task::spawn_blocking(move || -> Result<_, JobError> {
-            let (result, files) =
-                dependency_cutouts::make::make(&ctx, &req, &planned, &out, &|d, t| {
-                    progress.set(d, t)
-                })?;
+            let (result, files) = dependency_cutouts::make::make(
+                &ctx,
+                &req,
+                &planned,
+                &out,
+                &|d, t| progress.set(d, t),
+                &*reserve,
+            )?;
             crate::products::result_files::write_manifest(&out, header, &files)?;
             std::fs::write(
                 out.join("result.json"),

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cpu_time::ThreadTime;
 
+use super::budget::{MemoryGrant, fits_cost, image_cost};
 use super::cache::{CacheKey, Claim, Outcome};
 use super::frames::{FrameKey, FrameRef};
 use super::{ProductError, Products};
@@ -107,7 +108,7 @@ impl Delivery {
 }
 
 /// A cutout product, or the confirmation that the client's copy is current.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CutoutProduct {
     /// Where the cutout lies on the frame.
     pub geometry: Geometry,
@@ -130,6 +131,8 @@ pub struct CutoutProduct {
     /// cutting, rendering, encoding; not the cache's own file I/O): what the
     /// request cost, however busy the machine was.
     pub cpu: Duration,
+    /// The memory of `body`, reserved until the response is sent.
+    pub grant: MemoryGrant,
 }
 
 impl Products {
@@ -149,27 +152,48 @@ impl Products {
         let format = request.format;
         // Locate (and, for direct FITS, make) on a blocking thread: file
         // access.
-        let service = Arc::clone(self);
-        let permit = self.cpu_permit().await?;
-        let (plan, mut work, mut cpu) = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let (t, c) = (Instant::now(), ThreadTime::now());
-            service
-                .plan(frame, request, if_none_match)
-                .map(|p| (p, t.elapsed(), c.elapsed()))
-        })
-        .await
-        .map_err(|e| ProductError::Internal(format!("cutout task: {e}")))??;
+        let (mut work, mut cpu) = (Duration::ZERO, Duration::ZERO);
+        let mut grant = None;
+        let plan = loop {
+            let service = Arc::clone(self);
+            let permit = self.cpu_permit().await?;
+            let (frame, request, inm) =
+                (Arc::clone(&frame), request.clone(), if_none_match.clone());
+            let granted = grant.take();
+            let (plan, w, c) = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let (t, c) = (Instant::now(), ThreadTime::now());
+                service
+                    .plan(frame, request, inm, granted)
+                    .map(|p| (p, t.elapsed(), c.elapsed()))
+            })
+            .await??;
+            (work, cpu) = (work + w, cpu + c);
+            match plan {
+                // Not enough memory free right now: wait for it (not
+                // holding a core meanwhile), then plan again.
+                Plan::NeedMemory { cost, what } => {
+                    grant = Some(self.budget.reserve(cost, &what).await?);
+                }
+                other => break other,
+            }
+        };
+        let mut grant = MemoryGrant::none();
         let (geometry, etag, body, limits, delivery) = match plan {
             Plan::NotModified { geometry, etag } => {
                 (geometry, etag, None, None, Delivery::Revalidated)
             }
+            Plan::NeedMemory { .. } => unreachable!("the planning loop waits for memory"),
             Plan::Ready {
                 geometry,
                 etag,
                 product,
                 delivery,
-            } => (geometry, etag, Some(product.body), product.limits, delivery),
+                grant: g,
+            } => {
+                grant = g;
+                (geometry, etag, Some(product.body), product.limits, delivery)
+            }
             Plan::Busy {
                 geometry,
                 etag,
@@ -229,6 +253,7 @@ impl Products {
             format,
             work,
             cpu,
+            grant,
         })
     }
 
@@ -249,6 +274,7 @@ impl Products {
         frame: Arc<FrameRef>,
         request: CutoutRequest,
         if_none_match: Option<String>,
+        grant: Option<MemoryGrant>,
     ) -> Result<Plan, ProductError> {
         let hdu = request.hdu.unwrap_or(frame.hdu);
         let source = self.images.open_hdu(&frame, hdu)?;
@@ -263,6 +289,31 @@ impl Products {
         {
             return Ok(Plan::NotModified { geometry, etag });
         }
+        // One size limit for every way of asking for pixels (API, image
+        // view, thumbnails, SODA): whole frames included.
+        let (w, h) = (geometry.width, geometry.height);
+        self.images.check_side(w, h)?;
+        // What making it will take at most, reserved before any pixel is
+        // read (a cache hit needs less; the grant shrinks to the product).
+        let bpp = (source.bitpix.unsigned_abs() / 8) as usize;
+        let (cost, what) = match request.format {
+            CutoutFormat::Fits => (fits_cost(w, h, bpp), format!("a {w}×{h} px FITS cutout")),
+            CutoutFormat::Image(_) => {
+                let out = request
+                    .rendering
+                    .for_size(w, h)
+                    .output_size
+                    .unwrap_or((w, h));
+                (image_cost(w, h, bpp, out), format!("a {w}×{h} px picture"))
+            }
+        };
+        let mut grant = match grant {
+            Some(g) => g,
+            None => match self.budget.try_reserve(cost, &what)? {
+                Some(g) => g,
+                None => return Ok(Plan::NeedMemory { cost, what }),
+            },
+        };
         let job = CutoutJob {
             source,
             geometry,
@@ -272,11 +323,13 @@ impl Products {
         };
         if job.request.format == CutoutFormat::Fits && job.source.access() != "compressed" {
             let product = job.run()?;
+            grant.shrink_to(product.body.len() as u64);
             return Ok(Plan::Ready {
                 geometry,
                 etag,
                 product,
                 delivery: Delivery::Made,
+                grant,
             });
         }
         // This thread holds a core already: read or make the product here
@@ -309,11 +362,13 @@ impl Products {
                 });
             }
         };
+        grant.shrink_to(product.body.len() as u64);
         Ok(Plan::Ready {
             geometry,
             etag,
             product,
             delivery,
+            grant,
         })
     }
 }
@@ -402,6 +457,12 @@ enum Plan {
         etag: String,
         product: Product,
         delivery: Delivery,
+        grant: MemoryGrant,
+    },
+    /// The memory to make it is not free: reserve it, then plan again.
+    NeedMemory {
+        cost: u64,
+        what: String,
     },
     /// Another request is making this product: wait for it (or make it,
     /// should that production be abandoned).

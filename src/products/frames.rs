@@ -22,6 +22,7 @@ use crate::imaging::fits::FitsError;
 use crate::imaging::pixels::{PixelSource, PixelSources};
 use crate::model::Frame;
 use crate::params::ParamError;
+use crate::products::budget::{MemoryGrant, image_cost};
 
 /// How a request names a frame.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -145,6 +146,8 @@ pub struct FrameImages {
     pub data_root: PathBuf,
     /// Base URL written into provenance keywords.
     pub public_url: String,
+    /// The largest side of any cut, in pixels (`--max-cutout`).
+    pub max_side: usize,
 }
 
 impl FrameImages {
@@ -191,12 +194,51 @@ impl FrameImages {
         }
     }
 
-    /// Cuts `spec` out of a catalogue frame; errors name the frame.
+    /// Cuts `spec` out of a catalogue frame, within the size limit; errors
+    /// name the frame.
     pub fn cut(&self, frame: &Frame, spec: &CutoutSpec) -> Result<Cutout, ProductError> {
+        self.cut_reserved(frame, spec, &|_| Ok(MemoryGrant::none()))
+            .map(|(c, _)| c)
+    }
+
+    /// [`FrameImages::cut`], reserving the cutout's memory with `reserve`
+    /// once its size is known and before its pixels are read; the grant
+    /// comes back with the cutout, to be held while it is used.
+    pub fn cut_reserved(
+        &self,
+        frame: &Frame,
+        spec: &CutoutSpec,
+        reserve: &dyn Fn(u64) -> Result<MemoryGrant, ProductError>,
+    ) -> Result<(Cutout, MemoryGrant), ProductError> {
         let source = self.open_frame(frame)?;
+        let failed = |e| ProductError::from_cutout(e, &frame.filename);
+        let geometry = cutout::locate(&source, spec).map_err(failed)?;
+        self.check_side(geometry.width, geometry.height)?;
+        let bpp = (source.bitpix.unsigned_abs() / 8) as usize;
+        let grant = reserve(image_cost(
+            geometry.width,
+            geometry.height,
+            bpp,
+            (geometry.width, geometry.height),
+        ))?;
         let provenance = self.provenance(frame.target.object_id, &frame.filename);
-        cutout::cut(&source, spec, &provenance)
-            .map_err(|e| ProductError::from_cutout(e, &frame.filename))
+        let cut = cutout::extract(&source, spec, geometry, &provenance).map_err(failed)?;
+        Ok((cut, grant))
+    }
+
+    /// Whether a `width` × `height` cut is within the size limit.
+    pub fn check_side(&self, width: usize, height: usize) -> Result<(), ProductError> {
+        if width.max(height) > self.max_side {
+            return Err(ParamError::new(
+                "size",
+                format!(
+                    "{width}×{height} px is over the limit of {} px per side; ask for a smaller area",
+                    self.max_side
+                ),
+            )
+            .into());
+        }
+        Ok(())
     }
 }
 

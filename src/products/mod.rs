@@ -23,6 +23,7 @@
 //! leases and retention, is [`crate::jobs`]' business.
 
 pub mod batch;
+pub mod budget;
 pub mod cache;
 pub mod cutout;
 pub mod dependency_cutouts;
@@ -55,6 +56,15 @@ pub enum ProductError {
     /// A fault of the server; the detail is for the log.
     #[error("{0}")]
     Internal(String),
+    /// The server is too busy for this now; retry after `retry_after`
+    /// seconds.
+    #[error("{message}")]
+    Busy {
+        /// What is busy.
+        message: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
 }
 
 impl From<tokio::task::JoinError> for ProductError {
@@ -116,13 +126,21 @@ pub struct Products {
     pub cache: DiskCache,
     /// One permit per core for cutting and rendering.
     cores: Arc<tokio::sync::Semaphore>,
+    /// The memory products may take while they are made and sent.
+    pub budget: Arc<budget::MemoryBudget>,
 }
 
 impl Products {
     /// The service over `catalog`, reading frames through `images` and
     /// keeping products in `cache`.
-    pub fn new(catalog: Catalog, images: FrameImages, cache: DiskCache) -> Arc<Self> {
+    pub fn new(
+        catalog: Catalog,
+        images: FrameImages,
+        cache: DiskCache,
+        budget: Arc<budget::MemoryBudget>,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            budget,
             catalog,
             images,
             frames: FrameLookup::new(4096),

@@ -27,6 +27,7 @@ use crate::imaging::raster::Raster;
 use crate::imaging::wcs::Wcs;
 use crate::model::{Frame, FrameClass};
 use crate::params::{ParamError, angle};
+use crate::products::budget::MemoryGrant;
 use crate::products::frames::{FrameImages, FrameKey};
 use crate::products::result_files::{write_file, write_manifest};
 
@@ -349,13 +350,14 @@ pub fn make(
     frames: &[Frame; 3],
     dir: &Path,
     job: crate::ids::JobId,
+    reserve: &dyn Fn(u64) -> Result<MemoryGrant, ProductError>,
 ) -> Result<Made, ProductError> {
     let Picture {
         bytes,
         ext,
         summary,
         mut log,
-    } = picture(ctx, params, frames)?;
+    } = picture(ctx, params, frames, reserve)?;
     let name = format!("rgb.{ext}");
     let mut summary = summary;
     summary["image"] = json!(name);
@@ -391,10 +393,13 @@ pub fn make(
 }
 
 /// Makes the picture of `params` from `frames` (red, green, blue).
+/// `reserve(bytes)` is called once the region's size is known, with the
+/// picture's estimated peak memory, and the grant is held while it is made.
 pub fn picture(
     ctx: &FrameImages,
     params: &RgbParams,
     frames: &[Frame; 3],
+    reserve: &dyn Fn(u64) -> Result<MemoryGrant, ProductError>,
 ) -> Result<Picture, ProductError> {
     let t0 = std::time::Instant::now();
     let method = params.method()?;
@@ -408,21 +413,19 @@ pub fn picture(
             center: Center::Sky { ra, dec },
             size,
             raw_values: false,
-            max_side: 20_000,
+            max_side: ctx.max_side,
         },
         None => CutoutSpec::whole(red_src.width, red_src.height),
     };
-    let red_cut = cutout::cut(
-        &red_src,
-        &spec,
-        &ctx.provenance(frames[0].target.object_id, &frames[0].filename),
-    )
-    .map_err(|e| match e {
+    let geo = cutout::locate(&red_src, &spec).map_err(|e| match e {
         cutout::CutoutError::Fits(f) => ProductError::Internal(f.to_string()),
         other => bad("ra", other.to_string()),
     })?;
-    let geo = red_cut.geometry;
-    let red = red_cut.into_image_f32();
+    ctx.check_side(geo.width, geo.height)?;
+    // Three bands as f32, the read regions, the colour picture and its
+    // encoding: about 40 bytes a pixel.
+    let _grant = reserve(geo.width as u64 * geo.height as u64 * 40)?;
+    let red = ctx.cut(&frames[0], &spec)?.into_image_f32();
     let red_wcs = frames[0].wcs.as_ref().and_then(|k| {
         Wcs::new(
             k,
@@ -461,19 +464,38 @@ pub fn picture(
                 ),
             ));
         };
-        // The whole other frame is read once; reprojection samples it.
-        let src = ctx.open_frame(f)?;
-        let whole = cutout::cut(
-            &src,
-            &CutoutSpec::whole(src.width, src.height),
-            &ctx.provenance(f.target.object_id, &f.filename),
-        )
-        .map_err(|e| ProductError::Internal(e.to_string()))?
-        .into_image_f32();
+        // Only the part of the other frame the region covers is read (its
+        // outline mapped through both WCSs, with a margin for the
+        // interpolation), so memory follows the region, not the frames.
         let (x0, y0) = (geo.x0 as f64, geo.y0 as f64);
-        let img = crate::imaging::resample::reproject(&whole, geo.width, geo.height, |x, y| {
+        let to_other = |x: f64, y: f64| {
             let (ra, dec) = rw.pix_to_sky(x + x0, y + y0)?;
             fw.sky_to_pix(ra, dec)
+        };
+        let Some(span) = outline_box(geo.width, geo.height, &to_other) else {
+            return Err(bad(
+                band,
+                format!(
+                    "{} does not overlap the region of {}",
+                    f.filename, frames[0].filename
+                ),
+            ));
+        };
+        let (bx, by, bw, bh) = span;
+        let part = ctx.cut(
+            f,
+            &CutoutSpec::pixel_box(
+                bx + bw as f64 / 2.0 + 0.5,
+                by + bh as f64 / 2.0 + 0.5,
+                bw,
+                bh,
+            ),
+        )?;
+        let (px0, py0) = (part.geometry.x0 as f64, part.geometry.y0 as f64);
+        let part = part.into_image_f32();
+        let img = crate::imaging::resample::reproject(&part, geo.width, geo.height, |x, y| {
+            let (fx, fy) = to_other(x, y)?;
+            Some((fx - px0, fy - py0))
         });
         reprojected.push(band);
         log.push(format!(
@@ -511,4 +533,44 @@ pub fn picture(
         summary,
         log,
     })
+}
+
+/// The pixel box (0-based start column and row, width, height) of another
+/// frame that holds the image of a `width` × `height` region, found by
+/// mapping points along the region's outline with `to_other` (FITS pixels
+/// in, FITS pixels out), with two pixels of margin; `None` when no point of
+/// the outline lands anywhere.
+fn outline_box(
+    width: usize,
+    height: usize,
+    to_other: &dyn Fn(f64, f64) -> Option<(f64, f64)>,
+) -> Option<(f64, f64, usize, usize)> {
+    const STEPS: usize = 32;
+    let (w, h) = (width as f64, height as f64);
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for k in 0..=STEPS {
+        let t = k as f64 / STEPS as f64;
+        for (x, y) in [
+            (0.5 + t * w, 0.5),
+            (0.5 + t * w, h + 0.5),
+            (0.5, 0.5 + t * h),
+            (w + 0.5, 0.5 + t * h),
+        ] {
+            if let Some((fx, fy)) = to_other(x, y).filter(|p| p.0.is_finite() && p.1.is_finite()) {
+                xs.push(fx);
+                ys.push(fy);
+            }
+        }
+    }
+    if xs.is_empty() {
+        return None;
+    }
+    let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min).floor() - 2.0;
+    let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max).ceil() + 2.0;
+    let (x_lo, y_lo) = (lo(&xs), lo(&ys));
+    // Zero-based start and size of the box.
+    let bw = (hi(&xs) - x_lo).max(1.0) as usize;
+    let bh = (hi(&ys) - y_lo).max(1.0) as usize;
+    Some((x_lo - 1.0, y_lo - 1.0, bw, bh))
 }

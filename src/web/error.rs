@@ -27,6 +27,9 @@ pub enum AppError {
     /// A fault of the server.
     #[error("{0}")]
     Internal(String),
+    /// Too busy now; retry after the given seconds.
+    #[error("{0}")]
+    Busy(String, u64),
 }
 
 impl From<CatalogError> for AppError {
@@ -53,6 +56,10 @@ impl From<ProductError> for AppError {
             ProductError::Invalid(m) => AppError::BadRequest(m),
             ProductError::NotFound(m) => AppError::NotFound(m),
             ProductError::Internal(m) => AppError::Internal(m),
+            ProductError::Busy {
+                message,
+                retry_after,
+            } => AppError::Busy(message, retry_after),
         }
     }
 }
@@ -61,6 +68,9 @@ impl From<ApiError> for AppError {
     fn from(e: ApiError) -> Self {
         match e.status {
             StatusCode::NOT_FOUND => AppError::NotFound(e.message),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                AppError::Busy(e.message, e.retry_after.unwrap_or(1))
+            }
             s if s.is_client_error() => AppError::BadRequest(e.message),
             _ => AppError::Internal(e.message),
         }
@@ -79,6 +89,7 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Busy(..) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -93,15 +104,21 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
+        let retry = match &self {
+            AppError::Busy(_, s) => Some(*s),
+            _ => None,
+        };
         let page = super::pages::ErrorPage {
             status: status.as_u16(),
             reason: status.canonical_reason().unwrap_or(""),
             message,
         };
-        match askama::Template::render(&page) {
+        let mut r = match askama::Template::render(&page) {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (status, page.message).into_response(),
-        }
+        };
+        set_retry_after(&mut r, retry);
+        r
     }
 }
 
@@ -110,6 +127,7 @@ impl IntoResponse for AppError {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -118,6 +136,15 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 503 with `Retry-After`.
+    pub fn busy(message: impl Into<String>, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
         }
     }
 
@@ -181,6 +208,10 @@ impl From<ProductError> for ApiError {
             ProductError::Invalid(m) => Self::bad(m),
             ProductError::NotFound(m) => Self::not_found(m),
             ProductError::Internal(m) => Self::internal(m),
+            ProductError::Busy {
+                message,
+                retry_after,
+            } => Self::busy(message, retry_after),
         }
     }
 }
@@ -198,11 +229,20 @@ impl From<crate::jobs::JobError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut r = (
             self.status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             format!("{}\n", self.message),
         )
-            .into_response()
+            .into_response();
+        set_retry_after(&mut r, self.retry_after);
+        r
+    }
+}
+
+/// `Retry-After: seconds`, when there is a wait to announce.
+pub(crate) fn set_retry_after(r: &mut Response, seconds: Option<u64>) {
+    if let Some(s) = seconds {
+        r.headers_mut().insert(header::RETRY_AFTER, s.into());
     }
 }

@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::imaging::pixels::{PixelSources, Sidecars};
 use crate::imaging::row_bands::RowBands;
 use crate::products::Products;
+use crate::products::budget::MemoryBudget;
 use crate::products::cache::DiskCache;
 use crate::products::frames::FrameImages;
 use axum::Router;
@@ -58,18 +59,36 @@ impl AppState {
     /// State for `catalog` and `config`, creating the cache directories.
     pub fn new(catalog: Catalog, config: Arc<Config>) -> std::io::Result<Self> {
         let sidecars = Sidecars::new(config.cache_dir.join("sidecars"), config.sidecar_bytes)?;
+        // Hot rows take at most a quarter of the memory budget.
+        let rows = config.row_cache_bytes.min(config.memory_bytes / 4);
         let images = FrameImages {
             sources: Arc::new({
                 let sources = PixelSources::new(256, Some(sidecars));
-                if config.row_cache_bytes > 0 {
-                    sources.with_row_bands(Arc::new(RowBands::new(config.row_cache_bytes)))
+                if rows > 0 {
+                    sources.with_row_bands(Arc::new(RowBands::new(rows)))
                 } else {
                     sources
                 }
             }),
             data_root: config.data_dir.clone(),
             public_url: config.public_url.clone(),
+            max_side: config.max_cutout_px,
         };
+        let cache = DiskCache::open(config.cache_dir.join("products"), config.cache_bytes)
+            .map_err(std::io::Error::other)?;
+        // The memory budget for work: what is left of --memory-mib after
+        // the row cache and what the process needs anyway (code, database
+        // pool, runtime, indexes), ~96 MiB.
+        let work = config
+            .memory_bytes
+            .saturating_sub(rows + (96 << 20))
+            .max(64 << 20);
+        let budget = Arc::new(MemoryBudget::new(
+            work,
+            64,
+            std::time::Duration::from_secs(10),
+        ));
+        let products = Products::new(catalog.clone(), images, cache, budget);
         let jobs = crate::jobs::Jobs::new(
             catalog.clone(),
             config.jobs_dir.clone(),
@@ -77,12 +96,10 @@ impl AppState {
                 max_bytes: config.jobs_bytes,
                 max_age: std::time::Duration::from_secs(config.jobs_days * 86_400),
             },
-            images.clone(),
+            Arc::clone(&products),
         )?;
-        let cache = DiskCache::open(config.cache_dir.join("products"), config.cache_bytes)
-            .map_err(std::io::Error::other)?;
         let services = Services {
-            products: Products::new(catalog.clone(), images, cache),
+            products: Arc::clone(&products),
             jobs: Arc::new(jobs),
         };
         Ok(Self {

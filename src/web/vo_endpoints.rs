@@ -91,6 +91,8 @@ pub enum FaultKind {
     NotFound,
     /// The service failed (500).
     Error,
+    /// The service is too busy now (503); the number is `Retry-After`.
+    Busy(u64),
 }
 
 impl FaultKind {
@@ -98,7 +100,7 @@ impl FaultKind {
         match self {
             Self::Usage => "UsageError",
             Self::NotFound => "NotFoundFault",
-            Self::Error => "Error",
+            Self::Error | Self::Busy(_) => "Error",
         }
     }
 
@@ -107,6 +109,7 @@ impl FaultKind {
             Self::Usage => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Error => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -209,13 +212,21 @@ impl<F> From<ProductError> for VoError<F> {
             ProductError::Invalid(m) => Self::usage(m),
             ProductError::NotFound(m) => Self::not_found(m),
             ProductError::Internal(m) => Self::internal(m),
+            ProductError::Busy {
+                message,
+                retry_after,
+            } => Self::new(FaultKind::Busy(retry_after), message),
         }
     }
 }
 
 impl<F: FaultForm> IntoResponse for VoError<F> {
     fn into_response(self) -> Response {
-        F::render(self.kind, &self.message)
+        let mut r = F::render(self.kind, &self.message);
+        if let FaultKind::Busy(s) = self.kind {
+            super::error::set_retry_after(&mut r, Some(s));
+        }
+        r
     }
 }
 

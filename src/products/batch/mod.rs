@@ -29,6 +29,7 @@ use crate::imaging::render::{self, Interval, OutputFormat, RenderParams, Stretch
 use crate::imaging::wcs::Wcs;
 use crate::model::{Frame, FrameClass};
 use crate::params::ParamError;
+use crate::products::budget::MemoryGrant;
 use crate::products::frames::FrameImages;
 use crate::products::result_files::{ManifestFile, write_file, write_manifest};
 
@@ -129,6 +130,7 @@ pub async fn make(
     job: &JobRecord,
     dir: &Path,
     progress: &(dyn Fn(usize, usize) + Sync),
+    reserve: std::sync::Arc<dyn Fn(u64) -> Result<MemoryGrant, ProductError> + Send + Sync>,
 ) -> Result<(serde_json::Value, String), ProductError> {
     let t0 = Instant::now();
     let p: BatchParams = serde_json::from_value(job.params.clone())
@@ -221,8 +223,9 @@ pub async fn make(
                     let ctx = ctx.clone();
                     let dir = dir.to_path_buf();
                     let resolved = resolved.clone();
+                    let reserve = std::sync::Arc::clone(&reserve);
                     tokio::task::spawn_blocking(move || {
-                        cut_row(&ctx, &dir, &folder, ra, dec, &resolved, &frames)
+                        cut_row(&ctx, &dir, &folder, ra, dec, &resolved, &frames, &*reserve)
                     })
                     .await
                     .map_err(|e| ProductError::Internal(format!("cutout task: {e}")))?
@@ -425,6 +428,7 @@ fn cut_row(
     dec: f64,
     r: &Resolved,
     frames: &[Frame],
+    reserve: &dyn Fn(u64) -> Result<MemoryGrant, ProductError>,
 ) -> Vec<(Option<ManifestFile>, Option<String>)> {
     let mut out = Vec::new();
     let write = |rel: String, bytes: &[u8], kind: &str, description: String| {
@@ -445,10 +449,10 @@ fn cut_row(
                 center: Center::Sky { ra, dec },
                 size,
                 raw_values: false,
-                max_side: 20_000,
+                max_side: ctx.max_side,
             };
-            let made = ctx.cut(f, &spec);
-            let c = match made {
+            let made = ctx.cut_reserved(f, &spec, reserve);
+            let (c, _grant) = match made {
                 Ok(c) => c,
                 Err(e) => {
                     out.push((None, Some(e.to_string())));
@@ -518,7 +522,7 @@ fn cut_row(
             ..RgbParams::default()
         };
         let frames3 = [red.clone(), green.clone(), blue.clone()];
-        match picture(ctx, &params, &frames3) {
+        match picture(ctx, &params, &frames3, reserve) {
             Ok(p) => out.push(write(
                 format!("{folder}/rgb_{method}.{}", p.ext),
                 &p.bytes,

@@ -20,6 +20,8 @@ use crate::imaging::anim::{self, GifOptions};
 use crate::imaging::cutout::{CutoutSpec, SizeUnit};
 use crate::imaging::raster::Raster;
 use crate::imaging::render::{self, Interval, OutputFormat, RenderParams};
+use crate::products::ProductError;
+use crate::products::budget::MemoryGrant;
 use crate::products::frames::FrameImages;
 use crate::products::result_files::{ManifestFile, write_file};
 
@@ -123,20 +125,28 @@ fn stem(filename: &str) -> &str {
 /// exist and be empty), calling `progress(done, total)` after each source.
 /// Returns the result and the manifest entries (not yet written: the caller
 /// adds its own files and then calls [`write_manifest`]).
+///
+/// Sources are made one after the other and their pixels dropped once
+/// written, so the memory a request takes depends on its largest source,
+/// not on how many sources it asks for; `reserve(bytes)` is called before
+/// each source with that source's estimated peak and holds the returned
+/// grant while it is made.
 pub fn make(
     ctx: &FrameImages,
     req: &DepRequest,
     planned: &[PlannedSource],
     dir: &Path,
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> std::io::Result<(DepResult, Vec<ManifestFile>)> {
+    reserve: &(dyn Fn(u64) -> Result<MemoryGrant, ProductError> + Sync),
+) -> Result<(DepResult, Vec<ManifestFile>), ProductError> {
     let t0 = Instant::now();
-    // 1. Every distinct cutout, across sources and their epoch sequences.
-    let mut todo: HashMap<CutKey, (Placement, usize)> = HashMap::new();
-    let mut sides: Vec<Vec<Result<usize, String>>> = Vec::with_capacity(planned.len());
-    let mut epoch_sides: Vec<Vec<Result<usize, String>>> = Vec::with_capacity(planned.len());
-    for ps in planned {
+    let mut files = Vec::new();
+    let mut rows = Vec::with_capacity(planned.len());
+    let total = planned.len();
+    for (i, ps) in planned.iter().enumerate() {
+        // This source's distinct cutouts, with its epoch sequence.
         let root_scale = ps.root_scale;
+        let mut todo: HashMap<CutKey, (Placement, usize)> = HashMap::new();
         let mut one = |list: &[Placement]| -> Vec<Result<usize, String>> {
             list.iter()
                 .map(|p| {
@@ -147,23 +157,30 @@ pub fn make(
                 })
                 .collect()
         };
-        sides.push(one(&ps.placements));
-        epoch_sides.push(one(&ps.epochs));
-    }
-    // 2. Cut them in parallel.
-    let jobs: Vec<(CutKey, Placement, usize)> =
-        todo.into_iter().map(|(k, (p, s))| (k, p, s)).collect();
-    let made: HashMap<CutKey, Arc<Result<Made, String>>> = jobs
-        .par_iter()
-        .map(|(k, p, side)| (k.clone(), Arc::new(make_one(ctx, p, *side))))
-        .collect();
-    // 3. Write per source, in order.
-    let mut files = Vec::new();
-    let mut rows = Vec::with_capacity(planned.len());
-    let total = planned.len();
-    for (i, ps) in planned.iter().enumerate() {
-        let row = write_source(req, ps, &sides[i], &epoch_sides[i], &made, dir, &mut files)?;
-        rows.push(row);
+        let sides = one(&ps.placements);
+        let epoch_sides = one(&ps.epochs);
+        // FITS bytes and f32 pixels of every cutout, plus a picture each.
+        let cost: u64 = todo
+            .values()
+            .map(|(_, s)| (*s as u64).pow(2) * 16)
+            .sum::<u64>()
+            .max(1);
+        let _grant = reserve(cost)?;
+        let jobs: Vec<(CutKey, Placement, usize)> =
+            todo.into_iter().map(|(k, (p, s))| (k, p, s)).collect();
+        let made: HashMap<CutKey, Arc<Result<Made, String>>> = jobs
+            .par_iter()
+            .map(|(k, p, side)| (k.clone(), Arc::new(make_one(ctx, p, *side))))
+            .collect();
+        rows.push(write_source(
+            req,
+            ps,
+            &sides,
+            &epoch_sides,
+            &made,
+            dir,
+            &mut files,
+        )?);
         progress(i + 1, total);
     }
     let bytes = files.iter().map(|f| f.bytes).sum();
