@@ -185,6 +185,9 @@ pub struct ServeArgs {
     /// (work that takes longer belongs in a job).
     #[arg(long, env = "WISECUT_REQUEST_TIMEOUT", default_value_t = crate::config::defaults::REQUEST_TIMEOUT_S)]
     pub request_timeout: u64,
+    /// Seconds a request may wait for memory before it is answered 503.
+    #[arg(long, env = "WISECUT_MEMORY_WAIT", default_value_t = crate::config::defaults::MEMORY_WAIT_S)]
+    pub memory_wait: u64,
 }
 
 impl Default for ServeArgs {
@@ -204,6 +207,7 @@ impl Default for ServeArgs {
             header_timeout: crate::config::defaults::HEADER_TIMEOUT_S,
             body_timeout: crate::config::defaults::BODY_TIMEOUT_S,
             request_timeout: crate::config::defaults::REQUEST_TIMEOUT_S,
+            memory_wait: crate::config::defaults::MEMORY_WAIT_S,
             max_cutout: crate::config::defaults::MAX_CUTOUT_PX,
             public_url: None,
             aladin_dir: None,

@@ -74,6 +74,8 @@ pub struct ClientLimits {
     pub body_timeout: std::time::Duration,
     /// Time to answer a request.
     pub request_timeout: std::time::Duration,
+    /// How long a request may wait for memory before it is answered 503.
+    pub memory_wait: std::time::Duration,
 }
 
 impl Default for ClientLimits {
@@ -86,6 +88,7 @@ impl Default for ClientLimits {
             header_timeout: std::time::Duration::from_secs(defaults::HEADER_TIMEOUT_S),
             body_timeout: std::time::Duration::from_secs(defaults::BODY_TIMEOUT_S),
             request_timeout: std::time::Duration::from_secs(defaults::REQUEST_TIMEOUT_S),
+            memory_wait: std::time::Duration::from_secs(defaults::MEMORY_WAIT_S),
         }
     }
 }
@@ -136,6 +139,8 @@ pub mod defaults {
     pub const BODY_TIMEOUT_S: u64 = 30;
     /// Seconds to answer a request.
     pub const REQUEST_TIMEOUT_S: u64 = 60;
+    /// Seconds a request may wait for memory.
+    pub const MEMORY_WAIT_S: u64 = 10;
 }
 
 impl Config {
@@ -212,7 +217,7 @@ impl fmt::Display for Config {
         };
         write!(
             f,
-            "database: {db}\ndata:     {}\ncache:    {} ({} MiB products, {} MiB sidecars)\nmemory:   {} MiB in all, {} MiB of it for hot frame rows\njobs:     {} (results up to {} MiB, kept {} days)\nlimits:   cutouts up to {} px a side; per client {} expensive requests at once, {}/s (bursts of {}), {} jobs a minute\ntimeouts: headers {} s, body {} s, request {} s\nlisten:   http://{}",
+            "database: {db}\ndata:     {}\ncache:    {} ({} MiB products, {} MiB sidecars)\nmemory:   {} MiB in all, {} MiB of it for hot frame rows\njobs:     {} (results up to {} MiB, kept {} days)\nlimits:   cutouts up to {} px a side; per client {} expensive requests at once, {}/s (bursts of {}), {} jobs a minute\ntimeouts: headers {} s, body {} s, request {} s, waiting for memory {} s\nlisten:   http://{}",
             self.data_dir.display(),
             self.cache_dir.display(),
             self.cache_bytes >> 20,
@@ -230,6 +235,7 @@ impl fmt::Display for Config {
             self.limits.header_timeout.as_secs(),
             self.limits.body_timeout.as_secs(),
             self.limits.request_timeout.as_secs(),
+            self.limits.memory_wait.as_secs(),
             self.bind
         )
     }

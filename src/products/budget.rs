@@ -32,6 +32,8 @@ const MIB: u64 = 1 << 20;
 pub struct MemoryBudget {
     units: u32,
     semaphore: Arc<Semaphore>,
+    /// The most units ever reserved at once (for tests and `/status`).
+    peak: std::sync::atomic::AtomicU64,
     waiting: AtomicUsize,
     max_waiting: usize,
     max_wait: Duration,
@@ -80,6 +82,7 @@ impl MemoryBudget {
         Self {
             units,
             semaphore: Arc::new(Semaphore::new(units as usize)),
+            peak: std::sync::atomic::AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
             max_waiting,
             max_wait,
@@ -94,6 +97,20 @@ impl MemoryBudget {
     /// Bytes not reserved right now.
     pub fn available(&self) -> u64 {
         self.semaphore.available_permits() as u64 * UNIT
+    }
+
+    /// The most bytes ever reserved at once.
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed) * UNIT
+    }
+
+    fn granted(&self, permit: OwnedSemaphorePermit, bytes: u64) -> MemoryGrant {
+        let now = u64::from(self.units) - self.semaphore.available_permits() as u64;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        MemoryGrant {
+            _permit: Some(permit),
+            bytes,
+        }
     }
 
     fn units_for(&self, bytes: u64, what: &str) -> Result<u32, ProductError> {
@@ -117,10 +134,7 @@ impl MemoryBudget {
         Ok(Arc::clone(&self.semaphore)
             .try_acquire_many_owned(units)
             .ok()
-            .map(|p| MemoryGrant {
-                _permit: Some(p),
-                bytes,
-            }))
+            .map(|p| self.granted(p, bytes)))
     }
 
     /// Reserves `bytes`, waiting in the queue if need be; a full queue or a
@@ -141,10 +155,7 @@ impl MemoryBudget {
         .await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         match acquired {
-            Ok(Ok(p)) => Ok(MemoryGrant {
-                _permit: Some(p),
-                bytes,
-            }),
+            Ok(Ok(p)) => Ok(self.granted(p, bytes)),
             _ => Err(self.busy(what)),
         }
     }
@@ -162,10 +173,7 @@ impl MemoryBudget {
             .acquire_many_owned(units)
             .await
             .map_err(|_| ProductError::Internal("the memory budget is closed".into()))?;
-        Ok(MemoryGrant {
-            _permit: Some(permit),
-            bytes,
-        })
+        Ok(self.granted(permit, bytes))
     }
 
     fn busy(&self, what: &str) -> ProductError {

@@ -83,11 +83,7 @@ impl AppState {
             .memory_bytes
             .saturating_sub(rows + (96 << 20))
             .max(64 << 20);
-        let budget = Arc::new(MemoryBudget::new(
-            work,
-            64,
-            std::time::Duration::from_secs(10),
-        ));
+        let budget = Arc::new(MemoryBudget::new(work, 64, config.limits.memory_wait));
         let products = Products::new(catalog.clone(), images, cache, budget);
         let jobs = crate::jobs::Jobs::new(
             catalog.clone(),

@@ -16,6 +16,7 @@ mod migrations;
 mod object;
 mod peer;
 mod rgb;
+mod robustness;
 mod sample;
 mod vo;
 mod web;
