@@ -14,6 +14,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod file_identity;
 pub mod ids;
 pub mod imaging;
 pub mod jobs;

@@ -207,6 +207,8 @@ pub struct Frame {
     pub checksum: String,
     /// File size in bytes.
     pub file_size: i64,
+    /// The file's modification time at ingest (ns since 1970), when known.
+    pub file_mtime_ns: Option<i64>,
     /// Whether the image is tile-compressed.
     pub compressed: bool,
     /// `INSTRUME`.

@@ -36,9 +36,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rayon::prelude::*;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, TransactionTrait, Value};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The manifest file format.
@@ -267,23 +265,11 @@ fn store_path(data_root: &Path, file: &Path) -> (String, String) {
     }
 }
 
-fn sha256_file(path: &Path) -> Result<(String, i64), CatalogError> {
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0i64;
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
-        if n == 0 {
-            break;
-        }
-        size += n as i64;
-        hasher.update(&buf[..n]);
-    }
-    Ok((hex::encode(hasher.finalize()), size))
+fn sha256_file(path: &Path) -> Result<(String, i64, Option<i64>), CatalogError> {
+    let bad = |e: std::io::Error| CatalogError::Invalid(format!("{}: {e}", path.display()));
+    let mtime = std::fs::metadata(path).map_err(bad)?.modified().ok();
+    let (sum, size) = crate::file_identity::sha256(path).map_err(bad)?;
+    Ok((sum, size as i64, crate::file_identity::mtime_ns(mtime)))
 }
 
 /// Parses FITS dates: `yyyy-mm-dd`, `yyyy-mm-ddThh:mm:ss[.fff]`.
@@ -347,7 +333,7 @@ fn prepare_frame(
             .map_err(|e| fail(&e))?;
     }
     let header = Header::new(&fits::read_header(&path, hdu).map_err(|e| fail(&e))?);
-    let (checksum, file_size) = sha256_file(&path)?;
+    let (checksum, file_size, file_mtime_ns) = sha256_file(&path)?;
     let wcs = WcsKeywords::from_header(&header).map_err(|e| fail(&e))?;
     let mut geometry = (None, None, None, None, None, None, None, None);
     if let Some(k) = &wcs {
@@ -403,6 +389,7 @@ fn prepare_frame(
         hdu: hdu as i32,
         checksum,
         file_size,
+        file_mtime_ns,
         compressed: info.compressed,
         instrument: header.text("INSTRUME"),
         filter: header.text("FILTER"),

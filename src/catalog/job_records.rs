@@ -178,7 +178,8 @@ pub struct Recovery {
 
 /// Every column, in the order `row_to_model` reads them.
 const COLUMNS: &str = "id, kind, status, progress, params, log, result, error, created_at, \
-                       started_at, finished_at, title, owner, heartbeat_at, attempts, expired, bytes";
+                       started_at, finished_at, title, owner, heartbeat_at, attempts, expired, bytes, \
+                       request_key";
 
 impl Catalog {
     /// Stores a new job. `owner` given means the caller runs it at once
@@ -190,6 +191,19 @@ impl Catalog {
         params: &serde_json::Value,
         owner: Option<&str>,
     ) -> Result<JobRecord, CatalogError> {
+        self.create_keyed_job(kind, title, params, owner, None).await
+    }
+
+    /// [`Catalog::create_job`] with the hash of the job's canonical
+    /// parameters, by which [`Catalog::job_by_request_key`] finds it again.
+    pub async fn create_keyed_job(
+        &self,
+        kind: JobKind,
+        title: &str,
+        params: &serde_json::Value,
+        owner: Option<&str>,
+        request_key: Option<&str>,
+    ) -> Result<JobRecord, CatalogError> {
         let now = Utc::now();
         let status = if owner.is_some() {
             JobStatus::Running
@@ -199,8 +213,8 @@ impl Catalog {
         let started = owner.map(|_| now);
         let sql = format!(
             "INSERT INTO job (kind, status, progress, params, log, created_at, started_at, \
-               title, owner, heartbeat_at, attempts, expired, bytes) \
-             VALUES ($1, $2, 0, $3, '', $4, $5, $6, $7, $5, $8, $9, 0) RETURNING {COLUMNS}"
+               title, owner, heartbeat_at, attempts, expired, bytes, request_key) \
+             VALUES ($1, $2, 0, $3, '', $4, $5, $6, $7, $5, $8, $9, 0, $10) RETURNING {COLUMNS}"
         );
         let values = vec![
             kind.name().into(),
@@ -212,6 +226,7 @@ impl Catalog {
             owner.map(str::to_owned).into(),
             i32::from(owner.is_some()).into(),
             false.into(),
+            request_key.map(str::to_owned).into(),
         ];
         self.job_query(&sql, values)
             .await?
@@ -364,6 +379,23 @@ impl Catalog {
             })
     }
 
+    /// The newest job of `kind` made for the request with this key that can
+    /// still serve it: queued, running, or done with its files.
+    pub async fn job_by_request_key(
+        &self,
+        kind: JobKind,
+        key: &str,
+    ) -> Result<Option<JobRecord>, CatalogError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM job WHERE kind = $1 AND request_key = $2 \
+               AND status <> 'failed' AND expired = $3 ORDER BY id DESC LIMIT 1"
+        );
+        let rows = self
+            .job_query(&sql, vec![kind.name().into(), key.into(), false.into()])
+            .await?;
+        rows.into_iter().next().map(Ok).transpose()
+    }
+
     /// Jobs newest first, optionally of one kind, with the total count.
     pub async fn jobs(
         &self,
@@ -475,5 +507,6 @@ fn row_to_model(r: &sea_orm::QueryResult) -> Result<entity::job::Model, sea_orm:
         attempts: r.try_get("", "attempts")?,
         expired: r.try_get("", "expired")?,
         bytes: r.try_get("", "bytes")?,
+        request_key: r.try_get("", "request_key")?,
     })
 }

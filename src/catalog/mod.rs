@@ -431,6 +431,7 @@ fn frame_from_models(
         hdu: f.hdu,
         checksum: f.checksum,
         file_size: f.file_size,
+        file_mtime_ns: f.file_mtime_ns,
         compressed: f.compressed,
         instrument: f.instrument,
         filter: f.filter,

@@ -23,6 +23,8 @@ pub struct Model {
     pub checksum: String,
     /// File size in bytes.
     pub file_size: i64,
+    /// The file's modification time at ingest, in ns since 1970.
+    pub file_mtime_ns: Option<i64>,
     /// Tile-compressed image.
     pub compressed: bool,
     /// INSTRUME.

@@ -45,6 +45,8 @@ pub struct Model {
     pub expired: bool,
     /// Size of its result files.
     pub bytes: i64,
+    /// Hash of its canonical parameters, for finding it again.
+    pub request_key: Option<String>,
 }
 
 /// No navigable relations.
