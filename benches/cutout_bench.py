@@ -234,8 +234,11 @@ def main():
     port = free_port()
     addr = f"127.0.0.1:{port}"
     server = subprocess.Popen(
+        # One client measuring throughput: the per-client limits (meant for
+        # many clients sharing a server) are off.
         [str(wisecut), "serve", "--db", db_url, "--data", str(work / "data"), "--cache",
-         str(work / "cache"), "--bind", addr],
+         str(work / "cache"), "--bind", addr, "--client-concurrency", "0",
+         "--client-rate", "0"],
         stderr=subprocess.DEVNULL,
     )
     try:

@@ -31,10 +31,22 @@ use wisecut::sample::{self, SampleSpec};
 use wisecut::web::{AppState, app};
 
 /// One GET through the router: status, JSON body, milliseconds.
-async fn get(st: &AppState, uri: &str) -> (StatusCode, serde_json::Value, f64) {
+/// A request through the router (jobs are submitted with POST, the
+/// parameters in the URL).
+async fn call(
+    st: &AppState,
+    method: axum::http::Method,
+    uri: &str,
+) -> (StatusCode, serde_json::Value, f64) {
     let t = Instant::now();
     let res = app(st.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let status = res.status();
@@ -126,7 +138,7 @@ async fn main() {
     let mut make_ms = Vec::new();
     for _ in 0..runs {
         let st = fresh_state(&catalog, &url, &data, &scratch, 24);
-        let (status, v, ms) = get(&st, &uri).await;
+        let (status, v, ms) = call(&st, axum::http::Method::POST, &uri).await;
         assert_eq!(status, StatusCode::OK, "{v}");
         assert_eq!(v["status"], "done", "{v}");
         files = v["result"]["files"].as_u64().unwrap();
@@ -154,12 +166,12 @@ async fn main() {
     let uri = format!("/api/deps?slid={slid}&ids=1:100");
     eprintln!("deps bench: {uri} (SourceList of {n} sources) as a job…");
     let t = Instant::now();
-    let (status, v, _) = get(&st, &uri).await;
+    let (status, v, _) = call(&st, axum::http::Method::POST, &uri).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     let id = v["id"].as_i64().unwrap();
     let mut progress: Vec<f64> = Vec::new();
     let v = loop {
-        let (_, v, _) = get(&st, &format!("/api/jobs/{id}")).await;
+        let (_, v, _) = call(&st, axum::http::Method::GET, &format!("/api/jobs/{id}")).await;
         let p = v["progress"].as_f64().unwrap();
         if progress.last() != Some(&p) {
             progress.push(p);

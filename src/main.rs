@@ -14,7 +14,7 @@ use wisecut::cli::{
 use wisecut::config::{Config, SAMPLE_DIR};
 use wisecut::ids::ObjectId;
 use wisecut::sample::{self, SampleSpec};
-use wisecut::web::{AppState, app};
+use wisecut::web::AppState;
 
 /// mimalloc rather than glibc's allocator: cutouts allocate and free
 /// buffers of a few hundred kilobytes per request, which glibc serves with
@@ -158,9 +158,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("recovering jobs")?;
     state.services.jobs.start();
     tracing::info!("listening on http://{}", state.config.bind);
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    wisecut::web::server::serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }
 

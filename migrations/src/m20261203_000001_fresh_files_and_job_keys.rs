@@ -57,8 +57,13 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_index(Index::drop().name("job_request_key").table(Job::Table).to_owned())
-            .await?;
+        m.drop_index(
+            Index::drop()
+                .name("job_request_key")
+                .table(Job::Table)
+                .to_owned(),
+        )
+        .await?;
         m.alter_table(
             Table::alter()
                 .table(Job::Table)

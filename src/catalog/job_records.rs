@@ -191,7 +191,8 @@ impl Catalog {
         params: &serde_json::Value,
         owner: Option<&str>,
     ) -> Result<JobRecord, CatalogError> {
-        self.create_keyed_job(kind, title, params, owner, None).await
+        self.create_keyed_job(kind, title, params, owner, None)
+            .await
     }
 
     /// [`Catalog::create_job`] with the hash of the job's canonical

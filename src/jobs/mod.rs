@@ -246,16 +246,29 @@ impl Jobs {
         self.apply_retention().await
     }
 
-    /// Stores a job and either runs it now (inline) or queues it.
+    /// Stores a job and either runs it now (inline) or queues it — unless
+    /// the same request (`canonical`: the validated request in a form that
+    /// is equal for equal requests) already has a job that is queued,
+    /// running or done and still kept: then that job is the answer, and no
+    /// work is started. A resubmitted form, a script's retry or a reload do
+    /// not queue the work twice.
     pub async fn submit(
         &self,
         kind: JobKind,
         title: &str,
         params: serde_json::Value,
+        canonical: &str,
         inline: bool,
     ) -> Result<JobRecord, JobError> {
+        let key = request_key(kind, canonical);
+        if let Some(existing) = self.catalog.job_by_request_key(kind, &key).await? {
+            return Ok(existing);
+        }
         let owner = inline.then_some(self.owner.as_str());
-        let job = self.catalog.create_job(kind, title, &params, owner).await?;
+        let job = self
+            .catalog
+            .create_keyed_job(kind, title, &params, owner, Some(&key))
+            .await?;
         if inline {
             self.run(job.clone()).await;
             Ok(self.catalog.job(job.id).await?)
@@ -675,4 +688,14 @@ pub fn dir_bytes(p: &Path) -> u64 {
         }
     }
     total
+}
+
+/// The key of a request: the SHA-256 of its kind and canonical form.
+pub fn request_key(kind: JobKind, canonical: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(kind.name().as_bytes());
+    h.update([0u8]);
+    h.update(canonical.as_bytes());
+    hex::encode(h.finalize())
 }

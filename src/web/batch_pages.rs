@@ -45,9 +45,11 @@ async fn submit(
 ) -> Result<crate::catalog::job_records::JobRecord, ApiError> {
     let title = check(&p).map_err(ApiError::from)?;
     let params = serde_json::to_value(&p).map_err(ApiError::internal)?;
+    // The same file with the same options is the same request.
+    let canonical = params.to_string();
     st.services
         .jobs
-        .submit(JobKind::Batch, &title, params, false)
+        .submit(JobKind::Batch, &title, params, &canonical, false)
         .await
         .map_err(ApiError::from)
 }

@@ -108,17 +108,33 @@ impl IntoResponse for AppError {
             AppError::Busy(_, s) => Some(*s),
             _ => None,
         };
-        let page = super::pages::ErrorPage {
-            status: status.as_u16(),
-            reason: status.canonical_reason().unwrap_or(""),
-            message,
-        };
-        let mut r = match askama::Template::render(&page) {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(_) => (status, page.message).into_response(),
-        };
+        let mut r = error_page(status, message);
         set_retry_after(&mut r, retry);
         r
+    }
+}
+
+/// The HTML error page with `status` and `message`.
+pub(crate) fn error_page(status: StatusCode, message: String) -> Response {
+    let page = super::pages::ErrorPage {
+        status: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or(""),
+        message,
+    };
+    match askama::Template::render(&page) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(_) => (status, page.message).into_response(),
+    }
+}
+
+/// A refusal of the HTTP edge itself (a limit, a timeout), in the form the
+/// route's clients read: the HTML error page for browser pages, one
+/// `text/plain` line for everything else.
+pub(crate) fn edge_refusal(status: StatusCode, message: String, page: bool) -> Response {
+    if page {
+        error_page(status, message)
+    } else {
+        ApiError::new(status, message).into_response()
     }
 }
 
@@ -177,6 +193,11 @@ impl ApiError {
     /// The message for the caller.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Seconds to wait before retrying, for a 503.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// The status code.

@@ -4,8 +4,10 @@
 //! `tower::ServiceExt::oneshot` without opening a socket. Handlers are thin:
 //! they parse, call the catalogue or a service, and render.
 
+pub mod admission;
 pub mod batch_pages;
 pub mod cutout_api;
+pub mod deadlines;
 pub mod dependency_cutout_pages;
 mod error;
 pub mod image_view;
@@ -14,6 +16,8 @@ pub mod object_view;
 pub mod pages;
 pub mod query_params;
 pub mod rgb_pages;
+pub mod security_headers;
+pub mod server;
 pub mod sky_view;
 pub mod table_pages;
 pub mod vo_endpoints;
@@ -30,6 +34,7 @@ use crate::products::cache::DiskCache;
 use crate::products::frames::FrameImages;
 use axum::Router;
 use axum::http::header;
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use std::sync::Arc;
@@ -53,6 +58,8 @@ pub struct Services {
     pub products: Arc<Products>,
     /// Jobs: dependency cutouts, RGB images, batches.
     pub jobs: Arc<crate::jobs::Jobs>,
+    /// What each client may ask at a time.
+    pub admission: Arc<admission::Admission>,
 }
 
 impl AppState {
@@ -97,6 +104,10 @@ impl AppState {
         let services = Services {
             products: Arc::clone(&products),
             jobs: Arc::new(jobs),
+            admission: Arc::new(admission::Admission::new(
+                config.limits.clone(),
+                config.public_url_fixed,
+            )),
         };
         Ok(Self {
             catalog,
@@ -130,8 +141,11 @@ where
     w.into_inner().unwrap_or_default()
 }
 
-/// The complete router.
+/// The complete router. Around the routes, from the inside out: admission
+/// (per-client limits), the body deadline and request timeout, tracing, and
+/// the security headers (outermost, so that refusals carry them too).
 pub fn app(state: AppState) -> Router {
+    let security = Arc::new(security_headers::SecurityHeaders::new(&state.config));
     Router::new()
         .route("/", get(pages::home))
         .route("/health", get(health))
@@ -146,8 +160,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/pixel", get(image_view::pixel))
         .route("/api/cutout", get(cutout_api::cutout))
         .route("/api/images", get(cutout_api::images))
-        .route("/deps", get(dependency_cutout_pages::deps_page))
-        .route("/api/deps", get(dependency_cutout_pages::deps_api))
+        .route(
+            "/deps",
+            get(dependency_cutout_pages::deps_page).post(dependency_cutout_pages::deps_post),
+        )
+        .route(
+            "/api/deps",
+            get(dependency_cutout_pages::deps_api_get).post(dependency_cutout_pages::deps_api),
+        )
         .route("/jobs", get(job_pages::jobs_page))
         .route("/jobs/{id}", get(job_pages::job_page))
         .route("/jobs/{id}/zip", get(job_pages::job_zip))
@@ -158,9 +178,12 @@ pub fn app(state: AppState) -> Router {
             get(batch_pages::batch_page).post(batch_pages::batch_post),
         )
         .route("/api/batch", axum::routing::post(batch_pages::batch_api))
-        .route("/rgb", get(rgb_pages::rgb_page))
+        .route("/rgb", get(rgb_pages::rgb_page).post(rgb_pages::rgb_post))
         .route("/rgb/gallery", get(rgb_pages::gallery))
-        .route("/api/rgb", get(rgb_pages::rgb_api))
+        .route(
+            "/api/rgb",
+            get(rgb_pages::rgb_api_get).post(rgb_pages::rgb_api),
+        )
         .route("/data/{id}", get(vo_endpoints::data))
         .route(
             "/vo/sia/query",
@@ -191,7 +214,10 @@ pub fn app(state: AppState) -> Router {
         .route("/static/aladin/aladin.js", get(sky_view::aladin_js))
         .route("/static/style.css", get(stylesheet))
         .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), admission::admit))
+        .layer(from_fn_with_state(state.clone(), deadlines::time_limits))
         .layer(TraceLayer::new_for_http())
+        .layer(from_fn_with_state(security, security_headers::add))
         .with_state(state)
 }
 

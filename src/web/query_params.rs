@@ -71,3 +71,60 @@ impl QueryParams {
         Ok(flag::present_flag(name, self.get(name))?)
     }
 }
+/// The parameters of a job submission (`POST`): the query string and,
+/// when the body is a form (`application/x-www-form-urlencoded`), the
+/// body, joined into one query string for [`QueryParams::parse`] (a name
+/// given in both is "given more than once"). Scripts may thus put
+/// everything in the URL (`curl -X POST 'URL?…'`) or send a form.
+pub fn submission(
+    query: Option<&str>,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let mut joined = query.unwrap_or("").to_owned();
+    if !body.is_empty() {
+        let form = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+            .unwrap_or(false);
+        if !form {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type: a submission's body must be application/x-www-form-urlencoded \
+                 (or send no body and put the parameters in the URL)",
+            ));
+        }
+        let text =
+            std::str::from_utf8(body).map_err(|_| ApiError::bad("the form body is not UTF-8"))?;
+        if !joined.is_empty() && !text.is_empty() {
+            joined.push('&');
+        }
+        joined.push_str(text);
+    }
+    Ok(joined)
+}
+
+/// The answer to a `GET` of an endpoint that submits jobs: 405 with
+/// `Allow: POST` and how to submit. Jobs never start on a GET: crawlers,
+/// link prefetchers and previews follow GETs.
+pub fn submit_with_post(path: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut r = ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "method: {path} starts a job, which needs POST (a GET never starts work); \
+             send the same parameters with POST, in the URL or as a form body"
+        ),
+    )
+    .into_response();
+    r.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static("POST"),
+    );
+    r
+}

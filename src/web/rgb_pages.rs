@@ -1,14 +1,19 @@
-//! The RGB maker over HTTP: `GET /rgb` (the form; with frames it makes the
-//! picture and redirects to its job page), `GET /api/rgb` (the picture
-//! itself, or 202 and the job for a large one) and `GET /rgb/gallery` (every
-//! RGB picture made so far that retention has kept).
+//! The RGB maker over HTTP: `GET /rgb` (the form, filled in from the query
+//! string; a request that already has a job redirects to it), `POST /rgb`
+//! (makes the picture and redirects, 303, to its job page), `POST /api/rgb`
+//! (the picture itself, or 202 and the job for a large one; `GET` is a 405
+//! naming POST, since a GET never starts work) and `GET /rgb/gallery`
+//! (every RGB picture made so far that retention has kept). The same
+//! request submitted again gets the same job (`Jobs::submit`).
 
 use askama::Template;
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::ApiError;
+use super::query_params::{submission, submit_with_post};
 use super::{AppError, AppState};
 use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
 use crate::products::rgb_composite::RgbParams;
@@ -70,6 +75,12 @@ fn parse(raw: Option<&str>) -> Result<(RgbParams, bool), ApiError> {
     Ok((p, asked))
 }
 
+/// The canonical form of a request: its parsed parameters (numbers as
+/// numbers, so `size=60` and `size=60.0` are one request).
+fn canonical(p: &RgbParams) -> String {
+    serde_json::to_string(p).unwrap_or_default()
+}
+
 async fn submit(st: &AppState, p: &RgbParams) -> Result<JobRecord, ApiError> {
     let title = p.validate().map_err(ApiError::from)?;
     let frames = p.frames(&st.catalog).await.map_err(ApiError::from)?;
@@ -80,7 +91,7 @@ async fn submit(st: &AppState, p: &RgbParams) -> Result<JobRecord, ApiError> {
     let job = st
         .services
         .jobs
-        .submit(JobKind::Rgb, &title, params, inline)
+        .submit(JobKind::Rgb, &title, params, &canonical(p), inline)
         .await
         .map_err(ApiError::from)?;
     if job.status == JobStatus::Failed {
@@ -101,32 +112,57 @@ pub struct RgbPage {
     pub error: Option<String>,
     /// Recent pictures: (job, image URL).
     pub recent: Vec<(JobRecord, String)>,
+    /// A note above the form (a request filled in but not started).
+    pub notice: Option<String>,
 }
 
-/// `GET /rgb`.
+/// `GET /rgb`: the form, filled in from the query string; a request that
+/// already has a job redirects to it.
 pub async fn rgb_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
     let (p, asked) = match parse(q.as_deref()) {
         Ok(x) => x,
-        Err(e) => {
-            return page(
-                &st,
-                RgbParams::default(),
-                Some(e.message().to_owned()),
-                e.status(),
-            )
-            .await;
-        }
+        Err(e) => return failed(&st, RgbParams::default(), e).await,
     };
     if !asked {
-        return page(&st, p, None, StatusCode::OK).await;
+        return page(&st, p, None, None, StatusCode::OK).await;
     }
+    if let Err(e) = p.validate() {
+        return failed(&st, p, ApiError::from(e)).await;
+    }
+    let key = crate::jobs::request_key(JobKind::Rgb, &canonical(&p));
+    match st.catalog.job_by_request_key(JobKind::Rgb, &key).await {
+        Ok(Some(job)) => Redirect::to(&format!("/jobs/{}", job.id)).into_response(),
+        Ok(None) => {
+            let notice =
+                "Not started yet: check the request and press \u{201c}Make picture\u{201d}.";
+            page(&st, p, None, Some(notice.into()), StatusCode::OK).await
+        }
+        Err(e) => failed(&st, p, e.into()).await,
+    }
+}
+
+/// `POST /rgb`: makes the picture and redirects (303) to its job.
+pub async fn rgb_post(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = match submission(q.as_deref(), &headers, &body).and_then(|j| parse(Some(&j))) {
+        Ok((p, _)) => p,
+        Err(e) => return failed(&st, RgbParams::default(), e).await,
+    };
     match submit(&st, &p).await {
         Ok(job) => Redirect::to(&format!("/jobs/{}", job.id)).into_response(),
-        Err(e) => {
-            let status = e.status();
-            page(&st, p, Some(e.message().to_owned()), status).await
-        }
+        Err(e) => failed(&st, p, e).await,
     }
+}
+
+/// The form again with an error, at the error's status.
+async fn failed(st: &AppState, p: RgbParams, e: ApiError) -> Response {
+    let mut r = page(st, p, Some(e.message().to_owned()), None, e.status()).await;
+    super::error::set_retry_after(&mut r, e.retry_after());
+    r
 }
 
 /// Done RGB jobs with their picture URLs, newest first.
@@ -147,9 +183,22 @@ async fn pictures(st: &AppState, limit: u64) -> Vec<(JobRecord, String)> {
         .collect()
 }
 
-async fn page(st: &AppState, p: RgbParams, error: Option<String>, status: StatusCode) -> Response {
+async fn page(
+    st: &AppState,
+    p: RgbParams,
+    error: Option<String>,
+    notice: Option<String>,
+    status: StatusCode,
+) -> Response {
     let recent = pictures(st, 8).await;
-    match (RgbPage { p, error, recent }).render() {
+    match (RgbPage {
+        p,
+        error,
+        recent,
+        notice,
+    })
+    .render()
+    {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => AppError::from(e).into_response(),
     }
@@ -169,13 +218,21 @@ pub async fn gallery(State(st): State<AppState>) -> Result<Html<String>, AppErro
     Ok(Html(GalleryPage { pictures }.render()?))
 }
 
-/// `GET /api/rgb`: the picture (PNG or JPEG), with `X-Wisecut-Job`; 202 and
-/// the job's URL when it was queued.
+/// `GET /api/rgb`: 405, naming POST.
+pub async fn rgb_api_get() -> Response {
+    submit_with_post("/api/rgb")
+}
+
+/// `POST /api/rgb`: the picture (PNG or JPEG), with `X-Wisecut-Job`; 202
+/// and the job's URL when it was queued.
 pub async fn rgb_api(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (p, asked) = parse(q.as_deref())?;
+    let joined = submission(q.as_deref(), &headers, &body)?;
+    let (p, asked) = parse(Some(&joined))?;
     if !asked {
         return Err(ApiError::bad(
             "red: missing: give red, green, blue (frame ids or file names) or target and filters",

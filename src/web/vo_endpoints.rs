@@ -8,8 +8,8 @@
 //! SIA and DataLink answer a VOTable with `QUERY_STATUS=ERROR`, SODA a
 //! `text/plain` line beginning `UsageError:`, `NotFoundFault:` or `Error:`.
 //! Absolute URLs in answers use `--public-url` when given, otherwise the
-//! request's `Host`, so a server reached under any name links back to
-//! itself.
+//! request's `Host` (never `X-Forwarded-*`: see [`base_url`]), so a server
+//! reached under any name links back to itself.
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -35,14 +35,20 @@ use crate::products::frames::FrameKey;
 use crate::vo::votable::{self, Document, QueryStatus, Serialization};
 use crate::vo::{DalParams, datalink, obscore, sia, soda};
 
-/// The base URL for absolute links in an answer.
+/// The base URL for absolute links in an answer: `--public-url` when
+/// given, else `http://` and the request's `Host`.
+///
+/// `X-Forwarded-Host` and `X-Forwarded-Proto` are never read: without a
+/// proxy we configured they are whatever the client wrote, and would let
+/// anyone point the links of an answer (a VOTable handed on to TOPCAT, a
+/// capabilities document) at a host of their choosing. Behind a proxy,
+/// `--public-url` says where users reach us.
 pub fn base_url(st: &AppState, headers: &HeaderMap) -> String {
     if st.config.public_url_fixed {
         return st.config.public_url.clone();
     }
     let host = headers
-        .get("x-forwarded-host")
-        .or_else(|| headers.get(header::HOST))
+        .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| {
             // A Host header is client input: accept only what a host:port is
@@ -51,13 +57,8 @@ pub fn base_url(st: &AppState, headers: &HeaderMap) -> String {
                 && h.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
         });
-    let proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|p| *p == "https" || *p == "http")
-        .unwrap_or("http");
     match host {
-        Some(h) => format!("{proto}://{h}"),
+        Some(h) => format!("http://{h}"),
         None => st.config.public_url.clone(),
     }
 }

@@ -167,7 +167,7 @@ async fn rgb_pictures_have_the_requested_size_and_reach_the_gallery() {
             "/api/rgb?red={}&green={}&blue={}&ra={ra}&dec={dec}&size=41&unit=px&method={method}",
             ids[0], ids[1], ids[2]
         );
-        let (s, h, body) = common::fetch_full(&st, &uri).await;
+        let (s, h, body) = common::submit_full(&st, &uri).await;
         assert_eq!(
             s,
             StatusCode::OK,
@@ -186,7 +186,7 @@ async fn rgb_pictures_have_the_requested_size_and_reach_the_gallery() {
         "/api/rgb?red={}&green={}&blue={}&format=jpeg",
         coadds[0].filename, coadds[1].filename, coadds[2].filename
     );
-    let (s, h, body) = common::fetch_full(&st, &uri).await;
+    let (s, h, body) = common::submit_full(&st, &uri).await;
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert_eq!(h["content-type"], "image/jpeg");
     let img = image::load_from_memory(&body).unwrap();
@@ -232,12 +232,12 @@ async fn rgb_pictures_have_the_requested_size_and_reach_the_gallery() {
             "bogus",
         ),
     ] {
-        let (s, _, body) = common::fetch_full(&st, &uri).await;
+        let (s, _, body) = common::submit_full(&st, &uri).await;
         let msg = String::from_utf8_lossy(&body);
         assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {msg}");
         assert!(msg.starts_with(param), "{uri}: {msg}");
     }
-    let (s, _, _) = common::fetch_full(
+    let (s, _, _) = common::submit_full(
         &st,
         &format!("/api/rgb?red=999999&green={}&blue={}", ids[1], ids[2]),
     )

@@ -227,8 +227,18 @@ pub(crate) fn state_with(db: &TestDb, adjust: impl FnOnce(&mut Config)) -> wisec
     let cache = tempfile::tempdir().unwrap().keep();
     let data = tiny_sample().to_path_buf();
     let mut config = Config::new(db.url.clone(), data, cache, "127.0.0.1:0".parse().unwrap());
+    without_client_limits(&mut config);
     adjust(&mut config);
     wisecut::web::AppState::new(db.catalog.clone(), std::sync::Arc::new(config)).unwrap()
+}
+
+/// Turns the per-client limits off: every request of a router test is one
+/// client (`unknown`), and a test of another feature must not be refused
+/// for asking quickly. `robustness.rs` tests the limits on their own.
+pub(crate) fn without_client_limits(config: &mut Config) {
+    config.limits.concurrency = 0;
+    config.limits.rate_per_s = 0.0;
+    config.limits.jobs_per_minute = 0;
 }
 
 /// A second connection to a test database, for SQL the catalogue does not
@@ -261,11 +271,22 @@ pub(crate) async fn fetch_full(
     st: &wisecut::web::AppState,
     uri: &str,
 ) -> (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    request_full(st, axum::http::Method::GET, uri).await
+}
+
+/// A request with `method` and no body through the router.
+pub(crate) async fn request_full(
+    st: &wisecut::web::AppState,
+    method: axum::http::Method,
+    uri: &str,
+) -> (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>) {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let res = wisecut::web::app(st.clone())
         .oneshot(
-            axum::http::Request::get(uri)
+            axum::http::Request::builder()
+                .method(method)
+                .uri(uri)
                 .body(axum::body::Body::empty())
                 .unwrap(),
         )
@@ -275,6 +296,40 @@ pub(crate) async fn fetch_full(
     let headers = res.headers().clone();
     let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
     (status, headers, body)
+}
+
+/// A job submission: POST with the parameters in the URL.
+pub(crate) async fn submit_full(
+    st: &wisecut::web::AppState,
+    uri: &str,
+) -> (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    request_full(st, axum::http::Method::POST, uri).await
+}
+
+/// [`submit_full`] with the content type instead of the headers.
+pub(crate) async fn submit(
+    st: &wisecut::web::AppState,
+    uri: &str,
+) -> (axum::http::StatusCode, String, Vec<u8>) {
+    let (status, headers, body) = submit_full(st, uri).await;
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, content_type, body)
+}
+
+/// A job submission that must answer 200 with JSON.
+pub(crate) async fn submit_json(st: &wisecut::web::AppState, uri: &str) -> serde_json::Value {
+    let (status, _, body) = submit_full(st, uri).await;
+    assert_eq!(
+        status,
+        axum::http::StatusCode::OK,
+        "POST {uri}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{uri}: not JSON: {e}"))
 }
 
 /// A GET that must answer 200 with JSON.

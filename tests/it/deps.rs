@@ -104,7 +104,7 @@ pub(crate) async fn bright_star(db: &TestDb) -> Star {
 
 /// A dependency request that must be answered inline: the job JSON.
 pub(crate) async fn deps_json(st: &AppState, query: &str) -> Json {
-    let v = common::fetch_json(st, &format!("/api/deps?{query}")).await;
+    let v = common::submit_json(st, &format!("/api/deps?{query}")).await;
     assert_eq!(v["status"], "done", "{query}: {v:#}");
     assert!(v["result"].is_object(), "{query}: no result in {v:#}");
     v
@@ -635,7 +635,7 @@ async fn bad_requests_name_the_rule_and_unknown_lists_are_404() {
             ("1:20000", "at most 10000"),
         ] {
             let (status, ctype, body) =
-                common::fetch(&st, &format!("/api/deps?slid={slid}&ids={ids}")).await;
+                common::submit(&st, &format!("/api/deps?slid={slid}&ids={ids}")).await;
             let text = String::from_utf8_lossy(&body);
             assert_eq!(status, StatusCode::BAD_REQUEST, "{be} ids={ids}: {text}");
             assert!(ctype.starts_with("text/plain"), "{be} ids={ids}: {ctype}");
@@ -646,7 +646,7 @@ async fn bad_requests_name_the_rule_and_unknown_lists_are_404() {
             assert!(text.contains(rule), "{be} ids={ids}: {text}");
         }
         for q in ["slid=987654&ids=1", "alid=987654&ids=1"] {
-            let (status, _, body) = common::fetch(&st, &format!("/api/deps?{q}")).await;
+            let (status, _, body) = common::submit(&st, &format!("/api/deps?{q}")).await;
             assert_eq!(
                 status,
                 StatusCode::NOT_FOUND,
@@ -759,7 +759,7 @@ async fn the_html_request_redirects_to_a_job_page_with_one_row_per_source() {
     let db = common::ingested(common::sqlite().await).await;
     let st = super::web::state(&db);
     let star = bright_star(&db).await;
-    let (status, headers, _) = common::fetch_full(
+    let (status, headers, _) = common::submit_full(
         &st,
         &format!(
             "/deps?slid={}&ids=1:3&classes=raw&classes=bias&size=20",

@@ -130,6 +130,7 @@ async fn aladin_lite_draws_a_source_list_over_its_frame_offline() {
         "127.0.0.1:0".parse().unwrap(),
     );
     config.aladin_dir = Some(dir);
+    common::without_client_limits(&mut config);
     let st = wisecut::web::AppState::new(db.catalog.clone(), std::sync::Arc::new(config)).unwrap();
     let (stdout, out) = run_in_chromium(
         st,

@@ -82,7 +82,7 @@ async fn a_large_request_is_queued_and_the_worker_makes_it() {
     let db = common::ingested(common::sqlite().await).await;
     let st = common::state_with(&db, |c| c.inline_sources = 2);
     let star = bright_star(&db).await;
-    let (status, headers, body) = common::fetch_full(
+    let (status, headers, body) = common::submit_full(
         &st,
         &format!(
             "/api/deps?slid={}&ids=1:5&classes=raw,reduced,regridded&size=24",
@@ -338,10 +338,10 @@ async fn retention_expires_the_older_result_and_keeps_its_record() {
             star.slid
         )
     };
-    let first = common::fetch_json(&st, &q("1")).await;
+    let first = common::submit_json(&st, &q("1")).await;
     let a = first["id"].as_i64().unwrap();
     assert_eq!(first["status"], "done", "{first:#}");
-    let second = common::fetch_json(&st, &q("2")).await;
+    let second = common::submit_json(&st, &q("2")).await;
     let b = second["id"].as_i64().unwrap();
     assert_eq!(second["status"], "done");
     assert!(a < b);
@@ -453,7 +453,7 @@ async fn an_inline_request_abandoned_by_its_client_is_recovered_and_finished() {
     let uri = format!("/api/deps?slid={}&ids=1:24&size=400", star.slid);
     let client = {
         let st = st.clone();
-        tokio::spawn(async move { common::fetch(&st, &uri).await })
+        tokio::spawn(async move { common::submit(&st, &uri).await })
     };
     let t0 = Instant::now();
     let job = loop {
@@ -497,7 +497,7 @@ async fn concurrent_zip_downloads_get_the_same_valid_archive() {
     let db = common::ingested(common::sqlite().await).await;
     let st = super::web::state(&db);
     let star = bright_star(&db).await;
-    let v = common::fetch_json(
+    let v = common::submit_json(
         &st,
         &format!("/api/deps?slid={}&ids=1:12&size=48", star.slid),
     )

@@ -108,13 +108,17 @@ async fn rgb_thumbnails_renders_and_soda_obey_the_cutout_size_limit() {
             "UsageError",
         ),
     ] {
-        let (s, _, body) = common::fetch(&st, &uri).await;
+        let (s, _, body) = if uri.starts_with("/api/rgb") {
+            common::submit(&st, &uri).await
+        } else {
+            common::fetch(&st, &uri).await
+        };
         assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {}", text(&body));
         assert!(text(&body).contains(want), "{uri}: {}", text(&body));
     }
     // Within the limit, each works.
     let small = rgb.replace("size=200", "size=60");
-    let (s, _, body) = common::fetch(&st, &small).await;
+    let (s, _, body) = common::submit(&st, &small).await;
     assert_eq!(s, StatusCode::OK, "{}", text(&body));
 }
 
@@ -133,7 +137,7 @@ async fn dependency_cutouts_take_the_memory_of_one_source_however_many_are_asked
             let st = common::state_with(db, |c| c.inline_sources = 100);
             let budget = std::sync::Arc::clone(&st.services.products.budget);
             let v =
-                common::fetch_json(&st, &format!("/api/deps?slid={slid}&ids={ids}&size=48")).await;
+                common::submit_json(&st, &format!("/api/deps?slid={slid}&ids={ids}&size=48")).await;
             assert_eq!(v["status"], "done", "{v}");
             assert_eq!(budget.available(), budget.total(), "memory given back");
             budget.peak()
@@ -145,4 +149,212 @@ async fn dependency_cutouts_take_the_memory_of_one_source_however_many_are_asked
     }
     assert!(alone > 0, "sources reserve memory");
     assert_eq!(peak("1:12".into()).await, alone);
+}
+
+/// Regression: plain GETs created jobs, so crawlers and link prefetchers
+/// started work. Now a GET shows the filled-in form (or the job the same
+/// request already has) and only POST submits; the same request written
+/// differently gets the same job instead of a second one.
+#[tokio::test]
+async fn jobs_start_only_on_post_and_the_same_request_gets_the_same_job() {
+    let db = common::ingested(common::sqlite().await).await;
+    let st = common::state_with(&db, |_| {});
+    let (slid, _, _) = common::biggest_source_list(&db.catalog).await;
+    let jobs = |db: &common::TestDb| {
+        let c = db.catalog.clone();
+        async move { c.jobs(None, None, 0, 100).await.unwrap().0 }
+    };
+    // The script endpoints answer a GET with 405 and Allow: POST.
+    for uri in [
+        format!("/api/deps?slid={slid}&ids=1:3"),
+        "/api/rgb?target=X&filters=gri".to_string(),
+    ] {
+        let (s, h, body) = common::fetch_full(&st, &uri).await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{uri}: {}", text(&body));
+        assert_eq!(h["allow"], "POST", "{uri}");
+        assert!(text(&body).contains("needs POST"), "{uri}: {}", text(&body));
+    }
+    // The HTML form is filled in, and says nothing has started.
+    let (s, _, body) = common::fetch(&st, &format!("/deps?slid={slid}&ids=1:3&size=20")).await;
+    assert_eq!(s, StatusCode::OK);
+    let doc = scraper::Html::parse_document(&text(&body));
+    let notice: String = doc
+        .select(&common::sel("#notice"))
+        .flat_map(|e| e.text())
+        .collect();
+    assert!(
+        notice.contains("Not started yet") && notice.contains("3 sources"),
+        "{notice}"
+    );
+    let form = doc.select(&common::sel("form#deps-form")).next().unwrap();
+    assert_eq!(form.value().attr("method"), Some("post"));
+    assert_eq!(jobs(&db).await, 0, "a GET made a job");
+
+    // POST makes one; the same sources in another order, and a resubmitted
+    // form body, get that job back.
+    let (s, h, _) = common::submit_full(&st, &format!("/deps?slid={slid}&ids=1:3&size=20")).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let first = h["location"].to_str().unwrap().to_owned();
+    let again =
+        common::submit_json(&st, &format!("/api/deps?slid={slid}&ids=3,2,1&size=20.0")).await;
+    assert_eq!(format!("/jobs/{}", again["id"]), first);
+    let form_post = {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let res = wisecut::web::app(st.clone())
+            .oneshot(
+                axum::http::Request::post("/deps")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(axum::body::Body::from(format!(
+                        "slid={slid}&ids=1%3A3&size=20"
+                    )))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let loc = res.headers()["location"].to_str().unwrap().to_owned();
+        let _ = res.into_body().collect().await;
+        loc
+    };
+    assert_eq!(form_post, first);
+    assert_eq!(jobs(&db).await, 1);
+    // Now the GET of the same request leads to that job.
+    let (s, h, _) = common::fetch_full(&st, &format!("/deps?slid={slid}&ids=1:3&size=20")).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h["location"], first.as_str());
+    // A different request is a different job.
+    let other = common::submit_json(&st, &format!("/api/deps?slid={slid}&ids=1:2&size=20")).await;
+    assert_ne!(format!("/jobs/{}", other["id"]), first);
+    assert_eq!(jobs(&db).await, 2);
+    // A body that is not a form is refused, naming the header.
+    let (s, body) = {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let res = wisecut::web::app(st.clone())
+            .oneshot(
+                axum::http::Request::post("/api/deps")
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from("{}"))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let s = res.status();
+        (s, res.into_body().collect().await.unwrap().to_bytes())
+    };
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(text(&body).starts_with("Content-Type"), "{}", text(&body));
+}
+
+/// One HTTP/1.1 exchange over a fresh connection: the status line, the
+/// headers (lower-case names) and the body, or what was read when the
+/// server closed the connection.
+async fn exchange(addr: std::net::SocketAddr, request: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// The HTTP edge on a real socket: per-client limits answer 429 with
+/// `Retry-After` and the limit's name while pages stay available; slow
+/// clients are cut off (headers and body each have a deadline); every
+/// answer carries the security headers; `X-Forwarded-Host` cannot point a
+/// VO answer's links elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_limits_each_client_cuts_off_slow_ones_and_sets_security_headers() {
+    let db = common::ingested(common::sqlite().await).await;
+    let st = common::state_with(&db, |c| {
+        c.limits.concurrency = 2;
+        c.limits.rate_per_s = 0.2;
+        c.limits.burst = 3;
+        c.limits.header_timeout = Duration::from_secs(1);
+        c.limits.body_timeout = Duration::from_secs(1);
+    });
+    let f = common::first_frame(&db.catalog, FrameClass::ReducedScienceFrame).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(wisecut::web::server::serve(
+        listener,
+        st,
+        std::future::pending(),
+    ));
+    let get =
+        |path: String| format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    // Pages are not limited, and carry the security headers.
+    let (s, head, _) = exchange(addr, &get("/".into())).await;
+    assert_eq!(s, 200);
+    for h in [
+        "content-security-policy: default-src 'self'",
+        "x-content-type-options: nosniff",
+        "x-frame-options: deny",
+        "referrer-policy: same-origin",
+    ] {
+        assert!(head.contains(h), "{h} missing from\n{head}");
+    }
+    // A client that never finishes its headers is disconnected.
+    let t = std::time::Instant::now();
+    let (_, head, _) = exchange(addr, &format!("GET / HTTP/1.1\r\nHost: {addr}\r\n")).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "held {:?}",
+        t.elapsed()
+    );
+    assert!(!head.contains("200 ok"), "{head}");
+    // One that never finishes its body gets 408 (this takes one token of
+    // the client's burst of 3).
+    let (s, head, body) = exchange(
+        addr,
+        &format!(
+            "POST /api/batch HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/csv\r\nContent-Length: 1000\r\n\r\nRA,DEC\n"
+        ),
+    )
+    .await;
+    assert_eq!(s, 408, "{head}\n{body}");
+    assert!(
+        body.contains("not received within the 1 s allowed"),
+        "{body}"
+    );
+    // The rest of the burst, then 429 naming the limit, with Retry-After.
+    let cutout = format!("/api/cutout?frame={}&x=40&y=40&size=8", f.target.object_id);
+    for i in 0..2 {
+        let (s, _, body) = exchange(addr, &get(cutout.clone())).await;
+        assert_eq!(s, 200, "cutout {i} of the burst: {body}");
+    }
+    let (s, head, body) = exchange(addr, &get(cutout.clone())).await;
+    assert_eq!(s, 429, "{head}\n{body}");
+    let retry: u64 = head
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After in\n{head}"));
+    assert!((1..=5).contains(&retry), "{retry}");
+    assert!(
+        body.contains("per client at most 0.2 expensive requests a second (bursts of 3)"),
+        "{body}"
+    );
+    // Pages still answer the limited client.
+    let (s, _, _) = exchange(addr, &get("/help".into())).await;
+    assert_eq!(s, 200);
+    // A forged X-Forwarded-Host does not reach the links of a VO answer.
+    let (s, _, body) = exchange(
+        addr,
+        &format!(
+            "GET /vo/capabilities HTTP/1.1\r\nHost: {addr}\r\nX-Forwarded-Host: evil.example\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(!body.contains("evil.example"), "{body}");
+    assert!(body.contains(&format!("http://{addr}/")), "{body}");
+    server.abort();
 }

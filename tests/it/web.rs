@@ -24,7 +24,8 @@ pub(crate) fn state(db: &common::TestDb) -> AppState {
     // Each state gets its own cache directory, kept for the test process.
     let cache = tempfile::tempdir().unwrap().keep();
     let data = common::tiny_sample().to_path_buf();
-    let config = Config::new(db.url.clone(), data, cache, "127.0.0.1:0".parse().unwrap());
+    let mut config = Config::new(db.url.clone(), data, cache, "127.0.0.1:0".parse().unwrap());
+    common::without_client_limits(&mut config);
     AppState::new(db.catalog.clone(), Arc::new(config)).unwrap()
 }
 
