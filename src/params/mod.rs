@@ -58,6 +58,43 @@ pub fn shown(value: &str) -> String {
     }
 }
 
+/// Longest word an error message carries whole; see [`cut_long_words`].
+pub const LONGEST_WORD: usize = 60;
+
+/// `message` with every word (a run without spaces) longer than
+/// [`LONGEST_WORD`] characters cut to [`SHOWN_CHARS`] and `…`. The edge
+/// applies it to every error message, as a net under [`shown`]: a value
+/// repeated from a path segment or a library's error text must not send a
+/// client's megabyte back to it (nor into the log).
+pub fn cut_long_words(message: &str) -> std::borrow::Cow<'_, str> {
+    if !message
+        .split(char::is_whitespace)
+        .any(|w| w.chars().count() > LONGEST_WORD)
+    {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut out = String::with_capacity(message.len().min(4096));
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.chars().count() > LONGEST_WORD {
+            out.push_str(&shown(word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in message.chars() {
+        if c.is_whitespace() {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    std::borrow::Cow::Owned(out)
+}
+
 /// A finite decimal number (`NaN`, `inf` and overflowing values are errors).
 pub fn number(param: &'static str, text: &str) -> Result<f64, ParamError> {
     text.trim()
@@ -107,6 +144,21 @@ pub fn choice<T: Copy + PartialEq>(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn long_words_are_cut_and_short_ones_kept() {
+        assert_eq!(
+            cut_long_words("frame: no such frame 12"),
+            "frame: no such frame 12"
+        );
+        let long = "9".repeat(300);
+        let message = format!("frame: \"{long}\" is not an id");
+        let cut = cut_long_words(&message);
+        assert_eq!(cut, format!("frame: \"{}… is not an id", "9".repeat(39)));
+        let url = "http://example.org/a/very/long/but/legitimate/path/of/59/ch";
+        assert_eq!(cut_long_words(url), url);
+    }
+
     use super::*;
 
     #[test]

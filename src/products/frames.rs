@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::ProductError;
 use crate::catalog::Catalog;
+use crate::file_identity::{Changed, FreshFiles, Recorded};
 use crate::ids::ObjectId;
 use crate::imaging::cutout::{self, Cutout, CutoutSpec, Provenance};
 use crate::imaging::fits::FitsError;
@@ -71,6 +72,10 @@ pub struct FrameRef {
     pub hdu: usize,
     /// The file's SHA-256 at ingest: the frame's content identity.
     pub checksum: String,
+    /// The file's size at ingest.
+    pub file_size: u64,
+    /// The file's modification time at ingest, when recorded.
+    pub file_mtime_ns: Option<i64>,
 }
 
 impl FrameRef {
@@ -85,6 +90,17 @@ impl FrameRef {
             // be a corrupt record, read as the primary HDU.
             hdu: usize::try_from(frame.hdu).unwrap_or(0),
             checksum: frame.checksum.clone(),
+            file_size: u64::try_from(frame.file_size).unwrap_or(0),
+            file_mtime_ns: frame.file_mtime_ns,
+        }
+    }
+
+    /// What ingest recorded about the file.
+    pub fn recorded(&self) -> Recorded<'_> {
+        Recorded {
+            size: self.file_size,
+            mtime_ns: self.file_mtime_ns,
+            checksum: &self.checksum,
         }
     }
 }
@@ -148,12 +164,15 @@ pub struct FrameImages {
     pub public_url: String,
     /// The largest side of any cut, in pixels (`--max-cutout`).
     pub max_side: usize,
+    /// Whether files are still what ingest recorded.
+    pub fresh: Arc<FreshFiles>,
 }
 
 impl FrameImages {
     /// The opened image HDU `hdu` of `frame`. A missing file is a 404 naming
     /// the frame; an HDU that is not an image is the request's fault.
     pub fn open_hdu(&self, frame: &FrameRef, hdu: usize) -> Result<Arc<PixelSource>, ProductError> {
+        self.check_fresh(frame)?;
         self.sources.get(&frame.path, hdu).map_err(|e| match &e {
             FitsError::NoSuchHdu { .. } | FitsError::NotAnImage { .. } => {
                 ParamError::new("hdu", e.to_string()).into()
@@ -169,6 +188,39 @@ impl FrameImages {
                 frame.object_id, frame.filename
             )),
         })
+    }
+
+    /// Whether the frame's file is still the one ingested: a missing file
+    /// is a 404, a changed one [`ProductError::Damaged`], both naming the
+    /// frame and not the path.
+    pub fn check_fresh(&self, frame: &FrameRef) -> Result<(), ProductError> {
+        self.fresh
+            .check(&frame.path, frame.recorded())
+            .map_err(|e| match e {
+                Changed::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                    ProductError::NotFound(format!(
+                        "frame {}: its file {} is missing from the data store",
+                        frame.object_id, frame.filename
+                    ))
+                }
+                Changed::Io(io) => ProductError::Internal(format!(
+                    "frame {} ({}): {io}",
+                    frame.object_id,
+                    frame.path.display()
+                )),
+                changed => {
+                    tracing::error!(
+                        frame = %frame.object_id,
+                        path = %frame.path.display(),
+                        "file changed or damaged since ingest: {changed}"
+                    );
+                    ProductError::Damaged(format!(
+                        "frame {}: its file {} has changed or is damaged since ingest ({changed}); \
+                         nothing is served from it until an operator re-ingests it",
+                        frame.object_id, frame.filename
+                    ))
+                }
+            })
     }
 
     /// The frame's own image HDU.

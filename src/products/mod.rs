@@ -56,6 +56,11 @@ pub enum ProductError {
     /// A fault of the server; the detail is for the log.
     #[error("{0}")]
     Internal(String),
+    /// A frame's file is no longer what was ingested (truncated, rewritten
+    /// or damaged): a fault of the data store, told to the client (naming
+    /// the frame, never a path) so that it is reported rather than retried.
+    #[error("{0}")]
+    Damaged(String),
     /// The server is too busy for this now; retry after `retry_after`
     /// seconds.
     #[error("{message}")]

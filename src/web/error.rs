@@ -30,6 +30,10 @@ pub enum AppError {
     /// Too busy now; retry after the given seconds.
     #[error("{0}")]
     Busy(String, u64),
+    /// A fault of the data store the user should report: a 500 whose
+    /// message (naming the frame, not a path) is shown.
+    #[error("{0}")]
+    Damaged(String),
 }
 
 impl From<CatalogError> for AppError {
@@ -56,6 +60,7 @@ impl From<ProductError> for AppError {
             ProductError::Invalid(m) => AppError::BadRequest(m),
             ProductError::NotFound(m) => AppError::NotFound(m),
             ProductError::Internal(m) => AppError::Internal(m),
+            ProductError::Damaged(m) => AppError::Damaged(m),
             ProductError::Busy {
                 message,
                 retry_after,
@@ -88,7 +93,7 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Internal(_) | AppError::Damaged(_) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::Busy(..) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -119,7 +124,7 @@ pub(crate) fn error_page(status: StatusCode, message: String) -> Response {
     let page = super::pages::ErrorPage {
         status: status.as_u16(),
         reason: status.canonical_reason().unwrap_or(""),
-        message,
+        message: crate::params::cut_long_words(&message).into_owned(),
     };
     match askama::Template::render(&page) {
         Ok(html) => (status, Html(html)).into_response(),
@@ -149,9 +154,10 @@ pub struct ApiError {
 impl ApiError {
     /// An error with `status`.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        let message: String = message.into();
         Self {
             status,
-            message: message.into(),
+            message: crate::params::cut_long_words(&message).into_owned(),
             retry_after: None,
         }
     }
@@ -229,6 +235,7 @@ impl From<ProductError> for ApiError {
             ProductError::Invalid(m) => Self::bad(m),
             ProductError::NotFound(m) => Self::not_found(m),
             ProductError::Internal(m) => Self::internal(m),
+            ProductError::Damaged(m) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, m),
             ProductError::Busy {
                 message,
                 retry_after,

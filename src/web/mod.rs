@@ -80,6 +80,7 @@ impl AppState {
             data_root: config.data_dir.clone(),
             public_url: config.public_url.clone(),
             max_side: config.max_cutout_px,
+            fresh: Arc::new(crate::file_identity::FreshFiles::new(65_536)),
         };
         let cache = DiskCache::open(config.cache_dir.join("products"), config.cache_bytes)
             .map_err(std::io::Error::other)?;

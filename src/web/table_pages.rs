@@ -22,6 +22,15 @@ use crate::vo::votable::{self, Serialization};
 /// Largest export without explicit paging.
 pub const EXPORT_LIMIT: u64 = 100_000;
 
+/// Most `q` conditions in one query: enough for any query a person writes,
+/// and far below the bound-parameter limits of the databases (997
+/// conditions used to fail inside SQLite as a 500).
+pub const MAX_CONDITIONS: usize = 32;
+
+/// Highest page number: (page − 1) × the largest page size must stay a
+/// valid SQL `OFFSET` (a page of `i64::MAX` used to overflow into a 500).
+pub const MAX_PAGE: u64 = 1_000_000_000;
+
 /// Parameters the table pages accept.
 const PARAMS: &[&str] = &[
     "q",
@@ -87,6 +96,11 @@ fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> 
             // An empty condition row of the form is not a condition.
             "q" if v.trim().is_empty() => {}
             "q" => {
+                if query.conditions.len() == MAX_CONDITIONS {
+                    return Err(AppError::BadRequest(format!(
+                        "q: at most {MAX_CONDITIONS} conditions in one query"
+                    )));
+                }
                 query
                     .conditions
                     .push(browse::parse_condition(table, &v).map_err(bad)?);
@@ -107,9 +121,12 @@ fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> 
                     .trim()
                     .parse::<u64>()
                     .ok()
-                    .filter(|&p| p >= 1)
+                    .filter(|&p| (1..=MAX_PAGE).contains(&p))
                     .ok_or_else(|| {
-                        AppError::BadRequest(format!("page: {v:?} is not a page number (1, 2, …)"))
+                        AppError::BadRequest(format!(
+                            "page: {:?} is not a page number (1 to {MAX_PAGE})",
+                            crate::params::shown(&v)
+                        ))
                     })?;
             }
             "size" => {
@@ -117,7 +134,8 @@ fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> 
                 let s: u64 = v.trim().parse().unwrap_or(0);
                 if !PAGE_SIZES.contains(&s) {
                     return Err(AppError::BadRequest(format!(
-                        "size: {v:?} is not a page size; allowed: {}",
+                        "size: {:?} is not a page size; allowed: {}",
+                        crate::params::shown(&v),
                         PAGE_SIZES
                             .iter()
                             .map(u64::to_string)

@@ -168,9 +168,11 @@ pub struct VoError<F> {
 
 impl<F> VoError<F> {
     fn new(kind: FaultKind, message: impl Into<String>) -> Self {
+        let message: String = message.into();
         Self {
             kind,
-            message: message.into(),
+            // The same net as the other errors of the edge.
+            message: crate::params::cut_long_words(&message).into_owned(),
             form: PhantomData,
         }
     }
@@ -213,6 +215,7 @@ impl<F> From<ProductError> for VoError<F> {
             ProductError::Invalid(m) => Self::usage(m),
             ProductError::NotFound(m) => Self::not_found(m),
             ProductError::Internal(m) => Self::internal(m),
+            ProductError::Damaged(m) => Self::new(FaultKind::Error, m),
             ProductError::Busy {
                 message,
                 retry_after,
@@ -511,6 +514,14 @@ pub async fn data(
     use super::ApiError;
     let id = super::object_id(&id).map_err(ApiError::bad)?;
     let frame = st.catalog.frame(ObjectId(id)).await?;
+    // A file that is no longer what was ingested (truncated, rewritten) is
+    // reported, not served under the frame's name: a check of size and
+    // time, and a hash when the time moved.
+    let fref = crate::products::frames::FrameRef::of(&frame, &st.config.data_dir);
+    let images = st.services.products.images.clone();
+    tokio::task::spawn_blocking(move || images.check_fresh(&fref))
+        .await
+        .map_err(ApiError::internal)??;
     let path = frame.file_path(&st.config.data_dir);
     let file = tokio::fs::File::open(&path).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {

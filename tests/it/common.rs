@@ -343,3 +343,17 @@ pub(crate) async fn fetch_json(st: &wisecut::web::AppState, uri: &str) -> serde_
     );
     serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{uri}: not JSON: {e}"))
 }
+
+/// Copies a directory tree (a survey's files, to change them in a test).
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! fixtures in `common`.
 
 mod api;
+mod bad_input;
 mod batch;
 mod browse;
 mod cli;

@@ -358,3 +358,98 @@ async fn the_edge_limits_each_client_cuts_off_slow_ones_and_sets_security_header
     assert!(body.contains(&format!("http://{addr}/")), "{body}");
     server.abort();
 }
+
+/// Regression: a frame file overwritten in place kept being served from the
+/// product cache as PNG, and its FITS cutout had new pixels under the old
+/// ETag, so a revalidating client got 304 and kept stale data. Now every
+/// use checks the file against what ingest recorded: touched but equal is
+/// fine (hashed once); rewritten is a 500 naming the frame for every
+/// product, cached or revalidated, until it is re-ingested.
+#[tokio::test]
+async fn a_frame_file_rewritten_in_place_is_never_served_or_revalidated() {
+    let db = common::ingested(common::sqlite().await).await;
+    let data = tempfile::tempdir().unwrap();
+    common::copy_dir(common::tiny_sample(), data.path());
+    let st = common::state_with(&db, |c| c.data_dir = data.path().to_path_buf());
+    let f = common::first_frame(&db.catalog, FrameClass::ReducedScienceFrame).await;
+    let id = f.target.object_id;
+    let path = data.path().join(&f.path);
+    let png = format!("/api/cutout?frame={id}&x=60&y=60&size=32&format=png");
+    let fits = format!("/api/cutout?frame={id}&x=60&y=60&size=32");
+    let (s, h, _) = common::fetch_full(&st, &png).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, fh, _) = common::fetch_full(&st, &fits).await;
+    assert_eq!(s, StatusCode::OK);
+    let etag = fh["etag"].to_str().unwrap().to_owned();
+    // Touched, same bytes: still served, same ETag.
+    let later = std::time::SystemTime::now() + Duration::from_secs(3);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let (s, h2, _) = common::fetch_full(&st, &png).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h2["etag"], h["etag"]);
+    // Rewritten in place, same size, other pixels (the last data block).
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n - 2880..] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later + Duration::from_secs(3))
+        .unwrap();
+    let revalidate = |uri: String, etag: String| {
+        let st = st.clone();
+        async move {
+            use http_body_util::BodyExt;
+            use tower::ServiceExt;
+            let res = wisecut::web::app(st)
+                .oneshot(
+                    axum::http::Request::get(uri)
+                        .header("if-none-match", etag)
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let s = res.status();
+            (
+                s,
+                text(&res.into_body().collect().await.unwrap().to_bytes()),
+            )
+        }
+    };
+    for (what, (s, body)) in [
+        ("cached PNG", {
+            let (s, _, b) = common::fetch(&st, &png).await;
+            (s, text(&b))
+        }),
+        ("FITS", {
+            let (s, _, b) = common::fetch(&st, &fits).await;
+            (s, text(&b))
+        }),
+        ("revalidation", revalidate(fits.clone(), etag.clone()).await),
+        ("file download", {
+            let (s, _, b) = common::fetch(&st, &format!("/data/{id}")).await;
+            (s, text(&b))
+        }),
+    ] {
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{what}: {body}");
+        assert!(
+            body.contains(&format!("frame {id}"))
+                && body.contains("content is not what was ingested"),
+            "{what}: {body}"
+        );
+        assert!(
+            !body.contains(data.path().to_str().unwrap()),
+            "{what}: {body}"
+        );
+    }
+}
