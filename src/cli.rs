@@ -151,6 +151,10 @@ pub struct ServeArgs {
     /// Bound of all job results together in MiB (oldest removed first).
     #[arg(long, env = "WISECUT_JOBS_MIB", default_value_t = crate::config::defaults::JOBS_BYTES >> 20)]
     pub jobs_mib: u64,
+    /// Bound of one job's result files in MiB, enforced while they are
+    /// written.
+    #[arg(long, env = "WISECUT_JOB_MIB", default_value_t = crate::config::defaults::JOB_BYTES >> 20)]
+    pub job_mib: u64,
     /// Days a job's result files are kept.
     #[arg(long, env = "WISECUT_JOBS_DAYS", default_value_t = crate::config::defaults::JOBS_DAYS)]
     pub jobs_days: u64,
@@ -215,6 +219,7 @@ impl Default for ServeArgs {
             jobs_dir: None,
             jobs_mib: crate::config::defaults::JOBS_BYTES >> 20,
             jobs_days: crate::config::defaults::JOBS_DAYS,
+            job_mib: crate::config::defaults::JOB_BYTES >> 20,
             inline_sources: crate::config::defaults::INLINE_SOURCES,
         }
     }

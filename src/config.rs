@@ -44,6 +44,9 @@ pub struct Config {
     pub jobs_dir: PathBuf,
     /// Bound of all job results together, in bytes; the oldest go first.
     pub jobs_bytes: u64,
+    /// Bound of one job's result files, in bytes, enforced as they are
+    /// written (a job passing it fails and leaves nothing behind).
+    pub job_bytes: u64,
     /// Age in days after which a job's result files are removed.
     pub jobs_days: u64,
     /// Dependency-cutout requests with at most this many sources are
@@ -121,6 +124,8 @@ pub mod defaults {
     pub const MAX_CUTOUT_PX: usize = 6000;
     /// Job results bound: 2 GiB.
     pub const JOBS_BYTES: u64 = 2 << 30;
+    /// `--job-mib`: one job's results.
+    pub const JOB_BYTES: u64 = 512 << 20;
     /// Job results are kept a week.
     pub const JOBS_DAYS: u64 = 7;
     /// Requests of up to this many sources are answered inline.
@@ -177,6 +182,7 @@ impl Config {
             aladin_url: defaults::ALADIN_URL.to_owned(),
             jobs_dir: cache_dir.join("jobs"),
             jobs_bytes: defaults::JOBS_BYTES,
+            job_bytes: defaults::JOB_BYTES,
             jobs_days: defaults::JOBS_DAYS,
             inline_sources: defaults::INLINE_SOURCES,
             memory_bytes: default_memory_bytes(),
@@ -217,7 +223,7 @@ impl fmt::Display for Config {
         };
         write!(
             f,
-            "database: {db}\ndata:     {}\ncache:    {} ({} MiB products, {} MiB sidecars)\nmemory:   {} MiB in all, {} MiB of it for hot frame rows\njobs:     {} (results up to {} MiB, kept {} days)\nlimits:   cutouts up to {} px a side; per client {} expensive requests at once, {}/s (bursts of {}), {} jobs a minute\ntimeouts: headers {} s, body {} s, request {} s, waiting for memory {} s\nlisten:   http://{}",
+            "database: {db}\ndata:     {}\ncache:    {} ({} MiB products, {} MiB sidecars)\nmemory:   {} MiB in all, {} MiB of it for hot frame rows\njobs:     {} (results up to {} MiB, one job up to {} MiB, kept {} days)\nlimits:   cutouts up to {} px a side; per client {} expensive requests at once, {}/s (bursts of {}), {} jobs a minute\ntimeouts: headers {} s, body {} s, request {} s, waiting for memory {} s\nlisten:   http://{}",
             self.data_dir.display(),
             self.cache_dir.display(),
             self.cache_bytes >> 20,
@@ -226,6 +232,7 @@ impl fmt::Display for Config {
             self.row_cache_bytes >> 20,
             self.jobs_dir.display(),
             self.jobs_bytes >> 20,
+            self.job_bytes >> 20,
             self.jobs_days,
             self.max_cutout_px,
             self.limits.concurrency,

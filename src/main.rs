@@ -117,6 +117,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     config.jobs_bytes = args.jobs_mib << 20;
     config.jobs_days = args.jobs_days;
+    config.job_bytes = args.job_mib << 20;
     config.inline_sources = args.inline_sources;
     if let Some(m) = args.memory_mib {
         config.memory_bytes = m << 20;

@@ -444,6 +444,32 @@ impl Catalog {
             .collect()
     }
 
+    /// Adds `bytes` to what a job's files take (its ZIP, made later).
+    pub async fn add_job_bytes(&self, id: JobId, bytes: u64) -> Result<(), CatalogError> {
+        self.job_exec(
+            "UPDATE job SET bytes = bytes + $1 WHERE id = $2",
+            vec![i64::try_from(bytes).unwrap_or(i64::MAX).into(), id.0.into()],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes the records of jobs whose files were removed and that
+    /// finished before `before`; returns how many.
+    pub async fn delete_jobs_finished_before(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<u64, CatalogError> {
+        use entity::job::Column as C;
+        use sea_orm::{ColumnTrait, QueryFilter};
+        let r = entity::job::Entity::delete_many()
+            .filter(C::Expired.eq(true))
+            .filter(C::FinishedAt.lt(before))
+            .exec(self.db())
+            .await?;
+        Ok(r.rows_affected)
+    }
+
     /// Records that retention removed a job's files.
     pub async fn expire_job(&self, id: JobId) -> Result<(), CatalogError> {
         self.job_exec(

@@ -54,6 +54,8 @@ pub const MAX_ATTEMPTS: i32 = 3;
 pub struct Retention {
     /// Total bytes of all result directories.
     pub max_bytes: u64,
+    /// Bytes of one job's result files (the ZIP made later not counted).
+    pub max_job_bytes: u64,
     /// Age after which a result is removed.
     pub max_age: Duration,
 }
@@ -62,6 +64,7 @@ impl Default for Retention {
     fn default() -> Self {
         Retention {
             max_bytes: 2 << 30,
+            max_job_bytes: crate::config::defaults::JOB_BYTES,
             max_age: Duration::from_secs(7 * 24 * 3600),
         }
     }
@@ -87,6 +90,10 @@ pub enum JobError {
     /// Anything else that stops the job.
     #[error("{0}")]
     Failed(String),
+    /// The job's result files are no longer on this server (removed by
+    /// hand, or a server with another `--jobs-dir`): a 410.
+    #[error("{0}")]
+    Gone(String),
 }
 
 impl From<ProductError> for JobError {
@@ -285,6 +292,9 @@ impl Jobs {
     async fn run(&self, job: JobRecord) {
         let id = job.id;
         let part = self.part_dir(id);
+        // Every file the makers write into the part directory is charged
+        // to the job's disk allowance as it is written.
+        let _allowance = crate::products::result_files::allow(&part, self.retention.max_job_bytes);
         let fresh = {
             let part = part.clone();
             on_disk(move || {
@@ -532,8 +542,12 @@ impl Jobs {
             let old = j.finished_at.is_some_and(|t| now - t > max_age);
             let over = total > self.retention.max_bytes && Some(j.id) != newest;
             if old || over {
-                let dir = self.result_dir(j.id);
-                on_disk(move || remove_dir(&dir)).await?;
+                let (dir, zip) = (self.result_dir(j.id), self.zip_path(j.id));
+                on_disk(move || {
+                    remove_dir(&dir);
+                    let _ = std::fs::remove_file(&zip);
+                })
+                .await?;
                 self.catalog.expire_job(j.id).await?;
                 total = total.saturating_sub(j.bytes.max(0) as u64);
                 let _ = self
@@ -549,7 +563,45 @@ impl Jobs {
                     .await;
             }
         }
+        // Records (with their parameters, uploaded CSVs and logs) outlive
+        // their files by one more retention period, so that a link to a
+        // job says "removed" for a while, and are then deleted.
+        let forgotten = self
+            .catalog
+            .delete_jobs_finished_before(now - max_age - max_age)
+            .await?;
+        if forgotten > 0 {
+            tracing::info!("job retention: deleted {forgotten} old job records");
+        }
         Ok(())
+    }
+
+    /// Where a job's ZIP is kept (beside its result directory, and removed
+    /// with it).
+    fn zip_path(&self, id: JobId) -> PathBuf {
+        self.dir.join(format!("{id}.zip"))
+    }
+
+    /// Records that a job's result directory has gone missing (removed by
+    /// hand, or another `--jobs-dir`): the job is marked expired, as if
+    /// retention had removed it, and the caller answers 410.
+    pub async fn results_missing(&self, id: JobId) -> JobError {
+        let _ = self.catalog.expire_job(id).await;
+        let _ = self
+            .catalog
+            .job_log(
+                id,
+                &format!("{}: result directory missing; marked removed", now()),
+            )
+            .await;
+        JobError::Gone(format!(
+            "job {id}'s files are no longer on this server; submit the request again"
+        ))
+    }
+
+    /// Whether a done job's result directory is there.
+    pub fn has_results(&self, id: JobId) -> bool {
+        self.result_dir(id).is_dir()
     }
 
     /// A file of a finished job's result, checked to lie inside it.
@@ -566,16 +618,17 @@ impl Jobs {
     }
 
     /// The job's ZIP (every file listed in its manifest, and the manifest),
-    /// made on first request and kept beside the result.
-    pub fn zip(&self, job: &JobRecord) -> Result<PathBuf, JobError> {
+    /// made on first request and kept beside the result; with the bytes it
+    /// added when this call made it (to be counted with the job's).
+    pub fn zip(&self, job: &JobRecord) -> Result<(PathBuf, Option<u64>), JobError> {
         if job.status != JobStatus::Done || job.expired {
             return Err(JobError::Failed("the job has no result to download".into()));
         }
         let dir = self.result_dir(job.id);
         let name = format!("wisecut_job{}.zip", job.id);
-        let zip_path = self.dir.join(format!("{}.zip", job.id));
+        let zip_path = self.zip_path(job.id);
         if zip_path.is_file() {
-            return Ok(zip_path);
+            return Ok((zip_path, None));
         }
         let manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("manifest.json"))?)
@@ -617,8 +670,9 @@ impl Jobs {
         };
         match build() {
             Ok(()) => {
+                let bytes = std::fs::metadata(&tmp)?.len();
                 std::fs::rename(&tmp, &zip_path)?;
-                Ok(zip_path)
+                Ok((zip_path, Some(bytes)))
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);

@@ -4,9 +4,75 @@
 //! and the ZIP are all built from the manifest, so a file that is not in it
 //! is not part of the result.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
+
+/// The disk allowances of the directories jobs are filling: directory →
+/// bytes it may still take.
+///
+/// Every file of every job goes through [`write_file`], which charges the
+/// allowance of the directory it writes into; the job runner opens the
+/// allowance for its `<id>.part/` directory ([`allow`]) and drops it when
+/// the job ends. Keyed by directory rather than passed down, because the
+/// makers (dependency cutouts, RGB, batches) only share that one function,
+/// and the allowance belongs to the directory being filled.
+fn allowances() -> &'static Mutex<HashMap<PathBuf, (u64, Arc<AtomicU64>)>> {
+    static ALLOWANCES: OnceLock<Mutex<HashMap<PathBuf, (u64, Arc<AtomicU64>)>>> = OnceLock::new();
+    ALLOWANCES.get_or_init(Default::default)
+}
+
+/// An open allowance; closed on drop.
+#[derive(Debug)]
+pub struct Allowance {
+    dir: PathBuf,
+}
+
+impl Drop for Allowance {
+    fn drop(&mut self) {
+        allowances()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.dir);
+    }
+}
+
+/// Lets the files written into `dir` take at most `bytes` together: a
+/// write past it fails (and with it the job, whose part directory is then
+/// removed), instead of the bound being noticed after the disk filled.
+pub fn allow(dir: &Path, bytes: u64) -> Allowance {
+    allowances()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(dir.to_path_buf(), (bytes, Arc::new(AtomicU64::new(bytes))));
+    Allowance {
+        dir: dir.to_path_buf(),
+    }
+}
+
+/// Charges `n` bytes to the allowance of `dir`, if it has one.
+fn charge(dir: &Path, n: u64) -> std::io::Result<()> {
+    let left = allowances()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(dir)
+        .cloned();
+    let Some((cap, left)) = left else {
+        return Ok(());
+    };
+    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(n))
+        .map(|_| ())
+        .map_err(|_| {
+            std::io::Error::other(format!(
+                "the results would pass the {:.1} MiB one job may take (--job-mib); \
+                 ask for fewer sources, fewer classes or a smaller size",
+                cap as f64 / (1 << 20) as f64
+            ))
+        })
+}
 
 /// One file of a result directory, as `manifest.json` lists it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
@@ -30,6 +96,7 @@ pub fn write_file(
     description: String,
     files: &mut Vec<ManifestFile>,
 ) -> std::io::Result<()> {
+    charge(dir, bytes.len() as u64)?;
     let path = dir.join(rel);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
@@ -64,4 +131,27 @@ pub fn write_manifest(
         serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?,
     )?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_with_an_allowance_takes_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        {
+            let _open = allow(dir.path(), 10);
+            write_file(dir.path(), "a", b"123456", "txt", "a".into(), &mut files).unwrap();
+            let e =
+                write_file(dir.path(), "b", b"12345", "txt", "b".into(), &mut files).unwrap_err();
+            assert!(e.to_string().contains("--job-mib"), "{e}");
+            assert!(!dir.path().join("b").exists(), "nothing half-written");
+            write_file(dir.path(), "c", b"1234", "txt", "c".into(), &mut files).unwrap();
+        }
+        // Closed: no limit any more.
+        write_file(dir.path(), "d", &[0; 100], "txt", "d".into(), &mut files).unwrap();
+        assert_eq!(files.len(), 3);
+    }
 }

@@ -77,7 +77,7 @@ fn dep_params(raw: Option<&str>) -> Result<(DepParams, bool), ApiError> {
 
 /// What happened to a request.
 enum Submitted {
-    /// Made at once.
+    /// Finished (made at once, or found made): done or failed.
     Done(JobRecord),
     /// Queued.
     Queued(JobRecord),
@@ -129,11 +129,14 @@ async fn submit_deps(st: &AppState, params: &DepParams) -> Result<Submitted, Api
         )
         .await
         .map_err(ApiError::from)?;
-    Ok(if job.status == JobStatus::Done {
-        Submitted::Done(job)
-    } else {
-        Submitted::Queued(job)
-    })
+    // Done or failed, the answer is final; queued or running, it is not.
+    Ok(
+        if matches!(job.status, JobStatus::Done | JobStatus::Failed) {
+            Submitted::Done(job)
+        } else {
+            Submitted::Queued(job)
+        },
+    )
 }
 
 /// The request form.

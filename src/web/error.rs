@@ -250,6 +250,7 @@ impl From<crate::jobs::JobError> for ApiError {
         match e {
             JobError::Param { param, message } => Self::bad(format!("{param}: {message}")),
             JobError::Catalog(c) => c.into(),
+            JobError::Gone(m) => Self::gone(m),
             other => Self::internal(other),
         }
     }

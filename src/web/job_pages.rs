@@ -93,8 +93,20 @@ pub async fn job_api(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let id = job_id(&id).map_err(ApiError::bad)?;
-    let job = st.catalog.job(id).await?;
+    let job = current(&st, id).await?;
     Ok(axum::Json(job_json(&st, &job).await).into_response())
+}
+
+/// The job's record, marked expired first when it is done but its result
+/// directory is not on this server any more.
+async fn current(st: &AppState, id: JobId) -> Result<JobRecord, crate::catalog::CatalogError> {
+    let job = st.catalog.job(id).await?;
+    let jobs = &st.services.jobs;
+    if job.status == JobStatus::Done && !job.expired && !jobs.has_results(id) {
+        jobs.results_missing(id).await;
+        return st.catalog.job(id).await;
+    }
+    Ok(job)
 }
 
 fn job_id(s: &str) -> Result<JobId, String> {
@@ -175,7 +187,7 @@ pub async fn job_page(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Html<String>, AppError> {
     let id = job_id(&id).map_err(AppError::BadRequest)?;
-    let job = st.catalog.job(id).await?;
+    let job = current(&st, id).await?;
     let deps = if job.status == JobStatus::Done && !job.expired {
         load_result(&st, &job).await.map(|r| with_urls(r, job.id))
     } else {
@@ -218,11 +230,22 @@ pub async fn job_file(
     UrlPath((id, rel)): UrlPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id = job_id(&id).map_err(ApiError::bad)?;
-    let path = st
-        .services
-        .jobs
-        .file(id, &rel)
-        .ok_or_else(|| ApiError::not_found(format!("job {id} has no file {rel}")))?;
+    let jobs = &st.services.jobs;
+    let Some(path) = jobs.file(id, &rel) else {
+        let job = st.catalog.job(id).await?;
+        if job.status == JobStatus::Done && !job.expired && !jobs.has_results(id) {
+            return Err(jobs.results_missing(id).await.into());
+        }
+        if job.expired {
+            return Err(ApiError::gone(format!(
+                "job {id}'s files were removed by the retention policy; run it again"
+            )));
+        }
+        return Err(ApiError::not_found(format!(
+            "job {id} has no file {}",
+            crate::params::shown(&rel)
+        )));
+    };
     let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
     let mime = match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
         "fits" => "application/fits",
@@ -278,10 +301,21 @@ pub async fn job_zip(
         )));
     }
     let jobs = st.services.jobs.clone();
-    let path = tokio::task::spawn_blocking(move || jobs.zip(&job))
+    if !jobs.has_results(id) {
+        return Err(jobs.results_missing(id).await.into());
+    }
+    let (path, made) = tokio::task::spawn_blocking(move || jobs.zip(&job))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
+    if let Some(bytes) = made {
+        // The ZIP is part of the job's footprint: counted, and removed with
+        // its files by retention.
+        st.catalog.add_job_bytes(id, bytes).await?;
+        if let Err(e) = st.services.jobs.apply_retention().await {
+            tracing::warn!("job retention: {e}");
+        }
+    }
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(ApiError::internal)?;

@@ -98,6 +98,7 @@ impl AppState {
             config.jobs_dir.clone(),
             crate::jobs::Retention {
                 max_bytes: config.jobs_bytes,
+                max_job_bytes: config.job_bytes,
                 max_age: std::time::Duration::from_secs(config.jobs_days * 86_400),
             },
             Arc::clone(&products),

@@ -362,8 +362,9 @@ async fn retention_expires_the_older_result_and_keeps_its_record() {
         "{}",
         String::from_utf8_lossy(&body)
     );
+    // Its files are gone (410), as its ZIP.
     let (status, _, _) = common::fetch(&st, &format!("/jobs/{a}/files/manifest.json")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(status, StatusCode::GONE);
     let v = common::fetch_json(&st, &format!("/api/jobs/{a}")).await;
     assert_eq!(v["expired"], true);
     assert!(v["zip"].is_null() && v["result"].is_null());

@@ -453,3 +453,97 @@ async fn a_frame_file_rewritten_in_place_is_never_served_or_revalidated() {
         );
     }
 }
+
+/// Regression: `--jobs-mib` was checked only after a job finished (a
+/// 10-row batch wrote 2.4 GB past a 2 GiB bound, then expired every other
+/// job's results). Now one job's files are charged as they are written:
+/// past `--job-mib` the job fails saying so, leaves no file behind, and
+/// the results of other jobs stay.
+#[tokio::test]
+async fn a_job_passing_its_disk_allowance_fails_and_leaves_nothing() {
+    let db = common::ingested(common::sqlite().await).await;
+    let st = common::state_with(&db, |c| c.job_bytes = 200 << 10);
+    let (slid, _, _) = common::biggest_source_list(&db.catalog).await;
+    let small = common::submit_json(
+        &st,
+        &format!("/api/deps?slid={slid}&ids=1&classes=reduced&size=16"),
+    )
+    .await;
+    assert_eq!(small["status"], "done", "{small:#}");
+    let big = common::submit_json(&st, &format!("/api/deps?slid={slid}&ids=1:4&size=100")).await;
+    assert_eq!(big["status"], "failed", "{big:#}");
+    let error = big["error"].as_str().unwrap_or_default();
+    assert!(error.contains("--job-mib"), "{error}");
+    let dir = &st.config.jobs_dir;
+    let id = big["id"].as_i64().unwrap();
+    for name in [id.to_string(), format!("{id}.part")] {
+        assert!(!dir.join(&name).exists(), "{name} left behind");
+    }
+    let small_id = small["id"].as_i64().unwrap();
+    assert!(
+        dir.join(small_id.to_string()).is_dir(),
+        "the other result was removed"
+    );
+    let (s, _, _) = common::fetch(&st, &format!("/jobs/{small_id}/zip")).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+/// A job's ZIP is counted with its files and removed with them; a result
+/// directory removed by hand is a 410 (and the job is marked removed), not
+/// a 500; records whose files are long gone are deleted, with their
+/// parameters and logs.
+#[tokio::test]
+async fn zips_are_counted_missing_results_are_gone_and_old_records_are_deleted() {
+    let db = common::ingested(common::sqlite().await).await;
+    // Room for about one result: the newest stays, older ones go.
+    let st = common::state_with(&db, |c| c.jobs_bytes = 1);
+    let (slid, _, _) = common::biggest_source_list(&db.catalog).await;
+    let q = |ids: &str| format!("/api/deps?slid={slid}&ids={ids}&classes=raw,reduced&size=24");
+    let first = common::submit_json(&st, &q("1")).await;
+    let a = wisecut::ids::JobId(first["id"].as_i64().unwrap());
+    let before = db.catalog.job(a).await.unwrap().bytes;
+    let (s, _, zip) = common::fetch(&st, &format!("/jobs/{a}/zip")).await;
+    assert_eq!(s, StatusCode::OK);
+    let after = db.catalog.job(a).await.unwrap().bytes;
+    assert_eq!(after - before, zip.len() as i64, "the ZIP is counted");
+    let zip_file = st.config.jobs_dir.join(format!("{a}.zip"));
+    assert!(zip_file.is_file());
+    // A newer result pushes the first one out: its ZIP goes too.
+    let second = common::submit_json(&st, &q("2")).await;
+    let b = wisecut::ids::JobId(second["id"].as_i64().unwrap());
+    assert!(db.catalog.job(a).await.unwrap().expired);
+    assert!(!zip_file.exists(), "the expired job's ZIP was kept");
+    // The newest result's directory removed by hand: 410, and marked.
+    std::fs::remove_dir_all(st.config.jobs_dir.join(b.to_string())).unwrap();
+    for uri in [
+        format!("/jobs/{b}/zip"),
+        format!("/jobs/{b}/files/manifest.json"),
+    ] {
+        let (s, _, body) = common::fetch(&st, &uri).await;
+        assert_eq!(s, StatusCode::GONE, "{uri}: {}", text(&body));
+        assert!(
+            text(&body).contains("no longer on this server") || text(&body).contains("removed"),
+            "{uri}: {}",
+            text(&body)
+        );
+    }
+    assert!(db.catalog.job(b).await.unwrap().expired);
+    // Records finished longer ago than twice the retention age are deleted.
+    let conn = common::raw_db(&db).await;
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(30);
+    common::sql(
+        &conn,
+        "UPDATE job SET finished_at = $1 WHERE id = $2",
+        vec![long_ago.into(), a.0.into()],
+    )
+    .await;
+    st.services.jobs.apply_retention().await.unwrap();
+    assert!(
+        db.catalog.job(a).await.is_err(),
+        "the old record is still there"
+    );
+    assert!(
+        db.catalog.job(b).await.is_ok(),
+        "a recent record was deleted"
+    );
+}
