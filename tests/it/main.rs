@@ -7,6 +7,7 @@ mod batch;
 mod browse;
 mod cli;
 mod common;
+mod crash;
 mod deps;
 mod e2e;
 mod image;
