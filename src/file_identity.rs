@@ -65,6 +65,9 @@ pub enum Changed {
     Io(#[from] std::io::Error),
 }
 
+/// A hash made of a file: (size, modification time, SHA-256) at the time.
+type Hashed = (u64, Option<i64>, String);
+
 /// Checks that files are still what ingest recorded, on every use, at the
 /// cost of one `stat` while their size and modification time are the
 /// recorded ones. When the time differs (a `touch`, a copy, a restore; or
@@ -78,8 +81,8 @@ pub enum Changed {
 #[derive(Debug)]
 pub struct FreshFiles {
     capacity: usize,
-    /// path → (size, mtime, SHA-256) of the last hash made.
-    hashed: Mutex<HashMap<PathBuf, (u64, Option<i64>, String)>>,
+    /// path → the last hash made of it.
+    hashed: Mutex<HashMap<PathBuf, Hashed>>,
 }
 
 impl FreshFiles {
@@ -129,7 +132,7 @@ impl FreshFiles {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (u64, Option<i64>, String)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Hashed>> {
         self.hashed.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -20,10 +20,13 @@ use serde::Serialize;
 /// the job ends. Keyed by directory rather than passed down, because the
 /// makers (dependency cutouts, RGB, batches) only share that one function,
 /// and the allowance belongs to the directory being filled.
-fn allowances() -> &'static Mutex<HashMap<PathBuf, (u64, Arc<AtomicU64>)>> {
-    static ALLOWANCES: OnceLock<Mutex<HashMap<PathBuf, (u64, Arc<AtomicU64>)>>> = OnceLock::new();
+fn allowances() -> &'static Mutex<HashMap<PathBuf, Open>> {
+    static ALLOWANCES: OnceLock<Mutex<HashMap<PathBuf, Open>>> = OnceLock::new();
     ALLOWANCES.get_or_init(Default::default)
 }
+
+/// An open allowance: (bytes allowed in all, bytes left).
+type Open = (u64, Arc<AtomicU64>);
 
 /// An open allowance; closed on drop.
 #[derive(Debug)]
