@@ -536,6 +536,42 @@ pub fn extract(
     })
 }
 
+/// Whether [`extract_fits`] makes this cutout without decoding its pixels
+/// (its peak memory is then the output file alone).
+pub fn fits_passes_through(source: &PixelSource, spec: &CutoutSpec, geometry: &Geometry) -> bool {
+    pass_through_padding(source, spec, geometry).is_some()
+}
+
+/// The stored bytes of one padding pixel when [`extract_fits`] can copy
+/// the stored rows as they are; `None` when it must take the general path.
+fn pass_through_padding(
+    source: &PixelSource,
+    spec: &CutoutSpec,
+    geometry: &Geometry,
+) -> Option<Vec<u8>> {
+    let keys = &source.keys;
+    let linearize =
+        !spec.raw_values && keys.number("BSOFTEN").is_some() && keys.number("BOFFSET").is_some();
+    let integer = source.bitpix > 0;
+    let blank = if integer { source.scaling.blank } else { None };
+    let pad_value = match (integer, blank) {
+        (false, _) => Some(if source.bitpix == -32 {
+            f32::NAN.to_be_bytes().to_vec()
+        } else {
+            f64::NAN.to_be_bytes().to_vec()
+        }),
+        (true, Some(b)) => Some(match source.bitpix {
+            8 => vec![b as u8],
+            16 => (b as i16).to_be_bytes().to_vec(),
+            32 => (b as i32).to_be_bytes().to_vec(),
+            _ => b.to_be_bytes().to_vec(),
+        }),
+        (true, None) if geometry.padded == 0 => Some(Vec::new()),
+        (true, None) => None,
+    };
+    pad_value.filter(|_| !linearize && source.access() == "plain")
+}
+
 /// The FITS file of the cutout at `geometry` (from [`locate`]): the same
 /// bytes as `extract(..)?.to_fits()`, made without decoding the pixels when
 /// the parent is a plain file whose stored values go out unchanged — the
@@ -552,27 +588,9 @@ pub fn extract_fits(
     provenance: &Provenance,
 ) -> Result<Vec<u8>, CutoutError> {
     let keys = &source.keys;
-    let linearize =
-        !spec.raw_values && keys.number("BSOFTEN").is_some() && keys.number("BOFFSET").is_some();
     let s = source.scaling;
-    let integer = source.bitpix > 0;
-    let blank = if integer { s.blank } else { None };
-    let pad_value = match (integer, blank) {
-        (false, _) => Some(if source.bitpix == -32 {
-            f32::NAN.to_be_bytes().to_vec()
-        } else {
-            f64::NAN.to_be_bytes().to_vec()
-        }),
-        (true, Some(b)) => Some(match source.bitpix {
-            8 => vec![b as u8],
-            16 => (b as i16).to_be_bytes().to_vec(),
-            32 => (b as i32).to_be_bytes().to_vec(),
-            _ => b.to_be_bytes().to_vec(),
-        }),
-        (true, None) if geometry.padded == 0 => Some(Vec::new()),
-        (true, None) => None,
-    };
-    let Some(pad_value) = pad_value.filter(|_| !linearize && source.access() == "plain") else {
+    let blank = if source.bitpix > 0 { s.blank } else { None };
+    let Some(pad_value) = pass_through_padding(source, spec, &geometry) else {
         return Ok(extract(source, spec, geometry, provenance)?.to_fits()?);
     };
     let (width, height) = (geometry.width, geometry.height);

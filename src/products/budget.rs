@@ -198,6 +198,12 @@ pub fn fits_cost(width: usize, height: usize, bpp: usize) -> u64 {
     px * bpp as u64 + px * 24 + 64 * 1024
 }
 
+/// Peak memory of a FITS cutout copied from a plain file without decoding
+/// (`imaging::cutout::fits_passes_through`): the output file.
+pub fn fits_pass_through_cost(width: usize, height: usize, bpp: usize) -> u64 {
+    (width * height * bpp) as u64 + 64 * 1024
+}
+
 /// Peak memory of a rendered cutout: the FITS cost of the region, its f32
 /// image, and the normalised, resampled and encoded picture.
 pub fn image_cost(width: usize, height: usize, bpp: usize, out: (usize, usize)) -> u64 {

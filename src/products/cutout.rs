@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cpu_time::ThreadTime;
 
-use super::budget::{MemoryGrant, fits_cost, image_cost};
+use super::budget::{MemoryGrant, fits_cost, fits_pass_through_cost, image_cost};
 use super::cache::{CacheKey, Claim, Outcome};
 use super::frames::{FrameKey, FrameRef};
 use super::{ProductError, Products};
@@ -297,6 +297,15 @@ impl Products {
         // read (a cache hit needs less; the grant shrinks to the product).
         let bpp = (source.bitpix.unsigned_abs() / 8) as usize;
         let (cost, what) = match request.format {
+            // Copied row by row from a plain file: the output alone.
+            CutoutFormat::Fits
+                if cutout::fits_passes_through(&source, &request.spec, &geometry) =>
+            {
+                (
+                    fits_pass_through_cost(w, h, bpp),
+                    format!("a {w}×{h} px FITS cutout"),
+                )
+            }
             CutoutFormat::Fits => (fits_cost(w, h, bpp), format!("a {w}×{h} px FITS cutout")),
             CutoutFormat::Image(_) => {
                 let out = request

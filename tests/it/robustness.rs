@@ -24,8 +24,13 @@ async fn a_cutout_that_can_never_fit_the_memory_budget_is_refused() {
     let st = common::state_with(&db, |c| c.memory_bytes = 100 << 20);
     let f = common::first_frame(&db.catalog, FrameClass::ReducedScienceFrame).await;
     let id = f.target.object_id;
-    let (s, _, body) =
-        common::fetch(&st, &format!("/api/cutout?frame={id}&x=1&y=1&size=3000")).await;
+    // A picture of 3000² px needs several copies of its pixels (a plain
+    // FITS cutout of the same size, copied row by row, would fit).
+    let (s, _, body) = common::fetch(
+        &st,
+        &format!("/api/cutout?frame={id}&x=1&y=1&size=3000&format=png"),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{}", text(&body));
     let msg = text(&body);
     assert!(
