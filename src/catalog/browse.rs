@@ -366,7 +366,10 @@ pub fn parse_condition(table: &Table, text: &str) -> Result<Condition, BrowseErr
             format!("{t:?}: a condition starts with a column name, e.g. \"filter = r\""),
         ));
     }
-    let column = table.column(&t[..name_end])?;
+    // The request parameter at fault is `q`, whatever part of it is.
+    let column = table
+        .column(&t[..name_end])
+        .map_err(|e| bad("q", e.message))?;
     let rest = t[name_end..].trim_start();
     let lower = rest.to_ascii_lowercase();
     let (spelling, op) = Op::SPELLINGS
@@ -833,6 +836,40 @@ fn cell(r: &QueryResult, name: &str, ty: ColType) -> Result<Cell, sea_orm::DbErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Whatever a `q=` holds, parsing ends in a condition or an error
+        /// naming `q` (a 400 at the edge), never a panic.
+        #[test]
+        fn any_condition_text_parses_or_names_q(text in "\\PC{0,80}") {
+            for t in [frames(), Table::SourceLists] {
+                if let Err(e) = parse_condition(&t, &text) {
+                    prop_assert_eq!(e.param, "q");
+                    prop_assert!(!e.message.is_empty());
+                }
+            }
+        }
+
+        /// Conditions built from a table's own columns, an operator and a
+        /// value of any text: parsed to that column, or refused naming `q`.
+        #[test]
+        fn column_operator_value_parses_to_its_column(
+            col in 0usize..64,
+            op in prop::sample::select(vec!["=", "!=", "<", "<=", ">", ">=", " like ", " between "]),
+            value in "[-+0-9.eE:a-z %_]{0,24}",
+        ) {
+            let t = frames();
+            let column = &t.columns()[col % t.columns().len()];
+            let text = format!("{}{op}{value}", column.name);
+            match parse_condition(&t, &text) {
+                Ok(c) => prop_assert_eq!(c.column.name, column.name),
+                Err(e) => prop_assert_eq!(e.param, "q"),
+            }
+        }
+    }
 
     fn frames() -> Table {
         Table::Frames(FrameClass::ReducedScienceFrame)

@@ -453,6 +453,18 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Any text is a list of at most `MAX_IDS` sorted unique ids or a
+        /// `RangeError` (a 400 naming `ids`), never a panic.
+        #[test]
+        fn any_text_is_ids_or_an_error(text in "[-0-9:, \t]{0,40}|\\PC{0,40}") {
+            if let Ok(ids) = parse_ids(&text) {
+                prop_assert!(!ids.is_empty() && ids.len() <= MAX_IDS);
+                prop_assert!(ids.windows(2).all(|w| w[0] < w[1]));
+            }
+        }
+
         #[test]
         fn format_then_parse_round_trips(
             ids in prop_oneof![
