@@ -17,11 +17,13 @@ from Debian's package, installed with apt-get when missing and run as root):
    renders, SIA queries, DataLink — sampling the server's resident memory
    (RSS) every second. Prints throughput, latency percentiles and status
    counts; a 5xx fails the run.
-3. Oversized burst: 16 concurrent cutouts of the largest frame at the
-   largest allowed size (FITS and PNG), then 16 more than could ever fit the
-   budget; every answer must be 200, 503 + Retry-After or a 4xx naming the
-   limit, never a 5xx nor a dead server. Peak RSS during the burst.
-4. Idle: RSS 10 s after the burst (memory returned to the OS by mimalloc).
+3. Oversized burst *during* the mixed load (20 s in): 16 concurrent
+   cutouts of the largest frame at its full size (FITS and PNG), two
+   dependency-cutout jobs of every source of the largest SourceList at
+   400 px, and two whole-frame RGB pictures; every answer must be 200, 202,
+   503 + Retry-After or a 4xx naming a limit, never a 5xx nor a dead server,
+   and the RSS sampled every second must stay under --memory-mib.
+4. Idle: RSS 10 s after the load (memory returned to the OS by mimalloc).
 5. Per-client limits on: the same server restarted with the defaults,
    a burst of 200 requests from one client gets 429s with Retry-After and
    pages still answer.
@@ -83,6 +85,16 @@ def get(addr, path, timeout=60):
         return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
 
 
+def request(addr, method, path, timeout=60):
+    """(status, headers, body) of a request without a body."""
+    req = urllib.request.Request(f"http://{addr}{path}", method=method, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
 def table(addr, name, cols, size=1000):
     status, _, body = get(addr, f"/table/{name}?format=json&size={size}&cols={cols}")
     assert status == 200, (name, status, body[:200])
@@ -109,7 +121,7 @@ def workload(addr, rng):
     cols = "object_id,naxis1,naxis2,ra,dec"
     frames = table(addr, "ReducedScienceFrame", cols) + table(addr, "CoaddedRegriddedFrame", cols)
     raws = table(addr, "RawScienceFrame", "object_id")
-    lists = table(addr, "SourceList", "slid")
+    lists = table(addr, "SourceList", "slid,n_sources")
     paths = []
     for _ in range(400):
         f = rng.choice(frames)
@@ -136,13 +148,16 @@ def workload(addr, rng):
         elif kind < 0.90:
             ra, dec = f["ra"], f["dec"]
             paths.append(f"/vo/sia/query?POS=CIRCLE+{ra}+{dec}+0.05&MAXREC=50")
-        elif kind < 0.94:
+        elif kind < 0.92:
             paths.append(f"/vo/links?ID=ivo://wisecut/obj?{fid}")
+        elif kind < 0.94:
+            slid = rng.choice(lists)["slid"]
+            paths.append(f"/deps?slid={slid}&ids={rng.randint(1, 5)}:{rng.randint(6, 12)}")
         elif kind < 0.97:
             paths.append("/")
         else:
             paths.append("/tables")
-    return paths, frames
+    return paths, frames, lists
 
 
 def wrk_run(addr, paths, work, seconds, connections, pid):
@@ -176,7 +191,7 @@ def burst(addr, uris, pid):
 
     with concurrent.futures.ThreadPoolExecutor(len(uris) + 1) as pool:
         watcher = pool.submit(sample)
-        answers = list(pool.map(lambda u: get(addr, u, timeout=120), uris))
+        answers = list(pool.map(lambda mu: request(addr, mu[0], mu[1], timeout=120), uris))
         done[0] = True
         watcher.result()
     counts = {}
@@ -221,30 +236,45 @@ def main():
     server = start(wisecut, sample, addr, extra)
     try:
         pid = server.pid
-        paths, frames = workload(addr, rng)
+        paths, frames, lists = workload(addr, rng)
         results["rss_mb_start"] = rss_kb(pid) / 1024
-        print(f"load: mixed workload, {len(paths)} distinct requests, {a.seconds:.0f} s, "
-              f"{a.connections} connections (wrk)", flush=True)
-        results["mixed"] = wrk_run(addr, paths, work, a.seconds, a.connections, pid)
-        m = results["mixed"]
-        print(f"load: {m['throughput_per_s']:.0f} req/s, p50 {m['latency_ms']['p50']:.1f} ms, "
-              f"p99 {m['latency_ms']['p99']:.1f} ms, statuses {m['statuses']}, "
-              f"RSS max {m['rss_mb']['max']:.0f} MB", flush=True)
-        if any(int(s) >= 500 for s in m["statuses"]):
-            raise SystemExit(f"load: server errors under the mixed workload: {m['statuses']}")
-
         big = max(frames, key=lambda f: f["naxis1"] * f["naxis2"])
         fid, w, h = big["object_id"], big["naxis1"], big["naxis2"]
         side = min(w, h)
-        fits = [f"/api/cutout?frame={fid}&x={w // 2}&y={h // 2}&size={side - 2 - i}" for i in range(8)]
-        pngs = [f"/api/cutout?frame={fid}&x={w // 2}&y={h // 2}&size={side - 2 - i}&format=png"
-                f"&stretch=asinh" for i in range(8)]
-        print(f"load: burst of 16 cutouts of {side}² px (frame {fid})", flush=True)
-        results["burst"] = burst(addr, fits + pngs, pid)
-        print(f"load: burst {results['burst']}", flush=True)
+        biggest = max(lists, key=lambda l: l.get("n_sources") or 0)
+        burst_uris = (
+            [("GET", f"/api/cutout?frame={fid}&x={w // 2}&y={h // 2}&size={side - 2 - i}")
+             for i in range(8)]
+            + [("GET", f"/api/cutout?frame={fid}&x={w // 2}&y={h // 2}&size={side - 2 - i}"
+                       f"&format=png&stretch=asinh") for i in range(8)]
+            + [("POST", f"/api/deps?slid={biggest['slid']}&ids=1:{biggest['n_sources']}"
+                        f"&size={400 + i}") for i in range(2)]
+            + [("POST", f"/api/rgb?red={fid}&green={fid}&blue={fid}&method={m}")
+               for m in ("lupton", "stiff")]
+        )
+        print(f"load: mixed workload, {len(paths)} distinct requests, {a.seconds:.0f} s, "
+              f"{a.connections} connections (wrk); at 20 s a burst of {len(burst_uris)} "
+              f"oversized requests", flush=True)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            def later():
+                time.sleep(20)
+                return burst(addr, burst_uris, pid)
+            pending = pool.submit(later)
+            results["mixed"] = wrk_run(addr, paths, work, a.seconds, a.connections, pid)
+            results["burst"] = pending.result()
+        m = results["mixed"]
+        print(f"load: {m['throughput_per_s']:.0f} req/s, p50 {m['latency_ms']['p50']:.1f} ms, "
+              f"p99 {m['latency_ms']['p99']:.1f} ms, statuses {m['statuses']}, "
+              f"RSS max {m['rss_mb']['max']:.0f} MB (budget {a.memory_mib} MiB)", flush=True)
+        print(f"load: burst during the load {results['burst']}", flush=True)
+        bad = {s: n for s, n in m["statuses"].items() if int(s) >= 500 and int(s) != 503}
+        if bad:
+            raise SystemExit(f"load: server errors under the mixed workload: {bad}")
+        if max(m["rss_mb"]["max"], results["burst"]["peak_rss_mb"]) > a.memory_mib * 1.048576:
+            raise SystemExit("load: resident memory went over the budget")
         time.sleep(10)
         results["rss_mb_idle_after"] = rss_kb(pid) / 1024
-        print(f"load: RSS 10 s after the burst {results['rss_mb_idle_after']:.0f} MB "
+        print(f"load: RSS 10 s after the load {results['rss_mb_idle_after']:.0f} MB "
               f"(start {results['rss_mb_start']:.0f} MB)", flush=True)
         alive, _, _ = get(addr, "/health")
         assert alive == 200, "the server did not survive"

@@ -269,7 +269,13 @@ impl Jobs {
     ) -> Result<JobRecord, JobError> {
         let key = request_key(kind, canonical);
         if let Some(existing) = self.catalog.job_by_request_key(kind, &key).await? {
-            return Ok(existing);
+            // A done job whose files are not on this server (removed by
+            // hand, another --jobs-dir) is marked removed and made again:
+            // products are a pure function of their inputs.
+            if existing.status != JobStatus::Done || self.has_results(existing.id) {
+                return Ok(existing);
+            }
+            self.results_missing(existing.id).await;
         }
         let owner = inline.then_some(self.owner.as_str());
         let job = self

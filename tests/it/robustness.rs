@@ -231,6 +231,14 @@ async fn jobs_start_only_on_post_and_the_same_request_gets_the_same_job() {
     let other = common::submit_json(&st, &format!("/api/deps?slid={slid}&ids=1:2&size=20")).await;
     assert_ne!(format!("/jobs/{}", other["id"]), first);
     assert_eq!(jobs(&db).await, 2);
+    // When the job's files are gone from this server, the same request is
+    // made again (a new job, done), not answered from the missing files.
+    let other_id = other["id"].as_i64().unwrap();
+    std::fs::remove_dir_all(st.config.jobs_dir.join(other_id.to_string())).unwrap();
+    let again = common::submit_json(&st, &format!("/api/deps?slid={slid}&ids=1:2&size=20")).await;
+    assert_ne!(again["id"].as_i64().unwrap(), other_id);
+    assert_eq!(again["status"], "done", "{again:#}");
+    assert_eq!(jobs(&db).await, 3);
     // A body that is not a form is refused, naming the header.
     let (s, body) = {
         use http_body_util::BodyExt;
