@@ -174,7 +174,9 @@ async fn pictures(st: &AppState, limit: u64) -> Vec<(JobRecord, String)> {
         .map(|(_, j)| j)
         .unwrap_or_default();
     jobs.into_iter()
-        .filter(|j| !j.expired)
+        // Pictures whose files are not on this server (another --jobs-dir)
+        // would show as broken images.
+        .filter(|j| !j.expired && st.services.jobs.has_results(j.id))
         .filter_map(|j| {
             let name = j.result.as_ref()?.get("image")?.as_str()?.to_owned();
             let url = format!("/jobs/{}/files/{name}", j.id);

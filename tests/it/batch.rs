@@ -199,6 +199,22 @@ async fn rgb_pictures_have_the_requested_size_and_reach_the_gallery() {
     assert_eq!(s, StatusCode::OK);
     let doc = scraper::Html::parse_document(&String::from_utf8(html).unwrap());
     assert_eq!(doc.select(&common::sel("#gallery figure")).count(), 4);
+    // A picture whose files are not on this server is not shown (it would
+    // be a broken image).
+    let (_, rgb_jobs) = db
+        .catalog
+        .jobs(
+            Some(wisecut::catalog::job_records::JobKind::Rgb),
+            None,
+            0,
+            1,
+        )
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(st.config.jobs_dir.join(rgb_jobs[0].id.to_string())).unwrap();
+    let (_, _, html) = common::fetch_full(&st, "/rgb/gallery").await;
+    let doc = scraper::Html::parse_document(&String::from_utf8(html).unwrap());
+    assert_eq!(doc.select(&common::sel("#gallery figure")).count(), 3);
     // Bad input names the parameter; unknown frames are 404.
     for (uri, param) in [
         (
