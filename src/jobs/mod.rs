@@ -267,16 +267,10 @@ impl Jobs {
         canonical: &str,
         inline: bool,
     ) -> Result<JobRecord, JobError> {
-        let key = request_key(kind, canonical);
-        if let Some(existing) = self.catalog.job_by_request_key(kind, &key).await? {
-            // A done job whose files are not on this server (removed by
-            // hand, another --jobs-dir) is marked removed and made again:
-            // products are a pure function of their inputs.
-            if existing.status != JobStatus::Done || self.has_results(existing.id) {
-                return Ok(existing);
-            }
-            self.results_missing(existing.id).await;
+        if let Some(existing) = self.existing(kind, canonical).await? {
+            return Ok(existing);
         }
+        let key = request_key(kind, canonical);
         let owner = inline.then_some(self.owner.as_str());
         let job = self
             .catalog
@@ -588,26 +582,54 @@ impl Jobs {
         self.dir.join(format!("{id}.zip"))
     }
 
-    /// Records that a job's result directory has gone missing (removed by
-    /// hand, or another `--jobs-dir`): the job is marked expired, as if
-    /// retention had removed it, and the caller answers 410.
-    pub async fn results_missing(&self, id: JobId) -> JobError {
-        let _ = self.catalog.expire_job(id).await;
-        let _ = self
-            .catalog
-            .job_log(
-                id,
-                &format!("{}: result directory missing; marked removed", now()),
-            )
-            .await;
-        JobError::Gone(format!(
-            "job {id}'s files are no longer on this server; submit the request again"
-        ))
+    /// The job the same request (see [`Jobs::submit`]) already has, queued,
+    /// running, or done with its files on this server; `None` when it has
+    /// to be made (again: products are a pure function of their inputs).
+    pub async fn existing(
+        &self,
+        kind: JobKind,
+        canonical: &str,
+    ) -> Result<Option<JobRecord>, JobError> {
+        let key = request_key(kind, canonical);
+        match self.catalog.job_by_request_key(kind, &key).await? {
+            Some(job) => Ok(Some(self.as_it_stands(job).await?).filter(|j| !j.expired)),
+            None => Ok(None),
+        }
     }
 
-    /// Whether a done job's result directory is there.
-    pub fn has_results(&self, id: JobId) -> bool {
-        self.result_dir(id).is_dir()
+    /// The record of job `id` as it stands on this server: a done job
+    /// whose result directory is missing (removed by hand, another
+    /// `--jobs-dir`) is marked expired first, as if retention had removed
+    /// it, so that every page answers it as removed (410 for its files).
+    pub async fn current(&self, id: JobId) -> Result<JobRecord, JobError> {
+        let job = self.catalog.job(id).await?;
+        self.as_it_stands(job).await
+    }
+
+    /// [`Jobs::current`] for a record already read.
+    pub async fn as_it_stands(&self, job: JobRecord) -> Result<JobRecord, JobError> {
+        if job.status != JobStatus::Done || job.expired {
+            return Ok(job);
+        }
+        let dir = self.result_dir(job.id);
+        if tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir()) {
+            return Ok(job);
+        }
+        self.catalog.expire_job(job.id).await?;
+        self.log(
+            job.id,
+            "result directory missing on this server; marked removed",
+        )
+        .await;
+        Ok(self.catalog.job(job.id).await?)
+    }
+
+    /// What a client asking for the files of an expired job is told.
+    pub fn gone(id: JobId) -> JobError {
+        JobError::Gone(format!(
+            "job {id}'s files are no longer on this server (removed by the retention policy \
+             or by hand); submit the request again"
+        ))
     }
 
     /// A file of a finished job's result, checked to lie inside it.
@@ -751,7 +773,7 @@ pub fn dir_bytes(p: &Path) -> u64 {
 }
 
 /// The key of a request: the SHA-256 of its kind and canonical form.
-pub fn request_key(kind: JobKind, canonical: &str) -> String {
+fn request_key(kind: JobKind, canonical: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(kind.name().as_bytes());

@@ -173,10 +173,10 @@ pub async fn deps_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Res
         Ok(r) => r,
         Err(e) => return failed(&st, params, e.into()).await,
     };
-    let key = crate::jobs::request_key(JobKind::DependencyCutouts, &canonical(&req));
     match st
-        .catalog
-        .job_by_request_key(JobKind::DependencyCutouts, &key)
+        .services
+        .jobs
+        .existing(JobKind::DependencyCutouts, &canonical(&req))
         .await
     {
         Ok(Some(job)) => Redirect::to(&format!("/jobs/{}", job.id)).into_response(),
@@ -188,7 +188,7 @@ pub async fn deps_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Res
             );
             render_form(&st, params, None, Some(notice), StatusCode::OK).await
         }
-        Err(e) => failed(&st, params, e.into()).await,
+        Err(e) => failed(&st, params, ApiError::from(e)).await,
     }
 }
 

@@ -18,6 +18,7 @@ use super::query_params::QueryParams;
 use super::{AppError, AppState};
 use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
 use crate::ids::JobId;
+use crate::jobs::Jobs;
 use crate::products::dependency_cutouts::DepResult;
 
 /// A job as JSON, with its result's file paths turned into URLs.
@@ -93,20 +94,8 @@ pub async fn job_api(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let id = job_id(&id).map_err(ApiError::bad)?;
-    let job = current(&st, id).await?;
+    let job = st.services.jobs.current(id).await?;
     Ok(axum::Json(job_json(&st, &job).await).into_response())
-}
-
-/// The job's record, marked expired first when it is done but its result
-/// directory is not on this server any more.
-async fn current(st: &AppState, id: JobId) -> Result<JobRecord, crate::catalog::CatalogError> {
-    let job = st.catalog.job(id).await?;
-    let jobs = &st.services.jobs;
-    if job.status == JobStatus::Done && !job.expired && !jobs.has_results(id) {
-        jobs.results_missing(id).await;
-        return st.catalog.job(id).await;
-    }
-    Ok(job)
 }
 
 fn job_id(s: &str) -> Result<JobId, String> {
@@ -187,7 +176,7 @@ pub async fn job_page(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Html<String>, AppError> {
     let id = job_id(&id).map_err(AppError::BadRequest)?;
-    let job = current(&st, id).await?;
+    let job = st.services.jobs.current(id).await.map_err(ApiError::from)?;
     let deps = if job.status == JobStatus::Done && !job.expired {
         load_result(&st, &job).await.map(|r| with_urls(r, job.id))
     } else {
@@ -232,14 +221,8 @@ pub async fn job_file(
     let id = job_id(&id).map_err(ApiError::bad)?;
     let jobs = &st.services.jobs;
     let Some(path) = jobs.file(id, &rel) else {
-        let job = st.catalog.job(id).await?;
-        if job.status == JobStatus::Done && !job.expired && !jobs.has_results(id) {
-            return Err(jobs.results_missing(id).await.into());
-        }
-        if job.expired {
-            return Err(ApiError::gone(format!(
-                "job {id}'s files were removed by the retention policy; run it again"
-            )));
+        if jobs.current(id).await?.expired {
+            return Err(Jobs::gone(id).into());
         }
         return Err(ApiError::not_found(format!(
             "job {id} has no file {}",
@@ -288,7 +271,8 @@ pub async fn job_zip(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let id = job_id(&id).map_err(ApiError::bad)?;
-    let job = st.catalog.job(id).await?;
+    let jobs = st.services.jobs.clone();
+    let job = jobs.current(id).await?;
     if job.status != JobStatus::Done {
         return Err(ApiError::conflict(format!(
             "job {id} is {}; its ZIP exists once it is done",
@@ -296,13 +280,7 @@ pub async fn job_zip(
         )));
     }
     if job.expired {
-        return Err(ApiError::gone(format!(
-            "job {id}'s files were removed by the retention policy; run it again"
-        )));
-    }
-    let jobs = st.services.jobs.clone();
-    if !jobs.has_results(id) {
-        return Err(jobs.results_missing(id).await.into());
+        return Err(Jobs::gone(id).into());
     }
     let (path, made) = tokio::task::spawn_blocking(move || jobs.zip(&job))
         .await

@@ -129,15 +129,19 @@ pub async fn rgb_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Resp
     if let Err(e) = p.validate() {
         return failed(&st, p, ApiError::from(e)).await;
     }
-    let key = crate::jobs::request_key(JobKind::Rgb, &canonical(&p));
-    match st.catalog.job_by_request_key(JobKind::Rgb, &key).await {
+    match st
+        .services
+        .jobs
+        .existing(JobKind::Rgb, &canonical(&p))
+        .await
+    {
         Ok(Some(job)) => Redirect::to(&format!("/jobs/{}", job.id)).into_response(),
         Ok(None) => {
             let notice =
                 "Not started yet: check the request and press \u{201c}Make picture\u{201d}.";
             page(&st, p, None, Some(notice.into()), StatusCode::OK).await
         }
-        Err(e) => failed(&st, p, e.into()).await,
+        Err(e) => failed(&st, p, ApiError::from(e)).await,
     }
 }
 
@@ -173,16 +177,28 @@ async fn pictures(st: &AppState, limit: u64) -> Vec<(JobRecord, String)> {
         .await
         .map(|(_, j)| j)
         .unwrap_or_default();
-    jobs.into_iter()
+    let mut shown = Vec::new();
+    for job in jobs {
         // Pictures whose files are not on this server (another --jobs-dir)
         // would show as broken images.
-        .filter(|j| !j.expired && st.services.jobs.has_results(j.id))
-        .filter_map(|j| {
-            let name = j.result.as_ref()?.get("image")?.as_str()?.to_owned();
-            let url = format!("/jobs/{}/files/{name}", j.id);
-            Some((j, url))
-        })
-        .collect()
+        let Ok(j) = st.services.jobs.as_it_stands(job).await else {
+            continue;
+        };
+        if j.expired {
+            continue;
+        }
+        let Some(name) = j
+            .result
+            .as_ref()
+            .and_then(|r| r.get("image"))
+            .and_then(|v| v.as_str())
+        else {
+            continue;
+        };
+        let url = format!("/jobs/{}/files/{name}", j.id);
+        shown.push((j, url));
+    }
+    shown
 }
 
 async fn page(
