@@ -36,12 +36,10 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -458,33 +456,6 @@ impl Drop for Permit {
     }
 }
 
-/// A response body that holds the request's permit until it has been sent
-/// (or dropped): a streamed export is in progress until its last byte.
-struct HeldBody {
-    body: Body,
-    _permit: Permit,
-}
-
-impl http_body::Body for HeldBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
 /// The middleware: admits expensive requests within the client's limits
 /// and refuses the rest with 429.
 pub async fn admit(State(st): State<AppState>, req: Request, next: Next) -> Response {
@@ -496,12 +467,11 @@ pub async fn admit(State(st): State<AppState>, req: Request, next: Next) -> Resp
     let admission = &st.services.admission;
     let client = client_of(&req, admission.trusts_forwarded_for());
     match admission.admit(client, cost, Instant::now()) {
-        Ok(permit) => next.run(req).await.map(|body| {
-            Body::new(HeldBody {
-                body,
-                _permit: permit,
-            })
-        }),
+        Ok(permit) => next
+            .run(req)
+            .await
+            // The permit is held until the answer's last byte is sent.
+            .map(|body| super::held_body::HeldBody::wrap(body, permit)),
         Err(refusal) => {
             tracing::info!(%client, path = uri.path(), limit = %refusal.message(), "refused");
             let page = answers_html(uri.path(), uri.query());

@@ -15,15 +15,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use bytes::Bytes;
-
 use super::query_params::QueryParams;
 use super::{ApiError, AppState};
 use crate::model::{Frame, FrameClass};
 use crate::params::cutout::{CutoutFormat, SpecParams};
 use crate::params::rendering::RenderingParams;
 use crate::params::{angle, choice};
-use crate::products::budget::MemoryGrant;
 use crate::products::cutout::{CutoutProduct, CutoutRequest};
 use crate::products::frames::FrameKey;
 
@@ -136,11 +133,11 @@ pub fn product_response(product: CutoutProduct, started: Instant) -> Response {
     let mut response = match product.body {
         None => StatusCode::NOT_MODIFIED.into_response(),
         Some(body) => {
-            let mut r = axum::body::Body::new(GrantedBody {
-                bytes: Some(body),
-                _grant: product.grant,
-            })
-            .into_response();
+            // The grant is held until the bytes are handed to the
+            // connection: a slow reader's bytes count like any other.
+            let mut r =
+                super::held_body::HeldBody::wrap(axum::body::Body::from(body), product.grant)
+                    .into_response();
             set(&mut r, header::CONTENT_TYPE, product.format.mime());
             let disposition = if product.format == CutoutFormat::Fits {
                 "attachment"
@@ -185,39 +182,6 @@ pub fn product_response(product: CutoutProduct, started: Instant) -> Response {
         ),
     );
     response
-}
-
-/// A response body that keeps the memory of its bytes reserved in the
-/// budget until they have been handed to the connection (or the client went
-/// away): a slow reader's bytes count like any other.
-struct GrantedBody {
-    bytes: Option<Bytes>,
-    _grant: MemoryGrant,
-}
-
-impl http_body::Body for GrantedBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        std::task::Poll::Ready(
-            self.get_mut()
-                .bytes
-                .take()
-                .map(|b| Ok(http_body::Frame::data(b))),
-        )
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.bytes.is_none()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.bytes.as_ref().map_or(0, |b| b.len() as u64))
-    }
 }
 
 /// The cutout-API query of a whole frame (`frame=…&x=…&y=…&width=…&height=…`,

@@ -10,6 +10,7 @@ pub mod cutout_api;
 pub mod deadlines;
 pub mod dependency_cutout_pages;
 mod error;
+pub mod held_body;
 pub mod image_view;
 pub mod job_pages;
 pub mod object_view;
