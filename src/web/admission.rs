@@ -37,7 +37,6 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
-
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
