@@ -36,13 +36,15 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+import benchlib
+from benchlib import free_port, rss_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / "target" / "bench-venv"
@@ -135,20 +137,6 @@ def write_data(data_dir, n):
     return files
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def load(addr, urls, work, name, seconds, concurrency, server_pid=None):
     url_file = work / f"urls_{name}.txt"
     url_file.write_text("\n".join(urls) + "\n")
@@ -168,29 +156,8 @@ def load(addr, urls, work, name, seconds, concurrency, server_pid=None):
     return out
 
 
-def ensure_wrk():
-    if shutil.which("wrk"):
-        return shutil.which("wrk")
-    if os.geteuid() == 0:
-        print("bench: installing wrk (Debian package)", flush=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-                       stdout=subprocess.DEVNULL)
-        return shutil.which("wrk")
-    raise SystemExit("bench: wrk is missing; run as root so the script can apt-get install wrk")
-
-
 def wrk_load(addr, urls, work, name, seconds, connections, threads=2):
-    url_file = work / f"urls_{name}.txt"
-    url_file.write_text("\n".join(urls) + "\n")
-    cmd = [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds:.0f}s",
-           "-s", str(ROOT / "benches" / "wrk_rotate.lua"), f"http://{addr}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                         env={**os.environ, "WRK_URLS": str(url_file)})
-    line = [l for l in out.stdout.splitlines() if l.startswith("{")][-1]
-    r = json.loads(line)
-    r["command"] = " ".join(cmd[:5]) + " -s benches/wrk_rotate.lua"
-    return r
+    return benchlib.wrk(addr, urls, work / f"urls_{name}.txt", seconds, connections, threads)
 
 
 def median_ms(fn, items):

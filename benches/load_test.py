@@ -6,7 +6,8 @@ step: it takes a few minutes and wants a quiet machine).
                                  [--memory-mib 2048]
 
 What it does, from a clean checkout (nothing installed by hand; wrk comes
-from Debian's package, installed with apt-get when missing and run as root):
+from Debian's package, installed with apt-get when missing and run as root;
+the helpers shared with cutout_bench.py are in benches/benchlib.py):
 
 1. Builds wisecut in release and the `small` sample survey into WORK/sample
    (reused when there), then starts `wisecut serve` on it with the default
@@ -34,10 +35,8 @@ Everything is written to WORK/load_results.json.
 import argparse
 import concurrent.futures
 import json
-import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -45,44 +44,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from benchlib import free_port, rss_kb, wrk
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_kb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def ensure_wrk():
-    if shutil.which("wrk"):
-        return shutil.which("wrk")
-    if os.geteuid() == 0:
-        print("load: installing wrk (Debian package)", flush=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True,
-                       stdout=subprocess.DEVNULL)
-        return shutil.which("wrk")
-    raise SystemExit("load: wrk is missing; run as root so the script can apt-get install wrk")
 
 
 def get(addr, path, timeout=60):
     """(status, headers, body) of a GET; HTTP errors are answers too."""
-    try:
-        with urllib.request.urlopen(f"http://{addr}{path}", timeout=timeout) as r:
-            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+    return request(addr, "GET", path, timeout)
 
 
 def request(addr, method, path, timeout=60):
@@ -158,26 +127,6 @@ def workload(addr, rng):
         else:
             paths.append("/tables")
     return paths, frames, lists
-
-
-def wrk_run(addr, paths, work, seconds, connections, pid):
-    urls = work / "load_urls.txt"
-    urls.write_text("\n".join(paths) + "\n")
-    env = dict(os.environ, WRK_URLS=str(urls))
-    cmd = [ensure_wrk(), "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "--timeout", "30s",
-           "-s", str(ROOT / "benches" / "load_wrk.lua"), f"http://{addr}"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
-    samples = []
-    while proc.poll() is None:
-        samples.append(rss_kb(pid))
-        time.sleep(1)
-    out = proc.stdout.read()
-    line = [l for l in out.splitlines() if l.startswith("{")][-1]
-    r = json.loads(line)
-    r["rss_mb"] = {"max": max(samples) / 1024, "last": samples[-1] / 1024,
-                   "samples": [round(s / 1024) for s in samples]}
-    r["command"] = " ".join(cmd[:6]) + " -s benches/load_wrk.lua"
-    return r
 
 
 def burst(addr, uris, pid):
@@ -260,7 +209,8 @@ def main():
                 time.sleep(20)
                 return burst(addr, burst_uris, pid)
             pending = pool.submit(later)
-            results["mixed"] = wrk_run(addr, paths, work, a.seconds, a.connections, pid)
+            results["mixed"] = wrk(addr, paths, work / "load_urls.txt", a.seconds,
+                                   a.connections, pid=pid, timeout_s=30)
             results["burst"] = pending.result()
         m = results["mixed"]
         print(f"load: {m['throughput_per_s']:.0f} req/s, p50 {m['latency_ms']['p50']:.1f} ms, "
