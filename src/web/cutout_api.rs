@@ -208,7 +208,7 @@ fn set_named(r: &mut Response, name: &'static str, value: &str) {
 }
 
 /// Parameters of `/api/images`.
-const IMAGES_PARAMS: &[&str] = &["ra", "dec", "class", "filter", "size", "unit", "format"];
+pub const IMAGES_PARAMS: &[&str] = &["ra", "dec", "class", "filter", "size", "unit", "format"];
 
 /// One frame covering a position, with its URLs.
 #[derive(Debug, serde::Serialize)]

@@ -31,7 +31,7 @@ use crate::params::id_ranges;
 use crate::products::dependency_cutouts::{self, DepParams, DepRequest, ListRef, PIPELINE_CLASSES};
 
 /// Parameters of `/deps` and `/api/deps`.
-const DEP_PARAMS: [&str; 9] = [
+pub const DEP_PARAMS: [&str; 9] = [
     "slid",
     "alid",
     "ids",

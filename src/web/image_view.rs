@@ -39,7 +39,8 @@ pub const BINS: &[usize] = &[1, 2, 4, 8];
 /// Display sizes offered.
 pub const ZOOMS: &[f64] = &[0.5, 1.0, 2.0];
 
-const PARAMS: &[&str] = &[
+/// The parameters of `/image/{id}`.
+pub const PARAMS: &[&str] = &[
     "bin", "stretch", "interval", "contrast", "min", "max", "invert", "zoom", "cx", "cy", "slid",
 ];
 

@@ -21,24 +21,36 @@ use crate::products::rgb_composite::RgbParams;
 /// Pictures up to this many pixels (per band) are made inline.
 const INLINE_PIXELS: i64 = 16 << 20;
 
+/// The parameters of `/rgb` and `/api/rgb`: the numbers first, then the
+/// texts.
+pub const PARAMS: &[&str] = &[
+    "size",
+    "minimum",
+    "stretch",
+    "q",
+    "max_quantile",
+    "gamma",
+    "saturation",
+    "percentile",
+    "red",
+    "green",
+    "blue",
+    "target",
+    "filters",
+    "class",
+    "ra",
+    "dec",
+    "unit",
+    "method",
+    "format",
+];
+const NUMBERS: &[&str] = PARAMS.split_at(8).0;
+const TEXTS: &[&str] = PARAMS.split_at(8).1;
+
 fn parse(raw: Option<&str>) -> Result<(RgbParams, bool), ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
         .map_err(|e| ApiError::bad(format!("the query string is malformed: {e}")))?;
     let mut map = serde_json::Map::new();
-    const NUMBERS: [&str; 8] = [
-        "size",
-        "minimum",
-        "stretch",
-        "q",
-        "max_quantile",
-        "gamma",
-        "saturation",
-        "percentile",
-    ];
-    const TEXTS: [&str; 11] = [
-        "red", "green", "blue", "target", "filters", "class", "ra", "dec", "unit", "method",
-        "format",
-    ];
     for (k, v) in pairs {
         let key = k.to_ascii_lowercase();
         let v = v.trim().to_owned();

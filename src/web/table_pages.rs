@@ -32,7 +32,7 @@ pub const MAX_CONDITIONS: usize = 32;
 pub const MAX_PAGE: u64 = 1_000_000_000;
 
 /// Parameters the table pages accept.
-const PARAMS: &[&str] = &[
+pub const PARAMS: &[&str] = &[
     "q",
     "sort",
     "page",

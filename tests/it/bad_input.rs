@@ -21,6 +21,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tower::ServiceExt;
 use wisecut::web::{AppState, app};
+// Each route's parameters as the route itself lists them, so that a new
+// parameter is fuzzed too (the batch options are the fuzz's own list).
+use wisecut::vo::sia::PARAMS as SIA;
+use wisecut::web::cutout_api::{CUTOUT_PARAMS as CUTOUT, IMAGES_PARAMS};
+use wisecut::web::dependency_cutout_pages::DEP_PARAMS as DEPS;
+use wisecut::web::image_view::PARAMS as IMAGE;
+use wisecut::web::rgb_pages::PARAMS as RGB;
+use wisecut::web::table_pages::PARAMS as TABLE;
 
 use super::common;
 
@@ -370,62 +378,6 @@ enum Send {
     Multipart,
 }
 
-const CUTOUT: &[&str] = &[
-    "frame",
-    "hdu",
-    "ra",
-    "dec",
-    "x",
-    "y",
-    "size",
-    "width",
-    "height",
-    "unit",
-    "format",
-    "raw",
-    "stretch",
-    "interval",
-    "min",
-    "max",
-    "invert",
-    "nan",
-    "output_size",
-    "quality",
-];
-const TABLE: &[&str] = &[
-    "q",
-    "sort",
-    "page",
-    "size",
-    "cols",
-    "format",
-    "ra",
-    "dec",
-    "radius",
-    "serialization",
-    "datalink",
-];
-const SIA: &[&str] = &[
-    "POS",
-    "BAND",
-    "TIME",
-    "POL",
-    "FOV",
-    "SPATRES",
-    "EXPTIME",
-    "ID",
-    "COLLECTION",
-    "FACILITY",
-    "INSTRUMENT",
-    "DPTYPE",
-    "CALIB",
-    "TARGET",
-    "TIMERES",
-    "SPECRP",
-    "FORMAT",
-    "MAXREC",
-    "RESPONSEFORMAT",
-];
 const BATCH: &[&str] = &[
     "XSIZE",
     "YSIZE",
@@ -439,41 +391,6 @@ const BATCH: &[&str] = &[
     "RGB_MINIMUM",
     "RGB_STRETCH",
     "RGB_Q",
-];
-const RGB: &[&str] = &[
-    "red",
-    "green",
-    "blue",
-    "target",
-    "filters",
-    "class",
-    "ra",
-    "dec",
-    "size",
-    "unit",
-    "method",
-    "format",
-    "minimum",
-    "stretch",
-    "q",
-    "max_quantile",
-    "gamma",
-    "saturation",
-    "percentile",
-];
-const DEPS: &[&str] = &[
-    "slid",
-    "alid",
-    "ids",
-    "classes",
-    "size",
-    "unit",
-    "stretch",
-    "interval",
-    "same_stretch",
-];
-const IMAGE: &[&str] = &[
-    "bin", "stretch", "interval", "contrast", "min", "max", "invert", "zoom", "cx", "cy", "slid",
 ];
 
 const fn route(path: &'static str, params: &'static [&'static str], count: usize) -> Route {
@@ -516,30 +433,26 @@ fn routes() -> Vec<Route> {
         route("/render/{frame}", &CUTOUT[1..], 250),
         route("/api/pixel", &["frame", "x", "y"], 200),
         route("/api/cutout", CUTOUT, 400),
-        route(
-            "/api/images",
-            &["ra", "dec", "class", "filter", "size", "unit", "format"],
-            200,
-        ),
+        route("/api/images", IMAGES_PARAMS, 200),
         Route {
             repeatable: &["classes"],
-            ..route("/deps", DEPS, 120)
+            ..route("/deps", &DEPS, 120)
         },
         Route {
             repeatable: &["classes"],
             method: "POST",
             send: Send::Form,
-            ..route("/deps", DEPS, 120)
+            ..route("/deps", &DEPS, 120)
         },
         Route {
             repeatable: &["classes"],
-            ..route("/api/deps", DEPS, 20)
+            ..route("/api/deps", &DEPS, 20)
         },
         Route {
             repeatable: &["classes"],
             method: "POST",
             send: Send::Form,
-            ..route("/api/deps", DEPS, 120)
+            ..route("/api/deps", &DEPS, 120)
         },
         route("/jobs", &["kind"], 30),
         route("/jobs/{job}", &[], 40),

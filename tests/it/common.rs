@@ -130,13 +130,30 @@ pub async fn fetch(
     st: &wisecut::web::AppState,
     uri: &str,
 ) -> (axum::http::StatusCode, String, Vec<u8>) {
-    let (status, headers, body) = fetch_full(st, uri).await;
+    with_content_type(fetch_full(st, uri).await)
+}
+
+/// An answer with its content type instead of its headers.
+fn with_content_type(
+    (status, headers, body): (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>),
+) -> (axum::http::StatusCode, String, Vec<u8>) {
     let content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
     (status, content_type, body)
+}
+
+/// The JSON of an answer that must be 200.
+fn json_of(what: &str, status: axum::http::StatusCode, body: &[u8]) -> serde_json::Value {
+    assert_eq!(
+        status,
+        axum::http::StatusCode::OK,
+        "{what}: {}",
+        String::from_utf8_lossy(body)
+    );
+    serde_json::from_slice(body).unwrap_or_else(|e| panic!("{what}: not JSON: {e}"))
 }
 
 /// The Python of the peer checks (`WISECUT_PYTHON`, set by `.ci/run`), or
@@ -311,37 +328,19 @@ pub(crate) async fn submit(
     st: &wisecut::web::AppState,
     uri: &str,
 ) -> (axum::http::StatusCode, String, Vec<u8>) {
-    let (status, headers, body) = submit_full(st, uri).await;
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    (status, content_type, body)
+    with_content_type(submit_full(st, uri).await)
 }
 
 /// A job submission that must answer 200 with JSON.
 pub(crate) async fn submit_json(st: &wisecut::web::AppState, uri: &str) -> serde_json::Value {
     let (status, _, body) = submit_full(st, uri).await;
-    assert_eq!(
-        status,
-        axum::http::StatusCode::OK,
-        "POST {uri}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{uri}: not JSON: {e}"))
+    json_of(&format!("POST {uri}"), status, &body)
 }
 
 /// A GET that must answer 200 with JSON.
 pub(crate) async fn fetch_json(st: &wisecut::web::AppState, uri: &str) -> serde_json::Value {
     let (status, _, body) = fetch(st, uri).await;
-    assert_eq!(
-        status,
-        axum::http::StatusCode::OK,
-        "{uri}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{uri}: not JSON: {e}"))
+    json_of(uri, status, &body)
 }
 
 /// Copies a directory tree (a survey's files, to change them in a test).
