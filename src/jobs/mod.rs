@@ -410,11 +410,6 @@ impl Jobs {
         Arc::new(move |bytes| runtime.block_on(budget.reserve_patiently(bytes, what)))
     }
 
-    /// The product service the makers work for.
-    pub fn products(&self) -> &Arc<Products> {
-        &self.products
-    }
-
     /// Appends a timestamped line to a job's log.
     pub async fn log(&self, id: JobId, line: &str) {
         let _ = self
