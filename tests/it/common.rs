@@ -10,6 +10,26 @@ use wisecut::sample::{self, SampleSpec};
 /// Seed of the shared tiny survey.
 pub const SEED: u64 = 7;
 
+/// The default sample survey's files (what every demo shows): the one CI
+/// generated (`WISECUT_PEER_SAMPLE`), or generated here once per run with
+/// the default seed (files only).
+pub fn small_sample() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Ok(dir) = std::env::var("WISECUT_PEER_SAMPLE") {
+            return PathBuf::from(dir);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("wisecut-small-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let spec = SampleSpec::small(sample::DEFAULT_SEED);
+        sample::generate(&dir, &spec, &|_, _, _| {}).expect("small sample");
+        dir
+    })
+}
+
 /// The directory of the tiny sample survey's files and manifest, generated on
 /// first use (files only; each test ingests into its own database).
 pub fn tiny_sample() -> &'static Path {

@@ -20,5 +20,6 @@ mod peer;
 mod rgb;
 mod robustness;
 mod sample;
+mod science_quality;
 mod vo;
 mod web;

@@ -1,5 +1,5 @@
 //! The simulated survey: deterministic, and its reduced frames really are
-//! (raw − bias) / flat − fringe.
+//! (raw − bias) / flat − FRNGSCL × fringe.
 
 use super::common::{self, SEED};
 use sha2::{Digest, Sha256};
@@ -81,7 +81,7 @@ fn image(dir: &Path, m: &Manifest, key: &str) -> wisecut::imaging::raster::Raste
 }
 
 #[test]
-fn a_reduced_frame_is_raw_minus_bias_over_flat_minus_fringe() {
+fn a_reduced_frame_is_raw_minus_bias_over_flat_minus_scaled_fringe() {
     let dir = common::tiny_sample();
     let m = manifest(dir);
     // An i-band frame, so that the fringe term is part of the formula.
@@ -102,6 +102,20 @@ fn a_reduced_frame_is_raw_minus_bias_over_flat_minus_fringe() {
     let bias = image(dir, &m, &dep("bias"));
     let flat = image(dir, &m, &dep("flat"));
     let fringe = image(dir, &m, &dep("fringe"));
+    // The fringe amplitude is fitted per exposure and recorded; the frame
+    // names the fringe frame it subtracted, as IRAF's FRINGCOR does.
+    let red_path = dir.join(&red.path);
+    let scale = fits::read_keyword(&red_path, 0, "FRNGSCL")
+        .unwrap()
+        .value
+        .as_f64()
+        .unwrap() as f32;
+    assert!((0.5..1.5).contains(&scale), "FRNGSCL {scale}");
+    let named = fits::read_keyword(&red_path, 0, "FRINGCOR").unwrap();
+    assert_eq!(
+        named.value.as_str(),
+        Some(format!("{}.fits", dep("fringe")).as_str())
+    );
     let (w, h) = (reduced.width, reduced.height);
     assert_eq!((bias.width, flat.width, fringe.width), (w, w, w));
     assert!(raw.width > w, "raw frames keep their overscan");
@@ -113,7 +127,7 @@ fn a_reduced_frame_is_raw_minus_bias_over_flat_minus_fringe() {
                 masked += 1;
                 continue;
             }
-            let want = (raw.get(x, y) - bias.get(x, y)) / flat.get(x, y) - fringe.get(x, y);
+            let want = (raw.get(x, y) - bias.get(x, y)) / flat.get(x, y) - scale * fringe.get(x, y);
             let tol = 1e-5 * want.abs().max(1.0);
             assert!(
                 (got - want).abs() <= tol,

@@ -7,7 +7,8 @@
 
 use super::Run;
 use super::fits_output::{card, common_cards, filter_card};
-use super::image_math::{box_smooth, combine_median, robust_stats, trim};
+use super::fringe_correction;
+use super::image_math::{combine_median, robust_stats, trim};
 use super::lineage_records::{Lineage, night_range, processing};
 use super::raw_exposures::{CalRaw, RawScience};
 use crate::catalog::ingest::DepRef;
@@ -74,16 +75,25 @@ pub(super) struct Calibrations {
 
 impl Calibrations {
     /// The masked, flat-fielded and (in i) de-fringed data of one science
-    /// frame, from its flat-fielded pixels.
-    pub(super) fn finish(&self, s: &RawScience, flattened: &Raster<f32>) -> Raster<f32> {
+    /// frame, from its flat-fielded pixels, with the fringe frame's key and
+    /// fitted scale (`None` outside i).
+    pub(super) fn finish(
+        &self,
+        s: &RawScience,
+        flattened: &Raster<f32>,
+    ) -> (Raster<f32>, Option<(String, f32)>) {
         let mut img = flattened.clone();
-        if s.exp.band == 2 {
-            for (v, fr) in img.data.iter_mut().zip(&self.fringes[s.chip].img.data) {
-                *v -= fr;
-            }
-        }
         self.nightly.mask_bad_pixels(&mut img, s.exp.night, s.chip);
-        img
+        let mut scale = None;
+        if s.exp.band == 2 {
+            let fringe = &self.fringes[s.chip];
+            let k = fringe_correction::fitted_scale(&img, &fringe.img);
+            for (v, fr) in img.data.iter_mut().zip(&fringe.img.data) {
+                *v -= k * fr;
+            }
+            scale = Some((fringe.key.clone(), k));
+        }
+        (img, scale)
     }
 }
 
@@ -329,8 +339,8 @@ pub(super) fn flatten_science(
         .collect()
 }
 
-/// A fringe frame per chip for the whole run: the median of the i-band
-/// exposures once the sky and everything larger than a fringe is removed.
+/// A fringe frame per chip for the whole run, from the sky-normalised,
+/// source-masked i-band exposures (see [`super::fringe_correction`]).
 pub(super) fn fringe_frames(
     run: &Run,
     sci: &[RawScience],
@@ -370,22 +380,17 @@ fn fringe_frame(
     nightly: &NightlyCalibrations,
     chip: usize,
 ) -> Result<Product<f32>, SampleError> {
-    let frames: Vec<Raster<f32>> = sci
+    let exposures: Vec<Raster<f32>> = sci
         .iter()
         .zip(flattened)
         .filter(|(s, _)| s.chip == chip && s.exp.band == 2)
         .map(|(s, f)| {
             let mut f = f.clone();
             nightly.mask_bad_pixels(&mut f, s.exp.night, chip);
-            // Remove the sky and anything larger than a fringe.
-            let smooth = box_smooth(&f, 24);
-            for (v, m) in f.data.iter_mut().zip(&smooth.data) {
-                *v -= m;
-            }
             f
         })
         .collect();
-    let comb = combine_median(&frames).map(|v| if v.is_finite() { v } else { 0.0 });
+    let comb = fringe_correction::fringe_frame(&exposures);
     let key = format!("fringe_i_{}", CHIP_NAMES[chip]);
     let mut cards = common_cards("fringe", FrameClass::FringeFrame, Some(chip));
     cards.extend([
@@ -393,10 +398,14 @@ fn fringe_frame(
         filter_card(2),
         card(
             "NCOMBINE",
-            frames.len() as i64,
-            "science exposures median-combined",
+            exposures.len() as i64,
+            "source-masked exposures median-combined",
         ),
-        card("BUNIT", "adu", "subtracted from flat-fielded i frames"),
+        card(
+            "BUNIT",
+            "adu",
+            "at the median sky; scaled by FRNGSCL per frame",
+        ),
     ]);
     run.write_calibration(&key, PixelData::F32(&comb), &cards, "fringe frames")?;
     Ok(Product { key, img: comb })

@@ -43,6 +43,12 @@ pub(super) fn trim(raw: &Raster<u16>, nx: usize) -> Raster<f32> {
 /// The per-pixel median of finite values across `frames` (the mean of the
 /// middle two for an even count), NaN where none is finite.
 pub(super) fn combine_median(frames: &[Raster<f32>]) -> Raster<f32> {
+    combine_median_of_at_least(frames, 1)
+}
+
+/// [`combine_median`], NaN where fewer than `min` values are finite: the
+/// median of one or two values is that frame's noise, not a calibration.
+pub(super) fn combine_median_of_at_least(frames: &[Raster<f32>], min: usize) -> Raster<f32> {
     let (w, h) = (frames[0].width, frames[0].height);
     let data: Vec<f32> = (0..w * h)
         .into_par_iter()
@@ -52,7 +58,7 @@ pub(super) fn combine_median(frames: &[Raster<f32>]) -> Raster<f32> {
                 .map(|f| f.data[i])
                 .filter(|x| x.is_finite())
                 .collect();
-            if v.is_empty() {
+            if v.is_empty() || v.len() < min {
                 return f32::NAN;
             }
             let n = v.len();

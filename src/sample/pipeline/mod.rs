@@ -35,6 +35,7 @@ mod calibration_frames;
 mod coadding;
 mod cross_match;
 mod fits_output;
+mod fringe_correction;
 mod image_math;
 mod lineage_records;
 mod observing_run;
@@ -42,6 +43,7 @@ mod photometric_calibration;
 mod raw_exposures;
 mod reduction;
 mod regridding;
+mod surface_fit;
 
 use super::camera::Camera;
 use super::{ProgressFn, SampleError, SampleSpec};

@@ -15,6 +15,7 @@ use super::image_math::{median, robust_stats};
 use super::lineage_records::{Lineage, processing};
 use super::raw_exposures::RawScience;
 use super::reduction::Reduced;
+use super::surface_fit::{clipped_fit, surface_value};
 use crate::catalog::ingest::DepRef;
 use crate::imaging::fits::PixelData;
 use crate::imaging::raster::Raster;
@@ -163,55 +164,6 @@ fn relative_response(s: &RawScience, r: &Reduced, n: usize) -> Vec<(f64, f64, f6
         .collect()
 }
 
-/// The terms of a polynomial surface in (u, v) up to `order` (0, 1 or 2).
-fn surface_terms(u: f64, v: f64, order: usize) -> Vec<f64> {
-    match order {
-        0 => vec![1.0],
-        1 => vec![1.0, u, v],
-        _ => vec![1.0, u, v, u * u, u * v, v * v],
-    }
-}
-
-/// The polynomial surface of `order` with `coeffs` at (u, v).
-fn surface_value(u: f64, v: f64, order: usize, coeffs: &[f64]) -> f64 {
-    surface_terms(u, v, order)
-        .iter()
-        .zip(coeffs)
-        .map(|(t, c)| t * c)
-        .sum()
-}
-
-/// Least-squares fit by the normal equations, solved with partial pivoting.
-fn least_squares(points: &[(f64, f64, f64)], order: usize) -> Option<Vec<f64>> {
-    let k = surface_terms(0.0, 0.0, order).len();
-    let mut a = vec![vec![0f64; k + 1]; k];
-    for &(u, v, z) in points {
-        let t = surface_terms(u, v, order);
-        for i in 0..k {
-            for j in 0..k {
-                a[i][j] += t[i] * t[j];
-            }
-            a[i][k] += t[i] * z;
-        }
-    }
-    for col in 0..k {
-        let piv = (col..k).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))?;
-        if a[piv][col].abs() < 1e-12 {
-            return None;
-        }
-        a.swap(col, piv);
-        for row in 0..k {
-            if row != col {
-                let f = a[row][col] / a[col][col];
-                for c in col..=k {
-                    a[row][c] -= f * a[col][c];
-                }
-            }
-        }
-    }
-    Some((0..k).map(|i| a[i][k] / a[i][i]).collect())
-}
-
 /// A robust illumination surface: the highest order the data support
 /// (quadratic from 40 stars, a plane from 12, else flat), fitted with
 /// iterative 3σ clipping, and refused in favour of a lower order when it
@@ -236,35 +188,6 @@ fn fit_illumination(points: &[(f64, f64, f64)]) -> (usize, Vec<f64>) {
         }
     }
     (0, vec![1.0])
-}
-
-/// A surface of `order` fitted with up to five rounds of 3σ clipping,
-/// stopping early when nothing more is clipped or too few points remain.
-fn clipped_fit(points: &[(f64, f64, f64)], order: usize) -> Option<Vec<f64>> {
-    let mut pts = points.to_vec();
-    let mut coeffs = None;
-    for _ in 0..5 {
-        let Some(c) = least_squares(&pts, order) else {
-            break;
-        };
-        let res: Vec<f64> = pts
-            .iter()
-            .map(|p| p.2 - surface_value(p.0, p.1, order, &c))
-            .collect();
-        let sigma = (res.iter().map(|r| r * r).sum::<f64>() / res.len() as f64).sqrt();
-        let kept: Vec<_> = pts
-            .iter()
-            .zip(&res)
-            .filter(|(_, r)| r.abs() <= 3.0 * sigma)
-            .map(|(p, _)| *p)
-            .collect();
-        coeffs = Some(c);
-        if kept.len() == pts.len() || kept.len() < 12 {
-            break;
-        }
-        pts = kept;
-    }
-    coeffs
 }
 
 /// A reduced frame's photometric zeropoint (mag of 1 ADU/s) and seeing

@@ -35,6 +35,8 @@ pub(super) struct Reduced {
     /// The reference stars among `dets`.
     pub(super) matched: Vec<Matched>,
     pub(super) wcs: Wcs,
+    /// The fringe frame subtracted and its fitted scale (i band only).
+    pub(super) fringe_scale: Option<(String, f32)>,
 }
 
 /// A detection matched to the reference catalogue.
@@ -76,7 +78,10 @@ pub(super) fn reduce_science(
 ) -> Vec<Reduced> {
     sci.par_iter()
         .zip(flattened)
-        .map(|(s, f)| reduce_frame(&run.cam, &obs.truth, s, cal.finish(s, f)))
+        .map(|(s, f)| {
+            let (img, fringe_scale) = cal.finish(s, f);
+            reduce_frame(&run.cam, &obs.truth, s, img, fringe_scale)
+        })
         .collect()
 }
 
@@ -85,6 +90,7 @@ fn reduce_frame(
     truth: &[TruthSource],
     s: &RawScience,
     mut img: Raster<f32>,
+    fringe_scale: Option<(String, f32)>,
 ) -> Reduced {
     let (n, ch) = (cam.nx, s.chip);
     let (_, sig) = robust_stats(&img);
@@ -108,6 +114,7 @@ fn reduce_frame(
         dets,
         matched,
         wcs,
+        fringe_scale,
     }
 }
 
@@ -212,7 +219,7 @@ pub(super) fn write_reduced_frames(
     let frames: Vec<_> = science.iter().collect();
     frames.par_iter().try_for_each(|&(s, r, p)| {
         let name = s.name();
-        let cards = reduced_cards(s, &run.cam, &r.img, p);
+        let cards = reduced_cards(s, &run.cam, r, p);
         let px = PixelData::F32(&r.img);
         let rel = format!("red/red_{name}.fits");
         run.write_image(&rel, px, &cards, Compression::None, "reduced frames")?;
@@ -245,12 +252,8 @@ pub(super) fn write_reduced_frames(
 
 /// The raw frame's header without what reduction changed (raw sections,
 /// frame type, saturation), and the calibration it gained.
-fn reduced_cards(
-    s: &RawScience,
-    cam: &Camera,
-    img: &Raster<f32>,
-    p: &FramePhotometry,
-) -> Vec<Card> {
+fn reduced_cards(s: &RawScience, cam: &Camera, r: &Reduced, p: &FramePhotometry) -> Vec<Card> {
+    let img = &r.img;
     let mut cards = raw_science_cards(s, cam);
     cards.retain(|c| {
         !matches!(
@@ -278,6 +281,20 @@ fn reduced_cards(
             "hot, cold and cosmic-ray pixels set to NaN",
         ),
     ]);
+    if let Some((key, k)) = &r.fringe_scale {
+        // IRAF's FRINGCOR names the fringe frame subtracted; FRNGSCL says
+        // how much of it (fitted per exposure).
+        cards.push(card(
+            "FRINGCOR",
+            format!("{key}.fits"),
+            "fringe frame subtracted",
+        ));
+        cards.push(card(
+            "FRNGSCL",
+            f64::from(*k),
+            "fitted scale of the fringe frame",
+        ));
+    }
     cards
 }
 
