@@ -295,7 +295,7 @@ mod tests {
             let (sx, sy) = (60 + 25 * k, 90 + 11 * k);
             for y in sy - 30..sy + 30 {
                 for x in sx - 30..sx + 30 {
-                    let r2 = ((x - sx) * (x - sx) + (y - sy) * (y - sy)) as f32;
+                    let r2 = (x.abs_diff(sx).pow(2) + y.abs_diff(sy).pow(2)) as f32;
                     let v = img.get(x, y) + 4.0e4 / (1.0 + r2 / 9.0).powf(2.5);
                     img.set(x, y, v);
                 }
