@@ -477,9 +477,10 @@ async fn pipeline_and_epoch_gifs_have_one_labelled_frame_per_class_and_epoch() {
     for (i, row) in rows.iter().enumerate() {
         let what = format!("SID {}", row["sid"]);
         let all = cutouts(result, i);
+        // The GIF shows the frames the product was directly made with.
         let with_cutout: BTreeSet<&str> = all
             .iter()
-            .filter(|(_, c)| c["fits"].is_string())
+            .filter(|(_, c)| c["fits"].is_string() && c["indirect"] == false)
             .map(|(class, _)| class.as_str())
             .collect();
         let expected = gif_classes
@@ -783,4 +784,141 @@ async fn the_html_request_redirects_to_a_job_page_with_one_row_per_source() {
         .map(|r| r.value().attr("data-sid").unwrap())
         .collect();
     assert_eq!(sids, vec!["1", "2", "3"]);
+}
+
+/// Issue 14: the pipeline GIF of an i-band source showed `flat_n1_r`, a flat
+/// that reaches the lineage only through the cold-pixel map, while the
+/// reduced frame was flat-fielded with the i flat. Every calibration frame
+/// the reduced frame was made with (its own edges, read here with SQL) must
+/// be the main cutout of its class (first in its cell, in the GIF); every
+/// other frame of the class is marked indirect and names the calibration
+/// product it came through, which must have an edge to it.
+#[tokio::test]
+async fn an_i_band_source_shows_the_flat_its_frame_was_made_with_and_others_as_indirect() {
+    let db = common::ingested(common::sqlite().await).await;
+    let st = super::web::state(&db);
+    let conn = common::raw_db(&db).await;
+    let lists = common::sql(
+        &conn,
+        "SELECT l.slid, f.object_id FROM source_list l JOIN frame f ON f.object_id = l.frame_id \
+         WHERE f.frame_class = $1 AND f.filter = $2 ORDER BY l.slid",
+        vec!["ReducedScienceFrame".into(), "i".into()],
+    )
+    .await;
+    let slid: i64 = lists[0].try_get("", "slid").unwrap();
+    let reduced: i64 = lists[0].try_get("", "object_id").unwrap();
+    let edges = common::sql(
+        &conn,
+        "SELECT child_id, parent_id, role FROM dependency",
+        vec![],
+    )
+    .await;
+    let edges: Vec<(i64, i64, String)> = edges
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "child_id").unwrap(),
+                r.try_get("", "parent_id").unwrap(),
+                r.try_get("", "role").unwrap(),
+            )
+        })
+        .collect();
+    // The reduced frame's own inputs, by role.
+    let own: HashMap<i64, String> = edges
+        .iter()
+        .filter(|(c, _, _)| *c == reduced)
+        .map(|(_, p, r)| (*p, r.clone()))
+        .collect();
+    let own_flat = *own
+        .iter()
+        .find(|(_, r)| r.as_str() == "flat")
+        .expect("the reduced frame has a flat")
+        .0;
+    let sid: i64 = common::sql(
+        &conn,
+        "SELECT MIN(sid) AS sid FROM source WHERE slid = $1",
+        vec![slid.into()],
+    )
+    .await[0]
+        .try_get("", "sid")
+        .unwrap();
+    let v = deps_json(&st, &format!("slid={slid}&ids={sid}&size={SIDE}")).await;
+    let result = &v["result"];
+    let row = &result["rows"][0];
+    assert!(row["error"].is_null(), "{}", row["error"]);
+    let classes: Vec<&str> = result["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let flat_col = classes
+        .iter()
+        .position(|c| *c == FrameClass::MasterFlatFrame.name())
+        .unwrap();
+    let flats = row["cells"][flat_col].as_array().unwrap();
+    let id = |c: &Json| c["frame_id"].as_i64().unwrap();
+    assert_eq!(id(&flats[0]), own_flat, "main flat: {:#}", flats[0]);
+    assert_eq!(flats[0]["indirect"], false, "{:#}", flats[0]);
+    assert_eq!(flats[0]["via"].as_i64(), Some(reduced));
+    assert_eq!(flats[0]["role"], "flat");
+    assert!(
+        flats.len() >= 2,
+        "the sample's cold-pixel map brings in another flat: {flats:#?}"
+    );
+    let pipeline: Vec<i64> = row["pipeline_ids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pipeline_ids in {row:#}"))
+        .iter()
+        .map(|i| i.as_i64().unwrap())
+        .collect();
+    assert_eq!(pipeline.len() as u64, row["pipeline_frames"].as_u64().unwrap());
+    assert!(pipeline.contains(&own_flat), "{pipeline:?}");
+
+    // Every cell of every class: the reduced frame's own inputs are direct
+    // (reached from it), the rest of the calibration frames indirect and
+    // reached through a calibration product that was made from them.
+    for (class, cell) in cutouts(result, 0) {
+        let frame = id(&cell);
+        let what = format!("{class} {}", cell["filename"]);
+        let via = cell["via"].as_i64();
+        if own.contains_key(&frame) {
+            assert_eq!(cell["indirect"], false, "{what}: {cell:#}");
+            assert_eq!(via, Some(reduced), "{what}");
+            assert_eq!(cell["role"].as_str(), Some(own[&frame].as_str()), "{what}");
+            continue;
+        }
+        if !class.parse::<FrameClass>().unwrap().is_calibration() {
+            assert_eq!(cell["indirect"], false, "{what}: science frames are direct");
+            continue;
+        }
+        assert_eq!(cell["indirect"], true, "{what}: {cell:#}");
+        assert!(!pipeline.contains(&frame), "{what} is in the pipeline GIF");
+        let via = via.unwrap_or_else(|| panic!("{what}: no via"));
+        let through = db.catalog.frame(ObjectId(via)).await.unwrap();
+        assert!(through.class.is_calibration(), "{what} via {through:?}");
+        assert!(
+            edges
+                .iter()
+                .any(|(c, p, r)| *c == via && *p == frame && cell["role"] == r.as_str()),
+            "{what}: no edge {via} → {frame} with role {}",
+            cell["role"]
+        );
+        assert_eq!(cell["via_class"], through.class.name(), "{what}");
+        assert_eq!(cell["via_filename"], through.filename.as_str(), "{what}");
+    }
+    // In each cell the direct frames come first.
+    for (c, cell) in row["cells"].as_array().unwrap().iter().enumerate() {
+        let flags: Vec<bool> = cell
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["indirect"] == true)
+            .collect();
+        assert!(
+            flags.windows(2).all(|w| w[0] <= w[1]),
+            "{}: indirect before direct: {flags:?}",
+            classes[c]
+        );
+    }
 }
