@@ -261,7 +261,7 @@ async fn the_star_sits_at_the_centre_of_every_sky_frame_cutout() {
                 .as_str()
                 .unwrap_or_else(|| panic!("{what}: {cell}"));
             assert!(
-                url.starts_with(&format!("/jobs/{}/files/", v["id"])),
+                url.starts_with(&format!("{}/jobs/{}/files/", st.config.public_url, v["id"])),
                 "{url}"
             );
             let (img, h) = common::read_fits(&download(&st, url).await);
@@ -541,7 +541,11 @@ async fn the_zip_holds_exactly_the_files_of_its_manifest() {
     let star = bright_star(&db).await;
     let v = deps_json(&st, &format!("slid={}&ids=1:3&size=24", star.slid)).await;
     let id = v["id"].as_i64().unwrap();
-    assert_eq!(v["zip"].as_str(), Some(format!("/jobs/{id}/zip").as_str()));
+    let base = &st.config.public_url;
+    assert_eq!(
+        v["zip"].as_str(),
+        Some(format!("{base}/jobs/{id}/zip").as_str())
+    );
     let (status, headers, body) = common::fetch_full(&st, &format!("/jobs/{id}/zip")).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert_eq!(headers["content-type"], "application/zip");
@@ -599,7 +603,9 @@ async fn the_zip_holds_exactly_the_files_of_its_manifest() {
     for i in 0..result["rows"].as_array().unwrap().len() {
         for (_, c) in cutouts(result, i) {
             let url = c["fits"].as_str().unwrap();
-            let rel = url.strip_prefix(&format!("/jobs/{id}/files/")).unwrap();
+            let rel = url
+                .strip_prefix(&format!("{base}/jobs/{id}/files/"))
+                .unwrap();
             assert!(listed.contains_key(rel), "{rel}");
             n_fits += 1;
         }
@@ -872,7 +878,10 @@ async fn an_i_band_source_shows_the_flat_its_frame_was_made_with_and_others_as_i
         .iter()
         .map(|i| i.as_i64().unwrap())
         .collect();
-    assert_eq!(pipeline.len() as u64, row["pipeline_frames"].as_u64().unwrap());
+    assert_eq!(
+        pipeline.len() as u64,
+        row["pipeline_frames"].as_u64().unwrap()
+    );
     assert!(pipeline.contains(&own_flat), "{pipeline:?}");
 
     // Every cell of every class: the reduced frame's own inputs are direct
@@ -921,4 +930,128 @@ async fn an_i_band_source_shows_the_flat_its_frame_was_made_with_and_others_as_i
             classes[c]
         );
     }
+}
+
+/// A request through the router with a `Host` header: status, headers and
+/// the body as JSON.
+async fn with_host(
+    st: &AppState,
+    method: axum::http::Method,
+    uri: &str,
+    host: &str,
+) -> (StatusCode, axum::http::HeaderMap, Json) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let res = wisecut::web::app(st.clone())
+        .oneshot(
+            axum::http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("host", host)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let (status, headers) = (res.status(), res.headers().clone());
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{uri}: {e}: {}", String::from_utf8_lossy(&body)));
+    (status, headers, json)
+}
+
+/// Every string of `v` under a key that names a link, and every string
+/// anywhere that looks like a site path (a link left relative).
+fn links(v: &Json, key: &str, out: &mut Vec<String>, relative: &mut Vec<String>) {
+    const LINKS: [&str; 8] = [
+        "page",
+        "poll",
+        "zip",
+        "manifest",
+        "fits",
+        "png",
+        "pipeline_gif",
+        "epochs_gif",
+    ];
+    match v {
+        Json::String(s) => {
+            if LINKS.contains(&key) {
+                out.push(s.clone());
+            }
+            if s.starts_with("/jobs/") || s.starts_with("/api/") {
+                relative.push(format!("{key}: {s}"));
+            }
+        }
+        Json::Array(a) => a.iter().for_each(|x| links(x, key, out, relative)),
+        Json::Object(m) => m.iter().for_each(|(k, x)| links(x, k, out, relative)),
+        _ => {}
+    }
+}
+
+/// Issue 14: `/api/deps` answered site paths (`/jobs/3/files/…`), which a
+/// script elsewhere cannot fetch without knowing the host. Every link of
+/// its answer, of `/api/jobs/{id}` and the `Location` of a queued request
+/// is an absolute URL: under `--public-url` when configured, else under the
+/// request's `Host` (a `Host` that is not a host name falls back to the
+/// configured URL); and each link fetches what it names.
+#[tokio::test]
+async fn the_deps_api_answers_absolute_urls_from_the_host_or_the_public_url() {
+    use axum::http::Method;
+    let db = common::ingested(common::sqlite().await).await;
+    let star = bright_star(&db).await;
+    let query = format!(
+        "/api/deps?slid={}&ids={}&classes=raw,reduced,coadd&size={SIDE}",
+        star.slid, star.sid
+    );
+    let st = super::web::state(&db);
+    let (status, _, v) = with_host(&st, Method::POST, &query, "cutouts.test:8443").await;
+    assert_eq!(status, StatusCode::OK, "{v:#}");
+    let id = v["id"].as_i64().unwrap();
+    let (mut urls, mut relative) = (Vec::new(), Vec::new());
+    links(&v, "", &mut urls, &mut relative);
+    assert!(relative.is_empty(), "relative links: {relative:?}");
+    assert!(urls.len() >= 6, "{urls:?}");
+    let base = "http://cutouts.test:8443/";
+    for url in &urls {
+        assert!(url.starts_with(base), "{url} is not under {base}");
+        let uri: axum::http::Uri = url.parse().unwrap();
+        let path = uri.path_and_query().unwrap().as_str();
+        let (status, _, _) = common::fetch(&st, path).await;
+        assert_eq!(status, StatusCode::OK, "{url}");
+    }
+    assert_eq!(v["poll"], format!("{base}api/jobs/{id}"));
+
+    // The job's JSON takes the host of its own request.
+    let (status, _, again) =
+        with_host(&st, Method::GET, &format!("/api/jobs/{id}"), "mirror.test").await;
+    assert_eq!(status, StatusCode::OK);
+    let (mut urls, mut relative) = (Vec::new(), Vec::new());
+    links(&again, "", &mut urls, &mut relative);
+    assert!(relative.is_empty(), "relative links: {relative:?}");
+    assert!(
+        urls.len() >= 6 && urls.iter().all(|u| u.starts_with("http://mirror.test/")),
+        "{urls:?}"
+    );
+
+    // A Host that is not a host name is not echoed.
+    let (_, _, odd) = with_host(&st, Method::GET, &format!("/api/jobs/{id}"), "x.test/<b>").await;
+    assert_eq!(odd["page"], format!("{}/jobs/{id}", st.config.public_url));
+
+    // With --public-url, that URL whatever the Host; a queued request's
+    // Location too.
+    let st = common::state_with(&db, |c| {
+        c.public_url = "https://survey.example.org/wisecut".into();
+        c.public_url_fixed = true;
+        c.inline_sources = 0;
+    });
+    let (status, headers, v) = with_host(&st, Method::POST, &query, "cutouts.test:8443").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v:#}");
+    let id = v["id"].as_i64().unwrap();
+    let want = format!("https://survey.example.org/wisecut/api/jobs/{id}");
+    assert_eq!(headers["location"].to_str().unwrap(), want);
+    assert_eq!(v["poll"], want);
+    assert_eq!(
+        v["page"],
+        format!("https://survey.example.org/wisecut/jobs/{id}")
+    );
 }

@@ -438,7 +438,9 @@ pub struct CellCutout {
     /// Its file name.
     #[serde(default)]
     pub via_filename: Option<String>,
-    /// The role of the edge from `via` to this frame (`flat`, `raw`, …).
+    /// The role this frame plays in `via` (`flat`, `raw`, …); `None` for
+    /// the source's own frame and the products made from it (then `via`
+    /// is what it was made from).
     #[serde(default)]
     pub role: Option<String>,
     /// Whether the frame entered the lineage only through another

@@ -255,7 +255,9 @@ impl Graph {
                         continue;
                     };
                     if let Some(mut p) = self.place_on(node, at, source) {
-                        p.role = Some(role.clone());
+                        // Walking down, the edge's role is the one `at`
+                        // plays in `p`, not `p`'s own.
+                        p.role = (direction == Direction::Up).then(|| role.clone());
                         p.level = level;
                         reached.push(p);
                     }
@@ -384,8 +386,9 @@ pub struct Placement {
     pub scale: Option<f64>,
     /// The frame it was reached from (`None` for the source's own frame).
     pub via: Option<Arc<FrameNode>>,
-    /// The role of the edge it was reached by (`flat`, `coldpixelmap`, …),
-    /// when the walk set it.
+    /// The role it plays in `via` (`flat`, `coldpixelmap`, …), when it was
+    /// reached walking up; `None` for the source's own frame and for the
+    /// products made from it (walking down).
     pub role: Option<String>,
     /// Edges from the source's own frame.
     pub level: u32,
