@@ -11,8 +11,14 @@
 //!   submitted again gets the same job (`Jobs::submit`).
 //! * `POST /api/deps` — the same as JSON: 200 with the result, or 202 with
 //!   the job and a `Location` to poll; `GET /api/deps` is a 405 saying so.
+//!   Every link in it is an absolute URL: `--public-url` when configured,
+//!   else `http://` and the request's `Host`, as in the VO answers.
 //!
-//! The result pages themselves are jobs' pages (`super::job_pages`).
+//! The result pages themselves are jobs' pages (`super::job_pages`); what
+//! they show of a dependency-cutout result is a [`ResultTable`], laid out
+//! to fit a 1366 px screen: one row per source with every class beside it,
+//! one thumbnail per class (the frame the product was directly made with)
+//! and the others folded under it.
 
 use askama::Template;
 use axum::body::Bytes;
@@ -28,7 +34,9 @@ use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
 use crate::imaging::render::Stretch;
 use crate::model::FrameClass;
 use crate::params::id_ranges;
-use crate::products::dependency_cutouts::{self, DepParams, DepRequest, ListRef, PIPELINE_CLASSES};
+use crate::products::dependency_cutouts::{
+    self, CellCutout, DepParams, DepRequest, DepResult, DepRow, ListRef, PIPELINE_CLASSES,
+};
 
 /// Parameters of `/deps` and `/api/deps`.
 pub const DEP_PARAMS: [&str; 9] = [
@@ -279,15 +287,276 @@ pub async fn deps_api(
             "ids: missing: give SIDs or AIDs such as 1:5,20,31:34",
         ));
     }
+    let base = super::vo_endpoints::base_url(&st, &headers);
     match submit_deps(&st, &params).await? {
-        Submitted::Done(job) => Ok(axum::Json(job_json(&st, &job).await).into_response()),
+        Submitted::Done(job) => Ok(axum::Json(job_json(&st, &base, &job).await).into_response()),
         Submitted::Queued(job) => {
-            let mut r =
-                (StatusCode::ACCEPTED, axum::Json(job_json(&st, &job).await)).into_response();
-            if let Ok(v) = format!("/api/jobs/{}", job.id).parse() {
+            let mut r = (
+                StatusCode::ACCEPTED,
+                axum::Json(job_json(&st, &base, &job).await),
+            )
+                .into_response();
+            if let Ok(v) = format!("{base}/api/jobs/{}", job.id).parse() {
                 r.headers_mut().insert(header::LOCATION, v);
             }
             Ok(r)
         }
+    }
+}
+
+/// A dependency-cutout result as its job page shows it (file paths already
+/// URLs).
+pub struct ResultTable {
+    /// `SourceList 73` or `AssociateList 2`.
+    pub list: String,
+    /// The ids as asked.
+    pub ids: String,
+    /// Files written.
+    pub files: usize,
+    /// Time taken, in ms.
+    pub make_ms: f64,
+    /// One head per class column.
+    pub heads: Vec<ClassHead>,
+    /// One row per source.
+    pub rows: Vec<ResultRow>,
+    /// Whether the rows carry association ids.
+    pub has_aid: bool,
+}
+
+/// A class column's head: the class name cut before each capital, so the
+/// browser may wrap `MasterFlatFrame` into words.
+pub struct ClassHead {
+    /// The class name.
+    pub name: String,
+    /// Its words.
+    pub words: Vec<String>,
+}
+
+/// One source's row.
+pub struct ResultRow {
+    /// SourceList id.
+    pub slid: i64,
+    /// Source id.
+    pub sid: i64,
+    /// Association id.
+    pub aid: Option<i64>,
+    /// RA and Dec in degrees, 6 decimals (a tenth of a pixel or better).
+    pub radec: Option<(String, String)>,
+    /// Position on its own frame, 2 decimals.
+    pub xy: Option<String>,
+    /// Why the row is empty.
+    pub error: Option<String>,
+    /// One cell per class.
+    pub cells: Vec<ResultCell>,
+    /// The pipeline GIF.
+    pub pipeline: Option<Gif>,
+    /// The epoch GIF.
+    pub epochs: Option<Gif>,
+}
+
+/// An animated GIF of a row.
+pub struct Gif {
+    /// Its URL.
+    pub url: String,
+    /// What it shows, for `alt` and the caption.
+    pub caption: String,
+}
+
+/// One class cell: the main cutout and the folded others.
+pub struct ResultCell {
+    /// The first cutout: the frame the product was directly made with.
+    pub main: Option<Thumb>,
+    /// The rest, shown when unfolded.
+    pub more: Vec<Thumb>,
+    /// What unfolding shows: `+2 indirect`, `+3 more`.
+    pub summary: String,
+}
+
+/// One cutout of a cell.
+pub struct Thumb {
+    /// The frame.
+    pub frame_id: i64,
+    /// Its file name without `.fits`, shortened in the middle when long,
+    /// cut after each `_` so that it wraps there under the thumbnail.
+    pub name: Vec<String>,
+    /// Everything about it, for the tooltip and the enlarged view.
+    pub title: String,
+    /// The PNG's URL.
+    pub png: Option<String>,
+    /// The FITS cutout's URL.
+    pub fits: Option<String>,
+    /// Why there is no cutout.
+    pub error: Option<String>,
+    /// Reached only through another calibration product.
+    pub indirect: bool,
+    /// `via ColdPixelMap cold_n1_ccd1`, for indirect frames, cut where it
+    /// may wrap (between words of the class, after each `_`).
+    pub via: Option<Vec<String>>,
+}
+
+/// Longest frame name shown in full under a thumbnail.
+const NAME_CHARS: usize = 20;
+
+/// A file name without its FITS extension.
+fn stem(filename: &str) -> &str {
+    [".fits.fz", ".fits", ".fit", ".fz"]
+        .iter()
+        .find_map(|e| filename.strip_suffix(e))
+        .unwrap_or(filename)
+}
+
+/// `stem` of `filename`, cut in the middle when longer than
+/// [`NAME_CHARS`]: the start says what it is, the end which chip and band.
+fn short_name(filename: &str) -> String {
+    let s = stem(filename);
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= NAME_CHARS {
+        return s.to_owned();
+    }
+    let head: String = chars[..NAME_CHARS / 2 - 1].iter().collect();
+    let tail: String = chars[chars.len() - NAME_CHARS / 2..].iter().collect();
+    format!("{head}\u{2026}{tail}")
+}
+
+/// `MasterFlatFrame` → `Master`, `Flat`, `Frame`.
+fn words(name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in name.chars() {
+        match out.last_mut() {
+            Some(w) if !c.is_ascii_uppercase() => w.push(c),
+            _ => out.push(c.to_string()),
+        }
+    }
+    out
+}
+
+impl Thumb {
+    fn new(c: &CellCutout) -> Self {
+        let mut title = format!(
+            "{} {} {} at ({:.1}, {:.1})",
+            c.class, c.frame_id, c.filename, c.x, c.y
+        );
+        if let Some(d) = &c.date {
+            title.push_str(&format!(", {d}"));
+        }
+        let through = match (&c.via, &c.via_class, &c.via_filename) {
+            (Some(id), Some(class), Some(file)) => Some((id, class, file)),
+            _ => None,
+        };
+        if let Some((id, class, file)) = through {
+            let what = match (&c.role, c.indirect) {
+                (Some(r), true) => format!("indirect: only as the {r} of"),
+                (Some(r), false) => format!("the {r} of"),
+                (None, _) => "made from".to_owned(),
+            };
+            title.push_str(&format!("; {what} {class} {id} {file}"));
+        }
+        Thumb {
+            frame_id: c.frame_id,
+            name: short_name(&c.filename)
+                .split_inclusive('_')
+                .map(str::to_owned)
+                .collect(),
+            title,
+            png: c.png.clone(),
+            fits: c.fits.clone(),
+            error: c.error.clone(),
+            indirect: c.indirect,
+            via: through.filter(|_| c.indirect).map(|(_, class, file)| {
+                let mut parts = vec!["via ".to_owned()];
+                parts.extend(words(class));
+                if let Some(last) = parts.last_mut() {
+                    last.push(' ');
+                }
+                parts.extend(short_name(file).split_inclusive('_').map(str::to_owned));
+                parts
+            }),
+        }
+    }
+}
+
+impl ResultCell {
+    fn new(cutouts: &[CellCutout]) -> Self {
+        let mut thumbs = cutouts.iter().map(Thumb::new);
+        let main = thumbs.next();
+        let more: Vec<Thumb> = thumbs.collect();
+        let indirect = more.iter().filter(|t| t.indirect).count();
+        let direct = more.len() - indirect;
+        let summary = match (direct, indirect) {
+            (0, i) => format!("+{i} indirect"),
+            (d, 0) => format!("+{d} more"),
+            (d, i) => format!("+{d} more, {i} indirect"),
+        };
+        ResultCell {
+            main,
+            more,
+            summary,
+        }
+    }
+}
+
+impl ResultRow {
+    fn new(r: &DepRow) -> Self {
+        let gif = |url: &Option<String>, what: &str, n: usize| {
+            url.as_ref().map(|u| Gif {
+                url: u.clone(),
+                caption: format!("{what}, {n} frame{}", if n == 1 { "" } else { "s" }),
+            })
+        };
+        ResultRow {
+            slid: r.slid,
+            sid: r.sid,
+            aid: r.aid,
+            radec: r
+                .ra
+                .zip(r.dec)
+                .map(|(ra, dec)| (format!("{ra:.6}"), format!("{dec:+.6}"))),
+            xy: r.x.zip(r.y).map(|(x, y)| format!("x {x:.2} y {y:.2}")),
+            error: r.error.clone(),
+            cells: r.cells.iter().map(|c| ResultCell::new(c)).collect(),
+            pipeline: gif(&r.pipeline_gif, "pipeline", r.pipeline_frames),
+            epochs: gif(&r.epochs_gif, "epochs", r.epoch_frames),
+        }
+    }
+}
+
+impl ResultTable {
+    /// The table of `r`, whose file paths are already URLs.
+    pub fn new(r: &DepResult) -> Self {
+        ResultTable {
+            list: r.list.clone(),
+            ids: r.ids.clone(),
+            files: r.files,
+            make_ms: r.make_ms,
+            heads: r
+                .classes
+                .iter()
+                .map(|c| ClassHead {
+                    name: c.clone(),
+                    words: words(c),
+                })
+                .collect(),
+            rows: r.rows.iter().map(ResultRow::new).collect(),
+            has_aid: r.rows.iter().any(|x| x.aid.is_some()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_frame_names_are_cut_in_the_middle_and_class_names_into_words() {
+        assert_eq!(short_name("flat_n1_i_ccd1.fits"), "flat_n1_i_ccd1");
+        assert_eq!(
+            short_name("raw_sci_n1_i_d1_ccd1.fits.fz"),
+            "raw_sci_n1_i_d1_ccd1"
+        );
+        let long = short_name("raw_science_night1_filter_i_dither1_ccd1.fits");
+        assert_eq!(long, "raw_scien\u{2026}ther1_ccd1");
+        assert!(long.chars().count() <= NAME_CHARS);
+        assert_eq!(words("MasterFlatFrame"), ["Master", "Flat", "Frame"]);
+        assert_eq!(words("coadd"), ["coadd"]);
     }
 }

@@ -2,18 +2,20 @@
 //! is a job with a page and files.
 //!
 //! * `GET /jobs`, `GET /jobs/{id}` — the jobs page and one job (status,
-//!   progress, log, its result); `GET /api/jobs/{id}` as JSON.
+//!   progress, log, its result); `GET /api/jobs/{id}` as JSON, whose links
+//!   are absolute URLs (`--public-url`, else the request's `Host`).
 //! * `GET /jobs/{id}/files/{*path}` — one result file;
 //!   `GET /jobs/{id}/zip` — all of them with `manifest.json`.
 
 use askama::Template;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, RawQuery, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 
 use super::ApiError;
+use super::dependency_cutout_pages::ResultTable;
 use super::query_params::QueryParams;
 use super::{AppError, AppState};
 use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
@@ -21,8 +23,11 @@ use crate::ids::JobId;
 use crate::jobs::Jobs;
 use crate::products::dependency_cutouts::DepResult;
 
-/// A job as JSON, with its result's file paths turned into URLs.
-pub(super) async fn job_json(st: &AppState, job: &JobRecord) -> serde_json::Value {
+/// A job as JSON, with its links and its result's file paths turned into
+/// absolute URLs under `base` (from [`super::vo_endpoints::base_url`]):
+/// scripts hand them on (to `curl`, to a notebook on another machine) and
+/// a path alone would leave them guessing the host.
+pub(super) async fn job_json(st: &AppState, base: &str, job: &JobRecord) -> serde_json::Value {
     let mut v = json!({
         "id": job.id,
         "kind": job.kind,
@@ -39,13 +44,14 @@ pub(super) async fn job_json(st: &AppState, job: &JobRecord) -> serde_json::Valu
         "params": job.params,
         "summary": job.result,
         "log": job.log,
-        "page": format!("/jobs/{}", job.id),
+        "page": format!("{base}/jobs/{}", job.id),
+        "poll": format!("{base}/api/jobs/{}", job.id),
     });
     if job.status == JobStatus::Done && !job.expired {
-        v["zip"] = json!(format!("/jobs/{}/zip", job.id));
-        v["manifest"] = json!(format!("/jobs/{}/files/manifest.json", job.id));
+        v["zip"] = json!(format!("{base}/jobs/{}/zip", job.id));
+        v["manifest"] = json!(format!("{base}/jobs/{}/files/manifest.json", job.id));
         if let Some(r) = load_result(st, job).await {
-            v["result"] = serde_json::to_value(with_urls(r, job.id)).unwrap_or_default();
+            v["result"] = serde_json::to_value(with_urls(r, job.id, base)).unwrap_or_default();
         }
     }
     v
@@ -68,11 +74,12 @@ async fn load_result(st: &AppState, job: &JobRecord) -> Option<DepResult> {
     read_json(st, job.id, "result.json").await
 }
 
-/// Rewrites the result's relative file paths as URLs.
-fn with_urls(mut r: DepResult, id: JobId) -> DepResult {
+/// Rewrites the result's relative file paths as URLs under `base` (empty
+/// for the site's own pages).
+fn with_urls(mut r: DepResult, id: JobId, base: &str) -> DepResult {
     let url = |p: &mut Option<String>| {
         if let Some(s) = p {
-            *s = format!("/jobs/{id}/files/{s}");
+            *s = format!("{base}/jobs/{id}/files/{s}");
         }
     };
     for row in &mut r.rows {
@@ -92,10 +99,12 @@ fn with_urls(mut r: DepResult, id: JobId) -> DepResult {
 pub async fn job_api(
     State(st): State<AppState>,
     UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = job_id(&id).map_err(ApiError::bad)?;
     let job = st.services.jobs.current(id).await?;
-    Ok(axum::Json(job_json(&st, &job).await).into_response())
+    let base = super::vo_endpoints::base_url(&st, &headers);
+    Ok(axum::Json(job_json(&st, &base, &job).await).into_response())
 }
 
 fn job_id(s: &str) -> Result<JobId, String> {
@@ -161,13 +170,11 @@ pub struct JobPage {
     /// The job.
     pub job: JobRecord,
     /// Its dependency-cutout result, when it has one.
-    pub deps: Option<DepResult>,
+    pub deps: Option<ResultTable>,
     /// Its other files (RGB images, batch outputs): (url, name, kind).
     pub files: Vec<(String, String, String)>,
     /// Progress in percent.
     pub percent: u32,
-    /// Whether the rows carry association ids.
-    pub has_aid: bool,
 }
 
 /// `GET /jobs/{id}`.
@@ -178,7 +185,9 @@ pub async fn job_page(
     let id = job_id(&id).map_err(AppError::BadRequest)?;
     let job = st.services.jobs.current(id).await.map_err(ApiError::from)?;
     let deps = if job.status == JobStatus::Done && !job.expired {
-        load_result(&st, &job).await.map(|r| with_urls(r, job.id))
+        load_result(&st, &job)
+            .await
+            .map(|r| ResultTable::new(&with_urls(r, job.id, "")))
     } else {
         None
     };
@@ -198,16 +207,12 @@ pub async fn job_page(
         }
     }
     let percent = (job.progress * 100.0).round().clamp(0.0, 100.0) as u32;
-    let has_aid = deps
-        .as_ref()
-        .is_some_and(|r| r.rows.iter().any(|x| x.aid.is_some()));
     Ok(Html(
         JobPage {
             job,
             deps,
             files,
             percent,
-            has_aid,
         }
         .render()?,
     ))

@@ -261,7 +261,7 @@ async fn the_star_sits_at_the_centre_of_every_sky_frame_cutout() {
                 .as_str()
                 .unwrap_or_else(|| panic!("{what}: {cell}"));
             assert!(
-                url.starts_with(&format!("/jobs/{}/files/", v["id"])),
+                url.starts_with(&format!("{}/jobs/{}/files/", st.config.public_url, v["id"])),
                 "{url}"
             );
             let (img, h) = common::read_fits(&download(&st, url).await);
@@ -477,9 +477,10 @@ async fn pipeline_and_epoch_gifs_have_one_labelled_frame_per_class_and_epoch() {
     for (i, row) in rows.iter().enumerate() {
         let what = format!("SID {}", row["sid"]);
         let all = cutouts(result, i);
+        // The GIF shows the frames the product was directly made with.
         let with_cutout: BTreeSet<&str> = all
             .iter()
-            .filter(|(_, c)| c["fits"].is_string())
+            .filter(|(_, c)| c["fits"].is_string() && c["indirect"] == false)
             .map(|(class, _)| class.as_str())
             .collect();
         let expected = gif_classes
@@ -540,7 +541,11 @@ async fn the_zip_holds_exactly_the_files_of_its_manifest() {
     let star = bright_star(&db).await;
     let v = deps_json(&st, &format!("slid={}&ids=1:3&size=24", star.slid)).await;
     let id = v["id"].as_i64().unwrap();
-    assert_eq!(v["zip"].as_str(), Some(format!("/jobs/{id}/zip").as_str()));
+    let base = &st.config.public_url;
+    assert_eq!(
+        v["zip"].as_str(),
+        Some(format!("{base}/jobs/{id}/zip").as_str())
+    );
     let (status, headers, body) = common::fetch_full(&st, &format!("/jobs/{id}/zip")).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert_eq!(headers["content-type"], "application/zip");
@@ -598,7 +603,9 @@ async fn the_zip_holds_exactly_the_files_of_its_manifest() {
     for i in 0..result["rows"].as_array().unwrap().len() {
         for (_, c) in cutouts(result, i) {
             let url = c["fits"].as_str().unwrap();
-            let rel = url.strip_prefix(&format!("/jobs/{id}/files/")).unwrap();
+            let rel = url
+                .strip_prefix(&format!("{base}/jobs/{id}/files/"))
+                .unwrap();
             assert!(listed.contains_key(rel), "{rel}");
             n_fits += 1;
         }
@@ -783,4 +790,268 @@ async fn the_html_request_redirects_to_a_job_page_with_one_row_per_source() {
         .map(|r| r.value().attr("data-sid").unwrap())
         .collect();
     assert_eq!(sids, vec!["1", "2", "3"]);
+}
+
+/// Issue 14: the pipeline GIF of an i-band source showed `flat_n1_r`, a flat
+/// that reaches the lineage only through the cold-pixel map, while the
+/// reduced frame was flat-fielded with the i flat. Every calibration frame
+/// the reduced frame was made with (its own edges, read here with SQL) must
+/// be the main cutout of its class (first in its cell, in the GIF); every
+/// other frame of the class is marked indirect and names the calibration
+/// product it came through, which must have an edge to it.
+#[tokio::test]
+async fn an_i_band_source_shows_the_flat_its_frame_was_made_with_and_others_as_indirect() {
+    let db = common::ingested(common::sqlite().await).await;
+    let st = super::web::state(&db);
+    let conn = common::raw_db(&db).await;
+    let lists = common::sql(
+        &conn,
+        "SELECT l.slid, f.object_id FROM source_list l JOIN frame f ON f.object_id = l.frame_id \
+         WHERE f.frame_class = $1 AND f.filter = $2 ORDER BY l.slid",
+        vec!["ReducedScienceFrame".into(), "i".into()],
+    )
+    .await;
+    let slid: i64 = lists[0].try_get("", "slid").unwrap();
+    let reduced: i64 = lists[0].try_get("", "object_id").unwrap();
+    let edges = common::sql(
+        &conn,
+        "SELECT child_id, parent_id, role FROM dependency",
+        vec![],
+    )
+    .await;
+    let edges: Vec<(i64, i64, String)> = edges
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "child_id").unwrap(),
+                r.try_get("", "parent_id").unwrap(),
+                r.try_get("", "role").unwrap(),
+            )
+        })
+        .collect();
+    // The reduced frame's own inputs, by role.
+    let own: HashMap<i64, String> = edges
+        .iter()
+        .filter(|(c, _, _)| *c == reduced)
+        .map(|(_, p, r)| (*p, r.clone()))
+        .collect();
+    let own_flat = *own
+        .iter()
+        .find(|(_, r)| r.as_str() == "flat")
+        .expect("the reduced frame has a flat")
+        .0;
+    let sid: i64 = common::sql(
+        &conn,
+        "SELECT MIN(sid) AS sid FROM source WHERE slid = $1",
+        vec![slid.into()],
+    )
+    .await[0]
+        .try_get("", "sid")
+        .unwrap();
+    let v = deps_json(&st, &format!("slid={slid}&ids={sid}&size={SIDE}")).await;
+    let result = &v["result"];
+    let row = &result["rows"][0];
+    assert!(row["error"].is_null(), "{}", row["error"]);
+    let classes: Vec<&str> = result["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let flat_col = classes
+        .iter()
+        .position(|c| *c == FrameClass::MasterFlatFrame.name())
+        .unwrap();
+    let flats = row["cells"][flat_col].as_array().unwrap();
+    let id = |c: &Json| c["frame_id"].as_i64().unwrap();
+    assert_eq!(id(&flats[0]), own_flat, "main flat: {:#}", flats[0]);
+    assert_eq!(flats[0]["indirect"], false, "{:#}", flats[0]);
+    assert_eq!(flats[0]["via"].as_i64(), Some(reduced));
+    assert_eq!(flats[0]["role"], "flat");
+    assert!(
+        flats.len() >= 2,
+        "the sample's cold-pixel map brings in another flat: {flats:#?}"
+    );
+    let pipeline: Vec<i64> = row["pipeline_ids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pipeline_ids in {row:#}"))
+        .iter()
+        .map(|i| i.as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        pipeline.len() as u64,
+        row["pipeline_frames"].as_u64().unwrap()
+    );
+    assert!(pipeline.contains(&own_flat), "{pipeline:?}");
+
+    // Every cell of every class: the reduced frame's own inputs are direct
+    // (reached from it), the rest of the calibration frames indirect and
+    // reached through a calibration product that was made from them.
+    for (class, cell) in cutouts(result, 0) {
+        let frame = id(&cell);
+        let what = format!("{class} {}", cell["filename"]);
+        let via = cell["via"].as_i64();
+        if own.contains_key(&frame) {
+            assert_eq!(cell["indirect"], false, "{what}: {cell:#}");
+            assert_eq!(via, Some(reduced), "{what}");
+            assert_eq!(cell["role"].as_str(), Some(own[&frame].as_str()), "{what}");
+            continue;
+        }
+        if !class.parse::<FrameClass>().unwrap().is_calibration() {
+            assert_eq!(cell["indirect"], false, "{what}: science frames are direct");
+            continue;
+        }
+        assert_eq!(cell["indirect"], true, "{what}: {cell:#}");
+        assert!(!pipeline.contains(&frame), "{what} is in the pipeline GIF");
+        let via = via.unwrap_or_else(|| panic!("{what}: no via"));
+        let through = db.catalog.frame(ObjectId(via)).await.unwrap();
+        assert!(through.class.is_calibration(), "{what} via {through:?}");
+        assert!(
+            edges
+                .iter()
+                .any(|(c, p, r)| *c == via && *p == frame && cell["role"] == r.as_str()),
+            "{what}: no edge {via} → {frame} with role {}",
+            cell["role"]
+        );
+        assert_eq!(cell["via_class"], through.class.name(), "{what}");
+        assert_eq!(cell["via_filename"], through.filename.as_str(), "{what}");
+    }
+    // In each cell the direct frames come first.
+    for (c, cell) in row["cells"].as_array().unwrap().iter().enumerate() {
+        let flags: Vec<bool> = cell
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["indirect"] == true)
+            .collect();
+        assert!(
+            flags.windows(2).all(|w| w[0] <= w[1]),
+            "{}: indirect before direct: {flags:?}",
+            classes[c]
+        );
+    }
+}
+
+/// A request through the router with a `Host` header: status, headers and
+/// the body as JSON.
+async fn with_host(
+    st: &AppState,
+    method: axum::http::Method,
+    uri: &str,
+    host: &str,
+) -> (StatusCode, axum::http::HeaderMap, Json) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let res = wisecut::web::app(st.clone())
+        .oneshot(
+            axum::http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("host", host)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let (status, headers) = (res.status(), res.headers().clone());
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{uri}: {e}: {}", String::from_utf8_lossy(&body)));
+    (status, headers, json)
+}
+
+/// Every string of `v` under a key that names a link, and every string
+/// anywhere that looks like a site path (a link left relative).
+fn links(v: &Json, key: &str, out: &mut Vec<String>, relative: &mut Vec<String>) {
+    const LINKS: [&str; 8] = [
+        "page",
+        "poll",
+        "zip",
+        "manifest",
+        "fits",
+        "png",
+        "pipeline_gif",
+        "epochs_gif",
+    ];
+    match v {
+        Json::String(s) => {
+            if LINKS.contains(&key) {
+                out.push(s.clone());
+            }
+            if s.starts_with("/jobs/") || s.starts_with("/api/") {
+                relative.push(format!("{key}: {s}"));
+            }
+        }
+        Json::Array(a) => a.iter().for_each(|x| links(x, key, out, relative)),
+        Json::Object(m) => m.iter().for_each(|(k, x)| links(x, k, out, relative)),
+        _ => {}
+    }
+}
+
+/// Issue 14: `/api/deps` answered site paths (`/jobs/3/files/…`), which a
+/// script elsewhere cannot fetch without knowing the host. Every link of
+/// its answer, of `/api/jobs/{id}` and the `Location` of a queued request
+/// is an absolute URL: under `--public-url` when configured, else under the
+/// request's `Host` (a `Host` that is not a host name falls back to the
+/// configured URL); and each link fetches what it names.
+#[tokio::test]
+async fn the_deps_api_answers_absolute_urls_from_the_host_or_the_public_url() {
+    use axum::http::Method;
+    let db = common::ingested(common::sqlite().await).await;
+    let star = bright_star(&db).await;
+    let query = format!(
+        "/api/deps?slid={}&ids={}&classes=raw,reduced,coadd&size={SIDE}",
+        star.slid, star.sid
+    );
+    let st = super::web::state(&db);
+    let (status, _, v) = with_host(&st, Method::POST, &query, "cutouts.test:8443").await;
+    assert_eq!(status, StatusCode::OK, "{v:#}");
+    let id = v["id"].as_i64().unwrap();
+    let (mut urls, mut relative) = (Vec::new(), Vec::new());
+    links(&v, "", &mut urls, &mut relative);
+    assert!(relative.is_empty(), "relative links: {relative:?}");
+    assert!(urls.len() >= 6, "{urls:?}");
+    let base = "http://cutouts.test:8443/";
+    for url in &urls {
+        assert!(url.starts_with(base), "{url} is not under {base}");
+        let uri: axum::http::Uri = url.parse().unwrap();
+        let path = uri.path_and_query().unwrap().as_str();
+        let (status, _, _) = common::fetch(&st, path).await;
+        assert_eq!(status, StatusCode::OK, "{url}");
+    }
+    assert_eq!(v["poll"], format!("{base}api/jobs/{id}"));
+
+    // The job's JSON takes the host of its own request.
+    let (status, _, again) =
+        with_host(&st, Method::GET, &format!("/api/jobs/{id}"), "mirror.test").await;
+    assert_eq!(status, StatusCode::OK);
+    let (mut urls, mut relative) = (Vec::new(), Vec::new());
+    links(&again, "", &mut urls, &mut relative);
+    assert!(relative.is_empty(), "relative links: {relative:?}");
+    assert!(
+        urls.len() >= 6 && urls.iter().all(|u| u.starts_with("http://mirror.test/")),
+        "{urls:?}"
+    );
+
+    // A Host that is not a host name is not echoed.
+    let (_, _, odd) = with_host(&st, Method::GET, &format!("/api/jobs/{id}"), "x.test/<b>").await;
+    assert_eq!(odd["page"], format!("{}/jobs/{id}", st.config.public_url));
+
+    // With --public-url, that URL whatever the Host; a queued request's
+    // Location too.
+    let st = common::state_with(&db, |c| {
+        c.public_url = "https://survey.example.org/wisecut".into();
+        c.public_url_fixed = true;
+        c.inline_sources = 0;
+    });
+    let (status, headers, v) = with_host(&st, Method::POST, &query, "cutouts.test:8443").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v:#}");
+    let id = v["id"].as_i64().unwrap();
+    let want = format!("https://survey.example.org/wisecut/api/jobs/{id}");
+    assert_eq!(headers["location"].to_str().unwrap(), want);
+    assert_eq!(v["poll"], want);
+    assert_eq!(
+        v["page"],
+        format!("https://survey.example.org/wisecut/jobs/{id}")
+    );
 }

@@ -78,24 +78,28 @@ async fn home_table_filter_object_tree_and_image_in_chromium() {
     }
 }
 
-/// Dependency cutouts of `1:3` from a SourceList's page: the table and the
-/// GIFs load in Chromium (`tests/e2e/deps.py`).
+/// Dependency cutouts of `1:3` from a SourceList's page at 1366×1000: the
+/// table and the GIFs load in Chromium, every class column and both GIF
+/// columns are inside the viewport with no sideways scrolling (also with
+/// the folds open), and a thumbnail enlarges (`tests/e2e/deps.py`). The
+/// screenshot of the visible result is `deps_result_1366.png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dependency_cutouts_of_three_sources_in_chromium() {
+async fn dependency_cutouts_of_three_sources_fit_a_1366_px_screen_in_chromium() {
     let Some(browser) = browser() else { return };
     let db = common::ingested(common::sqlite().await).await;
     let (slid, _, _) = common::biggest_source_list(&db.catalog).await;
     let (stdout, out) = run_in_chromium(state(&db), browser, "deps.py", &[slid.to_string()]).await;
-    assert!(stdout.contains("e2e deps: ok, 3 screenshots"), "{stdout}");
-    let result_shot = out.join("deps_02_result.png");
-    let size = std::fs::metadata(&result_shot)
-        .map(|m| m.len())
-        .unwrap_or(0);
-    assert!(
-        size > 20_000,
-        "{} is missing or empty",
-        result_shot.display()
-    );
+    assert!(stdout.contains("e2e deps: ok, 6 screenshots"), "{stdout}");
+    for name in [
+        "deps_result_1366",
+        "deps_02_result",
+        "deps_folds_open_1366",
+        "deps_lightbox_1366",
+    ] {
+        let p = out.join(format!("{name}.png"));
+        let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 20_000, "{} is missing or empty", p.display());
+    }
 }
 
 /// A local Aladin Lite (`WISECUT_ALADIN_DIR`, the npm package's `dist/`);

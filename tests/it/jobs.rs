@@ -101,7 +101,8 @@ async fn a_large_request_is_queued_and_the_worker_makes_it() {
     assert_eq!(v["status"], "queued");
     assert!(v["result"].is_null());
     let location = headers["location"].to_str().unwrap().to_owned();
-    assert_eq!(location, format!("/api/jobs/{id}"));
+    // Absolute, from the configured URL (no Host header here).
+    assert_eq!(location, format!("{}/api/jobs/{id}", st.config.public_url));
 
     // Nothing runs it before a worker starts.
     tokio::time::sleep(Duration::from_millis(300)).await;

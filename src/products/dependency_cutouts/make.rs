@@ -217,8 +217,11 @@ fn write_source(
     // Two placements on one frame less than a pixel apart would get one
     // name; later ones get a suffix so no file is overwritten.
     let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
-    // Pipeline GIF frames: the first cutout of each GIF class.
-    let mut gif_frames: Vec<(usize, anim::Frame)> = Vec::new();
+    // Pipeline GIF frames: the first cutout of each GIF class the product
+    // was directly made with (placements come direct first); a frame that
+    // only entered through another calibration product never stands for
+    // its class.
+    let mut gif_frames: Vec<(usize, i64, anim::Frame)> = Vec::new();
     for (p, side) in ps.placements.iter().zip(sides) {
         let f = &p.frame.frame;
         let Some(col) = req.classes.iter().position(|c| *c == f.class) else {
@@ -228,7 +231,11 @@ fn write_source(
             frame_id: f.target.object_id.0,
             filename: f.filename.clone(),
             class: f.class.name().to_owned(),
-            via: p.via.map(|v| v.0),
+            via: p.via.as_ref().map(|v| v.frame.target.object_id.0),
+            via_class: p.via.as_ref().map(|v| v.frame.class.name().to_owned()),
+            via_filename: p.via.as_ref().map(|v| v.frame.filename.clone()),
+            role: p.role.clone(),
+            indirect: p.indirect(),
             x: p.x,
             y: p.y,
             date: f.date_obs.map(|d| d.format("%Y-%m-%d %H:%M").to_string()),
@@ -286,10 +293,12 @@ fn write_source(
                         write_file(dir, &format!("{name}.png"), &png, "png", what, files)?;
                         cell.png = Some(format!("{name}.png"));
                         if GIF_CLASSES.contains(&f.class)
-                            && !gif_frames.iter().any(|(c, _)| *c == col)
+                            && !cell.indirect
+                            && !gif_frames.iter().any(|(c, _, _)| *c == col)
                         {
                             gif_frames.push((
                                 col,
+                                cell.frame_id,
                                 anim::Frame {
                                     width: rendered.width(),
                                     height: rendered.height(),
@@ -318,12 +327,14 @@ fn write_source(
         cells,
         pipeline_gif: None,
         pipeline_frames: 0,
+        pipeline_ids: Vec::new(),
         epochs_gif: None,
         epoch_frames: 0,
     };
     if !gif_frames.is_empty() {
-        gif_frames.sort_by_key(|(c, _)| *c);
-        let frames: Vec<anim::Frame> = gif_frames.into_iter().map(|(_, f)| f).collect();
+        gif_frames.sort_by_key(|(c, _, _)| *c);
+        row.pipeline_ids = gif_frames.iter().map(|(_, id, _)| *id).collect();
+        let frames: Vec<anim::Frame> = gif_frames.into_iter().map(|(_, _, f)| f).collect();
         let gif = anim::animated_gif(&frames, &opts).map_err(std::io::Error::other)?;
         let rel = format!("{folder}/pipeline.gif");
         let what = format!(

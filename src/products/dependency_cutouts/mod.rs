@@ -243,7 +243,8 @@ pub struct PlannedSource {
     pub source: Option<Source>,
     /// Why it has no cutouts.
     pub error: Option<String>,
-    /// Its placements on the requested classes, in pipeline then date order.
+    /// Its placements on the requested classes: in pipeline order, then
+    /// direct before indirect, nearest first, then by date.
     pub placements: Vec<Placement>,
     /// Its epoch sequence.
     pub epochs: Vec<Placement>,
@@ -326,10 +327,15 @@ pub async fn resolve(
                     .into_iter()
                     .filter(|p| req.classes.contains(&p.frame.frame.class))
                     .collect();
+                // Within a class, the frames the product was directly made
+                // with come first, nearest first: the first of each class is
+                // the one the table shows and the pipeline GIF animates.
                 keep.sort_by(|a, b| {
                     let key = |p: &Placement| {
                         (
                             class_order(p.frame.frame.class),
+                            p.indirect(),
+                            p.level,
                             p.frame.frame.mjd_obs.unwrap_or(f64::INFINITY),
                             p.frame.frame.target.object_id,
                         )
@@ -397,12 +403,17 @@ pub struct DepRow {
     pub y: Option<f64>,
     /// Why the row is empty ("no such source").
     pub error: Option<String>,
-    /// One cell per class of [`DepResult::classes`].
+    /// One cell per class of [`DepResult::classes`]; in each, the frames
+    /// the product was directly made with first.
     pub cells: Vec<Vec<CellCutout>>,
     /// The pipeline GIF, relative to the result directory.
     pub pipeline_gif: Option<String>,
     /// Frames in it.
     pub pipeline_frames: usize,
+    /// Their object ids, in order (absent from results made before it was
+    /// recorded).
+    #[serde(default)]
+    pub pipeline_ids: Vec<i64>,
     /// The epoch GIF.
     pub epochs_gif: Option<String>,
     /// Frames in it.
@@ -418,8 +429,25 @@ pub struct CellCutout {
     pub filename: String,
     /// Its class.
     pub class: String,
-    /// The frame the placement came through.
+    /// The frame the placement came through (`None` for the source's own
+    /// frame).
     pub via: Option<i64>,
+    /// Its class.
+    #[serde(default)]
+    pub via_class: Option<String>,
+    /// Its file name.
+    #[serde(default)]
+    pub via_filename: Option<String>,
+    /// The role this frame plays in `via` (`flat`, `raw`, …); `None` for
+    /// the source's own frame and the products made from it (then `via`
+    /// is what it was made from).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Whether the frame entered the lineage only through another
+    /// calibration product (`via`), not by an edge from a science frame:
+    /// the product was not directly made with it.
+    #[serde(default)]
+    pub indirect: bool,
     /// Source position on the frame (FITS pixels).
     pub x: f64,
     /// Row.

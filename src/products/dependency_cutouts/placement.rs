@@ -13,6 +13,16 @@
 //! * **down**, only into science products (reduced → regridded → coadd), so
 //!   a raw frame's fringe frame does not drag in every other exposure.
 //!
+//! The walk is breadth first, so each frame is reached by its shortest path
+//! and remembers the frame it came from (`via`) and the role of that edge.
+//! That is what tells the frames a science product was *directly* made with
+//! (reached from a science frame: the reduced frame's `flat`) from those
+//! that only entered the lineage through another calibration product (the
+//! flats of other bands behind a cold-pixel map, the bias of another night
+//! behind a fringe frame): [`Placement::indirect`]. Depth first, the cold
+//! map's r flat was reached before the reduced frame's own i flat, and the
+//! pipeline GIF showed the wrong flat.
+//!
 //! Detector positions are in *trimmed* pixels: a frame with a `DATASEC`
 //! (raw frames with overscan) is shifted by the section's origin, so a raw
 //! frame's pixel (x, y) and a master bias's pixel (x − x₀, y − y₀) are the
@@ -105,10 +115,12 @@ pub struct Graph {
     pub root: ObjectId,
     /// Every frame reached, by id.
     pub frames: HashMap<ObjectId, Arc<FrameNode>>,
-    /// Parents of each object, in (role, ordinal) order.
-    parents: HashMap<ObjectId, Vec<ObjectId>>,
-    /// Science children of each object.
-    children: HashMap<ObjectId, Vec<ObjectId>>,
+    /// Parents of each object with the role of the edge, in (role,
+    /// ordinal) order.
+    parents: HashMap<ObjectId, Vec<(ObjectId, String)>>,
+    /// Science children of each object, with the role the object plays in
+    /// each.
+    children: HashMap<ObjectId, Vec<(ObjectId, String)>>,
     /// For each coadd downstream of the root: the regridded frames stacked
     /// into it (the candidates of the epoch sequence).
     pub coadd_inputs: BTreeMap<ObjectId, Vec<ObjectId>>,
@@ -119,9 +131,12 @@ impl Graph {
     pub async fn load(catalog: &Catalog, root: ObjectId) -> Result<Self, CatalogError> {
         let up = catalog.lineage(root, Direction::Up, MAX_DEPTH).await?;
         let down = catalog.lineage(root, Direction::Down, MAX_DEPTH).await?;
-        let mut parents: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
+        let mut parents: HashMap<ObjectId, Vec<(ObjectId, String)>> = HashMap::new();
         for e in &up.edges {
-            parents.entry(e.child).or_default().push(e.parent);
+            parents
+                .entry(e.child)
+                .or_default()
+                .push((e.parent, e.role.clone()));
         }
         let down_class: HashMap<ObjectId, &str> = down
             .nodes
@@ -134,9 +149,12 @@ impl Graph {
                 .and_then(|c| c.parse::<FrameClass>().ok())
                 .is_some_and(|c| DOWNSTREAM.contains(&c))
         };
-        let mut children: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
+        let mut children: HashMap<ObjectId, Vec<(ObjectId, String)>> = HashMap::new();
         for e in down.edges.iter().filter(|e| science(&e.child)) {
-            children.entry(e.parent).or_default().push(e.child);
+            children
+                .entry(e.parent)
+                .or_default()
+                .push((e.child, e.role.clone()));
         }
         // The coadds the root's products went into, and what else was
         // stacked in them: other epochs of the same sky.
@@ -191,6 +209,8 @@ impl Graph {
             det: (source.x - root.offset.0, source.y - root.offset.1),
             scale: root.scale_arcsec(),
             via: None,
+            role: None,
+            level: 0,
         };
         let mut out = vec![start.clone()];
         let mut seen: HashSet<(ObjectId, i64, i64)> = HashSet::new();
@@ -200,9 +220,9 @@ impl Graph {
         out
     }
 
-    /// The frames one step from `id`: its parents walking up, its science
-    /// children walking down.
-    fn next(&self, id: ObjectId, direction: Direction) -> &[ObjectId] {
+    /// The frames one step from `id` with the role of the edge: its parents
+    /// walking up, its science children walking down.
+    fn next(&self, id: ObjectId, direction: Direction) -> &[(ObjectId, String)] {
         let map = match direction {
             Direction::Up => &self.parents,
             Direction::Down => &self.children,
@@ -210,28 +230,46 @@ impl Graph {
         map.get(&id).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// Places the source on everything reachable from `at` in `direction`,
-    /// depth first, each (frame, position) once.
+    /// Places the source on everything reachable from `start` in
+    /// `direction`, breadth first, each (frame, position) once: by its
+    /// shortest path and, between paths of one length, through a science
+    /// frame rather than a calibration product.
     fn walk(
         &self,
-        at: &Placement,
+        start: &Placement,
         source: &Source,
         direction: Direction,
         out: &mut Vec<Placement>,
         seen: &mut HashSet<(ObjectId, i64, i64)>,
     ) {
-        for next in self.next(at.frame.frame.target.object_id, direction) {
-            // Not a frame: a catalogue (illumination ← photometric catalogs).
-            let Some(node) = self.frames.get(next) else {
-                continue;
-            };
-            let Some(p) = self.place_on(node, at, source) else {
-                continue;
-            };
-            if seen.insert(p.key()) {
-                out.push(p.clone());
-                self.walk(&p, source, direction, out, seen);
+        let mut frontier = vec![start.clone()];
+        let mut level = 0;
+        while !frontier.is_empty() && level < MAX_DEPTH {
+            level += 1;
+            let mut reached: Vec<Placement> = Vec::new();
+            for at in &frontier {
+                for (next, role) in self.next(at.frame.frame.target.object_id, direction) {
+                    // Not a frame: a catalogue (illumination ← photometric
+                    // catalogs).
+                    let Some(node) = self.frames.get(next) else {
+                        continue;
+                    };
+                    if let Some(mut p) = self.place_on(node, at, source) {
+                        // Walking down, the edge's role is the one `at`
+                        // plays in `p`, not `p`'s own.
+                        p.role = (direction == Direction::Up).then(|| role.clone());
+                        p.level = level;
+                        reached.push(p);
+                    }
+                }
             }
+            // Stable: the walk order is kept among equals.
+            reached.sort_by_key(Placement::indirect);
+            frontier = reached
+                .into_iter()
+                .filter(|p| seen.insert(p.key()))
+                .collect();
+            out.extend(frontier.iter().cloned());
         }
     }
 
@@ -243,7 +281,7 @@ impl Graph {
         from: &Placement,
         source: &Source,
     ) -> Option<Placement> {
-        let via = Some(from.frame.frame.target.object_id);
+        let via = Some(from.frame.clone());
         if node.wcs.is_some() && from.frame.frame.class.is_calibration() {
             // A science exposure a calibration frame was built from (the
             // inputs of a fringe frame): another pointing, not this source's
@@ -262,6 +300,8 @@ impl Graph {
                 det: (x - node.offset.0, y - node.offset.1),
                 scale: node.scale_arcsec(),
                 via,
+                role: None,
+                level: from.level + 1,
             });
         }
         let same_chip = match (&node.frame.chip, &from.frame.frame.chip) {
@@ -281,6 +321,8 @@ impl Graph {
             // one of the science frame it was reached from.
             scale: from.scale,
             via,
+            role: None,
+            level: from.level + 1,
         })
     }
 
@@ -343,10 +385,25 @@ pub struct Placement {
     /// calibrates).
     pub scale: Option<f64>,
     /// The frame it was reached from (`None` for the source's own frame).
-    pub via: Option<ObjectId>,
+    pub via: Option<Arc<FrameNode>>,
+    /// The role it plays in `via` (`flat`, `coldpixelmap`, …), when it was
+    /// reached walking up; `None` for the source's own frame and for the
+    /// products made from it (walking down).
+    pub role: Option<String>,
+    /// Edges from the source's own frame.
+    pub level: u32,
 }
 
 impl Placement {
+    /// Whether the frame entered the lineage only through another
+    /// calibration product (a flat behind a cold-pixel map) rather than by
+    /// an edge from a science frame (the reduced frame's own flat).
+    pub fn indirect(&self) -> bool {
+        self.via
+            .as_ref()
+            .is_some_and(|v| v.frame.class.is_calibration())
+    }
+
     /// Identity for de-duplication: frame and position to 1/100 pixel.
     fn key(&self) -> (ObjectId, i64, i64) {
         (
