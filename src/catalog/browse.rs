@@ -18,7 +18,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 
 use super::{Catalog, CatalogError};
-use crate::ids::{Alid, Slid};
+use crate::ids::{Alid, ObjectId, Slid};
 use crate::model::FrameClass;
 
 /// The type of a column, which decides how values are parsed and shown.
@@ -229,9 +229,9 @@ impl Table {
         match self {
             Self::Frames(c) => c.name().to_owned(),
             Self::SourceLists => "SourceList".into(),
-            Self::Sources(s) => format!("Sources of SourceList {s}"),
+            Self::Sources(s) => format!("Sources of SourceList SLID {s}"),
             Self::AssociateLists => "AssociateList".into(),
-            Self::Associations(a) => format!("Associations of AssociateList {a}"),
+            Self::Associations(a) => format!("Associations of AssociateList ALID {a}"),
         }
     }
 
@@ -673,6 +673,28 @@ impl Catalog {
             Cell::Int(v) => Some(v),
             _ => None,
         }))
+    }
+
+    /// The SLID of the SourceList whose object id is `id`, or `None` when
+    /// `id` is not a SourceList's object id. SLIDs and object ids are both
+    /// small integers, and people copy the one from an object page where the
+    /// other is asked for: this lets the answer say which list they meant.
+    pub async fn slid_of_object(&self, id: ObjectId) -> Result<Option<Slid>, CatalogError> {
+        let t = Table::SourceLists;
+        Ok(self
+            .first_int(&t, &format!("object_id = {}", id.0), "slid")
+            .await?
+            .map(Slid))
+    }
+
+    /// The ALID of the AssociateList whose object id is `id`, as
+    /// [`Catalog::slid_of_object`] for SourceLists.
+    pub async fn alid_of_object(&self, id: ObjectId) -> Result<Option<Alid>, CatalogError> {
+        let t = Table::AssociateLists;
+        Ok(self
+            .first_int(&t, &format!("object_id = {}", id.0), "alid")
+            .await?
+            .map(Alid))
     }
 
     /// One page of `table` under `query`, and the total count.
