@@ -395,13 +395,24 @@ pub fn parse_condition(table: &Table, text: &str) -> Result<Condition, BrowseErr
         Op::Between | Op::NotBetween => {
             let parts: Vec<&str> = value.split(',').map(str::trim).collect();
             if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+                // SQL's `between 90 and 110` is the usual slip: offer the
+                // condition as it must be written (ASCII lowercasing keeps
+                // byte offsets, so `at` indexes `value` too).
+                let example = match value.to_ascii_lowercase().find(" and ") {
+                    Some(at) if parts.len() == 1 => format!(
+                        "write \"{} {} {},{}\"",
+                        column.name,
+                        op.as_str(),
+                        value[..at].trim(),
+                        value[at + 5..].trim()
+                    ),
+                    _ => format!("e.g. \"{} {} a,b\"", column.name, op.as_str()),
+                };
                 return Err(bad(
                     "q",
                     format!(
-                        "{t:?}: {} needs two values separated by a comma, e.g. \"{} {} a,b\"",
+                        "{t:?}: {} needs two values separated by a comma; {example}",
                         op.as_str(),
-                        column.name,
-                        op.as_str()
                     ),
                 ));
             }
@@ -926,6 +937,12 @@ mod tests {
         assert!(e.message.contains("not between") && e.message.contains("!="));
         let e = parse_condition(&t, "mjd_obs between 61000").unwrap_err();
         assert!(e.message.contains("two values"), "{}", e.message);
+        let e = parse_condition(&t, "exptime between 90 and 110").unwrap_err();
+        assert!(
+            e.message.contains("write \"exptime between 90,110\""),
+            "{}",
+            e.message
+        );
         let e = parse_condition(&t, "exptime > lots").unwrap_err();
         assert!(e.message.contains("not a number"));
         let e = parse_condition(&t, "date_obs > yesterday").unwrap_err();

@@ -6,7 +6,7 @@
 //! read by eye, where `150.13068865329322` pushes columns off the screen and
 //! says nothing `150.130689` does not: positions get 1e-6 deg (≈ 4 mas, below
 //! any astrometric error here) or sexagesimal on request, pixel positions
-//! two decimals, magnitudes three, MJDs five (≈ 1 s), other numbers four
+//! and arcsec two decimals, magnitudes three, MJDs five (≈ 1 s), other numbers four
 //! significant digits. The shown text never hides a value: the full one goes
 //! into the cell's `title`.
 
@@ -23,6 +23,8 @@ pub enum Kind {
     Pixel,
     /// A magnitude, its error or a zero point.
     Magnitude,
+    /// An angle in arcsec (seeing, a search distance).
+    Arcsec,
     /// A modified Julian date.
     Mjd,
     /// Any other floating-point number.
@@ -41,6 +43,7 @@ pub fn kind(column: &Column) -> Kind {
         ("dec", _) => Kind::Dec,
         (_, "pixel") => Kind::Pixel,
         (_, "mag") => Kind::Magnitude,
+        (_, "arcsec") => Kind::Arcsec,
         ("mjd_obs", _) | (_, "d") => Kind::Mjd,
         _ => Kind::Float,
     }
@@ -104,7 +107,7 @@ pub fn show(kind: Kind, cell: &Cell, coords: Coords) -> Shown {
             Coords::Degrees => format!("{v:.6}"),
             Coords::Sexagesimal => dec_dms(*v),
         },
-        (Kind::Pixel, Cell::Float(v)) => format!("{v:.2}"),
+        (Kind::Pixel | Kind::Arcsec, Cell::Float(v)) => format!("{v:.2}"),
         (Kind::Magnitude, Cell::Float(v)) => format!("{v:.3}"),
         (Kind::Mjd, Cell::Float(v)) => trim_zeros(format!("{v:.5}")),
         (Kind::Float, Cell::Float(v)) => significant(*v, 4),
@@ -112,6 +115,16 @@ pub fn show(kind: Kind, cell: &Cell, coords: Coords) -> Shown {
     };
     let full = (text != full).then_some(full);
     Shown { text, full }
+}
+
+/// The unit shown beside a value of `kind` whose column's unit is `unit`:
+/// sexagesimal positions are no longer in degrees.
+pub fn unit(kind: Kind, coords: Coords, unit: &'static str) -> &'static str {
+    match (kind, coords) {
+        (Kind::Ra, Coords::Sexagesimal) => "h:m:s",
+        (Kind::Dec, Coords::Sexagesimal) => "d:m:s",
+        _ => unit,
+    }
 }
 
 /// `v` to `digits` significant digits, trailing zeros dropped; the integer
@@ -203,6 +216,7 @@ mod tests {
             (sources, "magerr_auto", Kind::Magnitude),
             (frames, "zeropoint", Kind::Magnitude),
             (frames, "mjd_obs", Kind::Mjd),
+            (frames, "seeing", Kind::Arcsec),
             (sources, "class_star", Kind::Float),
             (frames, "exptime", Kind::Float),
             (sources, "sid", Kind::Exact),
@@ -219,6 +233,7 @@ mod tests {
         assert_eq!(shown(Kind::Dec, -2.0000004), "-2.000000");
         assert_eq!(shown(Kind::Pixel, 1023.456789), "1023.46");
         assert_eq!(shown(Kind::Magnitude, 21.23456), "21.235");
+        assert_eq!(shown(Kind::Arcsec, 0.86129), "0.86");
         assert_eq!(shown(Kind::Magnitude, 0.0037663383822674), "0.004");
         assert_eq!(shown(Kind::Mjd, 61000.123456789), "61000.12346");
         assert_eq!(shown(Kind::Mjd, 61000.0), "61000");
@@ -264,6 +279,14 @@ mod tests {
         }
         let s = show(Kind::Dec, &Cell::Float(-2.5), Coords::Sexagesimal);
         assert_eq!(s.text, "-02:30:00.00");
+    }
+
+    #[test]
+    fn sexagesimal_positions_are_not_labelled_degrees() {
+        assert_eq!(unit(Kind::Ra, Coords::Sexagesimal, "deg"), "h:m:s");
+        assert_eq!(unit(Kind::Dec, Coords::Sexagesimal, "deg"), "d:m:s");
+        assert_eq!(unit(Kind::Ra, Coords::Degrees, "deg"), "deg");
+        assert_eq!(unit(Kind::Float, Coords::Sexagesimal, "deg"), "deg");
     }
 
     #[test]

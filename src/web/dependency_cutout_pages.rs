@@ -135,15 +135,15 @@ async fn missing_list(
 /// The list a form names exists (checked as soon as the form is filled in
 /// from a link, not only when it is submitted).
 async fn known_list(st: &AppState, p: &DepParams) -> Result<(), ApiError> {
-    if let Some(slid) = p.slid {
-        if let Err(e) = st.catalog.source_list(crate::ids::Slid(slid)).await {
-            return Err(missing_list(st, ListKind::Source, slid, e).await);
-        }
+    if let Some(slid) = p.slid
+        && let Err(e) = st.catalog.source_list(crate::ids::Slid(slid)).await
+    {
+        return Err(missing_list(st, ListKind::Source, slid, e).await);
     }
-    if let Some(alid) = p.alid {
-        if let Err(e) = st.catalog.associate_list(crate::ids::Alid(alid)).await {
-            return Err(missing_list(st, ListKind::Associate, alid, e).await);
-        }
+    if let Some(alid) = p.alid
+        && let Err(e) = st.catalog.associate_list(crate::ids::Alid(alid)).await
+    {
+        return Err(missing_list(st, ListKind::Associate, alid, e).await);
     }
     Ok(())
 }

@@ -152,12 +152,13 @@ pub async fn object(
         .iter()
         .zip(row)
         .map(|(c, cell)| {
-            let shown = cell_format::show(cell_format::kind(c), cell, coords);
+            let kind = cell_format::kind(c);
+            let shown = cell_format::show(kind, cell, coords);
             Attribute {
                 name: c.name,
                 value: shown.text,
                 full: shown.full,
-                unit: c.unit,
+                unit: cell_format::unit(kind, coords, c.unit),
                 href: match (c.name, cell) {
                     ("frame_id", Cell::Int(v)) => Some(format!("/object/{v}")),
                     ("slid", Cell::Int(v)) => Some(format!("/table/SourceList/{v}")),

@@ -785,9 +785,12 @@ fn row_tools(
                         ),
                         _ => format!("/image/{}?slid={slid}", frame.0),
                     };
+                    // zscale, as the frame thumbnails: with the cutout
+                    // API's default (99.5th percentile) a bright neighbour
+                    // at the stamp's edge turns the rest of it black.
                     thumb = Some(Thumb {
                         src: format!(
-                            "/api/cutout?frame={}&ra={ra}&dec={dec}&size={SOURCE_THUMB_ARCSEC}&unit=arcsec&format=jpeg&output_size={ROW_THUMB_PX}",
+                            "/api/cutout?frame={}&ra={ra}&dec={dec}&size={SOURCE_THUMB_ARCSEC}&unit=arcsec&format=jpeg&interval=zscale&output_size={ROW_THUMB_PX}",
                             frame.0
                         ),
                         href: view,
@@ -843,7 +846,7 @@ async fn respond(
     let req = match parse_request(&table, raw) {
         Ok(r) => r,
         Err(AppError::BadRequest(m)) if !export => {
-            return Ok(failed_query(&table, at.path, raw, m)?);
+            return failed_query(&table, at.path, raw, m);
         }
         Err(e) => return Err(e),
     };
@@ -859,7 +862,7 @@ async fn respond(
     let page = match st.catalog.browse(&table, &req.query).await {
         Ok(p) => p,
         Err(crate::catalog::CatalogError::Query(m)) => {
-            return Ok(failed_query(&table, at.path, raw, m)?);
+            return failed_query(&table, at.path, raw, m);
         }
         Err(e) => return Err(e.into()),
     };
@@ -902,7 +905,7 @@ async fn respond(
         .iter()
         .map(|c| Header {
             name: c.name,
-            unit: c.unit,
+            unit: cell_format::unit(cell_format::kind(c), req.coords, c.unit),
             sort_asc: urls.url(1, Some(c.name), None),
             sort_desc: urls.url(1, Some(&format!("-{}", c.name)), None),
             sorted: if q.sort.0 == *c {
@@ -1051,14 +1054,14 @@ fn failed_query(
     };
     let last = |name: &str| given(name).pop().unwrap_or_default();
     let all = table.columns();
-    let chosen: Vec<&'static Column> = given("cols")
-        .into_iter()
-        .flat_map(|v| {
-            v.split(',')
-                .filter_map(|n| table.column(n).ok())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let mut chosen: Vec<&'static Column> = Vec::new();
+    for v in given("cols") {
+        for c in v.split(',').filter_map(|n| table.column(n).ok()) {
+            if !chosen.contains(&c) {
+                chosen.push(c);
+            }
+        }
+    }
     let size = last("size")
         .parse::<u64>()
         .ok()
