@@ -18,7 +18,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 
 use super::{Catalog, CatalogError};
-use crate::ids::{Alid, Slid};
+use crate::ids::{Alid, ObjectId, Slid};
 use crate::model::FrameClass;
 
 /// The type of a column, which decides how values are parsed and shown.
@@ -229,9 +229,9 @@ impl Table {
         match self {
             Self::Frames(c) => c.name().to_owned(),
             Self::SourceLists => "SourceList".into(),
-            Self::Sources(s) => format!("Sources of SourceList {s}"),
+            Self::Sources(s) => format!("Sources of SourceList SLID {s}"),
             Self::AssociateLists => "AssociateList".into(),
-            Self::Associations(a) => format!("Associations of AssociateList {a}"),
+            Self::Associations(a) => format!("Associations of AssociateList ALID {a}"),
         }
     }
 
@@ -395,13 +395,24 @@ pub fn parse_condition(table: &Table, text: &str) -> Result<Condition, BrowseErr
         Op::Between | Op::NotBetween => {
             let parts: Vec<&str> = value.split(',').map(str::trim).collect();
             if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+                // SQL's `between 90 and 110` is the usual slip: offer the
+                // condition as it must be written (ASCII lowercasing keeps
+                // byte offsets, so `at` indexes `value` too).
+                let example = match value.to_ascii_lowercase().find(" and ") {
+                    Some(at) if parts.len() == 1 => format!(
+                        "write \"{} {} {},{}\"",
+                        column.name,
+                        op.as_str(),
+                        value[..at].trim(),
+                        value[at + 5..].trim()
+                    ),
+                    _ => format!("e.g. \"{} {} a,b\"", column.name, op.as_str()),
+                };
                 return Err(bad(
                     "q",
                     format!(
-                        "{t:?}: {} needs two values separated by a comma, e.g. \"{} {} a,b\"",
+                        "{t:?}: {} needs two values separated by a comma; {example}",
                         op.as_str(),
-                        column.name,
-                        op.as_str()
                     ),
                 ));
             }
@@ -675,6 +686,28 @@ impl Catalog {
         }))
     }
 
+    /// The SLID of the SourceList whose object id is `id`, or `None` when
+    /// `id` is not a SourceList's object id. SLIDs and object ids are both
+    /// small integers, and people copy the one from an object page where the
+    /// other is asked for: this lets the answer say which list they meant.
+    pub async fn slid_of_object(&self, id: ObjectId) -> Result<Option<Slid>, CatalogError> {
+        let t = Table::SourceLists;
+        Ok(self
+            .first_int(&t, &format!("object_id = {}", id.0), "slid")
+            .await?
+            .map(Slid))
+    }
+
+    /// The ALID of the AssociateList whose object id is `id`, as
+    /// [`Catalog::slid_of_object`] for SourceLists.
+    pub async fn alid_of_object(&self, id: ObjectId) -> Result<Option<Alid>, CatalogError> {
+        let t = Table::AssociateLists;
+        Ok(self
+            .first_int(&t, &format!("object_id = {}", id.0), "alid")
+            .await?
+            .map(Alid))
+    }
+
     /// One page of `table` under `query`, and the total count.
     pub async fn browse(&self, table: &Table, query: &Query) -> Result<Page, CatalogError> {
         let (from, fixed) = table.from();
@@ -904,6 +937,12 @@ mod tests {
         assert!(e.message.contains("not between") && e.message.contains("!="));
         let e = parse_condition(&t, "mjd_obs between 61000").unwrap_err();
         assert!(e.message.contains("two values"), "{}", e.message);
+        let e = parse_condition(&t, "exptime between 90 and 110").unwrap_err();
+        assert!(
+            e.message.contains("write \"exptime between 90,110\""),
+            "{}",
+            e.message
+        );
         let e = parse_condition(&t, "exptime > lots").unwrap_err();
         assert!(e.message.contains("not a number"));
         let e = parse_condition(&t, "date_obs > yesterday").unwrap_err();

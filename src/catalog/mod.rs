@@ -277,7 +277,7 @@ impl Catalog {
             .one(&self.db)
             .await?
             .ok_or_else(|| CatalogError::NotFound {
-                what: "AssociateList",
+                what: "AssociateList ALID",
                 id: alid.to_string(),
             })?;
         self.associate_list_info(al).await
@@ -338,7 +338,7 @@ impl Catalog {
             .one(&self.db)
             .await?
             .ok_or_else(|| CatalogError::NotFound {
-                what: "SourceList",
+                what: "SourceList SLID",
                 id: slid.to_string(),
             })?;
         let t = self.process_target(ObjectId(sl.object_id)).await?;

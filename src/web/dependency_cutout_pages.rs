@@ -29,6 +29,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use super::ApiError;
 use super::job_pages::job_json;
 use super::query_params::{QueryParams, submission, submit_with_post};
+use super::table_pages::{ListKind, list_of_object, no_such_list};
 use super::{AppError, AppState};
 use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
 use crate::imaging::render::Stretch;
@@ -92,11 +93,16 @@ enum Submitted {
 }
 
 /// The title of a request's job; unknown lists are a 404 now, not a
-/// failed job later.
+/// failed job later, saying which list was meant when the number is the
+/// list's object id instead of its SLID or ALID.
 async fn title(st: &AppState, req: &DepRequest) -> Result<String, ApiError> {
+    let missing = |kind, id, e| missing_list(st, kind, id, e);
     Ok(match req.list {
         ListRef::Sources(slid) => {
-            let l = st.catalog.source_list(slid).await?;
+            let l = match st.catalog.source_list(slid).await {
+                Ok(l) => l,
+                Err(e) => return Err(missing(ListKind::Source, slid.0, e).await),
+            };
             format!(
                 "Dependency cutouts of SLID {slid} ({}) SIDs {}",
                 l.name,
@@ -104,7 +110,10 @@ async fn title(st: &AppState, req: &DepRequest) -> Result<String, ApiError> {
             )
         }
         ListRef::Associations(alid) => {
-            let l = st.catalog.associate_list(alid).await?;
+            let l = match st.catalog.associate_list(alid).await {
+                Ok(l) => l,
+                Err(e) => return Err(missing(ListKind::Associate, alid.0, e).await),
+            };
             format!(
                 "Dependency cutouts of ALID {alid} ({}) AIDs {}",
                 l.name,
@@ -112,6 +121,39 @@ async fn title(st: &AppState, req: &DepRequest) -> Result<String, ApiError> {
             )
         }
     })
+}
+
+/// A list that could not be read: a 404 that, when the number is a list's
+/// object id, says which list that is ("object 540 is SourceList SLID 145").
+async fn missing_list(
+    st: &AppState,
+    kind: ListKind,
+    id: i64,
+    e: crate::catalog::CatalogError,
+) -> ApiError {
+    match e {
+        crate::catalog::CatalogError::NotFound { .. } => {
+            let real = list_of_object(st, kind, id).await;
+            ApiError::not_found(no_such_list(kind, id, real))
+        }
+        other => other.into(),
+    }
+}
+
+/// The list a form names exists (checked as soon as the form is filled in
+/// from a link, not only when it is submitted).
+async fn known_list(st: &AppState, p: &DepParams) -> Result<(), ApiError> {
+    if let Some(slid) = p.slid
+        && let Err(e) = st.catalog.source_list(crate::ids::Slid(slid)).await
+    {
+        return Err(missing_list(st, ListKind::Source, slid, e).await);
+    }
+    if let Some(alid) = p.alid
+        && let Err(e) = st.catalog.associate_list(crate::ids::Alid(alid)).await
+    {
+        return Err(missing_list(st, ListKind::Associate, alid, e).await);
+    }
+    Ok(())
 }
 
 /// The canonical form of a request: equal for requests that ask for the
@@ -165,6 +207,9 @@ pub struct DepsPage {
     pub recent: Vec<JobRecord>,
     /// A note above the form (a request filled in but not started).
     pub notice: Option<String>,
+    /// With an error naming a list by its object id: the request for the
+    /// list meant (its SLID or ALID), to follow.
+    pub meant: Option<String>,
 }
 
 /// `GET /deps`: the form, filled in from the query string; a request that
@@ -174,6 +219,9 @@ pub async fn deps_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Res
         Ok(x) => x,
         Err(e) => return failed(&st, DepParams::default(), e).await,
     };
+    if let Err(e) = known_list(&st, &params).await {
+        return failed(&st, params, e).await;
+    }
     if !asked {
         return form(&st, params, None, StatusCode::OK).await;
     }
@@ -194,7 +242,7 @@ pub async fn deps_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Res
                 req.ids.len(),
                 if req.ids.len() == 1 { "" } else { "s" }
             );
-            render_form(&st, params, None, Some(notice), StatusCode::OK).await
+            render_form(&st, params, None, Some(notice), None, StatusCode::OK).await
         }
         Err(e) => failed(&st, params, ApiError::from(e)).await,
     }
@@ -223,7 +271,8 @@ pub async fn deps_post(
 
 /// The form again with an error, at the error's status.
 async fn failed(st: &AppState, p: DepParams, e: ApiError) -> Response {
-    let mut r = form(st, p, Some(e.message().to_owned()), e.status()).await;
+    let meant = meant_request(st, &p, &e).await;
+    let mut r = render_form(st, p, Some(e.message().to_owned()), None, meant, e.status()).await;
     if let Some(s) = e.retry_after() {
         super::error::set_retry_after(&mut r, Some(s));
     }
@@ -231,7 +280,23 @@ async fn failed(st: &AppState, p: DepParams, e: ApiError) -> Response {
 }
 
 async fn form(st: &AppState, p: DepParams, error: Option<String>, status: StatusCode) -> Response {
-    render_form(st, p, error, None, status).await
+    render_form(st, p, error, None, None, status).await
+}
+
+/// For a 404 whose SLID (ALID) is a list's object id: `/deps` filled in
+/// with the list's real SLID (ALID) and the same ids.
+async fn meant_request(st: &AppState, p: &DepParams, e: &ApiError) -> Option<String> {
+    if e.status() != StatusCode::NOT_FOUND {
+        return None;
+    }
+    let (kind, name, id) = match (p.slid, p.alid) {
+        (Some(s), None) => (ListKind::Source, "slid", s),
+        (None, Some(a)) => (ListKind::Associate, "alid", a),
+        _ => return None,
+    };
+    let real = list_of_object(st, kind, id).await?;
+    let q = serde_urlencoded::to_string([(name, real.to_string()), ("ids", p.ids.clone())]).ok()?;
+    Some(format!("/deps?{q}"))
 }
 
 async fn render_form(
@@ -239,6 +304,7 @@ async fn render_form(
     p: DepParams,
     error: Option<String>,
     notice: Option<String>,
+    meant: Option<String>,
     status: StatusCode,
 ) -> Response {
     let chosen =
@@ -261,6 +327,7 @@ async fn render_form(
         inline_sources: st.config.inline_sources,
         recent,
         notice,
+        meant,
     };
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod batch_pages;
+pub mod cell_format;
 pub mod cutout_api;
 pub mod deadlines;
 pub mod dependency_cutout_pages;

@@ -4,16 +4,23 @@
 //! class, file, date and validity, a thumbnail for each frame, and links to
 //! every node and back to its table with a query for similar objects.
 //!
+//! A SourceList or AssociateList is titled by its SLID or ALID, the number
+//! every other page asks for, with the object id beside it ("SourceList
+//! SLID 145 (object 540)"). Numbers are shown by column kind
+//! (`super::cell_format`), positions in sexagesimal with `coords=sex`.
+//!
 //! Also `/thumb/{id}`: a whole frame rendered small (zscale, 128 px), through
 //! the product cache, for the thumbnails.
 
 use std::collections::HashSet;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 
+use super::cell_format::{self, Coords};
+use super::query_params::QueryParams;
 use super::{AppError, AppState};
 use crate::catalog::browse::{self, Cell, Query, Table};
 use crate::catalog::lineage::{Direction, Lineage, MAX_DEPTH};
@@ -21,12 +28,17 @@ use crate::ids::ObjectId;
 use crate::model::FrameClass;
 use crate::products::cutout::CutoutRequest;
 
+/// Parameters of `/object/{id}`.
+pub const PARAMS: &[&str] = &["coords"];
+
 /// One attribute row.
 pub struct Attribute {
     /// Column name.
     pub name: &'static str,
     /// Value as text.
     pub value: String,
+    /// The full-precision value when `value` rounds it.
+    pub full: Option<String>,
     /// Unit.
     pub unit: &'static str,
     /// A link, for ids.
@@ -67,6 +79,16 @@ pub struct ObjectPage {
     pub class_name: String,
     /// Display name.
     pub name: String,
+    /// The heading: the class and the id people use for it (a SLID, an
+    /// ALID, or the object id of a frame).
+    pub heading: String,
+    /// For lists: (`slid` or `alid`, its value), shown prominently and
+    /// offering dependency cutouts.
+    pub list_id: Option<(&'static str, i64)>,
+    /// This page with positions in degrees, and in sexagesimal.
+    pub coords_urls: (String, String),
+    /// Positions are shown in sexagesimal.
+    pub sexagesimal: bool,
     /// Whether it is a frame.
     pub frame: bool,
     /// Attributes.
@@ -90,8 +112,11 @@ pub struct ObjectPage {
 pub async fn object(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
     let id = super::object_id(&id).map_err(AppError::BadRequest)?;
+    let p = QueryParams::parse(raw.as_deref(), PARAMS)?;
+    let coords = Coords::parse(p.get("coords").unwrap_or("")).map_err(AppError::BadRequest)?;
     let target = st.catalog.process_target(ObjectId(id)).await?;
     let class = target.class_name.clone();
     let table = match class.as_str() {
@@ -126,16 +151,21 @@ pub async fn object(
     let attributes = columns
         .iter()
         .zip(row)
-        .map(|(c, cell)| Attribute {
-            name: c.name,
-            value: cell.display(),
-            unit: c.unit,
-            href: match (c.name, cell) {
-                ("frame_id", Cell::Int(v)) => Some(format!("/object/{v}")),
-                ("slid", Cell::Int(v)) => Some(format!("/table/SourceList/{v}")),
-                ("alid", Cell::Int(v)) => Some(format!("/table/AssociateList/{v}")),
-                _ => None,
-            },
+        .map(|(c, cell)| {
+            let kind = cell_format::kind(c);
+            let shown = cell_format::show(kind, cell, coords);
+            Attribute {
+                name: c.name,
+                value: shown.text,
+                full: shown.full,
+                unit: cell_format::unit(kind, coords, c.unit),
+                href: match (c.name, cell) {
+                    ("frame_id", Cell::Int(v)) => Some(format!("/object/{v}")),
+                    ("slid", Cell::Int(v)) => Some(format!("/table/SourceList/{v}")),
+                    ("alid", Cell::Int(v)) => Some(format!("/table/AssociateList/{v}")),
+                    _ => None,
+                },
+            }
         })
         .collect();
     let (name, similar, rows_url) = match table {
@@ -176,10 +206,23 @@ pub async fn object(
         .catalog
         .lineage(ObjectId(id), Direction::Down, MAX_DEPTH)
         .await?;
+    let list_id = match table {
+        Table::SourceLists => value("slid").parse().ok().map(|v| ("slid", v)),
+        Table::AssociateLists => value("alid").parse().ok().map(|v| ("alid", v)),
+        _ => None,
+    };
+    let heading = match list_id {
+        Some((kind, v)) => format!("{class} {} {v} (object {id})", kind.to_ascii_uppercase()),
+        None => format!("{class} {id}"),
+    };
     let page = ObjectPage {
         id,
         class_name: class,
         name,
+        heading,
+        list_id,
+        coords_urls: (format!("/object/{id}"), format!("/object/{id}?coords=sex")),
+        sexagesimal: coords == Coords::Sexagesimal,
         frame: matches!(table, Table::Frames(_)),
         attributes,
         n_up: up.nodes.len().saturating_sub(1),

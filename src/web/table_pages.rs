@@ -4,16 +4,28 @@
 //! `sort`, `page`, `size`, `cols`), so any result can be bookmarked and
 //! shared; `format=csv|json` exports the same query.
 //!
-//! Works without JavaScript: the query form is a plain GET form.
+//! Works without JavaScript: the query form is a plain GET form. A query
+//! that cannot be run (a mistyped condition, an unknown column) re-shows the
+//! form with the error above it and the input kept, at status 400; exports
+//! answer such a query with the plain 400 page.
+//!
+//! The HTML shows numbers by column kind (`super::cell_format`: RA/Dec to
+//! 1e-6 deg or sexagesimal with `coords=sex`, pixels 2 decimals, magnitudes
+//! 3), with the full value in the cell's `title`; the exports keep full
+//! precision. Rows carry their tools: frames an image-view link, lists and
+//! their rows a link to the dependency-cutout request (`GET /deps` only fills
+//! in the form), SourceLists and sources a lazy thumbnail (`thumbs=no` hides
+//! them).
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::cell_format::{self, Coords};
 use super::{AppError, AppState};
 use crate::catalog::browse::{self, Cell, Column, Dir, Op, PAGE_SIZES, Query, Table};
-use crate::ids::{Alid, Slid};
+use crate::ids::{Alid, ObjectId, Slid};
 use crate::model::FrameClass;
 use crate::params::{angle, flag};
 use crate::vo::export;
@@ -44,7 +56,17 @@ pub const PARAMS: &[&str] = &[
     "radius",
     "serialization",
     "datalink",
+    "coords",
+    "thumbs",
 ];
+
+/// Side of a source's thumbnail cutout, arcsec: a few seeing discs and
+/// their neighbourhood.
+pub const SOURCE_THUMB_ARCSEC: f64 = 16.0;
+
+/// Longest side of a row thumbnail, pixels: small enough that a row stays
+/// about as tall as two lines of text.
+pub const ROW_THUMB_PX: usize = 48;
 
 /// Query-string pairs in order (conditions repeat `q`).
 fn pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, AppError> {
@@ -74,6 +96,10 @@ struct Request {
     /// VOTable options: serialization and whether to add the DataLink
     /// service descriptor.
     votable: (Serialization, bool),
+    /// How positions are shown in HTML.
+    coords: Coords,
+    /// Whether rows show thumbnails.
+    thumbs: bool,
 }
 
 fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> {
@@ -83,6 +109,8 @@ fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> 
     let mut format = None;
     let mut explicit_page = false;
     let mut votable = (Serialization::TableData, true);
+    let mut coords = Coords::default();
+    let mut thumbs = true;
     let mut cone: [Option<String>; 3] = [None, None, None];
     for (k, v) in pairs(raw)? {
         match k.as_str() {
@@ -177,6 +205,11 @@ fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> 
                 votable.1 =
                     flag::flag("datalink", &v).map_err(|e| AppError::BadRequest(e.to_string()))?;
             }
+            "coords" => coords = Coords::parse(&v).map_err(AppError::BadRequest)?,
+            "thumbs" => {
+                thumbs =
+                    flag::flag("thumbs", &v).map_err(|e| AppError::BadRequest(e.to_string()))?;
+            }
             _ => {}
         }
     }
@@ -193,6 +226,8 @@ fn parse_request(table: &Table, raw: Option<&str>) -> Result<Request, AppError> 
         format,
         explicit_page,
         votable,
+        coords,
+        thumbs,
     })
 }
 
@@ -260,7 +295,84 @@ pub async fn table(
 ) -> Result<Response, AppError> {
     let table = table_named(&name)?;
     let base = super::vo_endpoints::base_url(&st, &headers);
-    respond(&st, table, &format!("/table/{name}"), raw.as_deref(), &base).await
+    let at = Where {
+        path: &format!("/table/{name}"),
+        base: &base,
+        list_frame: None,
+    };
+    respond(&st, table, &at, raw.as_deref()).await
+}
+
+/// A kind of list, whose id people may confuse with its object id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// A SourceList, by SLID.
+    Source,
+    /// An AssociateList, by ALID.
+    Associate,
+}
+
+impl ListKind {
+    /// `SourceList SLID` or `AssociateList ALID`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Source => "SourceList SLID",
+            Self::Associate => "AssociateList ALID",
+        }
+    }
+}
+
+/// When `id`, asked for as a SLID (ALID), is none but is the object id of a
+/// SourceList (AssociateList): that list's SLID (ALID). An object page shows
+/// both numbers, and the wrong one is easily copied.
+pub async fn list_of_object(st: &AppState, kind: ListKind, id: i64) -> Option<i64> {
+    let found = match kind {
+        ListKind::Source => st
+            .catalog
+            .slid_of_object(ObjectId(id))
+            .await
+            .map(|s| s.map(|s| s.0)),
+        ListKind::Associate => st
+            .catalog
+            .alid_of_object(ObjectId(id))
+            .await
+            .map(|a| a.map(|a| a.0)),
+    };
+    // A failed lookup only costs the hint; the caller still says "not found".
+    found.ok().flatten().filter(|&real| real != id)
+}
+
+/// "SourceList SLID 540 does not exist; object 540 is SourceList SLID 145"
+/// (the second half when [`list_of_object`] found one).
+pub fn no_such_list(kind: ListKind, id: i64, real: Option<i64>) -> String {
+    let mut m = format!("{} {id} does not exist", kind.label());
+    if let Some(real) = real {
+        m.push_str(&format!("; object {id} is {} {real}", kind.label()));
+    }
+    m
+}
+
+/// A list that could not be read: a 404 saying, when `id` is the object id
+/// of a list, which list that is and where its rows are.
+async fn list_missing(
+    st: &AppState,
+    kind: ListKind,
+    id: i64,
+    e: crate::catalog::CatalogError,
+) -> AppError {
+    if !matches!(e, crate::catalog::CatalogError::NotFound { .. }) {
+        return e.into();
+    }
+    let real = list_of_object(st, kind, id).await;
+    let mut m = no_such_list(kind, id, real);
+    if let Some(real) = real {
+        let table = match kind {
+            ListKind::Source => "SourceList",
+            ListKind::Associate => "AssociateList",
+        };
+        m.push_str(&format!(": its rows are /table/{table}/{real}"));
+    }
+    AppError::NotFound(m)
 }
 
 /// `GET /table/{name}/{id}`: the sources of a SourceList or the
@@ -274,15 +386,15 @@ pub async fn list_rows(
     let id: i64 = id
         .parse()
         .map_err(|_| AppError::BadRequest(format!("{id:?} is not a list id")))?;
-    let table = match name.as_str() {
-        "SourceList" => {
-            st.catalog.source_list(Slid(id)).await?;
-            Table::Sources(Slid(id))
-        }
-        "AssociateList" => {
-            st.catalog.associate_list(Alid(id)).await?;
-            Table::Associations(Alid(id))
-        }
+    let (table, list_frame) = match name.as_str() {
+        "SourceList" => match st.catalog.source_list(Slid(id)).await {
+            Ok(list) => (Table::Sources(Slid(id)), list.frame_id),
+            Err(e) => return Err(list_missing(&st, ListKind::Source, id, e).await),
+        },
+        "AssociateList" => match st.catalog.associate_list(Alid(id)).await {
+            Ok(_) => (Table::Associations(Alid(id)), None),
+            Err(e) => return Err(list_missing(&st, ListKind::Associate, id, e).await),
+        },
         other => {
             return Err(AppError::BadRequest(format!(
                 "{other:?} has no rows to list; use SourceList/ID or AssociateList/ID"
@@ -290,14 +402,12 @@ pub async fn list_rows(
         }
     };
     let base = super::vo_endpoints::base_url(&st, &headers);
-    respond(
-        &st,
-        table,
-        &format!("/table/{name}/{id}"),
-        raw.as_deref(),
-        &base,
-    )
-    .await
+    let at = Where {
+        path: &format!("/table/{name}/{id}"),
+        base: &base,
+        list_frame,
+    };
+    respond(&st, table, &at, raw.as_deref()).await
 }
 
 /// A table export as a VOTable. Beyond [`EXPORT_LIMIT`] rows (without an
@@ -349,14 +459,49 @@ async fn votable_export(
         .into_response())
 }
 
-/// One table cell as shown: text and an optional link.
+/// One table cell as shown: text, the full value when the text rounds it,
+/// and an optional link.
 pub struct ShownCell {
     /// Text.
     pub text: String,
+    /// The full-precision value, for the cell's `title`.
+    pub full: Option<String>,
     /// Link target.
     pub href: Option<String>,
     /// Right-aligned (numbers).
     pub num: bool,
+}
+
+/// A link of a row to what can be done with it.
+pub struct RowTool {
+    /// CSS class, also what tests and scripts select it by.
+    pub class: &'static str,
+    /// Link text.
+    pub label: &'static str,
+    /// Target.
+    pub href: String,
+    /// Tooltip.
+    pub title: String,
+}
+
+/// A row's thumbnail.
+pub struct Thumb {
+    /// The picture (a cutout or a frame thumbnail).
+    pub src: String,
+    /// Where a click on it goes.
+    pub href: String,
+    /// Alternative text.
+    pub alt: String,
+}
+
+/// One row as shown.
+pub struct ShownRow {
+    /// The chosen columns.
+    pub cells: Vec<ShownCell>,
+    /// Links to the row's image view, dependency cutouts, ….
+    pub tools: Vec<RowTool>,
+    /// A small picture, lazy-loaded.
+    pub thumb: Option<Thumb>,
 }
 
 /// A column header with its sort links.
@@ -387,6 +532,8 @@ pub struct Choice {
 pub struct TablePage {
     /// Title.
     pub title: String,
+    /// Why the query could not run (the form is shown with the input kept).
+    pub error: Option<String>,
     /// For the rows of one list: (`slid` or `alid`, its id), which offers
     /// dependency cutouts of its sources.
     pub deps_list: Option<(&'static str, i64)>,
@@ -421,7 +568,9 @@ pub struct TablePage {
     /// Headers.
     pub headers: Vec<Header>,
     /// Rows.
-    pub rows: Vec<Vec<ShownCell>>,
+    pub rows: Vec<ShownRow>,
+    /// Whether rows have tools (a first column for them).
+    pub has_tools: bool,
     /// Navigation links.
     pub first_url: String,
     /// Previous page.
@@ -438,6 +587,14 @@ pub struct TablePage {
     pub cone_dec: String,
     /// Cone radius in arcsec.
     pub cone_radius: String,
+    /// `coords` as kept in the form (empty for degrees).
+    pub coords: &'static str,
+    /// This page with positions in degrees and in sexagesimal.
+    pub coords_urls: (String, String),
+    /// `thumbs` as kept in the form (empty when shown).
+    pub thumbs: &'static str,
+    /// This page with thumbnails toggled, for tables that have them.
+    pub thumbs_toggle: Option<(String, &'static str)>,
     /// CSV export of this query.
     pub csv_url: String,
     /// JSON export.
@@ -456,10 +613,25 @@ struct UrlBuilder<'a> {
     size: u64,
     cols: String,
     cone: Vec<(&'static str, String)>,
+    coords: Coords,
+    thumbs: bool,
 }
 
 impl UrlBuilder<'_> {
     fn url(&self, page: u64, sort: Option<&str>, format: Option<&str>) -> String {
+        self.url_with(page, sort, format, self.coords, self.thumbs)
+    }
+
+    /// The display options (`coords`, `thumbs`) go into page URLs only when
+    /// not the default, and never into exports, which ignore them.
+    fn url_with(
+        &self,
+        page: u64,
+        sort: Option<&str>,
+        format: Option<&str>,
+        coords: Coords,
+        thumbs: bool,
+    ) -> String {
         let mut pairs: Vec<(&str, String)> =
             self.conditions.iter().map(|c| ("q", c.clone())).collect();
         pairs.push(("sort", sort.unwrap_or(&self.sort).to_owned()));
@@ -471,8 +643,16 @@ impl UrlBuilder<'_> {
             pairs.push(("cols", self.cols.clone()));
         }
         pairs.extend(self.cone.iter().cloned());
-        if let Some(f) = format {
-            pairs.push(("format", f.to_owned()));
+        match format {
+            Some(f) => pairs.push(("format", f.to_owned())),
+            None => {
+                if coords != Coords::Degrees {
+                    pairs.push(("coords", coords.name().to_owned()));
+                }
+                if !thumbs {
+                    pairs.push(("thumbs", "no".to_owned()));
+                }
+            }
         }
         let qs = serde_urlencoded::to_string(&pairs).unwrap_or_default();
         format!("{}?{qs}", self.path)
@@ -493,14 +673,183 @@ fn link(table: &Table, column: &Column, cell: &Cell) -> Option<String> {
     }
 }
 
+/// Where a table page is and what it needs to know beyond its rows.
+struct Where<'a> {
+    /// The page's path.
+    path: &'a str,
+    /// The server's absolute base URL, for SAMP and VOTables.
+    base: &'a str,
+    /// For the sources of a SourceList: the frame it was extracted from,
+    /// which thumbnails are cut out of.
+    list_frame: Option<ObjectId>,
+}
+
+/// A row's values by column name (all columns are in every row).
+struct RowValues<'a> {
+    table: &'a Table,
+    row: &'a [Cell],
+}
+
+impl RowValues<'_> {
+    fn cell(&self, name: &str) -> Option<&Cell> {
+        let i = self.table.columns().iter().position(|c| c.name == name)?;
+        self.row.get(i)
+    }
+
+    fn int(&self, name: &str) -> Option<i64> {
+        match self.cell(name) {
+            Some(Cell::Int(v)) => Some(*v),
+            _ => None,
+        }
+    }
+
+    fn float(&self, name: &str) -> Option<f64> {
+        match self.cell(name) {
+            Some(Cell::Float(v)) if v.is_finite() => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+/// The tools and the thumbnail of one row. Dependency-cutout links are
+/// `GET /deps` with the request filled in: following one never starts a
+/// job (crawlers follow links), it shows the form to confirm.
+fn row_tools(
+    table: &Table,
+    row: &[Cell],
+    list_frame: Option<ObjectId>,
+    thumbs: bool,
+) -> (Vec<RowTool>, Option<Thumb>) {
+    let v = RowValues { table, row };
+    let deps = |kind: &str, list: i64, ids: Option<i64>, what: String| RowTool {
+        class: "deps-link",
+        label: "deps",
+        href: match ids {
+            Some(i) => format!("/deps?{kind}={list}&ids={i}"),
+            None => format!("/deps?{kind}={list}"),
+        },
+        title: what,
+    };
+    let mut tools = Vec::new();
+    let mut thumb = None;
+    match table {
+        Table::Frames(_) => {
+            if let Some(id) = v.int("object_id") {
+                tools.push(RowTool {
+                    class: "image-link",
+                    label: "image",
+                    href: format!("/image/{id}"),
+                    title: format!("Image view of frame {id}"),
+                });
+            }
+        }
+        Table::SourceLists => {
+            if let Some(slid) = v.int("slid") {
+                tools.push(deps(
+                    "slid",
+                    slid,
+                    None,
+                    format!("Dependency cutouts of sources of SLID {slid}"),
+                ));
+                if let Some(frame) = v.int("frame_id") {
+                    let view = format!("/image/{frame}?slid={slid}");
+                    tools.push(RowTool {
+                        class: "image-link",
+                        label: "image",
+                        href: view.clone(),
+                        title: format!("Frame {frame} with the sources of SLID {slid}"),
+                    });
+                    thumb = thumbs.then(|| Thumb {
+                        src: format!("/thumb/{frame}"),
+                        href: view,
+                        alt: format!("frame {frame}"),
+                    });
+                }
+            }
+        }
+        Table::Sources(slid) => {
+            if let Some(sid) = v.int("sid") {
+                tools.push(deps(
+                    "slid",
+                    slid.0,
+                    Some(sid),
+                    format!("Dependency cutouts of SLID {slid} SID {sid}"),
+                ));
+                if let (Some(frame), Some(ra), Some(dec), true) =
+                    (list_frame, v.float("ra"), v.float("dec"), thumbs)
+                {
+                    let view = match (v.float("x"), v.float("y")) {
+                        (Some(x), Some(y)) => format!(
+                            "/image/{frame}?slid={slid}&bin=1&cx={x:.1}&cy={y:.1}",
+                            frame = frame.0
+                        ),
+                        _ => format!("/image/{}?slid={slid}", frame.0),
+                    };
+                    // zscale, as the frame thumbnails: with the cutout
+                    // API's default (99.5th percentile) a bright neighbour
+                    // at the stamp's edge turns the rest of it black.
+                    thumb = Some(Thumb {
+                        src: format!(
+                            "/api/cutout?frame={}&ra={ra}&dec={dec}&size={SOURCE_THUMB_ARCSEC}&unit=arcsec&format=jpeg&interval=zscale&output_size={ROW_THUMB_PX}",
+                            frame.0
+                        ),
+                        href: view,
+                        alt: format!("SID {sid}"),
+                    });
+                }
+            }
+        }
+        Table::AssociateLists => {
+            if let Some(alid) = v.int("alid") {
+                tools.push(deps(
+                    "alid",
+                    alid,
+                    None,
+                    format!("Dependency cutouts of associations of ALID {alid}"),
+                ));
+            }
+        }
+        Table::Associations(alid) => {
+            if let Some(aid) = v.int("aid") {
+                tools.push(deps(
+                    "alid",
+                    alid.0,
+                    Some(aid),
+                    format!("Dependency cutouts of ALID {alid} AID {aid}"),
+                ));
+            }
+        }
+    }
+    (tools, thumb)
+}
+
+/// Whether rows of `table` can have thumbnails.
+fn has_thumbs(table: &Table) -> bool {
+    matches!(table, Table::SourceLists | Table::Sources(_))
+}
+
+/// Whether the raw query asks for an export, whose errors stay plain.
+fn asks_export(raw: Option<&str>) -> bool {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(raw.unwrap_or(""))
+        .unwrap_or_default()
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("format") && !v.trim().eq_ignore_ascii_case("html"))
+}
+
 async fn respond(
     st: &AppState,
     table: Table,
-    path: &str,
+    at: &Where<'_>,
     raw: Option<&str>,
-    base: &str,
 ) -> Result<Response, AppError> {
-    let mut req = parse_request(&table, raw)?;
+    let export = asks_export(raw);
+    let req = match parse_request(&table, raw) {
+        Ok(r) => r,
+        Err(AppError::BadRequest(m)) if !export => {
+            return failed_query(&table, at.path, raw, m);
+        }
+        Err(e) => return Err(e),
+    };
     let all = table.columns();
     let index: Vec<usize> = req
         .columns
@@ -508,86 +857,15 @@ async fn respond(
         .map(|c| all.iter().position(|a| a == *c).unwrap_or(0))
         .collect();
     if let Some(format) = req.format.clone() {
-        if !req.explicit_page {
-            req.query.page = 1;
-            req.query.page_size = EXPORT_LIMIT + 1;
-        }
-        let page = st.catalog.browse(&table, &req.query).await?;
-        if format == "votable" {
-            return votable_export(st, &table, &req, page, base).await;
-        }
-        if !req.explicit_page && page.total > EXPORT_LIMIT {
-            return Err(AppError::BadRequest(format!(
-                "format: the query matches {} rows, more than the {EXPORT_LIMIT} an export holds; add conditions, or export page by page with page= and size=",
-                page.total
-            )));
-        }
-        let file = format!(
-            "{}.{format}",
-            table
-                .title()
-                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-        );
-        // Up to EXPORT_LIMIT rows: serialised on a blocking thread.
-        let (columns, title) = (req.columns.clone(), table.title());
-        let total = page.total;
-        let csv = format == "csv";
-        let body = tokio::task::spawn_blocking(move || {
-            if csv {
-                super::csv_document(
-                    &columns.iter().map(|c| c.name).collect::<Vec<_>>(),
-                    page.rows.iter().map(|row| {
-                        index
-                            .iter()
-                            .map(|&i| row[i].display())
-                            .collect::<Vec<_>>()
-                    }),
-                )
-            } else {
-                let rows: Vec<serde_json::Value> = page
-                    .rows
-                    .iter()
-                    .map(|row| {
-                        serde_json::Value::Object(
-                            index
-                                .iter()
-                                .zip(&columns)
-                                .map(|(&i, c)| (c.name.to_owned(), row[i].json()))
-                                .collect(),
-                        )
-                    })
-                    .collect();
-                serde_json::json!({
-                    "table": title,
-                    "total": total,
-                    "columns": columns.iter().map(|c| serde_json::json!({"name": c.name, "unit": c.unit})).collect::<Vec<_>>(),
-                    "rows": rows,
-                })
-                .to_string()
-                .into_bytes()
-            }
-        })
-        .await
-        .map_err(|e| AppError::Internal(format!("export: {e}")))?;
-        let mime = if csv {
-            "text/csv; charset=utf-8"
-        } else {
-            "application/json"
-        };
-        return Ok((
-            [
-                (header::CONTENT_TYPE, mime.to_owned()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{file}\""),
-                ),
-            ],
-            body,
-        )
-            .into_response());
+        return export_response(st, &table, req, index, &format, at.base).await;
     }
-
-    let page = st.catalog.browse(&table, &req.query).await?;
+    let page = match st.catalog.browse(&table, &req.query).await {
+        Ok(p) => p,
+        Err(crate::catalog::CatalogError::Query(m)) => {
+            return failed_query(&table, at.path, raw, m);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let q = &req.query;
     let pages = page.total.div_ceil(q.page_size).max(1);
     let sort_param = match q.sort.1 {
@@ -604,7 +882,7 @@ async fn respond(
         String::new()
     };
     let urls = UrlBuilder {
-        path,
+        path: at.path,
         conditions: q.conditions.iter().map(|c| c.text.clone()).collect(),
         sort: sort_param.clone(),
         size: q.page_size,
@@ -619,13 +897,15 @@ async fn respond(
                 ]
             })
             .unwrap_or_default(),
+        coords: req.coords,
+        thumbs: req.thumbs,
     };
     let headers = req
         .columns
         .iter()
         .map(|c| Header {
             name: c.name,
-            unit: c.unit,
+            unit: cell_format::unit(cell_format::kind(c), req.coords, c.unit),
             sort_asc: urls.url(1, Some(c.name), None),
             sort_desc: urls.url(1, Some(&format!("-{}", c.name)), None),
             sorted: if q.sort.0 == *c {
@@ -638,19 +918,31 @@ async fn respond(
             },
         })
         .collect();
-    let rows = page
+    let kinds: Vec<cell_format::Kind> = req.columns.iter().map(|c| cell_format::kind(c)).collect();
+    let rows: Vec<ShownRow> = page
         .rows
         .iter()
         .map(|row| {
-            index
+            let cells = index
                 .iter()
                 .zip(&req.columns)
-                .map(|(&i, c)| ShownCell {
-                    text: row[i].display(),
-                    href: link(&table, c, &row[i]),
-                    num: matches!(row[i], Cell::Int(_) | Cell::Float(_)),
+                .zip(&kinds)
+                .map(|((&i, c), &kind)| {
+                    let shown = cell_format::show(kind, &row[i], req.coords);
+                    ShownCell {
+                        text: shown.text,
+                        full: shown.full,
+                        href: link(&table, c, &row[i]),
+                        num: matches!(row[i], Cell::Int(_) | Cell::Float(_)),
+                    }
                 })
-                .collect()
+                .collect();
+            let (tools, thumb) = row_tools(&table, row, at.list_frame, req.thumbs);
+            ShownRow {
+                cells,
+                tools,
+                thumb,
+            }
         })
         .collect();
     let first = if page.rows.is_empty() {
@@ -658,14 +950,12 @@ async fn respond(
     } else {
         (q.page - 1) * q.page_size + 1
     };
+    let here = |coords, thumbs| urls.url_with(q.page, None, None, coords, thumbs);
     let view = TablePage {
-        deps_list: match table {
-            Table::Sources(slid) => Some(("slid", slid.0)),
-            Table::Associations(alid) => Some(("alid", alid.0)),
-            _ => None,
-        },
+        error: None,
+        deps_list: deps_list(&table),
         title: table.title(),
-        path: path.to_owned(),
+        path: at.path.to_owned(),
         total: page.total,
         first,
         last: first + page.rows.len() as u64 - u64::from(first > 0),
@@ -675,7 +965,7 @@ async fn respond(
         sizes: PAGE_SIZES.to_vec(),
         conditions: urls.conditions.clone(),
         all_columns: all.iter().map(|c| c.name).collect(),
-        operators: Op::SPELLINGS.iter().rev().map(|(s, _)| *s).collect(),
+        operators: operators(),
         sort: sort_param,
         cols,
         choices: all
@@ -686,6 +976,9 @@ async fn respond(
             })
             .collect(),
         headers,
+        has_tools: rows
+            .iter()
+            .any(|r| !r.tools.is_empty() || r.thumb.is_some()),
         rows,
         first_url: urls.url(1, None, None),
         prev_url: (q.page > 1).then(|| urls.url((q.page - 1).min(pages), None, None)),
@@ -698,12 +991,224 @@ async fn respond(
             .cone
             .map(|c| (c.radius * 3600.0).to_string())
             .unwrap_or_default(),
+        coords: kept_coords(req.coords),
+        coords_urls: (
+            here(Coords::Degrees, req.thumbs),
+            here(Coords::Sexagesimal, req.thumbs),
+        ),
+        thumbs: if req.thumbs { "" } else { "no" },
+        thumbs_toggle: has_thumbs(&table).then(|| {
+            (
+                here(req.coords, !req.thumbs),
+                if req.thumbs {
+                    "hide thumbnails"
+                } else {
+                    "show thumbnails"
+                },
+            )
+        }),
         csv_url: urls.url(1, None, Some("csv")),
         json_url: urls.url(1, None, Some("json")),
         votable_url: urls.url(1, None, Some("votable")),
-        votable_samp_url: format!("{base}{}", urls.url(1, None, Some("votable"))),
+        votable_samp_url: format!("{}{}", at.base, urls.url(1, None, Some("votable"))),
     };
     Ok(Html(view.render()?).into_response())
+}
+
+fn deps_list(table: &Table) -> Option<(&'static str, i64)> {
+    match table {
+        Table::Sources(slid) => Some(("slid", slid.0)),
+        Table::Associations(alid) => Some(("alid", alid.0)),
+        _ => None,
+    }
+}
+
+fn operators() -> Vec<&'static str> {
+    Op::SPELLINGS.iter().rev().map(|(s, _)| *s).collect()
+}
+
+fn kept_coords(c: Coords) -> &'static str {
+    match c {
+        Coords::Degrees => "",
+        Coords::Sexagesimal => c.name(),
+    }
+}
+
+/// The table page for a query that could not run: the error above the form,
+/// the form holding what the user typed (every condition as written, the
+/// cone box, the chosen columns and page size where valid), no rows; 400.
+fn failed_query(
+    table: &Table,
+    path: &str,
+    raw: Option<&str>,
+    error: String,
+) -> Result<Response, AppError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.unwrap_or("")).unwrap_or_default();
+    let given = |name: &str| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_owned())
+            .collect()
+    };
+    let last = |name: &str| given(name).pop().unwrap_or_default();
+    let all = table.columns();
+    let mut chosen: Vec<&'static Column> = Vec::new();
+    for v in given("cols") {
+        for c in v.split(',').filter_map(|n| table.column(n).ok()) {
+            if !chosen.contains(&c) {
+                chosen.push(c);
+            }
+        }
+    }
+    let size = last("size")
+        .parse::<u64>()
+        .ok()
+        .filter(|s| PAGE_SIZES.contains(s))
+        .unwrap_or_else(|| Query::new(table).page_size);
+    let sort = Some(last("sort"))
+        .filter(|s| table.column(s.trim_start_matches('-')).is_ok())
+        .unwrap_or_else(|| table.key().name.to_owned());
+    let coords = Coords::parse(&last("coords")).unwrap_or_default();
+    let thumbs = flag::flag("thumbs", &last("thumbs")).unwrap_or(true);
+    let view = TablePage {
+        title: table.title(),
+        error: Some(crate::params::cut_long_words(&error).into_owned()),
+        deps_list: deps_list(table),
+        path: path.to_owned(),
+        total: 0,
+        first: 0,
+        last: 0,
+        page: 1,
+        pages: 1,
+        size,
+        sizes: PAGE_SIZES.to_vec(),
+        conditions: given("q").into_iter().filter(|c| !c.is_empty()).collect(),
+        all_columns: all.iter().map(|c| c.name).collect(),
+        operators: operators(),
+        sort,
+        cols: chosen.iter().map(|c| c.name).collect::<Vec<_>>().join(","),
+        choices: all
+            .iter()
+            .map(|c| Choice {
+                name: c.name,
+                shown: if chosen.is_empty() {
+                    c.default
+                } else {
+                    chosen.contains(&c)
+                },
+            })
+            .collect(),
+        headers: Vec::new(),
+        rows: Vec::new(),
+        has_tools: false,
+        first_url: path.to_owned(),
+        prev_url: None,
+        next_url: None,
+        last_url: path.to_owned(),
+        has_position: table.position().is_some(),
+        cone_ra: last("ra"),
+        cone_dec: last("dec"),
+        cone_radius: last("radius"),
+        coords: kept_coords(coords),
+        coords_urls: (path.to_owned(), format!("{path}?coords=sex")),
+        thumbs: if thumbs { "" } else { "no" },
+        thumbs_toggle: None,
+        csv_url: String::new(),
+        json_url: String::new(),
+        votable_url: String::new(),
+        votable_samp_url: String::new(),
+    };
+    Ok((StatusCode::BAD_REQUEST, Html(view.render()?)).into_response())
+}
+
+/// The CSV, JSON or VOTable export of a query, at full precision.
+async fn export_response(
+    st: &AppState,
+    table: &Table,
+    mut req: Request,
+    index: Vec<usize>,
+    format: &str,
+    base: &str,
+) -> Result<Response, AppError> {
+    if !req.explicit_page {
+        req.query.page = 1;
+        req.query.page_size = EXPORT_LIMIT + 1;
+    }
+    let page = st.catalog.browse(table, &req.query).await?;
+    if format == "votable" {
+        return votable_export(st, table, &req, page, base).await;
+    }
+    if !req.explicit_page && page.total > EXPORT_LIMIT {
+        return Err(AppError::BadRequest(format!(
+            "format: the query matches {} rows, more than the {EXPORT_LIMIT} an export holds; add conditions, or export page by page with page= and size=",
+            page.total
+        )));
+    }
+    let file = format!(
+        "{}.{format}",
+        table
+            .title()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    );
+    // Up to EXPORT_LIMIT rows: serialised on a blocking thread.
+    let (columns, title) = (req.columns.clone(), table.title());
+    let total = page.total;
+    let csv = format == "csv";
+    let body = tokio::task::spawn_blocking(move || {
+        if csv {
+            super::csv_document(
+                &columns.iter().map(|c| c.name).collect::<Vec<_>>(),
+                page.rows.iter().map(|row| {
+                    index
+                        .iter()
+                        .map(|&i| row[i].display())
+                        .collect::<Vec<_>>()
+                }),
+            )
+        } else {
+            let rows: Vec<serde_json::Value> = page
+                .rows
+                .iter()
+                .map(|row| {
+                    serde_json::Value::Object(
+                        index
+                            .iter()
+                            .zip(&columns)
+                            .map(|(&i, c)| (c.name.to_owned(), row[i].json()))
+                            .collect(),
+                    )
+                })
+                .collect();
+            serde_json::json!({
+                "table": title,
+                "total": total,
+                "columns": columns.iter().map(|c| serde_json::json!({"name": c.name, "unit": c.unit})).collect::<Vec<_>>(),
+                "rows": rows,
+            })
+            .to_string()
+            .into_bytes()
+        }
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("export: {e}")))?;
+    let mime = if csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/json"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// The tables index.

@@ -27,6 +27,7 @@ use wisecut::vo::sia::PARAMS as SIA;
 use wisecut::web::cutout_api::{CUTOUT_PARAMS as CUTOUT, IMAGES_PARAMS};
 use wisecut::web::dependency_cutout_pages::DEP_PARAMS as DEPS;
 use wisecut::web::image_view::PARAMS as IMAGE;
+use wisecut::web::object_view::PARAMS as OBJECT;
 use wisecut::web::rgb_pages::PARAMS as RGB;
 use wisecut::web::table_pages::PARAMS as TABLE;
 
@@ -317,6 +318,8 @@ fn plausible(name: &str, s: &Subjects) -> Vec<String> {
         "cols" => vec!["object_id,filename".into()],
         "serialization" => vec!["binary2".into()],
         "datalink" => vec!["no".into()],
+        "coords" => vec!["sex".into(), "deg".into()],
+        "thumbs" => vec!["no".into(), "yes".into()],
         "class" => vec!["ReducedScienceFrame".into()],
         "filter" => vec!["r".into(), "g".into()],
         "depth" => vec!["5".into(), "ALL".into()],
@@ -427,7 +430,7 @@ fn routes() -> Vec<Route> {
             ..route("/table/{name}/{id}", TABLE, 200)
         },
         route("/help", &[], 5),
-        route("/object/{id}", &[], 100),
+        route("/object/{id}", OBJECT, 100),
         route("/thumb/{frame}", &[], 60),
         route("/image/{frame}", IMAGE, 250),
         route("/render/{frame}", &CUTOUT[1..], 250),

@@ -1,6 +1,8 @@
 //! The table browser through the router, on SQLite and PostgreSQL: counts,
 //! conditions with every operator, sorting, paging, the column chooser,
-//! exports, and bad input (HTML checked with CSS selectors).
+//! exports, and bad input (HTML checked with CSS selectors); the per-row
+//! tools (image view, dependency cutouts, thumbnails), numbers rounded by
+//! column in HTML only, and a bad query re-shown with its form.
 
 use super::common::{self, sel};
 use super::web::state;
@@ -30,14 +32,15 @@ fn parse_table(body: &str) -> (u64, Vec<String>, Vec<Vec<String>>) {
         .trim()
         .parse()
         .unwrap();
+    // The tools column (links and thumbnails of a row) has no data column.
     let headers = doc
-        .select(&sel("#results thead th"))
+        .select(&sel("#results thead th[data-column]"))
         .map(|h| h.value().attr("data-column").unwrap().to_owned())
         .collect();
     let rows = doc
         .select(&sel("#results tbody tr"))
         .map(|r| {
-            r.select(&sel("td"))
+            r.select(&sel("td:not(.tools)"))
                 .map(|c| c.text().collect::<String>().trim().to_owned())
                 .collect()
         })
@@ -455,4 +458,339 @@ async fn the_cone_search_box_is_exact() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
         assert!(body.contains(needle), "{uri}");
     }
+}
+
+/// The full-precision values of a column, from the JSON export of the
+/// same query.
+async fn exported(st: &AppState, uri: &str, column: &str) -> Vec<f64> {
+    let (status, json) = get(st, &format!("{uri}&format=json")).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[column].as_f64().unwrap())
+        .collect()
+}
+
+/// Decimals of a number as printed.
+fn decimals(text: &str) -> usize {
+    text.split_once('.').map_or(0, |(_, f)| f.len())
+}
+
+/// Issue 14 item 6: `150.13068865329322` in an HTML table pushed columns off
+/// the page. The HTML rounds by column (RA/Dec 1e-6 deg or sexagesimal,
+/// pixels 2, magnitudes 3, other numbers 4 significant digits) with the full
+/// value in `title`; CSV and JSON keep every digit.
+#[tokio::test]
+async fn html_numbers_are_rounded_by_column_and_exports_keep_full_precision() {
+    let db = common::ingested(common::sqlite().await).await;
+    let st = state(&db);
+    let (slid, _, _) = common::biggest_source_list(&db.catalog).await;
+    let uri = format!(
+        "/table/SourceList/{slid}?cols=sid,ra,dec,x,mag_auto,magerr_auto,class_star&size=25"
+    );
+    let (status, body) = get(&st, &uri).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, headers, rows) = parse_table(&body);
+    let full_ra = exported(&st, &uri, "ra").await;
+    let ra = column(&headers, &rows, "ra");
+    assert_eq!(ra.len(), full_ra.len());
+    assert!(
+        full_ra.iter().any(|v| decimals(&v.to_string()) > 6),
+        "the sample has positions with more than 6 decimals: {full_ra:?}"
+    );
+    for (shown, full) in ra.iter().zip(&full_ra) {
+        assert_eq!(decimals(shown), 6, "{shown}");
+        assert!(
+            (shown.parse::<f64>().unwrap() - full).abs() <= 5e-7,
+            "{shown} vs {full}"
+        );
+    }
+    for (name, places) in [("dec", 6), ("x", 2), ("mag_auto", 3), ("magerr_auto", 3)] {
+        for v in column(&headers, &rows, name)
+            .iter()
+            .filter(|v| !v.is_empty())
+        {
+            assert_eq!(decimals(v), places, "{name}: {v}");
+        }
+    }
+    for v in column(&headers, &rows, "class_star") {
+        let digits = v.trim_start_matches(['0', '.']).replace('.', "");
+        assert!(
+            digits.len() <= 4,
+            "class_star {v}: at most 4 significant digits"
+        );
+    }
+    // The full value is in the cell's title, exactly as the export has it.
+    let doc = Html::parse_document(&body);
+    let i = headers.iter().position(|h| h == "ra").unwrap();
+    let titles: Vec<f64> = doc
+        .select(&sel("#results tbody tr"))
+        .map(|r| {
+            let td = r.select(&sel("td:not(.tools)")).nth(i).unwrap();
+            let full = td
+                .value()
+                .attr("title")
+                .map(str::to_owned)
+                .unwrap_or_else(|| td.text().collect());
+            full.trim().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(titles, full_ra, "titles hold the full values");
+    // CSV keeps every digit too.
+    let (_, csv) = get(&st, &format!("{uri}&format=csv")).await;
+    let csv_ra: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(csv_ra, full_ra);
+
+    // Sexagesimal on request, kept in the page's links.
+    let (status, body) = get(&st, &format!("{uri}&coords=sex")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, headers, rows) = parse_table(&body);
+    for ((h, d), (fra, fdec)) in column(&headers, &rows, "ra")
+        .iter()
+        .zip(column(&headers, &rows, "dec"))
+        .zip(full_ra.iter().zip(exported(&st, &uri, "dec").await))
+    {
+        assert!(h.len() == 12 && h.matches(':').count() == 2, "{h}");
+        let back_ra = wisecut::params::angle::parse_ra(h).unwrap();
+        let back_dec = wisecut::params::angle::parse_dec(&d).unwrap();
+        assert!((back_ra - fra).abs() * 3600.0 < 0.008, "{h} vs {fra}");
+        assert!((back_dec - fdec).abs() * 3600.0 < 0.006, "{d} vs {fdec}");
+    }
+    let doc = Html::parse_document(&body);
+    let sort = doc
+        .select(&sel("th[data-column=ra] a.sort.asc"))
+        .next()
+        .unwrap();
+    assert!(sort.value().attr("href").unwrap().contains("coords=sex"));
+    assert!(
+        doc.select(&sel("form.query input[name=coords][value=sex]"))
+            .next()
+            .is_some()
+    );
+    assert!(doc.select(&sel("a#coords-deg")).next().is_some());
+    let (status, body) = get(&st, &format!("{uri}&coords=radians")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let msg = common::error_message(&body);
+    assert!(msg.contains("coords") && msg.contains("deg, sex"), "{msg}");
+
+    // Frames: dates to the second, MJDs without needless digits.
+    let uri = "/table/ReducedScienceFrame?cols=object_id,date_obs,mjd_obs,ra,exptime&size=10";
+    let (_, body) = get(&st, uri).await;
+    let (_, headers, rows) = parse_table(&body);
+    for v in column(&headers, &rows, "mjd_obs") {
+        assert!(decimals(&v) <= 5, "{v}");
+    }
+    for v in column(&headers, &rows, "date_obs") {
+        assert_eq!(v.len(), "2026-03-01 12:00:00".len(), "{v}");
+    }
+    for v in column(&headers, &rows, "ra") {
+        assert_eq!(decimals(&v), 6, "{v}");
+    }
+}
+
+/// Issue 14 items 5 and 9: each source row links to the dependency-cutout
+/// form filled in for it and shows a small lazy thumbnail cut around it from
+/// the list's frame; SourceList rows link to their request and show their
+/// frame; frame rows link to their image view.
+#[tokio::test]
+async fn rows_link_to_their_image_view_dependency_cutouts_and_thumbnails() {
+    let db = common::ingested(common::sqlite().await).await;
+    let st = state(&db);
+    let (slid, frame, _) = common::biggest_source_list(&db.catalog).await;
+    let (status, body) = get(&st, &format!("/table/SourceList/{slid}?size=10")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, headers, rows) = parse_table(&body);
+    let sids = column(&headers, &rows, "sid");
+    let doc = Html::parse_document(&body);
+    let trs: Vec<_> = doc.select(&sel("#results tbody tr")).collect();
+    assert_eq!(trs.len(), sids.len());
+    let mut thumbs = Vec::new();
+    for (tr, sid) in trs.iter().zip(&sids) {
+        let deps = tr
+            .select(&sel("td.tools a.deps-link"))
+            .next()
+            .expect("a deps link");
+        assert_eq!(
+            deps.value().attr("href"),
+            Some(&*format!("/deps?slid={slid}&ids={sid}"))
+        );
+        let img = tr.select(&sel("td.tools img")).next().expect("a thumbnail");
+        assert_eq!(img.value().attr("loading"), Some("lazy"));
+        let src = img.value().attr("src").unwrap().to_owned();
+        assert!(
+            src.starts_with(&format!("/api/cutout?frame={frame}&")),
+            "{src}"
+        );
+        thumbs.push(src);
+    }
+    // The thumbnail is a small JPEG of the source's neighbourhood.
+    let (status, ctype, jpg) = common::fetch(&st, &thumbs[0]).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&jpg));
+    assert_eq!(ctype, "image/jpeg");
+    let img = image::load_from_memory(&jpg).unwrap();
+    assert_eq!(img.width().max(img.height()), 48);
+    // The deps link only fills in the form: no job starts.
+    let (status, body) = get(&st, &format!("/deps?slid={slid}&ids={}", sids[0])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let doc = Html::parse_document(&body);
+    let ids = doc
+        .select(&sel("#deps-form input[name=ids]"))
+        .next()
+        .unwrap();
+    assert_eq!(ids.value().attr("value"), Some(sids[0].as_str()));
+    assert_eq!(db.catalog.jobs(None, None, 0, 10).await.unwrap().0, 0);
+    // Thumbnails can be turned off, and the choice is kept in the links.
+    let (_, body) = get(&st, &format!("/table/SourceList/{slid}?size=10&thumbs=no")).await;
+    let doc = Html::parse_document(&body);
+    assert_eq!(doc.select(&sel("#results img")).count(), 0);
+    assert_eq!(doc.select(&sel("#results a.deps-link")).count(), sids.len());
+    let next = doc.select(&sel("a#thumbs-toggle")).next().unwrap();
+    assert!(!next.value().attr("href").unwrap().contains("thumbs=no"));
+    let sort = doc
+        .select(&sel("th[data-column=sid] a.sort"))
+        .next()
+        .unwrap();
+    assert!(sort.value().attr("href").unwrap().contains("thumbs=no"));
+
+    // SourceList rows: a request for the list and a thumbnail of its frame.
+    let (_, body) = get(&st, "/table/SourceList?size=1000").await;
+    let doc = Html::parse_document(&body);
+    let row = doc
+        .select(&sel("#results tbody tr"))
+        .find(|tr| {
+            tr.select(&sel(&format!("a[href='/table/SourceList/{slid}']")))
+                .next()
+                .is_some()
+        })
+        .unwrap();
+    let deps = row.select(&sel("a.deps-link")).next().unwrap();
+    assert_eq!(
+        deps.value().attr("href"),
+        Some(&*format!("/deps?slid={slid}"))
+    );
+    let img = row.select(&sel("img[loading=lazy]")).next().unwrap();
+    assert_eq!(img.value().attr("src"), Some(&*format!("/thumb/{frame}")));
+
+    // Associations link to the request of their AID.
+    let (_, body) = get(&st, "/table/AssociateList").await;
+    let (_, headers, rows) = parse_table(&body);
+    let alid = &column(&headers, &rows, "alid")[0];
+    let (_, body) = get(&st, &format!("/table/AssociateList/{alid}?size=10")).await;
+    let (_, headers, rows) = parse_table(&body);
+    let aid = &column(&headers, &rows, "aid")[0];
+    let doc = Html::parse_document(&body);
+    assert!(
+        doc.select(&sel(&format!(
+            "a.deps-link[href='/deps?alid={alid}&ids={aid}']"
+        )))
+        .next()
+        .is_some()
+    );
+
+    // Frame rows open their image view directly.
+    let (_, body) = get(&st, "/table/ReducedScienceFrame?size=10").await;
+    let (_, headers, rows) = parse_table(&body);
+    let id = &column(&headers, &rows, "object_id")[0];
+    let doc = Html::parse_document(&body);
+    let view = doc
+        .select(&sel(&format!("#results a.image-link[href='/image/{id}']")))
+        .next()
+        .expect("an image-view link per frame row");
+    let (status, _) = get(&st, view.value().attr("href").unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Issue 14 item 8: `exptime between 90 and 110` used to replace the page
+/// with a bare 400 page, losing the form. The table page comes back with
+/// the error above the form and every input kept, still with status 400.
+#[tokio::test]
+async fn a_mistyped_condition_is_shown_above_the_form_with_the_input_kept() {
+    let db = common::ingested(common::sqlite().await).await;
+    let st = state(&db);
+    let uri = format!(
+        "/table/ReducedScienceFrame?q={}&q={}&cols=filename,exptime&size=25&ra=150.1&dec=2.2&radius=600&coords=sex",
+        enc("exptime between 90 and 110"),
+        enc("filter = r")
+    );
+    let (status, body) = get(&st, &uri).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let doc = Html::parse_document(&body);
+    let h1: String = doc.select(&sel("h1")).next().unwrap().text().collect();
+    assert_eq!(h1, "ReducedScienceFrame");
+    let error: String = doc
+        .select(&sel("#error"))
+        .next()
+        .expect("the error")
+        .text()
+        .collect();
+    assert!(
+        error.contains("exptime between 90 and 110") && error.contains("two values"),
+        "{error}"
+    );
+    let conditions: Vec<&str> = doc
+        .select(&sel("form.query input[name=q]"))
+        .filter_map(|i| i.value().attr("value"))
+        .filter(|v| !v.is_empty())
+        .collect();
+    assert_eq!(conditions, ["exptime between 90 and 110", "filter = r"]);
+    let checked: Vec<&str> = doc
+        .select(&sel("form.query input[name=cols][checked]"))
+        .map(|i| i.value().attr("value").unwrap())
+        .collect();
+    assert_eq!(checked, ["filename", "exptime"]);
+    let size = doc
+        .select(&sel("select[name=size] option[selected]"))
+        .next()
+        .unwrap();
+    assert_eq!(size.value().attr("value"), Some("25"));
+    for (name, value) in [("ra", "150.1"), ("dec", "2.2"), ("radius", "600")] {
+        let input = doc
+            .select(&sel(&format!("form.query input[name={name}]")))
+            .next()
+            .unwrap();
+        assert_eq!(input.value().attr("value"), Some(value), "{name}");
+    }
+    assert!(
+        doc.select(&sel("form.query input[name=coords][value=sex]"))
+            .next()
+            .is_some()
+    );
+    // No result table pretends to answer the query.
+    assert!(doc.select(&sel("#results")).next().is_none());
+    // A value of the wrong type is refused the same way.
+    let (status, body) = get(
+        &st,
+        &format!("/table/ReducedScienceFrame?q={}", enc("naxis1 < lots")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        Html::parse_document(&body)
+            .select(&sel("form.query"))
+            .next()
+            .is_some()
+    );
+    // Exports stay plain 400s for scripts.
+    let (status, body) = get(
+        &st,
+        &format!(
+            "/table/ReducedScienceFrame?q={}&format=csv",
+            enc("exptime between 90 and 110")
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        Html::parse_document(&body)
+            .select(&sel("form.query"))
+            .next()
+            .is_none()
+    );
 }

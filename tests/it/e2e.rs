@@ -65,12 +65,15 @@ async fn home_table_filter_object_tree_and_image_in_chromium() {
     let Some(browser) = browser() else { return };
     let db = common::ingested(common::sqlite().await).await;
     let (stdout, out) = run_in_chromium(state(&db), browser, "dbviewer.py", &[]).await;
-    assert!(stdout.contains("e2e: ok, 6 screenshots"), "{stdout}");
+    assert!(stdout.contains("e2e: ok, 9 screenshots"), "{stdout}");
     for name in [
         "01_home",
         "03_filtered",
         "05_tree_expanded",
         "06_image_view",
+        "07_sources_table",
+        "08_sourcelist_object",
+        "09_bad_query",
     ] {
         let p = out.join(format!("{name}.png"));
         let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
