@@ -332,7 +332,11 @@ impl View {
                     ..p.clone()
                 };
                 let shown = p.interval.eq_ignore_ascii_case(interval);
-                (*name, Self::view_query(&preset, self.cx, self.cy, p.zoom), shown)
+                (
+                    *name,
+                    Self::view_query(&preset, self.cx, self.cy, p.zoom),
+                    shown,
+                )
             })
             .collect()
     }
@@ -755,7 +759,15 @@ mod tests {
         assert_eq!(presets.len(), CONTRAST_PRESETS.len());
         for (name, q, shown) in presets {
             assert!(!shown, "{name}: manual limits are no preset");
-            for kept in ["bin=2", "stretch=asinh", "invert=1", "zoom=2", "slid=3", "cx=", "cy="] {
+            for kept in [
+                "bin=2",
+                "stretch=asinh",
+                "invert=1",
+                "zoom=2",
+                "slid=3",
+                "cx=",
+                "cy=",
+            ] {
                 assert!(q.contains(kept), "{name} lost {kept}: {q}");
             }
             assert!(q.contains(&format!("contrast={name}")), "{q}");

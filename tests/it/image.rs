@@ -101,7 +101,10 @@ async fn rendered(st: &AppState, uri: &str) -> (Html, Vec<u16>) {
     let src = href(&doc, "img#frame-image");
     let (status, png) = get(st, &src).await;
     assert_eq!(status, StatusCode::OK, "{src}");
-    let grey = image::load_from_memory(&png).unwrap().to_luma16().into_raw();
+    let grey = image::load_from_memory(&png)
+        .unwrap()
+        .to_luma16()
+        .into_raw();
     (doc, grey)
 }
 
@@ -143,7 +146,10 @@ async fn contrast_presets_change_the_picture_and_keep_the_other_settings() {
         let (page, grey) = rendered(&st, &link).await;
         assert_eq!(page.select(&sel("svg#overlay circle")).count(), circles);
         let src = href(&page, "img#frame-image");
-        assert!(src.contains("invert=1") && src.contains("stretch=asinh"), "{src}");
+        assert!(
+            src.contains("invert=1") && src.contains("stretch=asinh"),
+            "{src}"
+        );
         assert_eq!(grey.len(), default.len());
         if preset == "normal" {
             assert_eq!(grey, default, "normal is the default view");
