@@ -27,6 +27,12 @@
 //                                           the view,
 //   document.body.dataset.aladinReady     = "1";
 // any failure sets data-aladin-error on <body> and shows the message.
+//
+// When Aladin Lite itself cannot be loaded or started (no local copy and no
+// network), the page's server-rendered fallback (#sky-fallback: the frame
+// from /render with the sources and marks drawn in SVG) replaces the empty
+// view; once its picture has loaded it sets
+//   document.body.dataset.skyFallback = "1".
 
 const LOCAL_ALADIN = "/static/aladin/aladin.js";
 const CDS_ALADIN = "https://aladin.cds.unistra.fr/AladinLite/api/v3/latest/aladin.js";
@@ -219,6 +225,20 @@ function countInView(aladin, sources) {
   return n;
 }
 
+// Shows the server's own rendering instead of the Aladin view.
+function showFallback() {
+  const fb = document.getElementById("sky-fallback");
+  const img = document.getElementById("sky-fallback-image");
+  if (!fb || !img) return;
+  const view = document.getElementById("aladin-lite-div");
+  if (view) view.hidden = true;
+  fb.hidden = false;
+  img.addEventListener("load", () => { body.dataset.skyFallback = "1"; }, { once: true });
+  img.addEventListener("error", () => fail("fallback picture", new Error("HTTP error for " + img.dataset.src)),
+    { once: true });
+  img.src = img.dataset.src;
+}
+
 async function main() {
   let cfg;
   try {
@@ -234,6 +254,7 @@ async function main() {
     await A.init; // compiles the WebAssembly core; rejects without WebGL2
   } catch (e) {
     fail("Aladin Lite could not start", e);
+    showFallback();
     return;
   }
 
@@ -275,6 +296,7 @@ async function main() {
     aladin.setFoV(fovForView(div, Number(cfg.fov)));
   } catch (e) {
     fail("Aladin Lite could not start", e);
+    showFallback();
     return;
   }
   window.wisecutAladin = aladin;

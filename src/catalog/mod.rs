@@ -67,6 +67,20 @@ pub struct CategoryCount {
     pub count: i64,
 }
 
+/// The valid frames on the sky of one grid target, class and filter,
+/// counted: what the RGB maker can be asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetFrames {
+    /// The grid target (`OBJECT`).
+    pub object: String,
+    /// The frame class.
+    pub class: FrameClass,
+    /// The filter, when the frames have one.
+    pub filter: Option<String>,
+    /// Number of valid frames.
+    pub count: i64,
+}
+
 impl Catalog {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`) and
     /// brings the schema up to date.
@@ -157,6 +171,37 @@ impl Catalog {
             out.push(CategoryCount {
                 category: category.to_owned(),
                 count: row.try_get::<i64>("", "n")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The grid targets of valid frames that have a sky WCS, per class and
+    /// filter, ordered by target, class and filter.
+    pub async fn sky_targets(&self) -> Result<Vec<TargetFrames>, CatalogError> {
+        let rows = self
+            .db
+            .query_all_raw(Self::stmt(
+                self.backend(),
+                "SELECT f.object, f.frame_class, f.filter, COUNT(*) AS n \
+                 FROM frame f JOIN process_target t ON t.object_id = f.object_id \
+                 WHERE f.object IS NOT NULL AND f.wcs IS NOT NULL AND t.is_valid > 0 \
+                 GROUP BY f.object, f.frame_class, f.filter \
+                 ORDER BY f.object, f.frame_class, f.filter",
+                vec![],
+            ))
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            // Classes this build does not know are not offered.
+            let Ok(class) = r.try_get::<String>("", "frame_class")?.parse() else {
+                continue;
+            };
+            out.push(TargetFrames {
+                object: r.try_get("", "object")?,
+                class,
+                filter: r.try_get("", "filter")?,
+                count: r.try_get("", "n")?,
             });
         }
         Ok(out)

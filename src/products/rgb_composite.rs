@@ -93,6 +93,22 @@ impl Method {
             Method::Linear(_) => "linear",
         }
     }
+
+    /// The method with the parameters it uses (defaults included), for
+    /// captions: `lupton Q 8, stretch 5, minimum 0`.
+    pub fn describe(&self) -> String {
+        match self {
+            Method::Lupton(p) => format!(
+                "lupton Q {}, stretch {}, minimum {}",
+                p.q, p.stretch, p.minimum[0]
+            ),
+            Method::Stiff(p) => format!(
+                "stiff max quantile {}, gamma {}, saturation {}",
+                p.max_quantile, p.gamma, p.saturation
+            ),
+            Method::Linear(p) => format!("linear percentile {}", p.percentile),
+        }
+    }
 }
 
 fn bad(param: &'static str, message: impl Into<String>) -> ProductError {
@@ -253,7 +269,10 @@ impl RgbParams {
         Ok(parts)
     }
 
-    /// The three frames, red first; unknown ones are a 404.
+    /// The three frames, red first; unknown ones are a 404. A target whose
+    /// class has more than one product in a filter (24 RegriddedFrames,
+    /// one per chip and exposure) is a 400 listing them: picking one
+    /// silently would show a picture of a frame nobody chose.
     pub async fn frames(&self, catalog: &Catalog) -> Result<[Frame; 3], ProductError> {
         async fn one(catalog: &Catalog, key: &str) -> Result<Frame, ProductError> {
             super::frames::frame_by_key(catalog, &FrameKey::parse(key)?).await
@@ -265,38 +284,119 @@ impl RgbParams {
                 one(catalog, b).await?,
             ]);
         }
-        let target = self.target.as_deref().unwrap_or("").trim().to_owned();
-        let class = match self
-            .class
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            None => FrameClass::CoaddedRegriddedFrame,
-            Some(c) => c
-                .parse::<FrameClass>()
-                .map_err(|e| bad("class", e.to_string()))?,
-        };
-        let all = catalog.frames_of_class(class).await?;
-        let mut out = Vec::new();
-        for f in self.filter_list()? {
-            let hit = all
-                .iter()
-                .filter(|fr| fr.object.as_deref() == Some(target.as_str()))
-                .filter(|fr| fr.filter.as_deref() == Some(f.as_str()))
-                .filter(|fr| fr.target.is_valid > 0)
-                // The newest valid product wins.
-                .max_by_key(|fr| fr.target.creation_date)
-                .ok_or_else(|| crate::catalog::CatalogError::NotFound {
-                    what: "frame",
-                    id: format!("{} of target {target} in filter {f}", class.name()),
-                })?;
-            out.push(hit.clone());
+        let (class, bands) = self.target_candidates(catalog).await?;
+        let target = self.target.as_deref().unwrap_or("").trim();
+        let mut out = Vec::with_capacity(3);
+        for (filter, candidates) in bands {
+            match candidates.as_slice() {
+                [] => {
+                    return Err(crate::catalog::CatalogError::NotFound {
+                        what: "frame",
+                        id: format!("{} of target {target} in filter {filter}", class.name()),
+                    }
+                    .into());
+                }
+                [one] => out.push(one.clone()),
+                many => {
+                    let ids: Vec<String> = many
+                        .iter()
+                        .map(|f| f.target.object_id.to_string())
+                        .collect();
+                    return Err(bad(
+                        "class",
+                        format!(
+                            "target {target} has {} {}s in filter {filter} (ids {}): choose one \
+                             per band and give them as red, green and blue, or use a class with \
+                             one product per filter (CoaddedRegriddedFrame)",
+                            many.len(),
+                            class.name(),
+                            ids.join(", ")
+                        ),
+                    ));
+                }
+            }
         }
         let [r, g, b]: [Frame; 3] = out
             .try_into()
             .map_err(|_| ProductError::Internal("three filters expected".into()))?;
         Ok([r, g, b])
+    }
+
+    /// The class asked for with `target` (CoaddedRegriddedFrame when none).
+    pub fn target_class(&self) -> Result<FrameClass, ProductError> {
+        match given(&self.class) {
+            None => Ok(FrameClass::CoaddedRegriddedFrame),
+            Some(c) => c
+                .parse::<FrameClass>()
+                .map_err(|e| bad("class", e.to_string())),
+        }
+    }
+
+    /// For a target request, the class and, per band (red, green, blue),
+    /// the filter and the distinct valid products of that class, target and
+    /// filter, in object-id order. Versions of one product (same chip and
+    /// exposure time stamp) are one candidate: the newest valid one, since a
+    /// newer product supersedes an older one.
+    pub async fn target_candidates(
+        &self,
+        catalog: &Catalog,
+    ) -> Result<(FrameClass, Vec<(String, Vec<Frame>)>), ProductError> {
+        let target = self.target.as_deref().unwrap_or("").trim().to_owned();
+        let class = self.target_class()?;
+        let all = catalog.frames_of_class(class).await?;
+        let mut bands = Vec::with_capacity(3);
+        for f in self.filter_list()? {
+            let mut newest: std::collections::BTreeMap<(Option<String>, Option<u64>), &Frame> =
+                std::collections::BTreeMap::new();
+            for fr in all
+                .iter()
+                .filter(|fr| fr.object.as_deref() == Some(target.as_str()))
+                .filter(|fr| fr.filter.as_deref() == Some(f.as_str()))
+                .filter(|fr| fr.target.is_valid > 0)
+            {
+                let key = (fr.chip.clone(), fr.mjd_obs.map(f64::to_bits));
+                let slot = newest.entry(key).or_insert(fr);
+                if fr.target.creation_date > slot.target.creation_date {
+                    *slot = fr;
+                }
+            }
+            let mut candidates: Vec<Frame> = newest.into_values().cloned().collect();
+            candidates.sort_by_key(|fr| fr.target.object_id);
+            bands.push((f, candidates));
+        }
+        Ok((class, bands))
+    }
+
+    /// The caption of a picture made of `frames`: method and its
+    /// parameters, the frames' class and filters (red, green, blue), the
+    /// target or the frame ids, and the region. Shown in the jobs list and
+    /// the gallery, where "RGB 281 / 282 / 283" said nothing.
+    pub fn caption(&self, frames: &[Frame; 3]) -> Result<String, ProductError> {
+        let method = self.method()?;
+        let mut classes: Vec<&str> = frames.iter().map(|f| f.class.name()).collect();
+        classes.dedup();
+        let filters: Vec<&str> = frames
+            .iter()
+            .map(|f| f.filter.as_deref().unwrap_or("?"))
+            .collect();
+        let source = match given(&self.target) {
+            Some(t) => t.to_owned(),
+            None => frames
+                .iter()
+                .map(|f| f.target.object_id.to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
+        };
+        let region = match self.region()? {
+            None => "whole frame".to_owned(),
+            Some((ra, dec, s)) => format!("{ra:.5} {dec:+.5}, {} {}", s.width, s.unit.name()),
+        };
+        Ok(format!(
+            "RGB {} · {} {} · {source} · {region}",
+            method.describe(),
+            classes.join("/"),
+            filters.join(","),
+        ))
     }
 }
 

@@ -39,6 +39,18 @@ pub const BINS: &[usize] = &[1, 2, 4, 8];
 /// Display sizes offered.
 pub const ZOOMS: &[f64] = &[0.5, 1.0, 2.0];
 
+/// The contrast presets: a name and the interval it stands for. "high"
+/// keeps only the central 90 % of the pixel values (the sky noise fills the
+/// grey scale, faint structure shows), "normal" is zscale (the default
+/// view), "low" keeps 99.9 % (bright cores are not saturated). A preset
+/// replaces only the interval: stretch, inversion, binning, zoom, centre and
+/// overlay are kept.
+pub const CONTRAST_PRESETS: &[(&str, &str)] = &[
+    ("high", "percentile:90"),
+    ("normal", "zscale"),
+    ("low", "percentile:99.9"),
+];
+
 /// The parameters of `/image/{id}`.
 pub const PARAMS: &[&str] = &[
     "bin", "stretch", "interval", "contrast", "min", "max", "invert", "zoom", "cx", "cy", "slid",
@@ -95,8 +107,11 @@ pub struct ViewParams {
     pub bin: Binning,
     /// Stretch name.
     pub stretch: Stretch,
-    /// Interval rule as written (`zscale`, `percentile:99`, `manual`, …).
+    /// Interval rule as written (`zscale`, `percentile:99`, `manual`, …),
+    /// or the one a contrast preset stands for.
     pub interval: String,
+    /// The contrast preset asked for, if any (one of [`CONTRAST_PRESETS`]).
+    pub contrast: Option<&'static str>,
     /// Manual lower limit.
     pub min: Option<f64>,
     /// Manual upper limit.
@@ -119,22 +134,23 @@ impl ViewParams {
         let bin = Binning::parse(p.get("bin").unwrap_or("fit"))?;
         let stretch =
             Stretch::parse(p.get("stretch").unwrap_or("linear")).map_err(ParamError::from)?;
-        let interval = match (p.get("contrast"), p.get("interval")) {
+        let contrast = match p.get("contrast") {
+            None => None,
+            Some(c) => {
+                let names: Vec<(&str, &'static str)> =
+                    CONTRAST_PRESETS.iter().map(|(n, _)| (*n, *n)).collect();
+                Some(crate::params::choice("contrast", c, &names)?)
+            }
+        };
+        let interval = match (contrast, p.get("interval")) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::bad(
                     "contrast: give either contrast (a preset) or interval, not both",
                 ));
             }
-            // High contrast clips hard (faint structure visible); low keeps
-            // almost the whole range (bright structure visible).
-            (Some(c), None) => crate::params::choice(
-                "contrast",
-                c,
-                &[("high", "zscale"), ("low", "percentile:99.9")],
-            )?
-            .to_owned(),
+            (Some(c), None) => preset_interval(c).to_owned(),
             (None, Some(i)) => i.trim().to_owned(),
-            (None, None) => "zscale".to_owned(),
+            (None, None) => preset_interval("normal").to_owned(),
         };
         let (min, max) = (p.number("min")?, p.number("max")?);
         let manual = interval.eq_ignore_ascii_case("manual");
@@ -154,6 +170,7 @@ impl ViewParams {
             bin,
             stretch,
             interval,
+            contrast,
             min,
             max,
             invert: p.flag("invert")?,
@@ -163,6 +180,14 @@ impl ViewParams {
             slid: p.whole_number("slid")?,
         })
     }
+}
+
+/// The interval of a preset named in [`CONTRAST_PRESETS`].
+fn preset_interval(name: &str) -> &'static str {
+    CONTRAST_PRESETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("zscale", |(_, i)| i)
 }
 
 /// What part of a frame a view shows, and how.
@@ -267,15 +292,19 @@ impl View {
 
     /// The query of this view moved to (`cx`, `cy`) at display size `zoom`.
     pub fn view_query(p: &ViewParams, cx: f64, cy: f64, zoom: f64) -> String {
+        let contrast = match p.contrast {
+            Some(c) => ("contrast", c.to_owned()),
+            None => ("interval", p.interval.clone()),
+        };
         let mut q: Vec<(&str, String)> = vec![
             ("bin", p.bin.name()),
             ("stretch", p.stretch.name().to_owned()),
-            ("interval", p.interval.clone()),
+            contrast,
             ("zoom", zoom.to_string()),
             ("cx", format!("{cx:.1}")),
             ("cy", format!("{cy:.1}")),
         ];
-        if p.interval.eq_ignore_ascii_case("manual") {
+        if p.contrast.is_none() && p.interval.eq_ignore_ascii_case("manual") {
             q.push(("min", p.min.map(|v| v.to_string()).unwrap_or_default()));
             q.push(("max", p.max.map(|v| v.to_string()).unwrap_or_default()));
         }
@@ -286,6 +315,30 @@ impl View {
             q.push(("slid", s.to_string()));
         }
         encode(&q)
+    }
+
+    /// The contrast preset links: (name, query, whether it is the one
+    /// shown). Each keeps every other setting of the view; only the
+    /// interval (and manual limits, which a preset replaces) changes.
+    pub fn presets(&self, p: &ViewParams) -> Vec<(&'static str, String, bool)> {
+        CONTRAST_PRESETS
+            .iter()
+            .map(|(name, interval)| {
+                let preset = ViewParams {
+                    contrast: Some(name),
+                    interval: (*interval).to_owned(),
+                    min: None,
+                    max: None,
+                    ..p.clone()
+                };
+                let shown = p.interval.eq_ignore_ascii_case(interval);
+                (
+                    *name,
+                    Self::view_query(&preset, self.cx, self.cy, p.zoom),
+                    shown,
+                )
+            })
+            .collect()
     }
 
     /// Pan links: half a view up, down, left and right.
@@ -335,7 +388,7 @@ pub struct ImagePage {
     /// Interval as asked.
     pub interval: String,
     /// Intervals.
-    pub intervals: Vec<&'static str>,
+    pub intervals: Vec<String>,
     /// Manual limits.
     pub min: String,
     /// Manual limits.
@@ -372,6 +425,8 @@ pub struct ImagePage {
     pub pan: Vec<(&'static str, String)>,
     /// Zoom links.
     pub zooms: Vec<(&'static str, String)>,
+    /// Contrast preset links: (name, URL, whether it is the one shown).
+    pub presets: Vec<(&'static str, String, bool)>,
     /// SourceLists of this frame: (slid, name, drawn).
     pub lists: Vec<(i64, String, bool)>,
     /// The SourceList drawn.
@@ -470,14 +525,7 @@ pub async fn image(
         stretch: p.stretch.name().to_owned(),
         stretches: Stretch::ALL.map(Stretch::name).to_vec(),
         interval: p.interval.clone(),
-        intervals: vec![
-            "zscale",
-            "percentile",
-            "percentile:99",
-            "percentile:95",
-            "minmax",
-            "manual",
-        ],
+        intervals: intervals(&p.interval),
         min: p.min.map(|v| v.to_string()).unwrap_or_default(),
         max: p.max.map(|v| v.to_string()).unwrap_or_default(),
         invert: p.invert,
@@ -500,6 +548,11 @@ pub async fn image(
             .map(|(name, q)| (name, format!("/image/{id}?{q}")))
             .collect(),
         zooms,
+        presets: view
+            .presets(&p)
+            .into_iter()
+            .map(|(name, q, shown)| (name, format!("/image/{id}?{q}"), shown))
+            .collect(),
         lists: lists
             .into_iter()
             .map(|(l, n)| (l, n, Some(l) == p.slid))
@@ -508,6 +561,33 @@ pub async fn image(
         markers,
     };
     Ok(Html(page.render()?).into_response())
+}
+
+/// The intervals offered by the form: the usual ones, those of the
+/// contrast presets, and the one shown if it is none of these (so that
+/// submitting the form keeps it rather than falling back to the first).
+fn intervals(shown: &str) -> Vec<String> {
+    let mut list: Vec<String> = [
+        "zscale",
+        "percentile",
+        "percentile:99.9",
+        "percentile:99",
+        "percentile:95",
+        "percentile:90",
+        "minmax",
+        "manual",
+    ]
+    .map(String::from)
+    .to_vec();
+    for (_, i) in CONTRAST_PRESETS {
+        if !list.iter().any(|l| l == i) {
+            list.push((*i).to_owned());
+        }
+    }
+    if !list.iter().any(|l| l.eq_ignore_ascii_case(shown)) {
+        list.push(shown.to_owned());
+    }
+    list
 }
 
 /// `GET /render/{id}?…`: a cutout of frame `id` without the cutout size
@@ -586,6 +666,7 @@ mod tests {
             bin: Binning::Fit,
             stretch: Stretch::Linear,
             interval: "zscale".into(),
+            contrast: None,
             min: None,
             max: None,
             invert: false,
@@ -658,5 +739,39 @@ mod tests {
         let q = View::view_query(&p, 1.0, 2.0, 2.0);
         assert!(q.contains("slid=3") && q.contains("zoom=2") && q.contains("max=9"));
         assert_eq!(v.pan(&p).len(), 4);
+    }
+
+    #[test]
+    fn presets_replace_only_the_interval() {
+        let p = ViewParams {
+            bin: Binning::Factor(2),
+            stretch: Stretch::Asinh,
+            interval: "manual".into(),
+            min: Some(1.0),
+            max: Some(9.0),
+            invert: true,
+            zoom: 2.0,
+            slid: Some(3),
+            ..params()
+        };
+        let v = View::new(100, 100, &p);
+        let presets = v.presets(&p);
+        assert_eq!(presets.len(), CONTRAST_PRESETS.len());
+        for (name, q, shown) in presets {
+            assert!(!shown, "{name}: manual limits are no preset");
+            for kept in [
+                "bin=2",
+                "stretch=asinh",
+                "invert=1",
+                "zoom=2",
+                "slid=3",
+                "cx=",
+                "cy=",
+            ] {
+                assert!(q.contains(kept), "{name} lost {kept}: {q}");
+            }
+            assert!(q.contains(&format!("contrast={name}")), "{q}");
+            assert!(!q.contains("min=") && !q.contains("interval="), "{q}");
+        }
     }
 }

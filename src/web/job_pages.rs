@@ -132,12 +132,15 @@ pub struct JobsPage {
     pub active: bool,
 }
 
+/// Parameters of `/jobs`.
+pub const JOBS_PARAMS: &[&str] = &["kind"];
+
 /// `GET /jobs[?kind=deps]`.
 pub async fn jobs_page(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
 ) -> Result<Html<String>, AppError> {
-    let p = QueryParams::parse(q.as_deref(), &["kind"])?;
+    let p = QueryParams::parse(q.as_deref(), JOBS_PARAMS)?;
     let kind = match p.given("kind") {
         None => None,
         Some(k) => Some(crate::params::choice(

@@ -5,6 +5,7 @@
 //! they parse, call the catalogue or a service, and render.
 
 pub mod admission;
+pub mod api_docs;
 pub mod batch_pages;
 pub mod cell_format;
 pub mod cutout_api;
@@ -157,6 +158,9 @@ pub fn app(state: AppState) -> Router {
         .route("/table/{name}", get(table_pages::table))
         .route("/table/{name}/{id}", get(table_pages::list_rows))
         .route("/help", get(pages::help))
+        .route("/status", get(pages::status))
+        .route("/favicon.svg", get(pages::favicon))
+        .route("/favicon.ico", get(pages::favicon))
         .route("/object/{id}", get(object_view::object))
         .route("/thumb/{id}", get(object_view::thumbnail))
         .route("/image/{id}", get(image_view::image))

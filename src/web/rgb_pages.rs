@@ -5,6 +5,13 @@
 //! naming POST, since a GET never starts work) and `GET /rgb/gallery`
 //! (every RGB picture made so far that retention has kept). The same
 //! request submitted again gets the same job (`Jobs::submit`).
+//!
+//! The form offers what exists: the grid targets, the classes and the
+//! filter triples of the catalogue's frames on the sky. A target whose
+//! class has several products per filter (RegriddedFrames: one per chip
+//! and exposure) is answered with a choice step: the form again, at 400,
+//! with one list of candidate frames per band, so that nobody gets a
+//! picture of a frame they did not choose.
 
 use askama::Template;
 use axum::body::Bytes;
@@ -15,7 +22,10 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use super::ApiError;
 use super::query_params::{submission, submit_with_post};
 use super::{AppError, AppState};
+use std::collections::BTreeMap;
+
 use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
+use crate::model::FrameClass;
 use crate::products::rgb_composite::RgbParams;
 
 /// Pictures up to this many pixels (per band) are made inline.
@@ -94,8 +104,11 @@ fn canonical(p: &RgbParams) -> String {
 }
 
 async fn submit(st: &AppState, p: &RgbParams) -> Result<JobRecord, ApiError> {
-    let title = p.validate().map_err(ApiError::from)?;
+    p.validate().map_err(ApiError::from)?;
     let frames = p.frames(&st.catalog).await.map_err(ApiError::from)?;
+    // The caption of the jobs list and the gallery: class, filters, method
+    // and its parameters, known once the frames are.
+    let title = p.caption(&frames).map_err(ApiError::from)?;
     let whole = p.ra.is_none();
     let pixels = i64::from(frames[0].naxis1) * i64::from(frames[0].naxis2);
     let inline = !whole || pixels <= INLINE_PIXELS;
@@ -114,12 +127,157 @@ async fn submit(st: &AppState, p: &RgbParams) -> Result<JobRecord, ApiError> {
     Ok(job)
 }
 
+/// What the catalogue offers the RGB form.
+#[derive(Debug, Default)]
+pub struct Offer {
+    /// Grid targets (`OBJECT`) of frames on the sky.
+    pub targets: Vec<String>,
+    /// Classes of frames on the sky: (name, selected).
+    pub classes: Vec<(&'static str, bool)>,
+    /// Filter triples, reddest first (`i,r,g`).
+    pub filters: Vec<String>,
+    /// One line per target and class: (target, class, "g, i, r", frames
+    /// per filter as text).
+    pub lines: Vec<(String, &'static str, String, String)>,
+}
+
+/// Filters from red to blue (the order of red, green, blue), so suggested
+/// triples read `i,r,g`; unknown names come last, alphabetically.
+fn redness(filter: &str) -> (bool, std::cmp::Reverse<Option<usize>>, String) {
+    const BLUE_TO_RED: &[&str] = &["u", "g", "r", "i", "z", "y", "J", "H", "K", "Ks"];
+    let position = BLUE_TO_RED.iter().position(|f| *f == filter);
+    (
+        position.is_none(),
+        std::cmp::Reverse(position),
+        filter.to_owned(),
+    )
+}
+
+async fn offer(st: &AppState, p: &RgbParams) -> Offer {
+    // A catalogue failure leaves the form as free text; the request itself
+    // then reports the error.
+    let Ok(rows) = st.catalog.sky_targets().await else {
+        return Offer::default();
+    };
+    let chosen = p
+        .target_class()
+        .unwrap_or(FrameClass::CoaddedRegriddedFrame);
+    let mut out = Offer::default();
+    let mut groups: BTreeMap<(String, &'static str), Vec<(String, i64)>> = BTreeMap::new();
+    for r in &rows {
+        if !out.targets.contains(&r.object) {
+            out.targets.push(r.object.clone());
+        }
+        if let Some(f) = &r.filter {
+            groups
+                .entry((r.object.clone(), r.class.name()))
+                .or_default()
+                .push((f.clone(), r.count));
+        }
+    }
+    out.classes = FrameClass::ALL
+        .into_iter()
+        .filter(|c| rows.iter().any(|r| r.class == *c))
+        .map(|c| (c.name(), c == chosen))
+        .collect();
+    for ((target, class), mut filters) in groups {
+        filters.sort_by_key(|(f, _)| redness(f));
+        if filters.len() >= 3 {
+            let triple: Vec<&str> = filters.iter().take(3).map(|(f, _)| f.as_str()).collect();
+            let triple = triple.join(",");
+            if !out.filters.contains(&triple) {
+                out.filters.push(triple);
+            }
+        }
+        let counts: Vec<i64> = filters.iter().map(|(_, n)| *n).collect();
+        let per_filter = if counts.iter().all(|n| *n == counts[0]) {
+            format!("{} each", counts[0])
+        } else {
+            counts
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let names: Vec<&str> = filters.iter().map(|(f, _)| f.as_str()).collect();
+        out.lines
+            .push((target, class, names.join(", "), per_filter));
+    }
+    out
+}
+
+/// One band of the choice step: its name, filter and candidate frames
+/// (object id, label).
+pub type BandChoice = (&'static str, String, Vec<(i64, String)>);
+
+/// The choice step of a target with several products per filter, or
+/// `None` when every band has at most one (or the request is not a target
+/// request).
+async fn choices(st: &AppState, p: &RgbParams) -> Option<Vec<BandChoice>> {
+    p.target.as_ref()?;
+    let (_, bands) = p.target_candidates(&st.catalog).await.ok()?;
+    if bands.iter().all(|(_, c)| c.len() <= 1) {
+        return None;
+    }
+    let out = ["red", "green", "blue"]
+        .into_iter()
+        .zip(bands)
+        .map(|(band, (filter, frames))| {
+            let list = frames
+                .iter()
+                .map(|f| {
+                    let when = f
+                        .date_obs
+                        .map(|d| d.format(" · %Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_default();
+                    let chip = f
+                        .chip
+                        .as_deref()
+                        .map(|c| format!(" · {c}"))
+                        .unwrap_or_default();
+                    (
+                        f.target.object_id.0,
+                        format!("{} {}{chip}{when}", f.target.object_id, f.filename),
+                    )
+                })
+                .collect();
+            (band, filter, list)
+        })
+        .collect();
+    Some(out)
+}
+
+/// The parameters a choice step carries over unchanged: everything but the
+/// frames, target, filters and class.
+fn carried(p: &RgbParams) -> Vec<(String, String)> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::to_value(p) else {
+        return Vec::new();
+    };
+    map.into_iter()
+        .filter(|(k, _)| {
+            !["red", "green", "blue", "target", "filters", "class"].contains(&k.as_str())
+        })
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            // As typed: 2, not the 2.0 JSON would write.
+            serde_json::Value::Number(n) => n.as_f64().map(|f| (k, f.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The RGB form.
 #[derive(Template)]
 #[template(path = "rgb.html")]
 pub struct RgbPage {
     /// The request so far.
     pub p: RgbParams,
+    /// What the catalogue offers.
+    pub offer: Offer,
+    /// The choice step, when a target has several frames per filter.
+    pub choices: Option<Vec<BandChoice>>,
+    /// Parameters the choice step carries over.
+    pub carried: Vec<(String, String)>,
     /// An error naming the parameter.
     pub error: Option<String>,
     /// Recent pictures: (job, image URL).
@@ -221,8 +379,14 @@ async fn page(
     status: StatusCode,
 ) -> Response {
     let recent = pictures(st, 8).await;
+    let offer = offer(st, &p).await;
+    let choices = choices(st, &p).await;
+    let carried = carried(&p);
     match (RgbPage {
         p,
+        offer,
+        choices,
+        carried,
         error,
         recent,
         notice,

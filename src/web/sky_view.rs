@@ -11,6 +11,14 @@
 //! BINARY2 table and refuses one with a DataLink service descriptor, hence
 //! `datalink=no` and the default TABLEDATA.
 //!
+//! **When Aladin Lite cannot be loaded** (no local copy and no network, as
+//! after `cargo run --release` on a fresh machine) the page falls back to
+//! the server's own image view: the whole frame rendered by `/render/{id}`
+//! (the image view's [`View`] and its render query), with the SourceList's
+//! sources circled and the marked positions crossed, placed through the
+//! frame's WCS. The page carries that fallback hidden and the script shows
+//! it on failure, saying how to install the local copy.
+//!
 //! Also the static scripts: `/static/samp.js` (SAMP Web Profile client),
 //! `/static/aladin-view.js|css`, and `/static/aladin/aladin.js` (the local
 //! Aladin Lite, 404 when there is none, so the page falls back to CDS).
@@ -20,15 +28,132 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::image_view::{Binning, Marker, View, ViewParams};
 use super::{AppError, AppState};
-use crate::catalog::browse::Table;
+use crate::catalog::browse::{Cell, Query, Table};
 use crate::ids::{ObjectId, Sid, Slid};
+use crate::imaging::render::Stretch;
+use crate::imaging::wcs::Wcs;
+use crate::model::Frame;
 use crate::model::FrameClass;
 use crate::params::id_ranges;
 use crate::vo::obscore;
 
 /// Most SIDs a page marks.
 const MAX_MARKS: usize = 1000;
+
+/// Largest side of the fallback picture on the page, in CSS pixels: small
+/// frames are shown at 2× so that the marks can be told apart.
+const FALLBACK_PX: usize = 900;
+
+/// The server-rendered view shown when Aladin Lite cannot be loaded.
+#[derive(Debug, Clone, Default)]
+pub struct Fallback {
+    /// `/render/{id}?…` of the whole frame.
+    pub src: String,
+    /// The image view of the same frame and list, for more controls.
+    pub image_view: String,
+    /// Rendered size (the SVG's view box).
+    pub out_w: usize,
+    /// Rendered size.
+    pub out_h: usize,
+    /// Displayed size.
+    pub disp_w: usize,
+    /// Displayed size.
+    pub disp_h: usize,
+    /// Sources of the list on the frame.
+    pub sources: Vec<Marker>,
+    /// Marked positions: marker and label.
+    pub marks: Vec<(Marker, String)>,
+}
+
+/// The fallback view of `frame`: the whole frame binned to fit, with
+/// `sources` (SID, RA, Dec, FWHM in pixels) and the marked `positions`
+/// (RA, Dec, label) placed through the frame's WCS. Anything off the frame
+/// or not projectable is left out.
+fn fallback(
+    frame: &Frame,
+    slid: Option<Slid>,
+    sources: &[(i64, f64, f64, f64)],
+    positions: &[(f64, f64, String)],
+) -> Fallback {
+    let id = frame.target.object_id.0;
+    let (n1, n2) = (frame.naxis1.max(1) as usize, frame.naxis2.max(1) as usize);
+    let mut p = ViewParams {
+        bin: Binning::Fit,
+        stretch: Stretch::Asinh,
+        interval: "zscale".into(),
+        contrast: None,
+        min: None,
+        max: None,
+        invert: false,
+        zoom: 1.0,
+        cx: None,
+        cy: None,
+        slid: slid.map(|s| s.0),
+    };
+    let fit = View::new(n1, n2, &p);
+    if fit.out_w.max(fit.out_h) * 2 <= FALLBACK_PX {
+        p.zoom = 2.0;
+    }
+    let view = View::new(n1, n2, &p);
+    let wcs = frame.wcs.as_ref().and_then(|w| Wcs::new(w, n1, n2).ok());
+    let on_frame = |ra: f64, dec: f64| -> Option<(f64, f64)> {
+        let (x, y) = wcs.as_ref()?.sky_to_pix(ra, dec)?;
+        let inside = x >= 0.5 && y >= 0.5 && x <= n1 as f64 + 0.5 && y <= n2 as f64 + 0.5;
+        inside.then_some((x, y))
+    };
+    Fallback {
+        src: format!("/render/{id}?{}", view.render_query(&p, false)),
+        image_view: format!(
+            "/image/{id}{}",
+            slid.map(|s| format!("?slid={}", s.0)).unwrap_or_default()
+        ),
+        out_w: view.out_w,
+        out_h: view.out_h,
+        disp_w: view.disp_w,
+        disp_h: view.disp_h,
+        sources: sources
+            .iter()
+            .filter_map(|&(sid, ra, dec, fwhm)| {
+                on_frame(ra, dec).map(|(x, y)| view.marker(sid, x, y, fwhm))
+            })
+            .collect(),
+        marks: positions
+            .iter()
+            .filter_map(|(ra, dec, label)| {
+                on_frame(*ra, *dec).map(|(x, y)| (view.marker(0, x, y, 6.0), label.clone()))
+            })
+            .collect(),
+    }
+}
+
+/// The sources of a list as (SID, RA, Dec, FWHM in pixels), at most 5000.
+async fn list_sources(st: &AppState, slid: Slid) -> Result<Vec<(i64, f64, f64, f64)>, AppError> {
+    let t = Table::Sources(slid);
+    let mut q = Query::new(&t);
+    q.page_size = 5000;
+    let page = st.catalog.browse(&t, &q).await?;
+    let idx = |name: &str| t.columns().iter().position(|c| c.name == name);
+    let (Some(isid), Some(ira), Some(idec)) = (idx("sid"), idx("ra"), idx("dec")) else {
+        return Ok(Vec::new());
+    };
+    let ifwhm = idx("fwhm");
+    Ok(page
+        .rows
+        .iter()
+        .filter_map(|r| match (&r[isid], &r[ira], &r[idec]) {
+            (Cell::Int(sid), Cell::Float(ra), Cell::Float(dec)) => {
+                let fwhm = match ifwhm.map(|i| &r[i]) {
+                    Some(Cell::Float(f)) => *f,
+                    _ => 3.0,
+                };
+                Some((*sid, *ra, *dec, fwhm))
+            }
+            _ => None,
+        })
+        .collect())
+}
 
 /// The sky page.
 #[derive(Template)]
@@ -64,6 +189,8 @@ pub struct SkyPage {
     pub local_aladin: bool,
     /// Where it comes from otherwise.
     pub aladin_url: String,
+    /// The server's own view, shown when Aladin Lite cannot be loaded.
+    pub fallback: Fallback,
 }
 
 /// `GET /sky?frame=ID&slid=N&ids=1:5`.
@@ -128,6 +255,7 @@ pub async fn sky(
         None => None,
     };
     let mut positions = Vec::new();
+    let mut marked = Vec::new();
     if let Some(ids) = p.get("ids").filter(|s| !s.trim().is_empty()) {
         let Some(s) = slid else {
             return Err(AppError::BadRequest(
@@ -144,6 +272,7 @@ pub async fn sky(
         }
         let sids: Vec<Sid> = sids.into_iter().map(Sid).collect();
         for src in st.catalog.sources_in(s, &sids).await? {
+            marked.push((src.ra, src.dec, format!("SID {}", src.sid.0)));
             positions.push(serde_json::json!([
                 src.ra,
                 src.dec,
@@ -180,6 +309,11 @@ pub async fn sky(
         "survey": null,
         "aladin_url": st.config.aladin_url,
     });
+    let sources = match slid {
+        Some(s) => list_sources(&st, s).await?,
+        None => Vec::new(),
+    };
+    let fallback = fallback(&frame, slid, &sources, &marked);
     // `<` escaped so that no value can close the <script> element.
     let config_json = config.to_string().replace('<', "\\u003c");
     let page = SkyPage {
@@ -200,6 +334,7 @@ pub async fn sky(
         fits_url,
         local_aladin: st.config.aladin_dir.is_some(),
         aladin_url: st.config.aladin_url.clone(),
+        fallback,
     };
     Ok(Html(page.render()?))
 }

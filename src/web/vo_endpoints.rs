@@ -33,6 +33,13 @@ use crate::products::ProductError;
 use crate::products::cutout::CutoutRequest;
 use crate::products::frames::FrameKey;
 use crate::vo::votable::{self, Document, QueryStatus, Serialization};
+
+/// Parameters of DataLink's `/vo/links`.
+pub const LINKS_PARAMS: &[&str] = &["ID", "RESPONSEFORMAT"];
+/// Parameters of `/prov`.
+pub const PROV_PARAMS: &[&str] = &["ID", "DEPTH", "DIRECTION", "RESPONSEFORMAT"];
+/// Parameters of `/vo/moc`.
+pub const MOC_PARAMS: &[&str] = &["class", "filter", "depth", "format"];
 use crate::vo::{DalParams, datalink, obscore, sia, soda};
 
 /// The base URL for absolute links in an answer: `--public-url` when
@@ -385,7 +392,7 @@ pub async fn links(
 ) -> VoTableAnswer {
     let base = base_url(&st, &headers);
     let p = params(query.as_deref(), &body)?;
-    if let Some(u) = p.unknown(&["ID", "RESPONSEFORMAT"]).first() {
+    if let Some(u) = p.unknown(LINKS_PARAMS).first() {
         return Err(VoError::usage(format!(
             "{u}: unknown parameter; DataLink takes ID (repeatable) and RESPONSEFORMAT"
         )));
@@ -569,10 +576,7 @@ pub async fn provenance(
 ) -> TextAnswer {
     use crate::vo::prov::ProvFormat;
     let p = params(query.as_deref(), &body)?;
-    if let Some(u) = p
-        .unknown(&["ID", "DEPTH", "DIRECTION", "RESPONSEFORMAT"])
-        .first()
-    {
+    if let Some(u) = p.unknown(PROV_PARAMS).first() {
         return Err(VoError::usage(format!(
             "{u}: unknown parameter; allowed: ID, DEPTH, DIRECTION, RESPONSEFORMAT"
         )));
@@ -643,7 +647,7 @@ pub async fn moc(
     use super::ApiError;
     use super::query_params::QueryParams;
     use crate::vo::coverage;
-    let p = QueryParams::parse(query.as_deref(), &["class", "filter", "depth", "format"])?;
+    let p = QueryParams::parse(query.as_deref(), MOC_PARAMS)?;
     let classes: Vec<FrameClass> = match p.get("class").filter(|c| !c.is_empty()) {
         None => FrameClass::ALL
             .into_iter()

@@ -430,6 +430,9 @@ fn routes() -> Vec<Route> {
             ..route("/table/{name}/{id}", TABLE, 200)
         },
         route("/help", &[], 5),
+        route("/status", &[], 5),
+        route("/favicon.svg", &[], 2),
+        route("/favicon.ico", &[], 2),
         route("/object/{id}", OBJECT, 100),
         route("/thumb/{frame}", &[], 60),
         route("/image/{frame}", IMAGE, 250),

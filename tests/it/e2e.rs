@@ -105,6 +105,63 @@ async fn dependency_cutouts_of_three_sources_fit_a_1366_px_screen_in_chromium() 
     }
 }
 
+/// The pages a newcomer sees first, at 1366×1000 with no network and no
+/// local Aladin Lite (`tests/e2e/pages.py`): the home page, an RGB picture,
+/// the coadd i image view and its "high" contrast preset, and the sky
+/// view's fallback to the server's own rendering with the list's sources
+/// and three marked SIDs (issue 14, items 7, 10, 11).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_pages_and_the_sky_view_without_aladin_in_chromium() {
+    let Some(browser) = browser() else { return };
+    let db = common::ingested(common::sqlite().await).await;
+    let coadd_i = db
+        .catalog
+        .frames_of_class(wisecut::model::FrameClass::CoaddedRegriddedFrame)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.filter.as_deref() == Some("i"))
+        .expect("the tiny survey has an i coadd");
+    let id = coadd_i.target.object_id.0;
+    let slid = db
+        .catalog
+        .first_int(
+            &wisecut::catalog::browse::Table::SourceLists,
+            &format!("frame_id = {id}"),
+            "slid",
+        )
+        .await
+        .unwrap()
+        .expect("the i coadd has a SourceList");
+    let n = db
+        .catalog
+        .source_list(wisecut::ids::Slid(slid))
+        .await
+        .unwrap()
+        .n_sources;
+    // `state` has no local Aladin Lite, and the script blocks CDS.
+    let st = state(&db);
+    assert!(st.config.aladin_dir.is_none());
+    let (stdout, out) = run_in_chromium(
+        st,
+        browser,
+        "pages.py",
+        &[id.to_string(), slid.to_string(), n.to_string()],
+    )
+    .await;
+    assert!(stdout.contains("e2e pages: ok, 4 screenshots"), "{stdout}");
+    for name in [
+        "01_home",
+        "02_rgb_picture",
+        "03_image_coadd_i",
+        "04_sky_fallback",
+    ] {
+        let p = out.join(format!("pages_{name}.png"));
+        let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 20_000, "{} is missing or empty", p.display());
+    }
+}
+
 /// A local Aladin Lite (`WISECUT_ALADIN_DIR`, the npm package's `dist/`);
 /// CI must provide one, since the test runs without network.
 fn local_aladin() -> Option<std::path::PathBuf> {

@@ -75,6 +75,94 @@ async fn the_image_view_renders_binned_frames_with_sources() {
     assert_eq!(res.headers()["x-wisecut-cache"], "cache-hit");
 }
 
+/// The `href` of the first element matching `selector`.
+fn href(doc: &Html, selector: &str) -> String {
+    doc.select(&sel(selector))
+        .next()
+        .unwrap_or_else(|| panic!("no {selector}"))
+        .value()
+        .attr("href")
+        .or_else(|| {
+            doc.select(&sel(selector))
+                .next()
+                .and_then(|e| e.value().attr("src"))
+        })
+        .unwrap()
+        .to_owned()
+}
+
+/// The rendered picture of an image page as 16-bit grey levels, with the
+/// page itself.
+async fn rendered(st: &AppState, uri: &str) -> (Html, Vec<u16>) {
+    let (status, body) = get(st, uri).await;
+    let html = String::from_utf8(body).unwrap();
+    assert_eq!(status, StatusCode::OK, "{uri}: {html}");
+    let doc = Html::parse_document(&html);
+    let src = href(&doc, "img#frame-image");
+    let (status, png) = get(st, &src).await;
+    assert_eq!(status, StatusCode::OK, "{src}");
+    let grey = image::load_from_memory(&png)
+        .unwrap()
+        .to_luma16()
+        .into_raw();
+    (doc, grey)
+}
+
+/// Pixels at either end of the grey scale (clipped by the interval).
+fn clipped(grey: &[u16]) -> usize {
+    grey.iter().filter(|&&g| g == 0 || g == u16::MAX).count()
+}
+
+// Issue 14, item 7: "high" rendered exactly as the default, and the preset
+// links dropped invert, stretch, zoom and the overlay.
+#[tokio::test]
+async fn contrast_presets_change_the_picture_and_keep_the_other_settings() {
+    let db = common::ingested(common::sqlite().await).await;
+    let st = state(&db);
+    let (slid, frame_id, _) = common::biggest_source_list(&db.catalog).await;
+    let base = format!("/image/{frame_id}?bin=2&stretch=asinh&invert=1&zoom=2&slid={slid}");
+    let (doc, default) = rendered(&st, &base).await;
+    let circles = doc.select(&sel("svg#overlay circle")).count();
+    assert!(circles > 0);
+    // With no interval asked, the "normal" preset is the one shown.
+    let current: Vec<_> = doc
+        .select(&sel(".presets a[aria-current]"))
+        .map(|a| a.text().collect::<String>())
+        .collect();
+    assert_eq!(current, ["normal"]);
+
+    let mut clips = Vec::new();
+    for preset in ["high", "normal", "low"] {
+        let link = href(&doc, &format!("a.contrast-{preset}"));
+        for kept in [
+            "bin=2",
+            "stretch=asinh",
+            "invert=1",
+            "zoom=2",
+            &format!("slid={slid}"),
+        ] {
+            assert!(link.contains(kept), "{preset} link lost {kept}: {link}");
+        }
+        let (page, grey) = rendered(&st, &link).await;
+        assert_eq!(page.select(&sel("svg#overlay circle")).count(), circles);
+        let src = href(&page, "img#frame-image");
+        assert!(
+            src.contains("invert=1") && src.contains("stretch=asinh"),
+            "{src}"
+        );
+        assert_eq!(grey.len(), default.len());
+        if preset == "normal" {
+            assert_eq!(grey, default, "normal is the default view");
+        } else {
+            assert_ne!(grey, default, "{preset} renders like the default");
+        }
+        clips.push(clipped(&grey));
+    }
+    // High contrast clips more pixels to black or white than the default,
+    // low contrast fewer.
+    assert!(clips[0] > clips[1] && clips[1] > clips[2], "{clips:?}");
+}
+
 #[tokio::test]
 async fn the_pixel_readout_gives_value_and_sky_position() {
     let db = common::ingested(common::sqlite().await).await;
@@ -124,7 +212,8 @@ async fn bad_image_parameters_are_400() {
         ("bin=3", "1, 2, 4, 8, fit"),
         ("zoom=3", "0.5, 1, 2"),
         ("stretch=cubic", "asinh"),
-        ("contrast=medium", "high, low"),
+        ("contrast=medium", "high, normal, low"),
+        ("contrast=high&interval=minmax", "not both"),
         ("slid=999", "not extracted"),
         ("interval=manual&min=1", "max"),
     ] {

@@ -1,4 +1,7 @@
-//! Peer check against astropy: `color::lupton` reproduces
+//! The RGB maker: the form offers the targets, classes and filters that
+//! exist, a target with several frames per filter asks which (issue 14,
+//! item 10), captions say class, filters, method and parameters; and the
+//! peer check against astropy: `color::lupton` reproduces
 //! `astropy.visualization.make_lupton_rgb`, and `color::linear` reproduces
 //! `make_rgb` with percentile intervals, within 1 DN per channel.
 //!
@@ -9,12 +12,212 @@
 //! mappings' full scale, a negative hole), written as raw float32 with the
 //! PNGs wisecut makes from them.
 
-use super::common;
+use super::common::{self, sel};
+use axum::http::StatusCode;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use wisecut::imaging::color::{self, LinearParams, LuptonParams};
 use wisecut::imaging::raster::Raster;
+use wisecut::model::{Frame, FrameClass};
+
+fn html(body: &[u8]) -> scraper::Html {
+    scraper::Html::parse_document(&String::from_utf8_lossy(body))
+}
+
+fn values(doc: &scraper::Html, selector: &str) -> Vec<String> {
+    doc.select(&sel(selector))
+        .map(|e| e.value().attr("value").unwrap_or("").to_owned())
+        .collect()
+}
+
+/// Every valid frame on the sky with a grid target (what the RGB maker can
+/// combine), read from the catalogue directly.
+async fn sky_frames(db: &common::TestDb) -> Vec<Frame> {
+    let mut out = Vec::new();
+    for class in FrameClass::ALL {
+        out.extend(
+            db.catalog
+                .frames_of_class(class)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|f| f.wcs.is_some() && f.object.is_some() && f.target.is_valid > 0),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_rgb_form_offers_the_targets_classes_and_filters_that_exist() {
+    for db in common::all_backends().await {
+        let db = common::ingested(db).await;
+        let st = common::state_with(&db, |_| {});
+        let frames = sky_frames(&db).await;
+        let (s, _, body) = common::fetch(&st, "/rgb").await;
+        assert_eq!(s, StatusCode::OK);
+        let doc = html(&body);
+        let mut targets = values(&doc, "select#target option:not([value=''])");
+        targets.sort();
+        let mut expected: Vec<String> = frames.iter().filter_map(|f| f.object.clone()).collect();
+        expected.sort();
+        expected.dedup();
+        assert!(!expected.is_empty());
+        assert_eq!(targets, expected);
+        let classes: Vec<String> = doc
+            .select(&sel("select#class option"))
+            .map(|o| o.text().collect())
+            .collect();
+        let mut expected: Vec<String> = frames.iter().map(|f| f.class.name().to_owned()).collect();
+        expected.dedup();
+        expected.sort();
+        let mut sorted = classes.clone();
+        sorted.sort();
+        assert_eq!(sorted, expected);
+        // Coadds (one per filter) are the default.
+        let selected: Vec<String> = doc
+            .select(&sel("select#class option[selected]"))
+            .map(|o| o.text().collect())
+            .collect();
+        assert_eq!(selected, ["CoaddedRegriddedFrame"]);
+        // The coadds' filters make a red-to-blue triple.
+        let coadd_filters: Vec<&str> = frames
+            .iter()
+            .filter(|f| f.class == FrameClass::CoaddedRegriddedFrame)
+            .filter_map(|f| f.filter.as_deref())
+            .collect();
+        for f in ["i", "r", "g"] {
+            assert!(coadd_filters.contains(&f), "{coadd_filters:?}");
+        }
+        assert!(values(&doc, "datalist#filter-triples option").contains(&"i,r,g".to_owned()));
+        // The overview says how many frames each class has per filter.
+        let rows = doc.select(&sel("table#offer tbody tr")).count();
+        assert!(rows >= 2, "{rows} rows");
+    }
+}
+
+// Issue 14, item 10: `class=RegriddedFrame` with a target picked the newest
+// of 16 (24 on the small survey) frames per filter without saying so.
+#[tokio::test]
+async fn a_target_with_several_frames_per_filter_asks_which_and_captions_say_what() {
+    let db = common::ingested(common::sqlite().await).await;
+    let st = common::state_with(&db, |_| {});
+    let frames = sky_frames(&db).await;
+    let target = frames[0].object.clone().unwrap();
+    let regridded = |filter: &str| -> Vec<String> {
+        frames
+            .iter()
+            .filter(|f| f.class == FrameClass::RegriddedFrame)
+            .filter(|f| f.object.as_deref() == Some(&target) && f.filter.as_deref() == Some(filter))
+            .map(|f| f.target.object_id.to_string())
+            .collect()
+    };
+    assert!(
+        regridded("i").len() > 1,
+        "the sample has several per filter"
+    );
+    let query = format!("target={target}&filters=i,r,g&class=RegriddedFrame&method=stiff&gamma=2");
+
+    // The script endpoint: a 400 naming the class and every candidate.
+    let (s, _, body) = common::submit(&st, &format!("/api/rgb?{query}")).await;
+    let msg = String::from_utf8_lossy(&body);
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{msg}");
+    assert!(msg.starts_with("class"), "{msg}");
+    for id in regridded("i") {
+        assert!(msg.contains(&id), "{id} missing: {msg}");
+    }
+
+    // The form: a choice step with one list per band, the other settings
+    // carried over, and no job started.
+    let (s, _, body) = common::submit(&st, &format!("/rgb?{query}")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let doc = html(&body);
+    for (band, filter) in [("red", "i"), ("green", "r"), ("blue", "g")] {
+        let offered = values(&doc, &format!("form#rgb-choice select[name={band}] option"));
+        assert_eq!(offered, regridded(filter), "{band}");
+    }
+    let hidden: Vec<(String, String)> = doc
+        .select(&sel("form#rgb-choice input[type=hidden]"))
+        .map(|e| {
+            let v = e.value();
+            (
+                v.attr("name").unwrap().to_owned(),
+                v.attr("value").unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        hidden.contains(&("method".into(), "stiff".into())),
+        "{hidden:?}"
+    );
+    assert!(hidden.contains(&("gamma".into(), "2".into())), "{hidden:?}");
+    assert!(!hidden.iter().any(|(k, _)| k == "target" || k == "class"));
+    let (n, _) = db.catalog.jobs(None, None, 0, 10).await.unwrap();
+    assert_eq!(n, 0, "nothing may start before the choice");
+
+    // Submitting the choice makes the picture of exactly those frames.
+    // The second of each list: the same chip in every filter (in object-id
+    // order), so the three overlap.
+    let (red, green, blue) = (&regridded("i")[1], &regridded("r")[1], &regridded("g")[1]);
+    let (s, h, body) = common::submit_full(
+        &st,
+        &format!("/rgb?red={red}&green={green}&blue={blue}&method=stiff&gamma=2"),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::SEE_OTHER,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(h["location"].to_str().unwrap().starts_with("/jobs/"));
+    // And a coadd picture by target.
+    let (s, _, body) = common::submit_full(&st, &format!("/rgb?target={target}&filters=irg")).await;
+    assert_eq!(
+        s,
+        StatusCode::SEE_OTHER,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // Captions in the gallery and the jobs list: class, filters, method
+    // and its parameters.
+    let lupton = color::LuptonParams::default();
+    let expected = [
+        vec![
+            "RegriddedFrame i,r,g".to_owned(),
+            "stiff".into(),
+            "gamma 2".into(),
+            format!("{red}/{green}/{blue}"),
+        ],
+        vec![
+            "CoaddedRegriddedFrame i,r,g".to_owned(),
+            format!("lupton Q {}, stretch {}", lupton.q, lupton.stretch),
+            target.clone(),
+        ],
+    ];
+    let (_, _, body) = common::fetch(&st, "/rgb/gallery").await;
+    let gallery: Vec<String> = html(&body)
+        .select(&sel("#gallery figcaption"))
+        .map(|e| e.text().collect())
+        .collect();
+    let (_, _, body) = common::fetch(&st, "/jobs?kind=rgb").await;
+    let jobs: Vec<String> = html(&body)
+        .select(&sel("table#jobs tbody tr td:nth-child(3)"))
+        .map(|e| e.text().collect())
+        .collect();
+    for (place, captions) in [("gallery", &gallery), ("jobs", &jobs)] {
+        assert_eq!(captions.len(), 2, "{place}: {captions:?}");
+        for parts in &expected {
+            assert!(
+                captions
+                    .iter()
+                    .any(|c| parts.iter().all(|p| c.contains(p.as_str()))),
+                "{place}: no caption with {parts:?} in {captions:?}"
+            );
+        }
+    }
+}
 
 const W: usize = 97;
 const H: usize = 61;

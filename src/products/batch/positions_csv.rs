@@ -135,6 +135,12 @@ impl Column {
     }
 }
 
+/// Every CSV column by name, with whether it is a job option (allowed in
+/// the query string as well as per row) rather than part of a target.
+pub fn column_names() -> Vec<(&'static str, bool)> {
+    COLUMNS.iter().map(|(c, n)| (*n, c.is_option())).collect()
+}
+
 /// "RA, DEC, …": the names a message offers as the allowed ones.
 fn column_list(options_only: bool) -> String {
     COLUMNS
