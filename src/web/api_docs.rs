@@ -469,6 +469,18 @@ const TABLE: &[Param] = &[
         "VOTable serialisation.",
     ),
     p(
+        "coords",
+        "deg, sex",
+        "deg",
+        "How an HTML table shows RA/Dec: degrees to 1e-6 or sexagesimal; exports always hold full-precision degrees.",
+    ),
+    p(
+        "thumbs",
+        "yes, no (any boolean)",
+        "yes",
+        "Source tables of an HTML page: a lazy thumbnail per row.",
+    ),
+    p(
         "datalink",
         "flag",
         "true",
