@@ -7,7 +7,7 @@
 
 use askama::Template;
 use axum::extract::{Multipart, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::ApiError;
@@ -129,6 +129,7 @@ pub async fn batch_post(State(st): State<AppState>, mut form: Multipart) -> Resp
 pub async fn batch_api(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
     let options: Vec<(String, String)> = serde_urlencoded::from_str(q.as_deref().unwrap_or(""))
@@ -147,19 +148,6 @@ pub async fn batch_api(
         },
     )
     .await?;
-    let mut r = (
-        StatusCode::ACCEPTED,
-        axum::Json(serde_json::json!({
-            "id": job.id,
-            "status": job.status,
-            "title": job.title,
-            "page": format!("/jobs/{}", job.id),
-            "poll": format!("/api/jobs/{}", job.id),
-        })),
-    )
-        .into_response();
-    if let Ok(v) = format!("/api/jobs/{}", job.id).parse() {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(r)
+    let base = super::vo_endpoints::base_url(&st, &headers);
+    Ok(super::job_pages::accepted(&st, &base, &job).await)
 }

@@ -23,11 +23,11 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::ApiError;
-use super::job_pages::job_json;
+use super::job_pages::{accepted, job_json};
 use super::query_params::{QueryParams, submission, submit_with_post};
 use super::table_pages::{ListKind, list_of_object, no_such_list};
 use super::{AppError, AppState};
@@ -357,17 +357,7 @@ pub async fn deps_api(
     let base = super::vo_endpoints::base_url(&st, &headers);
     match submit_deps(&st, &params).await? {
         Submitted::Done(job) => Ok(axum::Json(job_json(&st, &base, &job).await).into_response()),
-        Submitted::Queued(job) => {
-            let mut r = (
-                StatusCode::ACCEPTED,
-                axum::Json(job_json(&st, &base, &job).await),
-            )
-                .into_response();
-            if let Ok(v) = format!("{base}/api/jobs/{}", job.id).parse() {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            Ok(r)
-        }
+        Submitted::Queued(job) => Ok(accepted(&st, &base, &job).await),
     }
 }
 

@@ -10,7 +10,7 @@
 use askama::Template;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 
@@ -22,6 +22,20 @@ use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
 use crate::ids::JobId;
 use crate::jobs::Jobs;
 use crate::products::dependency_cutouts::DepResult;
+
+/// 202 Accepted for a queued job: its JSON (absolute URLs under `base`)
+/// and a `Location` to poll — what every job-submitting API answers.
+pub(super) async fn accepted(st: &AppState, base: &str, job: &JobRecord) -> Response {
+    let mut r = (
+        StatusCode::ACCEPTED,
+        axum::Json(job_json(st, base, job).await),
+    )
+        .into_response();
+    if let Ok(v) = format!("{base}/api/jobs/{}", job.id).parse() {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
 
 /// A job as JSON, with its links and its result's file paths turned into
 /// absolute URLs under `base` (from [`super::vo_endpoints::base_url`]):

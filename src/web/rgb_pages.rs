@@ -434,15 +434,8 @@ pub async fn rgb_api(
     }
     let job = submit(&st, &p).await?;
     if job.status != JobStatus::Done {
-        let mut r = (
-            StatusCode::ACCEPTED,
-            axum::Json(serde_json::json!({"id": job.id, "status": job.status, "page": format!("/jobs/{}", job.id)})),
-        )
-            .into_response();
-        if let Ok(v) = format!("/api/jobs/{}", job.id).parse() {
-            r.headers_mut().insert(header::LOCATION, v);
-        }
-        return Ok(r);
+        let base = super::vo_endpoints::base_url(&st, &headers);
+        return Ok(super::job_pages::accepted(&st, &base, &job).await);
     }
     let name = job
         .result

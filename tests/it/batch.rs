@@ -65,6 +65,18 @@ async fn batch_reports_malformed_rows_by_line_and_processes_the_others() {
     );
     let job: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let id = job["id"].as_i64().unwrap();
+    // The 202 is the job's JSON with absolute links, as /api/deps answers
+    // (no Host in this request: the configured public URL).
+    for (key, path) in [
+        ("poll", format!("/api/jobs/{id}")),
+        ("page", format!("/jobs/{id}")),
+    ] {
+        let url = job[key].as_str().unwrap_or_default();
+        assert!(
+            url.starts_with("http") && url.ends_with(&path),
+            "{key}: {job}"
+        );
+    }
     let done = wait_done(&st, id).await;
     assert_eq!(done["status"], "done", "{done}");
     let log = done["log"].as_str().unwrap();

@@ -322,19 +322,24 @@ async fn the_star_sits_at_the_centre_of_every_sky_frame_cutout() {
     }
 }
 
-#[tokio::test]
-async fn calibration_cutouts_cover_the_raw_frames_detector_pixels() {
+/// The dependency cutouts of `classes` around the brightest star of the
+/// tiny survey, on SQLite: the database, its state and the job JSON.
+async fn bright_star_cutouts(classes: &str) -> (TestDb, AppState, Json) {
     let db = common::ingested(common::sqlite().await).await;
     let st = super::web::state(&db);
     let star = bright_star(&db).await;
-    let v = deps_json(
-        &st,
-        &format!(
-            "slid={}&ids={}&size={SIDE}&classes=raw,bias,flat,fringe,hot,cold,illumination,rawbias,rawflat",
-            star.slid, star.sid
-        ),
-    )
-    .await;
+    let query = format!(
+        "slid={}&ids={}&size={SIDE}&classes={classes}",
+        star.slid, star.sid
+    );
+    let v = deps_json(&st, &query).await;
+    (db, st, v)
+}
+
+#[tokio::test]
+async fn calibration_cutouts_cover_the_raw_frames_detector_pixels() {
+    let (db, st, v) =
+        bright_star_cutouts("raw,bias,flat,fringe,hot,cold,illumination,rawbias,rawflat").await;
     let all = cutouts(&v["result"], 0);
     let raws: Vec<&Json> = all
         .iter()
@@ -1054,4 +1059,32 @@ async fn the_deps_api_answers_absolute_urls_from_the_host_or_the_public_url() {
         v["page"],
         format!("https://survey.example.org/wisecut/jobs/{id}")
     );
+}
+
+/// Grey levels of a PNG result file.
+fn png_levels(bytes: &[u8]) -> Vec<u8> {
+    image::load_from_memory(bytes)
+        .unwrap()
+        .to_luma8()
+        .into_raw()
+}
+
+#[tokio::test]
+async fn pixel_maps_and_flat_corrections_are_drawn_not_left_black() {
+    // zscale of a hot- or cold-pixel map (ones and a few zeros) or of a
+    // constant illumination correction collapses to one value, and every
+    // such thumbnail of the result table was a black square.
+    let (_db, st, v) = bright_star_cutouts("hot,cold,illumination").await;
+    let all = cutouts(&v["result"], 0);
+    assert!(all.len() >= 3, "{} cutouts", all.len());
+    for (class, c) in &all {
+        let levels = png_levels(&download(&st, c["png"].as_str().unwrap()).await);
+        let black = levels.iter().filter(|l| **l == 0).count();
+        assert!(
+            black < levels.len() / 2,
+            "{class} {}: {black} of {} pixels black",
+            c["filename"],
+            levels.len()
+        );
+    }
 }

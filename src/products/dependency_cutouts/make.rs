@@ -107,10 +107,28 @@ fn render_with(
 ) -> Result<render::Rendered, String> {
     let params = RenderParams {
         stretch: req.stretch,
-        interval,
+        interval: readable(interval, &img.data),
         ..RenderParams::default()
     };
     render::render(img, &params).map_err(|e| e.to_string())
+}
+
+/// `interval`, unless its limits collapse to one value on `data` — zscale
+/// of a hot- or cold-pixel map (ones with a few zeros) or of a constant
+/// illumination correction, which would draw a black square that reads as
+/// "no data": then the full range, and a constant as mid-grey.
+fn readable(interval: Interval, data: &[f32]) -> Interval {
+    match render::limits(&interval, data) {
+        Ok((lo, hi)) if lo < hi => interval,
+        _ => match render::limits(&Interval::MinMax, data) {
+            Ok((lo, hi)) if lo < hi => Interval::Manual { min: lo, max: hi },
+            Ok((v, _)) => Interval::Manual {
+                min: v - 1.0,
+                max: v + 1.0,
+            },
+            Err(_) => interval,
+        },
+    }
 }
 
 fn stem(filename: &str) -> &str {
