@@ -672,7 +672,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             summary: "Dependency cutouts: the same sky cut out of every frame in the lineage of sources or associations.",
             accepts: || dependency_cutout_pages::DEP_PARAMS.to_vec(),
             params: DEPS,
-            answers: "200 with the job as JSON (rows per source, cutout, PNG and GIF URLs) when made at once; 202 with Location: /api/jobs/ID when queued (more sources than --inline-sources).",
+            answers: "200 with the job as JSON (rows per source, cutout, PNG and GIF URLs, all absolute) when made at once; 202 with the job as JSON and an absolute Location: …/api/jobs/ID when queued (more sources than --inline-sources).",
             errors: &[
                 (
                     "400",
@@ -690,7 +690,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             summary: "A colour picture of three frames, or of a target in three filters.",
             accepts: || rgb_pages::PARAMS.to_vec(),
             params: RGB,
-            answers: "200 with the PNG or JPEG and X-Wisecut-Job; 202 with the job when a large whole-frame picture is queued. The same request gets the same job.",
+            answers: "200 with the PNG or JPEG and X-Wisecut-Job; 202 with the job as JSON and an absolute Location: …/api/jobs/ID when a large whole-frame picture is queued. The same request gets the same job.",
             errors: &[
                 (
                     "400",
@@ -710,7 +710,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             summary: "DES-style batch cutouts: a CSV of positions as the body, job options in the query string (the option columns), each row able to override them.",
             accepts: batch_columns,
             params: BATCH,
-            answers: "202 with the job as JSON and Location: /api/jobs/ID; the job writes summary.json, positions_JOB.csv, log.txt, the cutouts and a ZIP.",
+            answers: "202 with the job as JSON (absolute links) and Location: …/api/jobs/ID; the job writes summary.json, positions_JOB.csv, log.txt, the cutouts and a ZIP.",
             errors: &[
                 (
                     "400",
