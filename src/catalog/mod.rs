@@ -246,6 +246,21 @@ impl Catalog {
         frame_from_models(t, f)
     }
 
+    /// The first frame (by object id) of the most processed class that has
+    /// one `on_sky` accepts: a coadd when there is one — the frame examples
+    /// and default views show.
+    pub async fn most_processed_frame(
+        &self,
+        on_sky: impl Fn(&Frame) -> bool,
+    ) -> Result<Option<Frame>, CatalogError> {
+        for c in FrameClass::ALL.into_iter().rev() {
+            if let Some(f) = self.frames_of_class(c).await?.into_iter().find(&on_sky) {
+                return Ok(Some(f));
+            }
+        }
+        Ok(None)
+    }
+
     /// All frames of one class, ordered by object id.
     pub async fn frames_of_class(&self, class: FrameClass) -> Result<Vec<Frame>, CatalogError> {
         let frames = entity::frame::Entity::find()

@@ -7,7 +7,6 @@ use super::api_docs::{self, Endpoint};
 use super::{AppError, AppState};
 use crate::catalog::CategoryCount;
 use crate::catalog::browse::Table;
-use crate::model::FrameClass;
 use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -137,19 +136,10 @@ struct ExampleIds {
 
 async fn example_ids(st: &AppState) -> Result<Option<ExampleIds>, AppError> {
     // A coadd when there is one: it has a source list and every filter.
-    let mut frame = None;
-    for c in FrameClass::ALL.into_iter().rev() {
-        if let Some(f) = st
-            .catalog
-            .frames_of_class(c)
-            .await?
-            .into_iter()
-            .find(|f| f.center.is_some())
-        {
-            frame = Some(f);
-            break;
-        }
-    }
+    let frame = st
+        .catalog
+        .most_processed_frame(|f| f.center.is_some())
+        .await?;
     let Some(f) = frame else { return Ok(None) };
     let id = f.target.object_id.0;
     let slid = match st

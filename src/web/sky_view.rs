@@ -35,7 +35,6 @@ use crate::ids::{ObjectId, Sid, Slid};
 use crate::imaging::render::Stretch;
 use crate::imaging::wcs::Wcs;
 use crate::model::Frame;
-use crate::model::FrameClass;
 use crate::params::id_ranges;
 use crate::vo::obscore;
 
@@ -216,19 +215,10 @@ pub async fn sky(
         (None, Some(fid)) => st.catalog.frame(fid).await?,
         // Without a choice: the first coadd, else the first frame on the sky.
         (None, None) => {
-            let mut found = None;
-            for c in FrameClass::ALL.into_iter().rev() {
-                if let Some(f) = st
-                    .catalog
-                    .frames_of_class(c)
-                    .await?
-                    .into_iter()
-                    .find(|f| f.footprint.is_some())
-                {
-                    found = Some(f);
-                    break;
-                }
-            }
+            let found = st
+                .catalog
+                .most_processed_frame(|f| f.footprint.is_some())
+                .await?;
             found.ok_or_else(|| AppError::NotFound("no frame on the sky in this archive".into()))?
         }
     };

@@ -32,18 +32,23 @@ fn mad_sigma(v: &[f64]) -> f64 {
     1.4826 * median(&mut dev)
 }
 
-/// Background structure on the scale of fringes, in units of the pixel
-/// noise: the scatter of 16×16-pixel block medians once a quadratic surface
-/// (the illumination and sky gradients, which are not fringes) is removed.
-/// Pure noise gives about 1.25/16 ≈ 0.08; the old i band gave 0.3–0.5.
-fn fringe_scatter(img: &Raster<f32>) -> f64 {
+/// The pixel noise of an image: the MAD sigma of its finite pixels.
+fn pixel_noise(img: &Raster<f32>) -> f64 {
     let finite: Vec<f64> = img
         .data
         .iter()
         .filter(|v| v.is_finite())
         .map(|v| f64::from(*v))
         .collect();
-    let pixel_noise = mad_sigma(&finite);
+    mad_sigma(&finite)
+}
+
+/// Background structure on the scale of fringes, in units of the pixel
+/// noise: the scatter of 16×16-pixel block medians once a quadratic surface
+/// (the illumination and sky gradients, which are not fringes) is removed.
+/// Pure noise gives about 1.25/16 ≈ 0.08; the old i band gave 0.3–0.5.
+fn fringe_scatter(img: &Raster<f32>) -> f64 {
+    let pixel_noise = pixel_noise(img);
     const B: usize = 16;
     let (nx, ny) = (img.width / B, img.height / B);
     let mut blocks = Vec::new();
@@ -196,13 +201,7 @@ fn the_brightest_stars_of_each_coadd_sit_on_a_flat_background() {
     let dir = common::small_sample();
     for band in ["g", "r", "i"] {
         let img = image(&dir.join(format!("coadd/coadd_{band}.fits")));
-        let finite: Vec<f64> = img
-            .data
-            .iter()
-            .filter(|v| v.is_finite())
-            .map(|v| f64::from(*v))
-            .collect();
-        let noise = mad_sigma(&finite);
+        let noise = pixel_noise(&img);
         let peaks = brightest_peaks(&img, 8, 100, 90);
         assert_eq!(peaks.len(), 8, "coadd_{band}: too few bright stars");
         let mut inner = Vec::new();
