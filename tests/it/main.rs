@@ -22,4 +22,5 @@ mod robustness;
 mod sample;
 mod science_quality;
 mod vo;
+mod vo_fixes;
 mod web;
