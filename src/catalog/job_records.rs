@@ -19,6 +19,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
+    /// Created, not yet asked to run (a UWS job before `PHASE=RUN`).
+    Pending,
     /// Waiting for a worker.
     Queued,
     /// Being worked on.
@@ -27,25 +29,31 @@ pub enum JobStatus {
     Done,
     /// Stopped with an error.
     Failed,
+    /// Stopped by its client before it finished.
+    Aborted,
 }
 
 impl JobStatus {
     /// The stored name.
     pub fn name(self) -> &'static str {
         match self {
+            Self::Pending => "pending",
             Self::Queued => "queued",
             Self::Running => "running",
             Self::Done => "done",
             Self::Failed => "failed",
+            Self::Aborted => "aborted",
         }
     }
 
     fn parse(s: &str) -> Result<Self, CatalogError> {
         Ok(match s {
+            "pending" => Self::Pending,
             "queued" => Self::Queued,
             "running" => Self::Running,
             "done" => Self::Done,
             "failed" => Self::Failed,
+            "aborted" => Self::Aborted,
             other => return Err(CatalogError::Invalid(format!("unknown job status {other}"))),
         })
     }
@@ -64,11 +72,14 @@ pub enum JobKind {
     /// A batch of positions.
     #[serde(rename = "batch")]
     Batch,
+    /// An asynchronous TAP query (a UWS job).
+    #[serde(rename = "tap")]
+    Tap,
 }
 
 impl JobKind {
     /// Every kind, in the order pages list them.
-    pub const ALL: [JobKind; 3] = [Self::DependencyCutouts, Self::Rgb, Self::Batch];
+    pub const ALL: [JobKind; 4] = [Self::DependencyCutouts, Self::Rgb, Self::Batch, Self::Tap];
 
     /// The stored name (`deps`, `rgb`, `batch`).
     pub fn name(self) -> &'static str {
@@ -76,6 +87,7 @@ impl JobKind {
             Self::DependencyCutouts => "deps",
             Self::Rgb => "rgb",
             Self::Batch => "batch",
+            Self::Tap => "tap",
         }
     }
 
@@ -232,6 +244,64 @@ impl Catalog {
         self.job_query(&sql, values)
             .await?
             .ok_or_else(|| CatalogError::Invalid("job insert returned nothing".into()))
+    }
+
+    /// Stores a job that waits for its client's `PHASE=RUN` (UWS's PENDING)
+    /// before any worker may claim it.
+    pub async fn create_pending_job(
+        &self,
+        kind: JobKind,
+        title: &str,
+        params: &serde_json::Value,
+    ) -> Result<JobRecord, CatalogError> {
+        let job = self.create_job(kind, title, params, None).await?;
+        self.job_exec(
+            "UPDATE job SET status = 'pending' WHERE id = $1 AND status = 'queued'",
+            vec![job.id.0.into()],
+        )
+        .await?;
+        self.job(job.id).await
+    }
+
+    /// Queues a pending job; false when it was not pending (already
+    /// started, finished or aborted).
+    pub async fn queue_pending_job(&self, id: JobId) -> Result<bool, CatalogError> {
+        self.job_exec(
+            "UPDATE job SET status = 'queued' WHERE id = $1 AND status = 'pending'",
+            vec![id.0.into()],
+        )
+        .await
+    }
+
+    /// Aborts a job that has not finished; false when it had. A worker
+    /// still running it loses it: its result is not recorded (finishing
+    /// requires the job to be running).
+    pub async fn abort_job(&self, id: JobId) -> Result<bool, CatalogError> {
+        self.job_exec(
+            "UPDATE job SET status = 'aborted', finished_at = $1, error = 'aborted by its client'              WHERE id = $2 AND status IN ('pending', 'queued', 'running')",
+            vec![Utc::now().into(), id.0.into()],
+        )
+        .await
+    }
+
+    /// Replaces the parameters of a pending job (UWS allows changing them
+    /// before the run); false when it is no longer pending.
+    pub async fn set_pending_job_params(
+        &self,
+        id: JobId,
+        params: &serde_json::Value,
+    ) -> Result<bool, CatalogError> {
+        self.job_exec(
+            "UPDATE job SET params = $1 WHERE id = $2 AND status = 'pending'",
+            vec![params.to_string().into(), id.0.into()],
+        )
+        .await
+    }
+
+    /// Deletes a job's record (its files are the caller's to remove).
+    pub async fn delete_job(&self, id: JobId) -> Result<bool, CatalogError> {
+        self.job_exec("DELETE FROM job WHERE id = $1", vec![id.0.into()])
+            .await
     }
 
     /// Claims the oldest queued job for `owner`, if any.
@@ -435,7 +505,7 @@ impl Catalog {
         use sea_orm::{ColumnTrait, QueryFilter};
         entity::job::Entity::find()
             .filter(C::Expired.eq(false))
-            .filter(C::Status.is_in(["done", "failed"]))
+            .filter(C::Status.is_in(["done", "failed", "aborted"]))
             .order_by_asc(C::Id)
             .all(self.db())
             .await?

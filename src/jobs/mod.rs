@@ -159,6 +159,18 @@ type Reserve = Arc<dyn Fn(u64) -> Result<MemoryGrant, ProductError> + Send + Syn
 /// What running a job hands back: the summary stored in the record.
 pub type Outcome = Result<serde_json::Value, JobError>;
 
+/// The parameters of a TAP job: the request's pairs, the inline uploads
+/// (part name, VOTable text) and the base URL its answer links to.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TapParams {
+    /// (NAME, value) as the client sent them.
+    pub pairs: Vec<(String, String)>,
+    /// (part name, VOTable text) of `param:` uploads.
+    pub uploads: Vec<(String, String)>,
+    /// Scheme and host of the server the client used.
+    pub base: String,
+}
+
 impl Jobs {
     /// The service; `dir` is created if needed.
     pub fn new(
@@ -391,6 +403,7 @@ impl Jobs {
             JobKind::DependencyCutouts => self.run_deps(job, dir, progress).await,
             JobKind::Rgb => self.run_rgb(job, dir).await,
             JobKind::Batch => self.run_batch(job, dir, progress).await,
+            JobKind::Tap => self.run_tap(job, dir).await,
         }
     }
 
@@ -455,6 +468,65 @@ impl Jobs {
         .await?;
         self.catalog.job_log(job.id, &log).await?;
         Ok(summary)
+    }
+
+    /// An asynchronous TAP query: its stored parameters (and uploaded
+    /// tables) are read as the sync endpoint reads a request, and the
+    /// answer written as `result.vot`. A query the client must change fails
+    /// the job with the message (UWS phase ERROR).
+    async fn run_tap(&self, job: &JobRecord, dir: &Path) -> Outcome {
+        let stored: TapParams = serde_json::from_value(job.params.clone())
+            .map_err(|e| JobError::Failed(format!("stored parameters unreadable: {e}")))?;
+        let mut p = crate::vo::DalParams::default();
+        for (k, v) in &stored.pairs {
+            p.push(k, v.clone());
+        }
+        let req = crate::vo::tap::Request::parse(&p).map_err(JobError::Failed)?;
+        let mut uploads = Vec::new();
+        for (name, part) in &req.uploads {
+            let body = stored
+                .uploads
+                .iter()
+                .find(|(n, _)| n == part)
+                .map(|(_, b)| b.as_bytes())
+                .ok_or_else(|| {
+                    JobError::Failed(format!(
+                        "UPLOAD {name}: no part named {part} was sent with the job"
+                    ))
+                })?;
+            uploads.push(crate::vo::tap::read_upload(name, body).map_err(JobError::Failed)?);
+        }
+        let doc = crate::vo::tap::run(&self.catalog, &req, uploads, &stored.base)
+            .await
+            .map_err(|e| match e {
+                crate::vo::tap::TapError::Usage(m) => JobError::Failed(m),
+                crate::vo::tap::TapError::Catalog(c) => JobError::Catalog(c),
+            })?;
+        let rows = doc.rows.len();
+        let overflow = doc.trailing_infos.iter().any(|i| i.value == "OVERFLOW");
+        let xml = doc.to_xml(req.format.serialization);
+        let dir = dir.to_path_buf();
+        let media_type = req.format.media_type.clone();
+        on_disk(move || -> std::io::Result<()> {
+            let mut files = Vec::new();
+            crate::products::result_files::write_file(
+                &dir,
+                "result.vot",
+                xml.as_bytes(),
+                "votable",
+                format!("TAP query result ({rows} rows)"),
+                &mut files,
+            )?;
+            crate::products::result_files::write_manifest(
+                &dir,
+                serde_json::json!({ "media_type": media_type }),
+                &files,
+            )?;
+            Ok(())
+        })
+        .await
+        .and_then(|r| r)?;
+        Ok(serde_json::json!({ "rows": rows, "overflow": overflow }))
     }
 
     async fn run_deps(&self, job: &JobRecord, dir: &Path, progress: Arc<Progress>) -> Outcome {
@@ -573,6 +645,39 @@ impl Jobs {
 
     /// Where a job's ZIP is kept (beside its result directory, and removed
     /// with it).
+    /// The retention policy (UWS destruction times follow from it).
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    /// Queues a pending job (UWS `PHASE=RUN`) and wakes a worker; false
+    /// when it was not pending.
+    pub async fn run_pending(&self, id: JobId) -> Result<bool, JobError> {
+        let queued = self.catalog.queue_pending_job(id).await?;
+        if queued {
+            self.log(id, "queued").await;
+            self.wake.notify_one();
+        }
+        Ok(queued)
+    }
+
+    /// Deletes a job: aborts it if it is still to finish, then removes its
+    /// files and its record (UWS `DELETE`).
+    pub async fn delete(&self, id: JobId) -> Result<(), JobError> {
+        self.catalog.abort_job(id).await?;
+        let dirs = [self.result_dir(id), self.part_dir(id)];
+        let zip = self.zip_path(id);
+        on_disk(move || {
+            for d in &dirs {
+                remove_dir(d);
+            }
+            let _ = std::fs::remove_file(&zip);
+        })
+        .await?;
+        self.catalog.delete_job(id).await?;
+        Ok(())
+    }
+
     fn zip_path(&self, id: JobId) -> PathBuf {
         self.dir.join(format!("{id}.zip"))
     }

@@ -389,6 +389,7 @@ pub fn document(rows: &[Link], soda: Vec<ServiceDescriptor>) -> Document {
         fields: fields(),
         rows: rows.iter().map(Link::row).collect(),
         services: soda,
+        trailing_infos: vec![],
     }
 }
 

@@ -242,6 +242,7 @@ pub fn document(
         fields,
         rows: out_rows,
         services,
+        trailing_infos: vec![],
     }
 }
 

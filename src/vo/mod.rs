@@ -21,6 +21,8 @@ pub mod obscore;
 pub mod prov;
 pub mod sia;
 pub mod soda;
+pub mod tap;
+pub mod uws;
 pub mod votable;
 
 /// Parameters of a DAL request, as the VO standards define them: names are
@@ -70,6 +72,16 @@ impl DalParams {
             .collect();
         out.dedup();
         out
+    }
+
+    /// Every (name, value) pair, names upper case, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
+    /// Adds a pair (a multipart request's text parts).
+    pub fn push(&mut self, name: &str, value: String) {
+        self.0.push((name.trim().to_ascii_uppercase(), value));
     }
 
     /// Adds the pairs of another request (a POST body after the query).

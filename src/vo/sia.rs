@@ -850,6 +850,11 @@ pub fn answer(frames: &[Frame], q: &Query, base: &str) -> Document {
                 super::datalink::SodaDataset::Column("obs_publisher_did"),
             ),
         ],
+        trailing_infos: if overflow {
+            vec![QueryStatus::Overflow.info()]
+        } else {
+            vec![]
+        },
     }
 }
 

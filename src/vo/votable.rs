@@ -367,6 +367,9 @@ pub struct Document {
     pub rows: Vec<Vec<Cell>>,
     /// Service descriptors written after the results resource.
     pub services: Vec<ServiceDescriptor>,
+    /// INFOs after the table (DALI places an overflow's QUERY_STATUS
+    /// there, where a streaming writer learns of it).
+    pub trailing_infos: Vec<Info>,
 }
 
 /// The status a DAL response reports in `INFO name="QUERY_STATUS"`.
@@ -424,6 +427,9 @@ impl Document {
         // have some, so it has no TABLE at all (DALI needs only the INFO).
         if !self.fields.is_empty() {
             self.write_table(&mut out, ser);
+        }
+        for i in &self.trailing_infos {
+            i.write(&mut out);
         }
         out.push_str("</RESOURCE>\n");
         for s in &self.services {
@@ -615,6 +621,7 @@ mod tests {
                 vec![Cell::Null, Cell::Float(f64::NAN), Cell::Null, Cell::Null],
             ],
             services: vec![],
+            trailing_infos: vec![],
         }
     }
 

@@ -78,11 +78,11 @@ pub fn cost(method: &Method, path: &str, query: Option<&str>) -> Cost {
         "/batch",
         "/api/batch",
     ];
-    if method == Method::POST && SUBMIT.contains(&path) {
+    if method == Method::POST && (SUBMIT.contains(&path) || path == "/vo/tap/async") {
         return Cost::Job;
     }
     match path {
-        "/api/cutout" | "/vo/soda/sync" | "/prov" | "/vo/moc" => Cost::Expensive,
+        "/api/cutout" | "/vo/soda/sync" | "/prov" | "/vo/moc" | "/vo/tap/sync" => Cost::Expensive,
         _ if under("/render/") || under("/thumb/") || under("/data/") => Cost::Expensive,
         _ if under("/jobs/") && path.ends_with("/zip") && !path.contains("/files/") => {
             Cost::Expensive

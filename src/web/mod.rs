@@ -23,6 +23,7 @@ pub mod security_headers;
 pub mod server;
 pub mod sky_view;
 pub mod table_pages;
+pub mod tap_endpoints;
 pub mod vo_endpoints;
 
 pub use error::{ApiError, AppError};
@@ -216,6 +217,32 @@ pub fn app(state: AppState) -> Router {
             get(vo_endpoints::provenance).post(vo_endpoints::provenance),
         )
         .route("/vo/moc", get(vo_endpoints::moc))
+        .route("/vo/tap", get(tap_endpoints::root))
+        .route(
+            "/vo/tap/sync",
+            get(tap_endpoints::sync).post(tap_endpoints::sync),
+        )
+        .route(
+            "/vo/tap/async",
+            get(tap_endpoints::async_jobs).post(tap_endpoints::async_jobs),
+        )
+        .route(
+            "/vo/tap/async/{id}",
+            get(tap_endpoints::async_job)
+                .post(tap_endpoints::async_job)
+                .delete(tap_endpoints::async_job),
+        )
+        .route(
+            "/vo/tap/async/{id}/results/result",
+            get(tap_endpoints::async_result),
+        )
+        .route(
+            "/vo/tap/async/{id}/{resource}",
+            get(tap_endpoints::async_job_resource).post(tap_endpoints::async_job_resource),
+        )
+        .route("/vo/tap/capabilities", get(tap_endpoints::capabilities))
+        .route("/vo/tap/availability", get(vo_endpoints::availability))
+        .route("/vo/tap/tables", get(tap_endpoints::tables))
         .route("/vo/availability", get(vo_endpoints::availability))
         .route("/vo/capabilities", get(vo_endpoints::capabilities))
         .route("/vo/sia/availability", get(vo_endpoints::availability))

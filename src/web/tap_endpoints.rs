@@ -1,0 +1,754 @@
+//! TAP 1.1 over HTTP: `/vo/tap/sync`, the UWS 1.1 job list and jobs under
+//! `/vo/tap/async`, and the VOSI resources of the service
+//! (`/vo/tap/capabilities`, `/vo/tap/availability`, `/vo/tap/tables`).
+//!
+//! Requests may be GET, form POST or multipart POST (the form of uploads:
+//! `UPLOAD=name,param:part` with the VOTable in part `part`). Errors are
+//! DALI error VOTables (`QUERY_STATUS=ERROR`), 400 for the client's
+//! mistakes. Asynchronous queries are wisecut jobs of kind `tap`, stored
+//! in the job table like every other job (so they survive restarts and any
+//! server on the same database sees them); a job created without
+//! `PHASE=RUN` waits, PENDING, until it is started.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::vo_endpoints::{AsVoTable, VoError, base_url, votable_response};
+use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
+use crate::ids::JobId;
+use crate::jobs::TapParams;
+use crate::vo::tap::{self, TapError};
+use crate::vo::tap_schema::{self, TapTable};
+use crate::vo::uws::{self, JobView, Phase};
+use crate::vo::votable::{self, escape};
+use crate::vo::DalParams;
+
+type Answer = Result<Response, VoError<AsVoTable>>;
+
+/// Most bytes of a TAP request body (uploads included).
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Longest a run may last, seconds (UWS executionDuration): PostgreSQL's
+/// statement timeout for TAP.
+pub const EXECUTION_DURATION_S: u64 = crate::vo::adql::STATEMENT_TIMEOUT_S as u64;
+
+/// Longest a `WAIT` on a job's phase blocks, seconds (well inside the
+/// server's request timeout).
+const MAX_WAIT_S: u64 = 30;
+
+/// The parameters and the uploaded parts of a request.
+struct Input {
+    params: DalParams,
+    parts: Vec<(String, String)>,
+}
+
+/// Reads query string, form body or multipart body.
+async fn input(query: Option<&str>, req: Request) -> Result<Input, VoError<AsVoTable>> {
+    let mut params = DalParams::parse(query.unwrap_or("")).map_err(VoError::usage)?;
+    let mut parts = Vec::new();
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    if multipart {
+        let mut form = axum::extract::Multipart::from_request(req, &())
+            .await
+            .map_err(|e| VoError::usage(format!("the multipart body is malformed: {e}")))?;
+        let mut total = 0usize;
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| VoError::usage(format!("the multipart body is malformed: {e}")))?
+        {
+            let name = field.name().unwrap_or("").to_owned();
+            let is_file = field.file_name().is_some();
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| VoError::usage(format!("part {name}: {e}")))?;
+            total += bytes.len();
+            if total > MAX_BODY_BYTES {
+                return Err(VoError::usage(format!(
+                    "the request body is larger than {} MiB; upload smaller tables",
+                    MAX_BODY_BYTES >> 20
+                )));
+            }
+            let text = String::from_utf8(bytes.to_vec())
+                .map_err(|_| VoError::usage(format!("part {name}: not UTF-8 text")))?;
+            // A part that a parameter names is an upload; parameters are
+            // the other non-file parts.
+            if is_file || !crate::vo::tap::PARAMS.iter().any(|p| p.eq_ignore_ascii_case(&name)) {
+                parts.push((name, text));
+            } else {
+                params.push(&name, text);
+            }
+        }
+    } else {
+        let body = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                VoError::usage(format!(
+                    "the request body is larger than {} MiB",
+                    MAX_BODY_BYTES >> 20
+                ))
+            })?;
+        if !body.is_empty() {
+            let text = std::str::from_utf8(&body)
+                .map_err(|_| VoError::usage("the request body is not UTF-8 form data"))?;
+            params.extend(DalParams::parse(text).map_err(VoError::usage)?);
+        }
+    }
+    Ok(Input { params, parts })
+}
+
+/// Reads the uploads a request names from its parts.
+fn uploads(
+    req: &tap::Request,
+    parts: &[(String, String)],
+) -> Result<Vec<(TapTable, crate::catalog::tap_query::UploadTable)>, String> {
+    req.uploads
+        .iter()
+        .map(|(name, part)| {
+            let body = parts
+                .iter()
+                .find(|(n, _)| n == part)
+                .map(|(_, b)| b.as_bytes())
+                .ok_or_else(|| {
+                    format!("UPLOAD {name}: the request has no part named {part:?}")
+                })?;
+            tap::read_upload(name, body)
+        })
+        .collect()
+}
+
+impl From<TapError> for VoError<AsVoTable> {
+    fn from(e: TapError) -> Self {
+        match e {
+            TapError::Usage(m) => VoError::usage(m),
+            TapError::Catalog(c) => c.into(),
+        }
+    }
+}
+
+/// `GET|POST /vo/tap/sync`.
+pub async fn sync(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    req: Request,
+) -> Answer {
+    let base = base_url(&st, &headers);
+    let inp = input(query.as_deref(), req).await?;
+    let r = tap::Request::parse(&inp.params).map_err(VoError::usage)?;
+    let up = uploads(&r, &inp.parts).map_err(VoError::usage)?;
+    let doc = tap::run(&st.catalog, &r, up, &base).await?;
+    Ok(votable_response(
+        &doc,
+        r.format.serialization,
+        &r.format.media_type,
+    ))
+}
+
+/// `GET /vo/tap`: what the service is, for a person who opens the URL.
+pub async fn root(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let base = base_url(&st, &headers);
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!(
+            "wisecut TAP 1.1 service (ADQL 2.0/2.1).\n\
+             sync:         {base}/vo/tap/sync?LANG=ADQL&QUERY=SELECT+TOP+5+*+FROM+ivoa.obscore\n\
+             async (UWS):  {base}/vo/tap/async\n\
+             tables:       {base}/vo/tap/tables\n\
+             capabilities: {base}/vo/tap/capabilities\n"
+        ),
+    )
+        .into_response()
+}
+
+fn see_other(location: String) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
+}
+
+fn plain(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+fn xml(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
+}
+
+fn iso(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The UWS phase of a job.
+pub fn phase(job: &JobRecord) -> Phase {
+    match job.status {
+        JobStatus::Pending => Phase::Pending,
+        JobStatus::Queued => Phase::Queued,
+        JobStatus::Running => Phase::Executing,
+        JobStatus::Done if job.expired => Phase::Archived,
+        JobStatus::Done => Phase::Completed,
+        JobStatus::Failed => Phase::Error,
+        JobStatus::Aborted => Phase::Aborted,
+    }
+}
+
+fn job_url(base: &str, id: JobId) -> String {
+    format!("{base}/vo/tap/async/{}", id.0)
+}
+
+fn stored(job: &JobRecord) -> TapParams {
+    serde_json::from_value(job.params.clone()).unwrap_or(TapParams {
+        pairs: vec![],
+        uploads: vec![],
+        base: String::new(),
+    })
+}
+
+fn view(st: &AppState, base: &str, job: &JobRecord) -> JobView {
+    let p = stored(job);
+    let ph = phase(job);
+    let keep = chrono::Duration::from_std(st.services.jobs.retention().max_age)
+        .unwrap_or(chrono::Duration::days(7));
+    JobView {
+        id: job.id.0.to_string(),
+        run_id: p
+            .pairs
+            .iter()
+            .find(|(k, _)| k == "RUNID")
+            .map(|(_, v)| v.clone()),
+        phase: ph,
+        creation: iso(&job.created_at),
+        start: job.started_at.as_ref().map(iso),
+        end: job.finished_at.as_ref().map(iso),
+        execution_duration: EXECUTION_DURATION_S,
+        destruction: Some(iso(&(job.finished_at.unwrap_or(job.created_at) + keep))),
+        parameters: p
+            .pairs
+            .iter()
+            .filter(|(k, _)| k != "PHASE")
+            .cloned()
+            .collect(),
+        results: if ph == Phase::Completed {
+            vec![(
+                "result".into(),
+                format!("{}/results/result", job_url(base, job.id)),
+            )]
+        } else {
+            vec![]
+        },
+        error: (ph == Phase::Error || ph == Phase::Aborted)
+            .then(|| job.error.clone().unwrap_or_else(|| "failed".into())),
+    }
+}
+
+/// A TAP job by its URL id; any other job (or none) is not found.
+async fn tap_job(st: &AppState, id: &str) -> Result<JobRecord, VoError<AsVoTable>> {
+    let n = id
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| VoError::not_found(format!("job {:?}: no such job", crate::params::shown(id))))?;
+    match st.services.jobs.current(JobId(n)).await {
+        Ok(j) if j.kind == JobKind::Tap => Ok(j),
+        Ok(_) | Err(crate::jobs::JobError::Catalog(crate::catalog::CatalogError::NotFound { .. })) => {
+            Err(VoError::not_found(format!("job {n}: no such TAP job")))
+        }
+        Err(e) => Err(VoError::internal(e)),
+    }
+}
+
+/// `GET /vo/tap/async`: the job list (UWS 1.1 `PHASE` and `LAST` filters).
+/// `POST /vo/tap/async`: a new job, PENDING unless `PHASE=RUN`.
+pub async fn async_jobs(
+    State(st): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    req: Request,
+) -> Answer {
+    let base = base_url(&st, &headers);
+    let inp = input(query.as_deref(), req).await?;
+    if method == Method::GET {
+        let phases: Vec<String> = inp
+            .params
+            .all("PHASE")
+            .iter()
+            .map(|p| p.trim().to_ascii_uppercase())
+            .collect();
+        let last = match inp.params.one("LAST").map_err(VoError::usage)? {
+            None => 1000,
+            Some(l) => l.trim().parse::<u64>().ok().filter(|l| *l > 0).ok_or_else(|| {
+                VoError::usage(format!("LAST: {:?} is not a positive count", crate::params::shown(l)))
+            })?,
+        };
+        let (_, jobs) = st
+            .catalog
+            .jobs(Some(JobKind::Tap), None, 0, last.min(10_000))
+            .await?;
+        let refs: Vec<uws::JobRef> = jobs
+            .iter()
+            .map(|j| {
+                let v = view(&st, &base, j);
+                uws::JobRef {
+                    id: v.id,
+                    href: job_url(&base, j.id),
+                    phase: v.phase,
+                    run_id: v.run_id,
+                    creation: v.creation,
+                }
+            })
+            // UWS 1.1: without a PHASE filter, ARCHIVED jobs are left out.
+            .filter(|r| {
+                if phases.is_empty() {
+                    r.phase != Phase::Archived
+                } else {
+                    phases.iter().any(|p| p == r.phase.name())
+                }
+            })
+            .collect();
+        return Ok(xml(uws::jobs_xml(&refs)));
+    }
+    let run = match inp.params.one("PHASE").map_err(VoError::usage)? {
+        None => false,
+        Some(p) if p.trim().eq_ignore_ascii_case("RUN") => true,
+        Some(p) => {
+            return Err(VoError::usage(format!(
+                "PHASE: {:?} is not allowed when creating a job; allowed: RUN (or leave it out to create the job PENDING)",
+                crate::params::shown(p)
+            )));
+        }
+    };
+    let pairs: Vec<(String, String)> = inp
+        .params
+        .pairs()
+        .iter()
+        .filter(|(k, _)| k != "PHASE")
+        .cloned()
+        .collect();
+    let title = inp
+        .params
+        .all("QUERY")
+        .first()
+        .map(|q| q.chars().take(120).collect::<String>())
+        .unwrap_or_else(|| "TAP query".into());
+    let params = TapParams {
+        pairs,
+        uploads: inp.parts,
+        base: base.clone(),
+    };
+    let job = st
+        .catalog
+        .create_pending_job(
+            JobKind::Tap,
+            &format!("TAP: {title}"),
+            &serde_json::to_value(&params).map_err(VoError::internal)?,
+        )
+        .await?;
+    if run {
+        st.services
+            .jobs
+            .run_pending(job.id)
+            .await
+            .map_err(VoError::internal)?;
+    }
+    Ok(see_other(job_url(&base, job.id)))
+}
+
+/// `GET /vo/tap/async/{id}` (UWS 1.1 `WAIT` blocks while the job is
+/// active, at most [`MAX_WAIT_S`] seconds), `POST` with `ACTION=DELETE`,
+/// `PHASE=RUN|ABORT` or new parameters of a pending job, `DELETE`.
+pub async fn async_job(
+    State(st): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    req: Request,
+) -> Answer {
+    let base = base_url(&st, &headers);
+    let job = tap_job(&st, &id).await?;
+    let inp = input(query.as_deref(), req).await?;
+    if method == Method::DELETE {
+        st.services.jobs.delete(job.id).await.map_err(VoError::internal)?;
+        return Ok(see_other(format!("{base}/vo/tap/async")));
+    }
+    if method == Method::POST {
+        if let Some(a) = inp.params.one("ACTION").map_err(VoError::usage)? {
+            if !a.trim().eq_ignore_ascii_case("DELETE") {
+                return Err(VoError::usage(format!(
+                    "ACTION: {:?} is not allowed; allowed: DELETE",
+                    crate::params::shown(a)
+                )));
+            }
+            st.services.jobs.delete(job.id).await.map_err(VoError::internal)?;
+            return Ok(see_other(format!("{base}/vo/tap/async")));
+        }
+        let others: Vec<(String, String)> = inp
+            .params
+            .pairs()
+            .iter()
+            .filter(|(k, _)| k != "PHASE")
+            .cloned()
+            .collect();
+        if !others.is_empty() || !inp.parts.is_empty() {
+            set_parameters(&st, &job, others, inp.parts).await?;
+        }
+        if let Some(p) = inp.params.one("PHASE").map_err(VoError::usage)? {
+            change_phase(&st, &job, p).await?;
+        }
+        return Ok(see_other(job_url(&base, job.id)));
+    }
+    let job = wait(&st, job, &inp.params).await?;
+    Ok(xml(uws::job_xml(&view(&st, &base, &job))))
+}
+
+async fn wait(
+    st: &AppState,
+    mut job: JobRecord,
+    p: &DalParams,
+) -> Result<JobRecord, VoError<AsVoTable>> {
+    let Some(w) = p.one("WAIT").map_err(VoError::usage)? else {
+        return Ok(job);
+    };
+    let secs: i64 = w.trim().parse().map_err(|_| {
+        VoError::usage(format!(
+            "WAIT: {:?} is not a number of seconds (-1: as long as the service allows)",
+            crate::params::shown(w)
+        ))
+    })?;
+    let limit = if secs < 0 {
+        MAX_WAIT_S
+    } else {
+        (secs as u64).min(MAX_WAIT_S)
+    };
+    let start_phase = phase(&job);
+    // UWS 1.1: only an active job (PENDING, QUEUED, EXECUTING) blocks.
+    if start_phase.is_final() {
+        return Ok(job);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(limit);
+    while std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        job = st
+            .services
+            .jobs
+            .current(job.id)
+            .await
+            .map_err(VoError::internal)?;
+        if phase(&job) != start_phase {
+            break;
+        }
+    }
+    Ok(job)
+}
+
+async fn change_phase(
+    st: &AppState,
+    job: &JobRecord,
+    value: &str,
+) -> Result<(), VoError<AsVoTable>> {
+    match value.trim().to_ascii_uppercase().as_str() {
+        "RUN" => {
+            // Running a job that already runs or ran changes nothing.
+            st.services
+                .jobs
+                .run_pending(job.id)
+                .await
+                .map_err(VoError::internal)?;
+        }
+        "ABORT" => {
+            st.catalog.abort_job(job.id).await?;
+        }
+        other => {
+            return Err(VoError::usage(format!(
+                "PHASE: {:?} is not allowed; allowed: RUN, ABORT",
+                crate::params::shown(other)
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn set_parameters(
+    st: &AppState,
+    job: &JobRecord,
+    pairs: Vec<(String, String)>,
+    parts: Vec<(String, String)>,
+) -> Result<(), VoError<AsVoTable>> {
+    let mut p = stored(job);
+    for (k, v) in pairs {
+        // A parameter set again replaces its earlier value.
+        p.pairs.retain(|(name, _)| *name != k);
+        p.pairs.push((k, v));
+    }
+    for (k, v) in parts {
+        p.uploads.retain(|(name, _)| *name != k);
+        p.uploads.push((k, v));
+    }
+    let value = serde_json::to_value(&p).map_err(VoError::internal)?;
+    if !st.catalog.set_pending_job_params(job.id, &value).await? {
+        return Err(VoError::usage(format!(
+            "job {}: parameters can only change while the job is PENDING; it is {}",
+            job.id.0,
+            phase(job).name()
+        )));
+    }
+    Ok(())
+}
+
+/// `GET|POST /vo/tap/async/{id}/{resource}`: phase, parameters, results,
+/// error, executionduration, destruction, quote, owner.
+pub async fn async_job_resource(
+    State(st): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Path((id, resource)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    req: Request,
+) -> Answer {
+    let base = base_url(&st, &headers);
+    let job = tap_job(&st, &id).await?;
+    let inp = input(query.as_deref(), req).await?;
+    let post = method == Method::POST;
+    let v = view(&st, &base, &job);
+    match resource.as_str() {
+        "phase" if post => {
+            let p = inp
+                .params
+                .one("PHASE")
+                .map_err(VoError::usage)?
+                .ok_or_else(|| VoError::usage("PHASE: missing; allowed: RUN, ABORT"))?;
+            change_phase(&st, &job, p).await?;
+            Ok(see_other(job_url(&base, job.id)))
+        }
+        "phase" => Ok(plain(v.phase.name().to_owned())),
+        "parameters" if post => {
+            let pairs = inp.params.pairs().to_vec();
+            set_parameters(&st, &job, pairs, inp.parts).await?;
+            Ok(see_other(job_url(&base, job.id)))
+        }
+        "parameters" => Ok(xml(uws::parameters_xml(&v.parameters))),
+        "results" => Ok(xml(uws::results_xml(&v.results))),
+        "error" => match v.error {
+            Some(message) => {
+                let doc = votable::Document {
+                    description: "wisecut TAP job error".into(),
+                    infos: vec![votable::QueryStatus::Error(message).info()],
+                    table_name: "error".into(),
+                    ..Default::default()
+                };
+                Ok(votable_response(
+                    &doc,
+                    votable::Serialization::TableData,
+                    votable::MIME,
+                ))
+            }
+            None => Err(VoError::not_found(format!(
+                "job {}: it is {}, and has no error",
+                job.id.0,
+                v.phase.name()
+            ))),
+        },
+        // The service keeps its own limits; a client's new value is
+        // accepted and the job keeps the service's (UWS allows that).
+        "executionduration" | "destruction" if post => Ok(see_other(job_url(&base, job.id))),
+        "executionduration" => Ok(plain(v.execution_duration.to_string())),
+        "destruction" => Ok(plain(v.destruction.unwrap_or_default())),
+        "quote" => Ok(plain(String::new())),
+        "owner" => Ok(plain(String::new())),
+        other => Err(VoError::not_found(format!(
+            "job {}: no resource {:?}; resources: phase, parameters, results, error, executionduration, destruction, quote, owner",
+            job.id.0,
+            crate::params::shown(other)
+        ))),
+    }
+}
+
+/// `GET /vo/tap/async/{id}/results/result`: the query's VOTable.
+pub async fn async_result(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Answer {
+    let job = tap_job(&st, &id).await?;
+    if phase(&job) != Phase::Completed {
+        return Err(VoError::not_found(format!(
+            "job {}: it is {}; results exist once it is COMPLETED",
+            job.id.0,
+            phase(&job).name()
+        )));
+    }
+    let path = st
+        .services
+        .jobs
+        .file(job.id, "result.vot")
+        .ok_or_else(|| VoError::not_found(format!("job {}: its result is gone", job.id.0)))?;
+    let media_type = std::fs::read(path.with_file_name("manifest.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|m| m["media_type"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| votable::MIME.to_owned());
+    let body = tokio::fs::read(&path).await.map_err(VoError::internal)?;
+    Ok(([(header::CONTENT_TYPE, media_type)], Bytes::from(body)).into_response())
+}
+
+/// `GET /vo/tap/tables` (VOSI tables, VODataService 1.1): every published
+/// table and column, from the same description as TAP_SCHEMA.
+pub async fn tables() -> Response {
+    xml(tableset_xml(&tap_schema::published()))
+}
+
+/// The VOSI tableset document of `tables`.
+pub fn tableset_xml(tables: &[TapTable]) -> String {
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<vosi:tableset xmlns:vosi=\"http://www.ivoa.net/xml/VOSITables/v1.0\" xmlns:vs=\"http://www.ivoa.net/xml/VODataService/v1.1\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n",
+    );
+    let mut schemas: Vec<&str> = Vec::new();
+    for t in tables {
+        if !schemas.contains(&t.schema.as_str()) {
+            schemas.push(&t.schema);
+        }
+    }
+    for s in schemas {
+        out.push_str(&format!("<schema>\n<name>{}</name>\n", escape(s)));
+        for t in tables.iter().filter(|t| t.schema == s) {
+            out.push_str(&format!(
+                "<table type=\"output\">\n<name>{}</name>\n<description>{}</description>\n",
+                escape(&t.qualified_name()),
+                escape(&t.description)
+            ));
+            if !t.utype.is_empty() {
+                out.push_str(&format!("<utype>{}</utype>\n", escape(&t.utype)));
+            }
+            for c in &t.columns {
+                out.push_str(&format!(
+                    "<column>\n<name>{}</name>\n<description>{}</description>\n",
+                    escape(&c.name),
+                    escape(&c.description)
+                ));
+                if !c.unit.is_empty() {
+                    out.push_str(&format!("<unit>{}</unit>\n", escape(&c.unit)));
+                }
+                if !c.ucd.is_empty() {
+                    out.push_str(&format!("<ucd>{}</ucd>\n", escape(&c.ucd)));
+                }
+                if !c.utype.is_empty() {
+                    out.push_str(&format!("<utype>{}</utype>\n", escape(&c.utype)));
+                }
+                out.push_str("<dataType xsi:type=\"vs:VOTableType\"");
+                if let Some(a) = &c.arraysize {
+                    out.push_str(&format!(" arraysize=\"{}\"", escape(a)));
+                }
+                if let Some(x) = &c.xtype {
+                    out.push_str(&format!(" extendedType=\"{}\"", escape(x)));
+                }
+                out.push_str(&format!(
+                    ">{}</dataType>\n",
+                    tap_schema::datatype_name(c.datatype)
+                ));
+                for (flag, on) in [
+                    ("indexed", c.indexed),
+                    ("principal", c.principal),
+                    ("std", c.std),
+                ] {
+                    if on {
+                        out.push_str(&format!("<flag>{flag}</flag>\n"));
+                    }
+                }
+                out.push_str("</column>\n");
+            }
+            for fk in &t.foreign_keys {
+                out.push_str(&format!(
+                    "<foreignKey>\n<targetTable>{}</targetTable>\n",
+                    escape(&fk.target_table)
+                ));
+                for (from, to) in &fk.columns {
+                    out.push_str(&format!(
+                        "<fkColumn>\n<fromColumn>{}</fromColumn>\n<targetColumn>{}</targetColumn>\n</fkColumn>\n",
+                        escape(from),
+                        escape(to)
+                    ));
+                }
+                if !fk.description.is_empty() {
+                    out.push_str(&format!(
+                        "<description>{}</description>\n",
+                        escape(&fk.description)
+                    ));
+                }
+                out.push_str("</foreignKey>\n");
+            }
+            out.push_str("</table>\n");
+        }
+        out.push_str("</schema>\n");
+    }
+    out.push_str("</vosi:tableset>\n");
+    out
+}
+
+/// `GET /vo/tap/capabilities`: VOSI capabilities with the TAPRegExt
+/// description of this service (language and its features, output
+/// formats, upload method, limits).
+pub async fn capabilities(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let base = escape(&base_url(&st, &headers));
+    let keep = st.services.jobs.retention().max_age.as_secs();
+    let vosi = |standard: &str, path: &str| {
+        format!(
+            "<capability standardID=\"{standard}\">\n<interface xsi:type=\"vs:ParamHTTP\">\n<accessURL use=\"full\">{base}{path}</accessURL>\n</interface>\n</capability>\n"
+        )
+    };
+    let feature = |form: &str| format!("<feature><form>{form}</form></feature>\n");
+    let mut geo = String::new();
+    for f in [
+        "POINT",
+        "CIRCLE",
+        "POLYGON",
+        "CONTAINS",
+        "INTERSECTS",
+        "DISTANCE",
+        "COORD1",
+        "COORD2",
+    ] {
+        geo.push_str(&feature(f));
+    }
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+<vosi:capabilities xmlns:vosi=\"http://www.ivoa.net/xml/VOSICapabilities/v1.0\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:vs=\"http://www.ivoa.net/xml/VODataService/v1.1\" xmlns:tr=\"http://www.ivoa.net/xml/TAPRegExt/v1.0\">\n\
+<capability standardID=\"ivo://ivoa.net/std/TAP\" xsi:type=\"tr:TableAccess\">\n\
+<interface xsi:type=\"vs:ParamHTTP\" role=\"std\" version=\"1.1\">\n<accessURL use=\"base\">{base}/vo/tap</accessURL>\n</interface>\n\
+<dataModel ivo-id=\"ivo://ivoa.net/std/ObsCore#core-1.1\">ObsCore-1.1</dataModel>\n\
+<language>\n<name>ADQL</name>\n\
+<version ivo-id=\"ivo://ivoa.net/std/ADQL#v2.0\">2.0</version>\n\
+<version ivo-id=\"ivo://ivoa.net/std/ADQL#v2.1\">2.1</version>\n\
+<description>ADQL 2.1 (SELECT, TOP, OFFSET, JOIN, GROUP BY, ORDER BY) with the geometric functions, translated to SQL</description>\n\
+<languageFeatures type=\"ivo://ivoa.net/std/TAPRegExt#features-adqlgeo\">\n{geo}</languageFeatures>\n\
+<languageFeatures type=\"ivo://ivoa.net/std/TAPRegExt#features-adql-string\">\n{lower}{ilike}</languageFeatures>\n\
+<languageFeatures type=\"ivo://ivoa.net/std/TAPRegExt#features-adql-offset\">\n{offset}</languageFeatures>\n\
+</language>\n\
+<outputFormat ivo-id=\"ivo://ivoa.net/std/TAPRegExt#output-votable-td\">\n<mime>application/x-votable+xml</mime>\n<alias>votable</alias>\n</outputFormat>\n\
+<outputFormat ivo-id=\"ivo://ivoa.net/std/TAPRegExt#output-votable-binary2\">\n<mime>application/x-votable+xml;serialization=BINARY2</mime>\n</outputFormat>\n\
+<outputFormat>\n<mime>text/xml</mime>\n</outputFormat>\n\
+<uploadMethod ivo-id=\"ivo://ivoa.net/std/TAPRegExt#upload-inline\"/>\n\
+<retentionPeriod>\n<default>{keep}</default>\n<hard>{keep}</hard>\n</retentionPeriod>\n\
+<executionDuration>\n<default>{dur}</default>\n<hard>{dur}</hard>\n</executionDuration>\n\
+<outputLimit>\n<default unit=\"row\">{def}</default>\n<hard unit=\"row\">{max}</hard>\n</outputLimit>\n\
+<uploadLimit>\n<hard unit=\"byte\">{upload}</hard>\n</uploadLimit>\n\
+</capability>\n{caps}{avail}{tables}</vosi:capabilities>\n",
+        lower = feature("LOWER"),
+        ilike = feature("ILIKE"),
+        offset = feature("OFFSET"),
+        dur = EXECUTION_DURATION_S,
+        def = tap::DEFAULT_MAXREC,
+        max = tap::MAX_MAXREC,
+        upload = MAX_BODY_BYTES,
+        caps = vosi("ivo://ivoa.net/std/VOSI#capabilities", "/vo/tap/capabilities"),
+        avail = vosi("ivo://ivoa.net/std/VOSI#availability", "/vo/tap/availability"),
+        tables = vosi("ivo://ivoa.net/std/VOSI#tables-1.1", "/vo/tap/tables"),
+    );
+    xml(body)
+}
