@@ -21,6 +21,8 @@ pub mod obscore;
 pub mod prov;
 pub mod sia;
 pub mod soda;
+pub mod tap_schema;
+pub mod adql;
 pub mod votable;
 
 /// Parameters of a DAL request, as the VO standards define them: names are
