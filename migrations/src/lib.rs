@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_foundation;
 mod m20261121_000002_job_lease;
 mod m20261203_000001_fresh_files_and_job_keys;
+mod m20261203_000010_obscore;
 
 /// The ordered list of wisecut's migrations.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_foundation::Migration),
             Box::new(m20261121_000002_job_lease::Migration),
             Box::new(m20261203_000001_fresh_files_and_job_keys::Migration),
+            Box::new(m20261203_000010_obscore::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod job_records;
 pub mod lineage;
 pub mod sources;
+pub mod tap_query;
 
 use crate::ids::{ObjectId, Slid};
 use crate::imaging::wcs::WcsKeywords;

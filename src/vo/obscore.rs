@@ -277,3 +277,146 @@ mod tests {
         assert!(band("Halpha-narrow").is_none());
     }
 }
+
+/// The version of the frame → ObsCore mapping that writes the `obscore`
+/// table; bump it when [`super::sia::obscore_row`] changes, and
+/// [`sync_table`] rewrites every row.
+pub const MAPPING_VERSION: i64 = 1;
+
+/// The footprint helpers of the `obscore` table for four corners: dec
+/// bounds, corner unit vectors, inward unit edge normals and edge cosines
+/// (in [`crate::catalog::tap_query::OBSCORE_COLUMNS`] order, from
+/// `dec_min`). `None` for anything but four finite corners of a footprint
+/// smaller than a hemisphere.
+pub fn footprint_helpers(corners: &[(f64, f64)]) -> Option<Vec<f64>> {
+    if corners.len() != 4
+        || corners
+            .iter()
+            .any(|(r, d)| !r.is_finite() || !d.is_finite())
+    {
+        return None;
+    }
+    let unit = |(ra, dec): (f64, f64)| {
+        let (a, d) = (ra.to_radians(), dec.to_radians());
+        [d.cos() * a.cos(), d.cos() * a.sin(), d.sin()]
+    };
+    let dot = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+    let c: Vec<[f64; 3]> = corners.iter().map(|p| unit(*p)).collect();
+    let mut m = [0.0; 3];
+    for v in &c {
+        for k in 0..3 {
+            m[k] += v[k];
+        }
+    }
+    let len = dot(m, m).sqrt();
+    if len < 1e-12 {
+        return None;
+    }
+    let m = m.map(|x| x / len);
+    let mut normals = Vec::with_capacity(4);
+    for i in 0..4 {
+        let (a, b) = (c[i], c[(i + 1) % 4]);
+        let n = [
+            a[1] * b[2] - a[2] * b[1],
+            a[2] * b[0] - a[0] * b[2],
+            a[0] * b[1] - a[1] * b[0],
+        ];
+        let l = dot(n, n).sqrt();
+        if l == 0.0 {
+            return None;
+        }
+        normals.push(n.map(|x| x / l));
+    }
+    // Inward: the footprint's mean direction is inside.
+    let inward: f64 = normals.iter().map(|n| dot(*n, m)).sum();
+    if inward < 0.0 {
+        for n in &mut normals {
+            *n = n.map(|x| -x);
+        }
+    }
+    // Dec bounds from the bounding cone about the mean direction, a
+    // superset of the footprint including its edges' bulge.
+    let centre_dec = m[2].clamp(-1.0, 1.0).asin().to_degrees();
+    let radius = c
+        .iter()
+        .map(|v| dot(*v, m).clamp(-1.0, 1.0).acos().to_degrees())
+        .fold(0.0, f64::max);
+    let mut out = vec![
+        (centre_dec - radius).max(-90.0) - 1e-9,
+        (centre_dec + radius).min(90.0) + 1e-9,
+    ];
+    for v in &c {
+        out.extend(v);
+    }
+    for n in &normals {
+        out.extend(n);
+    }
+    for i in 0..4 {
+        out.push(dot(c[i], c[(i + 1) % 4]));
+    }
+    Some(out)
+}
+
+/// One frame's `obscore` row: the values of
+/// [`crate::catalog::tap_query::OBSCORE_COLUMNS`], taken by name from the
+/// SIA row ([`super::sia::obscore_row`], so both services give the same
+/// values; URLs are written as paths, `/data/ID`, that the TAP service
+/// prefixes with its base URL).
+pub fn table_row(f: &crate::model::Frame) -> Vec<sea_orm::Value> {
+    use crate::catalog::browse::Cell;
+    use sea_orm::Value;
+    let fields = super::sia::obscore_fields();
+    let cells = super::sia::obscore_row(f, "");
+    let helpers = f.footprint.as_deref().and_then(footprint_helpers);
+    let first_helper = crate::catalog::tap_query::OBSCORE_COLUMNS
+        .iter()
+        .position(|c| *c == "dec_min")
+        .unwrap_or(usize::MAX);
+    crate::catalog::tap_query::OBSCORE_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, col)| {
+            if *col == "mapping_version" {
+                return Value::BigInt(Some(MAPPING_VERSION));
+            }
+            if i >= first_helper {
+                return Value::Double(helpers.as_ref().map(|h| h[i - first_helper]));
+            }
+            let Some(k) = fields.iter().position(|fd| fd.name == *col) else {
+                return Value::String(None);
+            };
+            let text = fields[k].xtype.is_some()
+                || fields[k].datatype == super::votable::DataType::Char;
+            match (&cells[k], fields[k].datatype, text) {
+                (Cell::Null, _, true) => Value::String(None),
+                (Cell::Null, super::votable::DataType::Double, _) => Value::Double(None),
+                (Cell::Null, _, _) => Value::BigInt(None),
+                (Cell::Int(v), _, false) => Value::BigInt(Some(*v)),
+                (Cell::Float(v), _, false) => Value::Double(v.is_finite().then_some(*v)),
+                (c, _, _) => Value::String(Some(c.display())),
+            }
+        })
+        .collect()
+}
+
+/// Brings the `obscore` table in step with the frames: rows for frames
+/// that have none (or that an older mapping wrote), no rows for frames
+/// that are gone. Cheap when nothing changed (two anti-joins); call it
+/// after ingest and at server start.
+pub async fn sync_table(
+    catalog: &crate::catalog::Catalog,
+) -> Result<usize, crate::catalog::CatalogError> {
+    let (missing, stale) = catalog.obscore_out_of_date(MAPPING_VERSION).await?;
+    catalog.delete_obscore_rows(&stale).await?;
+    let mut written = 0;
+    for chunk in missing.chunks(1000) {
+        let frames = catalog.frames_by_ids(chunk).await?;
+        let rows: Vec<(i64, Vec<sea_orm::Value>)> = frames
+            .iter()
+            .map(|f| (f.target.object_id.0, table_row(f)))
+            .collect();
+        written += rows.len();
+        catalog.insert_obscore_rows(rows).await?;
+    }
+    Ok(written)
+}
