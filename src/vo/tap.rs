@@ -400,7 +400,14 @@ mod tests {
         assert_eq!(d.rows[0][1], Cell::Float(150.1));
         assert_eq!(d.rows[1][2], Cell::Null);
         assert!(read_upload("x", b"not xml").unwrap_err().contains("UPLOAD x"));
-        let arr = xml.replace(r#"name="dec" datatype="double""#, r#"name="dec" datatype="double" arraysize="2""#);
-        assert!(read_upload("x", arr.as_bytes()).unwrap_err().contains("dec"));
+        let arr = xml
+            .replace(
+                r#"name="dec" datatype="double""#,
+                r#"name="dec" datatype="double" arraysize="2""#,
+            )
+            .replace("<TD>2.2</TD>", "<TD>2.2 2.3</TD>")
+            .replace("<TD></TD>", "<TD>1 2</TD>");
+        let e = read_upload("x", arr.as_bytes()).unwrap_err();
+        assert!(e.contains("dec") && e.contains("array"), "{e}");
     }
 }

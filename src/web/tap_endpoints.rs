@@ -33,7 +33,7 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
 
 /// Longest a run may last, seconds (UWS executionDuration): PostgreSQL's
 /// statement timeout for TAP.
-pub const EXECUTION_DURATION_S: u64 = crate::vo::adql::STATEMENT_TIMEOUT_S as u64;
+pub const EXECUTION_DURATION_S: u64 = crate::catalog::tap_query::STATEMENT_TIMEOUT_S as u64;
 
 /// Longest a `WAIT` on a job's phase blocks, seconds (well inside the
 /// server's request timeout).

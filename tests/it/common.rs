@@ -121,6 +121,10 @@ pub async fn ingested(db: TestDb) -> TestDb {
         .ingest(&dir.join("manifest.json"), dir)
         .await
         .unwrap_or_else(|e| panic!("{}: ingest failed: {e}", db.backend));
+    // As `wisecut ingest` and `serve` do: TAP's ObsCore rows follow.
+    wisecut::vo::obscore::sync_table(&db.catalog)
+        .await
+        .unwrap_or_else(|e| panic!("{}: ObsCore sync failed: {e}", db.backend));
     db
 }
 

@@ -22,5 +22,6 @@ mod robustness;
 mod sample;
 mod science_quality;
 mod vo;
+mod tap_service;
 mod vo_fixes;
 mod web;
