@@ -21,5 +21,6 @@ mod rgb;
 mod robustness;
 mod sample;
 mod science_quality;
+mod tap;
 mod vo;
 mod web;
