@@ -234,6 +234,33 @@ async fn intersects_on_obscore_agrees_with_sia_for_every_frame() {
             let k = f.footprint.as_ref().unwrap()[2];
             regions.push(Region::Circle(k.0 + 0.004, k.1 + 0.003, 0.005));
         }
+        // Circles that reach a frame only through an edge (no corner
+        // inside, centre outside), and ones that just miss it.
+        for f in on_sky.iter().step_by(2).take(8) {
+            let fp = f.footprint.as_ref().unwrap();
+            let centre = f.center.unwrap();
+            for i in 0..fp.len() {
+                let (a, b) = (fp[i], fp[(i + 1) % fp.len()]);
+                let mid = ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
+                let cosd = mid.1.to_radians().cos();
+                let (dx, dy) = ((mid.0 - centre.0) * cosd, mid.1 - centre.1);
+                let len = (dx * dx + dy * dy).sqrt();
+                let out = |d: f64| (mid.0 + dx / len * d / cosd, mid.1 + dy / len * d);
+                let p = out(0.002);
+                regions.push(Region::Circle(p.0, p.1, 0.0025));
+                regions.push(Region::Circle(p.0, p.1, 0.0015));
+            }
+            // A thin strip through the frame whose vertices are all outside
+            // it and which holds no corner: only edge crossings find it.
+            let span = fp.iter().map(|q| separation_deg(q.0, q.1, centre.0, centre.1)).fold(0.0, f64::max) * 3.0;
+            let cosd = centre.1.to_radians().cos();
+            regions.push(Region::Polygon(vec![
+                (centre.0 - span / cosd, centre.1 - 0.0005),
+                (centre.0 + span / cosd, centre.1 - 0.0005),
+                (centre.0 + span / cosd, centre.1 + 0.0005),
+                (centre.0 - span / cosd, centre.1 + 0.0005),
+            ]));
+        }
         regions.push(Region::Polygon(vec![
             (c.0, c.1),
             (c.0 + 0.02, c.1),
