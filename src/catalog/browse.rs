@@ -166,6 +166,11 @@ const ASSOCIATION_COLUMNS: &[Column] = &[
     col("slid", "a.slid", Int, "", true, true),
     col("sid", "a.sid", Int, "", true, true),
     col("flag", "a.flag", Int, "", true, false),
+    // The member's position, so an exported AssociateList can be plotted
+    // and crossmatched (TOPCAT, Aladin) without a second table.
+    col("ra", "s.ra", Float, "deg", true, false),
+    col("dec", "s.dec", Float, "deg", true, false),
+    col("mag_auto", "s.mag_auto", Float, "mag", true, false),
 ];
 
 /// A browsable table.
@@ -220,6 +225,7 @@ impl Table {
         match self {
             Self::Frames(_) => Some(("ra", "dec")),
             Self::Sources(_) => Some(("ra", "dec")),
+            Self::Associations(_) => Some(("ra", "dec")),
             _ => None,
         }
     }
@@ -260,7 +266,10 @@ impl Table {
                 "associate_list a JOIN process_target t ON t.object_id = a.object_id",
                 None,
             ),
-            Self::Associations(alid) => ("association a", Some(("a.alid", alid.0.into()))),
+            Self::Associations(alid) => (
+                "association a LEFT JOIN source s ON s.slid = a.slid AND s.sid = a.sid",
+                Some(("a.alid", alid.0.into())),
+            ),
         }
     }
 }

@@ -28,7 +28,7 @@
 use super::{Catalog, CatalogError, HPX_DEPTH, entity};
 use crate::ids::{Alid, ObjectId, Slid};
 use crate::imaging::fits::{self, HeaderValue};
-use crate::imaging::wcs::{Header, KeywordSource, Wcs, WcsKeywords};
+use crate::imaging::wcs::{Header, KeywordSource, Section, Wcs, WcsKeywords};
 use crate::model::{
     ASSOCIATE_LIST_CLASS, AssocType, FrameClass, SOURCE_LIST_CLASS, privileges, process_status,
 };
@@ -229,8 +229,24 @@ pub struct IngestReport {
 /// Header keywords kept as free-form frame attributes.
 const EXTRA_KEYS: &[&str] = &[
     "TELESCOP", "OBSERVER", "GAIN", "RDNOISE", "SATURATE", "AIRMASS", "BIASSEC", "DATASEC",
-    "TRIMSEC", "NCOMBINE", "BUNIT", "SKYLEVEL", "SKYRMS", "OVERSCAN", "PIPELINE",
+    "TRIMSEC", "NCOMBINE", "BUNIT", "SKYLEVEL", "SKYRMS", "OVERSCAN", "PIPELINE", "MJD-END",
+    "DATE-END",
 ];
+
+/// The pixels of a frame that image the sky: its `DATASEC` when that is
+/// a section inside the image, else the whole image.
+fn data_section(header: &Header, naxis1: usize, naxis2: usize) -> Section {
+    header
+        .text("DATASEC")
+        .and_then(|t| Section::parse(&t))
+        .filter(|s| s.within(naxis1, naxis2))
+        .unwrap_or(Section {
+            x1: 1,
+            x2: naxis1,
+            y1: 1,
+            y2: naxis2,
+        })
+}
 
 /// A frame read and checked, ready to insert.
 struct PreparedFrame {
@@ -338,13 +354,17 @@ fn prepare_frame(
     let mut geometry = (None, None, None, None, None, None, None, None);
     if let Some(k) = &wcs {
         let w = Wcs::new(k, info.width, info.height).map_err(|e| fail(&e))?;
+        // The sky a frame images is its data section: a raw exposure's
+        // overscan strip (`BIASSEC`) holds no sky, so a search on it must
+        // not find the frame.
+        let section = data_section(&header, info.width, info.height);
         let corners = w
-            .footprint(info.width, info.height)
+            .section_footprint(&section)
             .ok_or_else(|| fail(&"the WCS does not map the image corners to the sky"))?;
         let center = w
             .pix_to_sky(
-                (info.width as f64 + 1.0) / 2.0,
-                (info.height as f64 + 1.0) / 2.0,
+                (section.x1 + section.x2) as f64 / 2.0,
+                (section.y1 + section.y2) as f64 / 2.0,
             )
             .ok_or_else(|| fail(&"the WCS does not map the image centre to the sky"))?;
         let (ra_min, ra_max) = ra_range(&corners.map(|c| c.0));

@@ -399,13 +399,64 @@ impl Wcs {
     /// The sky positions of the four outer pixel corners, in pixel order
     /// (1,1) → (n1,1) → (n1,n2) → (1,n2).
     pub fn footprint(&self, naxis1: usize, naxis2: usize) -> Option<[(f64, f64); 4]> {
-        let (w, h) = (naxis1 as f64 + 0.5, naxis2 as f64 + 0.5);
+        self.section_footprint(&Section {
+            x1: 1,
+            x2: naxis1,
+            y1: 1,
+            y2: naxis2,
+        })
+    }
+
+    /// The sky corners of an image section (outer pixel edges), in the
+    /// same order as [`Wcs::footprint`].
+    pub fn section_footprint(&self, s: &Section) -> Option<[(f64, f64); 4]> {
+        let (x1, x2) = (s.x1 as f64 - 0.5, s.x2 as f64 + 0.5);
+        let (y1, y2) = (s.y1 as f64 - 0.5, s.y2 as f64 + 0.5);
         Some([
-            self.pix_to_sky(0.5, 0.5)?,
-            self.pix_to_sky(w, 0.5)?,
-            self.pix_to_sky(w, h)?,
-            self.pix_to_sky(0.5, h)?,
+            self.pix_to_sky(x1, y1)?,
+            self.pix_to_sky(x2, y1)?,
+            self.pix_to_sky(x2, y2)?,
+            self.pix_to_sky(x1, y2)?,
         ])
+    }
+}
+
+/// An IRAF image section `[x1:x2,y1:y2]` (`DATASEC`, `BIASSEC`, `TRIMSEC`):
+/// 1-based inclusive pixel bounds, `x1 <= x2`, `y1 <= y2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Section {
+    /// First column.
+    pub x1: usize,
+    /// Last column.
+    pub x2: usize,
+    /// First row.
+    pub y1: usize,
+    /// Last row.
+    pub y2: usize,
+}
+
+impl Section {
+    /// Parses `[x1:x2,y1:y2]`; `None` for anything else (a reversed range
+    /// such as `[100:1,1:50]` is put in order: IRAF allows flipped
+    /// sections, and the pixels covered are the same).
+    pub fn parse(text: &str) -> Option<Self> {
+        let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?;
+        let (xs, ys) = inner.split_once(',')?;
+        let range = |r: &str| -> Option<(usize, usize)> {
+            let (a, b) = r.split_once(':')?;
+            let (a, b) = (
+                a.trim().parse::<usize>().ok()?,
+                b.trim().parse::<usize>().ok()?,
+            );
+            (a >= 1 && b >= 1).then_some((a.min(b), a.max(b)))
+        };
+        let ((x1, x2), (y1, y2)) = (range(xs)?, range(ys)?);
+        Some(Self { x1, x2, y1, y2 })
+    }
+
+    /// Whether the section lies inside an image of `naxis1` × `naxis2`.
+    pub fn within(&self, naxis1: usize, naxis2: usize) -> bool {
+        self.x2 <= naxis1 && self.y2 <= naxis2
     }
 }
 

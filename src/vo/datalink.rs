@@ -305,18 +305,43 @@ pub fn fault(asked: &str, kind: &str, message: &str) -> Link {
     }
 }
 
-/// The SODA service descriptor for one dataset.
-pub fn soda_descriptor(base: &str, sd_id: &str, did: &str) -> ServiceDescriptor {
+/// Which dataset a SODA descriptor cuts: one named dataset (in a DataLink
+/// answer) or the dataset of each row, from the field with this ID (in an
+/// SIA answer, `obs_publisher_did`).
+#[derive(Debug, Clone, Copy)]
+pub enum SodaDataset<'a> {
+    /// One publisher DID.
+    Did(&'a str),
+    /// The ID of the field holding each row's DID.
+    Column(&'a str),
+}
+
+/// The SODA service descriptor for one dataset, or for the dataset of
+/// every row of a table (pyvo's `record.processed(circle=…)` looks for it
+/// there, and downloads the whole file when there is none).
+pub fn soda_descriptor(base: &str, sd_id: &str, dataset: SodaDataset) -> ServiceDescriptor {
     let param = |name: &str, dt: DataType, ucd: &str| Field::new(name, dt).ucd(ucd);
+    let (id_field, id_value, description) = match dataset {
+        SodaDataset::Did(did) => (
+            param("ID", DataType::Char, "meta.id;meta.dataset"),
+            did.to_owned(),
+            format!("SODA sync cutout of {did}"),
+        ),
+        SodaDataset::Column(field) => (
+            param("ID", DataType::Char, "meta.id;meta.dataset").reference(field),
+            String::new(),
+            "SODA sync: the pixels of a row's frame inside a region".to_owned(),
+        ),
+    };
     ServiceDescriptor {
         id: sd_id.to_owned(),
         standard_id: SODA_STANDARD_ID.into(),
         access_url: format!("{base}/vo/soda/sync"),
-        description: format!("SODA sync cutout of {did}"),
+        description,
         input_params: vec![
             Param {
-                field: param("ID", DataType::Char, "meta.id;meta.dataset"),
-                value: did.to_owned(),
+                field: id_field,
+                value: id_value,
                 values: None,
             },
             Param {

@@ -29,7 +29,9 @@ pub fn ucd(table: &Table, column: &str) -> &'static str {
         (Table::SourceLists, "slid") => "meta.id;meta.main",
         (Table::Sources(_), "sid") => "meta.id;meta.main",
         (Table::AssociateLists, "alid") => "meta.id;meta.main",
-        (Table::Associations(_), "aid") => "meta.id;meta.main",
+        // An association repeats its AID on every member's row: an id,
+        // but not the row's main one.
+        (Table::Associations(_), "aid") => "meta.id",
         (Table::Sources(_), "slid") | (Table::Associations(_), "alid") => "meta.id.parent",
         (Table::Associations(_), "slid" | "sid") => "meta.id.cross",
         (_, "object_id") => "meta.id",

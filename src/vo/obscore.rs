@@ -12,13 +12,21 @@
 //!   broad bands (SDSS/Johnson-Cousins half-power widths); an unknown filter
 //!   leaves them null, so such frames never match a `BAND` constraint rather
 //!   than matching a guess.
+//! - `t_min`/`t_max` span the exposures: `MJD-OBS` to `MJD-END` (or
+//!   `DATE-END`) when the header records the end, as a coadd's does (its
+//!   last input may be nights after its first), else `MJD-OBS` plus
+//!   `EXPTIME`. `t_exptime` is `EXPTIME`: for a coadd the depth of one
+//!   pixel, not the sum over its chips. `t_resolution` is the exposure
+//!   time too (one exposure is one time sample).
+//! - `s_resolution` is the seeing FWHM in arcsec; `facility_name` is
+//!   `TELESCOP`.
 //! - `access_url` is the stored file itself (`/data/ID`, `image/fits`); the
 //!   DataLink service descriptor of the response leads to cutouts, previews
 //!   and the lineage.
 
 use crate::ids::ObjectId;
 use crate::imaging::sphere::separation;
-use crate::model::FrameClass;
+use crate::model::{Frame, FrameClass};
 
 /// The authority part of wisecut's identifiers.
 pub const AUTHORITY: &str = "ivo://wisecut";
@@ -75,6 +83,115 @@ pub fn calib_level(class: FrameClass) -> i64 {
         CoaddedRegriddedFrame => 3,
         _ => 2,
     }
+}
+
+/// A frame's ObsCore description: the one mapping behind SIA answers and
+/// the ObsCore rows of TAP, so both say the same of every frame. Columns
+/// that are the same for every wisecut frame (`dataproduct_type` image,
+/// one time, spectral and polarisation bin, `o_ucd` phot.count) are
+/// constants of the writers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObsRecord {
+    /// The frame's object id.
+    pub object_id: ObjectId,
+    /// `calib_level`.
+    pub calib_level: i64,
+    /// `obs_collection`: the frame class.
+    pub obs_collection: &'static str,
+    /// `obs_id`: the file name.
+    pub obs_id: String,
+    /// `obs_publisher_did`.
+    pub obs_publisher_did: String,
+    /// `access_estsize` in kbyte.
+    pub access_estsize: i64,
+    /// `target_name` (`OBJECT`).
+    pub target_name: Option<String>,
+    /// `s_ra`, `s_dec`: the centre of the data section.
+    pub s_centre: Option<(f64, f64)>,
+    /// `s_fov` in degrees.
+    pub s_fov: Option<f64>,
+    /// `s_region`: the sky corners.
+    pub s_region: Option<Vec<(f64, f64)>>,
+    /// `s_resolution` in arcsec.
+    pub s_resolution: Option<f64>,
+    /// `s_xel1`, `s_xel2`.
+    pub s_xel: (i64, i64),
+    /// `t_min`, `t_max` (MJD).
+    pub t_range: Option<(f64, f64)>,
+    /// `t_exptime` in seconds.
+    pub t_exptime: Option<f64>,
+    /// `t_resolution` in seconds.
+    pub t_resolution: Option<f64>,
+    /// `em_min`, `em_max` in metres.
+    pub em_range: Option<(f64, f64)>,
+    /// `em_res_power`: λ/Δλ of the band.
+    pub em_res_power: Option<f64>,
+    /// `facility_name` (`TELESCOP`).
+    pub facility_name: Option<String>,
+    /// `instrument_name` (`INSTRUME`).
+    pub instrument_name: Option<String>,
+    /// The filter name.
+    pub filter: Option<String>,
+    /// The chip name.
+    pub chip: Option<String>,
+}
+
+impl ObsRecord {
+    /// The ObsCore description of `f`.
+    pub fn of(f: &Frame) -> Self {
+        let em_range = f.filter.as_deref().and_then(band);
+        let text = |key: &str| {
+            f.extra
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        Self {
+            object_id: f.target.object_id,
+            calib_level: calib_level(f.class),
+            obs_collection: f.class.name(),
+            obs_id: f.filename.clone(),
+            obs_publisher_did: ivoid(f.target.object_id),
+            access_estsize: (f.file_size + 999) / 1000,
+            target_name: f.object.clone(),
+            s_centre: f.center.filter(|_| f.footprint.is_some()),
+            s_fov: f.footprint.as_deref().map(fov),
+            s_region: f.footprint.clone(),
+            s_resolution: f.seeing,
+            s_xel: (i64::from(f.naxis1), i64::from(f.naxis2)),
+            t_range: time_range(f),
+            t_exptime: f.exptime,
+            t_resolution: f.exptime,
+            em_range,
+            em_res_power: em_range.map(|(lo, hi)| (lo + hi) / 2.0 / (hi - lo)),
+            facility_name: text("TELESCOP"),
+            instrument_name: f.instrument.clone(),
+            filter: f.filter.clone(),
+            chip: f.chip.clone(),
+        }
+    }
+}
+
+/// A frame's exposure as an MJD interval: `MJD-OBS` to the recorded end
+/// (`MJD-END`, else `DATE-END`), else to `MJD-OBS` + `EXPTIME`.
+pub fn time_range(f: &Frame) -> Option<(f64, f64)> {
+    let start = f.mjd_obs?;
+    let recorded_end = f
+        .extra
+        .get("MJD-END")
+        .and_then(|v| v.as_f64())
+        .or_else(|| {
+            let text = f.extra.get("DATE-END")?.as_str()?;
+            let t = crate::catalog::browse::parse_time(text)?;
+            Some(t.timestamp_millis() as f64 / 86_400_000.0 + 40_587.0)
+        })
+        .filter(|end| end.is_finite() && *end >= start);
+    Some((
+        start,
+        recorded_end.unwrap_or(start + f.exptime.unwrap_or(0.0) / 86_400.0),
+    ))
 }
 
 /// Whether frames of this class are images of the sky (science data) rather

@@ -14,7 +14,8 @@
 //! match a `POS` constraint; without one they are found by `COLLECTION`.
 
 use super::DalParams;
-use super::obscore::{self, band, calib_level, ivoid};
+pub use super::obscore::time_range;
+use super::obscore::{self, ObsRecord};
 use super::votable::{DataType, Document, Field, QueryStatus};
 use crate::catalog::browse::Cell;
 use crate::imaging::sphere::{Gnomonic, separation};
@@ -41,6 +42,7 @@ pub const PARAMS: &[&str] = &[
     "FORMAT",
     "MAXREC",
     "RESPONSEFORMAT",
+    "RUNID",
 ];
 
 /// Rows returned when the client does not say.
@@ -116,6 +118,7 @@ impl Region {
                         return Err("POLYGON vertices must be finite".into());
                     }
                 }
+                check_simple(&v)?;
                 Ok(Self::Polygon(v))
             }
             "" => Err("empty; allowed shapes: CIRCLE ra dec r, RANGE ra1 ra2 dec1 dec2, POLYGON ra1 dec1 ra2 dec2 ra3 dec3 …".into()),
@@ -184,6 +187,46 @@ impl Region {
             }
         }
     }
+}
+
+/// A polygon must be simple (DALI 1.1 §3.3.6): a bow tie, whose edges
+/// cross, encloses no well-defined area, so it is refused rather than
+/// given a meaning of our choosing. So is one whose vertices are not all
+/// within 90° of their mean, or that has repeated vertices.
+fn check_simple(v: &[(f64, f64)]) -> Result<(), String> {
+    let (ra, dec) = unit_mean(v);
+    let plane = Gnomonic::new(ra, dec);
+    let Some(p) = project_all(v, &plane) else {
+        return Err("POLYGON spans more than a hemisphere; split it into smaller polygons".into());
+    };
+    let n = p.len();
+    for i in 0..n {
+        if p[i] == p[(i + 1) % n] {
+            return Err(format!(
+                "POLYGON vertices {} and {} are the same point",
+                i + 1,
+                (i + 1) % n + 1
+            ));
+        }
+    }
+    for i in 0..n {
+        for j in i + 1..n {
+            // Adjacent edges share a vertex; they do not cross.
+            if j == i + 1 || (i == 0 && j == n - 1) {
+                continue;
+            }
+            if segments_cross(p[i], p[(i + 1) % n], p[j], p[(j + 1) % n]) {
+                return Err(format!(
+                    "POLYGON edges {}–{} and {}–{} cross (a self-intersecting \"bow tie\"); give the vertices in order around the region",
+                    i + 1,
+                    (i + 1) % n + 1,
+                    j + 1,
+                    (j + 1) % n + 1
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The mean direction of points, as (ra, dec).
@@ -323,11 +366,19 @@ pub struct Query {
     pub exptime: Vec<Interval>,
     /// FOV intervals, degrees.
     pub fov: Vec<Interval>,
-    /// SPATRES intervals, degrees.
+    /// SPATRES intervals, arcsec (as `s_resolution`).
     pub spatres: Vec<Interval>,
-    /// Whether POL, TIMERES or SPECRP was given: no wisecut frame has those
-    /// axes characterised, so nothing matches.
+    /// TIMERES intervals, seconds (as `t_resolution`).
+    pub timeres: Vec<Interval>,
+    /// SPECRP intervals (as `em_res_power`).
+    pub specrp: Vec<Interval>,
+    /// Whether POL was given: no wisecut frame has polarisation states,
+    /// so nothing matches.
     pub impossible: bool,
+    /// How the answer is written.
+    pub response: super::VoTableFormat,
+    /// INFOs about the request (RUNID, parameters ignored as DALI asks).
+    pub infos: Vec<super::votable::Info>,
     /// Publisher DIDs.
     pub id: Vec<String>,
     /// Classes (COLLECTION).
@@ -352,13 +403,6 @@ impl Query {
     /// Parses the parameters; errors name the parameter and what is
     /// allowed.
     pub fn parse(p: &DalParams) -> Result<Self, String> {
-        let unknown = p.unknown(PARAMS);
-        if let Some(u) = unknown.first() {
-            return Err(format!(
-                "{u}: unknown parameter; SIA 2.0 parameters: {}",
-                PARAMS.join(", ")
-            ));
-        }
         let mut q = Query {
             maxrec: DEFAULT_MAXREC,
             ..Default::default()
@@ -378,11 +422,8 @@ impl Query {
         q.exptime = intervals("EXPTIME")?;
         q.fov = intervals("FOV")?;
         q.spatres = intervals("SPATRES")?;
-        for name in ["TIMERES", "SPECRP"] {
-            if !intervals(name)?.is_empty() {
-                q.impossible = true;
-            }
-        }
+        q.timeres = intervals("TIMERES")?;
+        q.specrp = intervals("SPECRP")?;
         if !p.all("POL").is_empty() {
             q.impossible = true;
         }
@@ -420,25 +461,31 @@ impl Query {
                 format!("MAXREC: {m:?} is not a row count; allowed: 0 to any integer (at most {MAX_MAXREC} rows are returned)")
             })?;
         }
-        if let Some(f) = p.one("RESPONSEFORMAT")? {
-            let f = f.trim().to_ascii_lowercase();
-            if !(f == "votable" || f.starts_with("application/x-votable+xml") || f == "text/xml") {
-                return Err(format!(
-                    "RESPONSEFORMAT: {f:?} is not supported; allowed: application/x-votable+xml, votable"
-                ));
-            }
-        }
+        q.response = super::VoTableFormat::parse(p.one("RESPONSEFORMAT")?, super::votable::MIME)?;
+        q.infos = super::request_infos(p, PARAMS);
         Ok(q)
     }
 
     /// Whether a frame satisfies every constraint.
     pub fn matches(&self, f: &Frame) -> bool {
+        self.matches_record(f, &ObsRecord::of(f))
+    }
+
+    /// Whether a frame, described by `r` (its ObsCore record), satisfies
+    /// every constraint: each parameter is tested on the column it
+    /// constrains (SIA 2.0 §2.2), so what SIA finds is what the answer
+    /// and TAP's ObsCore say of the frame.
+    pub fn matches_record(&self, f: &Frame, r: &ObsRecord) -> bool {
         if self.impossible {
             return false;
         }
         let any = |list: &[String], value: Option<&str>| {
             list.is_empty()
                 || value.is_some_and(|v| list.iter().any(|x| *x == v.trim().to_ascii_lowercase()))
+        };
+        // An interval constraint on a column that is null never matches.
+        let within = |list: &[Interval], value: Option<f64>| {
+            list.is_empty() || value.is_some_and(|v| list.iter().any(|t| t.meets(v, v)))
         };
         if !self.collection.is_empty() && !self.collection.contains(&f.class) {
             return false;
@@ -447,14 +494,14 @@ impl Query {
             && !self
                 .id
                 .iter()
-                .any(|i| obscore::parse_ivoid(i) == Some(f.target.object_id))
+                .any(|i| obscore::parse_ivoid(i) == Some(r.object_id))
         {
             return false;
         }
-        if !any(&self.instrument, f.instrument.as_deref())
-            || !any(&self.target, f.object.as_deref())
+        if !any(&self.instrument, r.instrument_name.as_deref())
+            || !any(&self.target, r.target_name.as_deref())
             || !any(&self.dptype, Some("image"))
-            || !self.facility.is_empty()
+            || !any(&self.facility, r.facility_name.as_deref())
         {
             return false;
         }
@@ -466,17 +513,17 @@ impl Query {
         {
             return false;
         }
-        if !self.calib.is_empty() && !self.calib.contains(&calib_level(f.class)) {
+        if !self.calib.is_empty() && !self.calib.contains(&r.calib_level) {
             return false;
         }
         if !self.pos.is_empty() {
-            let Some(c) = &f.footprint else { return false };
-            if !self.pos.iter().any(|r| r.overlaps(c)) {
+            let Some(c) = &r.s_region else { return false };
+            if !self.pos.iter().any(|reg| reg.overlaps(c)) {
                 return false;
             }
         }
         if !self.band.is_empty() {
-            let Some((lo, hi)) = f.filter.as_deref().and_then(band) else {
+            let Some((lo, hi)) = r.em_range else {
                 return false;
             };
             if !self.band.iter().any(|b| b.meets(lo, hi)) {
@@ -484,43 +531,19 @@ impl Query {
             }
         }
         if !self.time.is_empty() {
-            let Some((lo, hi)) = time_range(f) else {
+            let Some((lo, hi)) = r.t_range else {
                 return false;
             };
             if !self.time.iter().any(|t| t.meets(lo, hi)) {
                 return false;
             }
         }
-        if !self.exptime.is_empty() {
-            let Some(e) = f.exptime else { return false };
-            if !self.exptime.iter().any(|t| t.meets(e, e)) {
-                return false;
-            }
-        }
-        if !self.fov.is_empty() {
-            let Some(v) = f.footprint.as_deref().map(obscore::fov) else {
-                return false;
-            };
-            if !self.fov.iter().any(|t| t.meets(v, v)) {
-                return false;
-            }
-        }
-        if !self.spatres.is_empty() {
-            let Some(s) = f.seeing.map(|s| s / 3600.0) else {
-                return false;
-            };
-            if !self.spatres.iter().any(|t| t.meets(s, s)) {
-                return false;
-            }
-        }
-        true
+        within(&self.exptime, r.t_exptime)
+            && within(&self.fov, r.s_fov)
+            && within(&self.spatres, r.s_resolution)
+            && within(&self.timeres, r.t_resolution)
+            && within(&self.specrp, r.em_res_power)
     }
-}
-
-/// A frame's exposure as an MJD interval.
-pub fn time_range(f: &Frame) -> Option<(f64, f64)> {
-    let start = f.mjd_obs?;
-    Some((start, start + f.exptime.unwrap_or(0.0) / 86_400.0))
 }
 
 /// The ObsCore fields of an answer, in order.
@@ -723,67 +746,87 @@ pub fn obscore_fields() -> Vec<Field> {
 
 /// One frame as an ObsCore row (same order as [`obscore_fields`]).
 pub fn obscore_row(f: &Frame, base: &str) -> Vec<Cell> {
-    let id = f.target.object_id;
-    let did = ivoid(id);
+    let r = ObsRecord::of(f);
+    let id = r.object_id;
     let text = |s: Option<&str>| s.map_or(Cell::Null, |v| Cell::Text(v.to_owned()));
     let float = |v: Option<f64>| v.map_or(Cell::Null, Cell::Float);
-    let times = time_range(f);
-    let em = f.filter.as_deref().and_then(band);
-    let centre = f.center;
     vec![
         Cell::Text("image".into()),
-        Cell::Int(calib_level(f.class)),
-        Cell::Text(f.class.name().into()),
-        Cell::Text(f.filename.clone()),
-        Cell::Text(did.clone()),
+        Cell::Int(r.calib_level),
+        Cell::Text(r.obs_collection.into()),
+        Cell::Text(r.obs_id.clone()),
+        Cell::Text(r.obs_publisher_did.clone()),
         Cell::Text(format!("{base}/data/{}", id.0)),
         Cell::Text("image/fits".into()),
-        Cell::Int((f.file_size + 999) / 1000),
-        text(f.object.as_deref()),
-        float(centre.map(|c| c.0)),
-        float(centre.map(|c| c.1)),
-        float(f.footprint.as_deref().map(obscore::fov)),
-        f.footprint
+        Cell::Int(r.access_estsize),
+        text(r.target_name.as_deref()),
+        float(r.s_centre.map(|c| c.0)),
+        float(r.s_centre.map(|c| c.1)),
+        float(r.s_fov),
+        r.s_region
             .as_deref()
             .map_or(Cell::Null, |c| Cell::Text(obscore::polygon_text(c))),
-        float(f.seeing),
-        Cell::Int(i64::from(f.naxis1)),
-        Cell::Int(i64::from(f.naxis2)),
-        float(times.map(|t| t.0)),
-        float(times.map(|t| t.1)),
-        float(f.exptime),
-        float(f.exptime),
+        float(r.s_resolution),
+        Cell::Int(r.s_xel.0),
+        Cell::Int(r.s_xel.1),
+        float(r.t_range.map(|t| t.0)),
+        float(r.t_range.map(|t| t.1)),
+        float(r.t_exptime),
+        float(r.t_resolution),
         Cell::Int(1),
-        float(em.map(|e| e.0)),
-        float(em.map(|e| e.1)),
-        float(em.map(|e| (e.0 + e.1) / 2.0 / (e.1 - e.0))),
+        float(r.em_range.map(|e| e.0)),
+        float(r.em_range.map(|e| e.1)),
+        float(r.em_res_power),
         Cell::Int(1),
         Cell::Text("phot.count".into()),
         Cell::Null,
         Cell::Int(1),
-        Cell::Null,
-        text(f.instrument.as_deref()),
+        text(r.facility_name.as_deref()),
+        text(r.instrument_name.as_deref()),
         Cell::Int(id.0),
-        text(f.filter.as_deref()),
-        text(f.chip.as_deref()),
+        text(r.filter.as_deref()),
+        text(r.chip.as_deref()),
         Cell::Text(format!("{base}/thumb/{}", id.0)),
-        Cell::Text(super::datalink::links_url(base, &did)),
+        Cell::Text(super::datalink::links_url(base, &r.obs_publisher_did)),
     ]
+}
+
+/// Drops `xtype="polygon"` from the `s_region` field of an answer that has
+/// a row without a region (a calibration frame, which has no sky WCS).
+///
+/// DALI has no null polygon: an empty array is not a polygon, and
+/// `stilts votlint` rejects an empty `<TD/>` under that xtype. Such a
+/// frame is still an ObsCore record (SIA's `COLLECTION=BiasFrame` finds
+/// the biases), so the column stays and only its claim to hold polygons
+/// in every row goes; answers of sky frames only (any `POS` search) keep
+/// the xtype that lets TOPCAT and Aladin draw the footprints.
+pub fn region_xtype_only_if_complete(fields: &mut [Field], rows: &[Vec<Cell>]) {
+    let Some(i) = fields.iter().position(|f| f.name == "s_region") else {
+        return;
+    };
+    if rows
+        .iter()
+        .any(|r| matches!(r.get(i), Some(Cell::Null) | None))
+    {
+        fields[i].xtype = None;
+    }
 }
 
 /// The answer to a query: `frames` already filtered, cut at MAXREC.
 pub fn answer(frames: &[Frame], q: &Query, base: &str) -> Document {
     let limit = q.maxrec.min(MAX_MAXREC) as usize;
     let overflow = frames.len() > limit;
-    let rows = frames
+    let rows: Vec<Vec<Cell>> = frames
         .iter()
         .take(limit)
         .map(|f| obscore_row(f, base))
         .collect();
+    let mut fields = obscore_fields();
+    region_xtype_only_if_complete(&mut fields, &rows);
     Document {
         description: "wisecut SIA 2.0 query result (ObsCore 1.1 columns)".into(),
         icrs: true,
-        infos: vec![
+        infos: [
             if overflow {
                 QueryStatus::Overflow
             } else {
@@ -791,12 +834,22 @@ pub fn answer(frames: &[Frame], q: &Query, base: &str) -> Document {
             }
             .info(),
             super::votable::Info::new("request", "SIA 2.0 query"),
-        ],
+        ]
+        .into_iter()
+        .chain(q.infos.iter().cloned())
+        .collect(),
         params: vec![],
         table_name: "results".into(),
-        fields: obscore_fields(),
+        fields,
         rows,
-        services: vec![super::datalink::links_descriptor(base, "obs_publisher_did")],
+        services: vec![
+            super::datalink::links_descriptor(base, "obs_publisher_did"),
+            super::datalink::soda_descriptor(
+                base,
+                "soda",
+                super::datalink::SodaDataset::Column("obs_publisher_did"),
+            ),
+        ],
     }
 }
 
@@ -838,6 +891,19 @@ mod tests {
         let miss = Region::parse("POLYGON 11 11 12 11 12 12").unwrap();
         assert!(hit.overlaps(&frame));
         assert!(!miss.overlaps(&frame));
+    }
+
+    #[test]
+    fn bow_tie_polygons_are_refused_and_simple_ones_kept() {
+        let e = Region::parse("POLYGON 10 10 11 11 11 10 10 11").unwrap_err();
+        assert!(e.contains("cross"), "{e}");
+        assert!(Region::parse("POLYGON 10 10 11 10 11 11 10 11").is_ok());
+        // Clockwise is as good as anticlockwise.
+        assert!(Region::parse("POLYGON 10 11 11 11 11 10 10 10").is_ok());
+        // A concave (but simple) polygon is allowed.
+        assert!(Region::parse("POLYGON 10 10 12 10 11 10.5 12 11 10 11").is_ok());
+        let e = Region::parse("POLYGON 10 10 10 10 11 11").unwrap_err();
+        assert!(e.contains("same point"), "{e}");
     }
 
     #[test]

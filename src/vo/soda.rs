@@ -16,7 +16,7 @@ use super::sia::Region;
 use crate::imaging::wcs::Wcs;
 
 /// The parameters `{sync}` understands (upper case).
-pub const PARAMS: &[&str] = &["ID", "CIRCLE", "POLYGON", "POS", "RESPONSEFORMAT"];
+pub const PARAMS: &[&str] = &["ID", "CIRCLE", "POLYGON", "POS", "RESPONSEFORMAT", "RUNID"];
 
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,12 +31,8 @@ impl Request {
     /// Parses and checks the parameters. Errors are the `UsageError` text
     /// without the prefix.
     pub fn parse(p: &DalParams) -> Result<Self, String> {
-        if let Some(u) = p.unknown(PARAMS).first() {
-            return Err(format!(
-                "{u}: unknown parameter; SODA sync parameters here: {}",
-                PARAMS.join(", ")
-            ));
-        }
+        // Parameters SODA does not know (RUNID included) are ignored, as
+        // DALI asks; the answer is FITS, with no place to say so.
         let id = p
             .one("ID")?
             .ok_or("ID: missing; give the publisher DID of a frame (ivo://wisecut/obj?N)")?

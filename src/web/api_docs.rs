@@ -511,9 +511,9 @@ const SIA: &[Param] = &[
     p("FOV", "lo hi, degrees", "", "Field of view."),
     p(
         "SPATRES",
-        "lo hi, degrees",
+        "lo hi, arcsec",
         "",
-        "Spatial resolution (seeing).",
+        "Spatial resolution (s_resolution: the seeing FWHM).",
     ),
     p("EXPTIME", "lo hi, seconds", "", "Exposure time."),
     p("ID", "ivo://wisecut/obj?N", "", "Publisher DID of a frame."),
@@ -528,8 +528,18 @@ const SIA: &[Param] = &[
         "Calibration level (raw 1, reduced 2, regridded/coadd 3).",
     ),
     p("TARGET", "text", "", "Grid target (OBJECT)."),
-    p("TIMERES", "lo hi, seconds", "", "Time resolution."),
-    p("SPECRP", "lo hi", "", "Spectral resolving power."),
+    p(
+        "TIMERES",
+        "lo hi, seconds",
+        "",
+        "Time resolution (t_resolution: the exposure time).",
+    ),
+    p(
+        "SPECRP",
+        "lo hi",
+        "",
+        "Spectral resolving power (em_res_power: λ/Δλ of the filter).",
+    ),
     p("FORMAT", "MIME type", "", "Access format (image/fits)."),
     p(
         "MAXREC",
@@ -539,9 +549,15 @@ const SIA: &[Param] = &[
     ),
     p(
         "RESPONSEFORMAT",
-        "votable (application/x-votable+xml)",
+        "votable, application/x-votable+xml, text/xml; each with optional ;serialization=TABLEDATA|BINARY2",
         "votable",
-        "Answer format.",
+        "Answer format (the media type answered is the one asked for).",
+    ),
+    p(
+        "RUNID",
+        "text",
+        "",
+        "DALI's run label: echoed in an INFO; parameters the service does not know are ignored and named in an INFO.",
     ),
 ];
 
@@ -566,6 +582,12 @@ const SODA: &[Param] = &[
         "application/fits",
         "Answer format.",
     ),
+    p(
+        "RUNID",
+        "text",
+        "",
+        "DALI's run label: accepted; parameters the service does not know are ignored .",
+    ),
 ];
 
 const LINKS: &[Param] = &[
@@ -575,7 +597,18 @@ const LINKS: &[Param] = &[
         "",
         "Objects whose links are wanted (required).",
     ),
-    p("RESPONSEFORMAT", "votable", "votable", "Answer format."),
+    p(
+        "RESPONSEFORMAT",
+        "votable, application/x-votable+xml, text/xml; optional ;serialization=TABLEDATA|BINARY2",
+        "application/x-votable+xml;content=datalink",
+        "Answer format.",
+    ),
+    p(
+        "RUNID",
+        "text",
+        "",
+        "DALI's run label: echoed in an INFO; parameters the service does not know are ignored and named in an INFO.",
+    ),
 ];
 
 const PROV: &[Param] = &[
@@ -598,6 +631,12 @@ const PROV: &[Param] = &[
         "PROV-JSON",
         "Answer format.",
     ),
+    p(
+        "RUNID",
+        "text",
+        "",
+        "DALI's run label: accepted; parameters the service does not know are ignored .",
+    ),
 ];
 
 const MOC: &[Param] = &[
@@ -615,6 +654,12 @@ const MOC: &[Param] = &[
         "Resolution of the MOC.",
     ),
     p("format", "json, fits", "json", "Answer format."),
+    p(
+        "RUNID",
+        "text",
+        "",
+        "DALI's run label, accepted; unknown parameters are ignored and named in the X-Wisecut-Ignored-Parameters header.",
+    ),
 ];
 
 fn batch_columns() -> Vec<&'static str> {
@@ -751,8 +796,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint {
             id: "vo-sia",
             method: "GET, POST",
-            path: "/vo/sia/query",
-            summary: "IVOA SIA 2.0: frames as ObsCore rows (VOTable) with access and DataLink URLs. Parameter names are case-insensitive and may repeat (AND across names, OR within one).",
+            path: "/vo/sia",
+            summary: "IVOA SIA 2.0 (also at /vo/sia/query): frames as ObsCore rows (VOTable) with access URLs and DataLink and SODA service descriptors. Parameter names are case-insensitive and may repeat (AND across names, OR within one).",
             accepts: || sia::PARAMS.to_vec(),
             params: SIA,
             answers: "200 with a VOTable; QUERY_STATUS ERROR in the VOTable for usage errors.",

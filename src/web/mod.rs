@@ -193,6 +193,12 @@ pub fn app(state: AppState) -> Router {
             get(rgb_pages::rgb_api_get).post(rgb_pages::rgb_api),
         )
         .route("/data/{id}", get(vo_endpoints::data))
+        // SIA at its base URL too: STILTS (`cone servicetype=sia2`) and
+        // TOPCAT send queries to the URL they are given.
+        .route(
+            "/vo/sia",
+            get(vo_endpoints::sia_query).post(vo_endpoints::sia_query),
+        )
         .route(
             "/vo/sia/query",
             get(vo_endpoints::sia_query).post(vo_endpoints::sia_query),

@@ -39,6 +39,34 @@ impl QueryParams {
         Ok(Self(map))
     }
 
+    /// Like [`QueryParams::parse`] for the VO services, which must ignore
+    /// parameters they do not know (DALI 1.1 §3.1): those are returned
+    /// apart, for the answer to name, instead of being an error. `allowed`
+    /// is compared without regard to case.
+    pub fn parse_lenient(
+        raw: Option<&str>,
+        allowed: &[&str],
+    ) -> Result<(Self, Vec<String>), ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+            .map_err(|e| ApiError::bad(format!("the query string is malformed: {e}")))?;
+        let mut map = HashMap::new();
+        let mut ignored = Vec::new();
+        for (k, v) in pairs {
+            let key = k.to_ascii_lowercase();
+            if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&key)) {
+                ignored.push(params::shown(&k));
+                continue;
+            }
+            if map.insert(key, v).is_some() {
+                return Err(ApiError::bad(format!(
+                    "{}: given more than once",
+                    params::shown(&k)
+                )));
+            }
+        }
+        Ok((Self(map), ignored))
+    }
+
     /// The value of `name` (lower case), if given.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)

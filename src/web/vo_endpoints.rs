@@ -1,4 +1,4 @@
-//! The VO endpoints: SIA 2.0 (`/vo/sia/query`), SODA 1.0
+//! The VO endpoints: SIA 2.0 (`/vo/sia`, also `/vo/sia/query`), SODA 1.0
 //! (`/vo/soda/sync`), DataLink 1.1 (`/vo/links`), VOSI
 //! (`/vo/availability`, `/vo/capabilities`, also under `/vo/sia/`), and the
 //! stored files themselves (`/data/{id}`).
@@ -35,11 +35,11 @@ use crate::products::frames::FrameKey;
 use crate::vo::votable::{self, Document, QueryStatus, Serialization};
 
 /// Parameters of DataLink's `/vo/links`.
-pub const LINKS_PARAMS: &[&str] = &["ID", "RESPONSEFORMAT"];
+pub const LINKS_PARAMS: &[&str] = &["ID", "RESPONSEFORMAT", "RUNID"];
 /// Parameters of `/prov`.
-pub const PROV_PARAMS: &[&str] = &["ID", "DEPTH", "DIRECTION", "RESPONSEFORMAT"];
+pub const PROV_PARAMS: &[&str] = &["ID", "DEPTH", "DIRECTION", "RESPONSEFORMAT", "RUNID"];
 /// Parameters of `/vo/moc`.
-pub const MOC_PARAMS: &[&str] = &["class", "filter", "depth", "format"];
+pub const MOC_PARAMS: &[&str] = &["class", "filter", "depth", "format", "RUNID"];
 use crate::vo::{DalParams, datalink, obscore, sia, soda};
 
 /// The base URL for absolute links in an answer: `--public-url` when
@@ -247,7 +247,7 @@ type VoTableAnswer = Result<Response, VoError<AsVoTable>>;
 /// What a SODA or PROV handler returns.
 type TextAnswer = Result<Response, VoError<AsText>>;
 
-/// `GET|POST /vo/sia/query`.
+/// `GET|POST /vo/sia` and `/vo/sia/query`.
 pub async fn sia_query(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -274,8 +274,8 @@ pub async fn sia_query(
     frames.sort_by_key(|f| f.target.object_id.0);
     Ok(votable_response(
         &sia::answer(&frames, &q, &base),
-        Serialization::TableData,
-        votable::MIME,
+        q.response.serialization,
+        &q.response.media_type,
     ))
 }
 
@@ -392,11 +392,11 @@ pub async fn links(
 ) -> VoTableAnswer {
     let base = base_url(&st, &headers);
     let p = params(query.as_deref(), &body)?;
-    if let Some(u) = p.unknown(LINKS_PARAMS).first() {
-        return Err(VoError::usage(format!(
-            "{u}: unknown parameter; DataLink takes ID (repeatable) and RESPONSEFORMAT"
-        )));
-    }
+    let format = crate::vo::VoTableFormat::parse(
+        p.one("RESPONSEFORMAT").map_err(VoError::usage)?,
+        datalink::LINKS_MIME,
+    )
+    .map_err(VoError::usage)?;
     let ids = p.all("ID");
     if ids.is_empty() {
         return Err(VoError::usage(
@@ -433,7 +433,11 @@ pub async fn links(
                         .iter()
                         .any(|x: &votable::ServiceDescriptor| &x.id == sd)
                 {
-                    services.push(datalink::soda_descriptor(&base, sd, &obscore::ivoid(s.id)));
+                    services.push(datalink::soda_descriptor(
+                        &base,
+                        sd,
+                        datalink::SodaDataset::Did(&obscore::ivoid(s.id)),
+                    ));
                 }
                 rows.extend(datalink::links(&base, &s, soda.as_deref()));
             }
@@ -445,10 +449,12 @@ pub async fn links(
             Err(e) => rows.push(datalink::fault(asked, "Error", &e)),
         }
     }
+    let mut doc = datalink::document(&rows, services);
+    doc.infos.extend(crate::vo::request_infos(&p, LINKS_PARAMS));
     Ok(votable_response(
-        &datalink::document(&rows, services),
-        Serialization::TableData,
-        datalink::LINKS_MIME,
+        &doc,
+        format.serialization,
+        &format.media_type,
     ))
 }
 
@@ -575,12 +581,9 @@ pub async fn provenance(
     body: Bytes,
 ) -> TextAnswer {
     use crate::vo::prov::ProvFormat;
+    // Parameters PROV does not know are ignored, as DALI asks (RUNID
+    // included); the answer is PROV, which has no place to say so.
     let p = params(query.as_deref(), &body)?;
-    if let Some(u) = p.unknown(PROV_PARAMS).first() {
-        return Err(VoError::usage(format!(
-            "{u}: unknown parameter; allowed: ID, DEPTH, DIRECTION, RESPONSEFORMAT"
-        )));
-    }
     let one = |name: &str| p.one(name).map_err(VoError::usage);
     let id = one("ID")?
         .ok_or_else(|| VoError::usage("ID: missing; give an object id or ivo://wisecut/obj?N"))?;
@@ -647,7 +650,7 @@ pub async fn moc(
     use super::ApiError;
     use super::query_params::QueryParams;
     use crate::vo::coverage;
-    let p = QueryParams::parse(query.as_deref(), MOC_PARAMS)?;
+    let (p, ignored) = QueryParams::parse_lenient(query.as_deref(), MOC_PARAMS)?;
     let classes: Vec<FrameClass> = match p.get("class").filter(|c| !c.is_empty()) {
         None => FrameClass::ALL
             .into_iter()
@@ -704,7 +707,7 @@ pub async fn moc(
     )
     .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
     let frames = cov.frames.to_string();
-    Ok(if fits {
+    let mut response = if fits {
         (
             [
                 (header::CONTENT_TYPE, "application/fits".to_owned()),
@@ -726,5 +729,13 @@ pub async fn moc(
             coverage::to_json(&cov.moc),
         )
             .into_response()
-    })
+    };
+    if !ignored.is_empty()
+        && let Ok(v) = header::HeaderValue::from_str(&ignored.join(", "))
+    {
+        response
+            .headers_mut()
+            .insert("x-wisecut-ignored-parameters", v);
+    }
+    Ok(response)
 }

@@ -23,4 +23,5 @@ mod sample;
 mod science_quality;
 mod tap;
 mod vo;
+mod vo_fixes;
 mod web;

@@ -131,7 +131,7 @@ async fn sia_filters_and_reports_overflow_and_usage_errors() {
         ("BAND=7+3", "BAND"),
         ("COLLECTION=Nope", "COLLECTION"),
         ("MAXREC=-1", "MAXREC"),
-        ("COLOUR=red", "COLOUR"),
+        ("POS=POLYGON+10+10+11+11+11+10+10+11", "POS"),
     ] {
         let (status, ct, body) = common::fetch(&st, &format!("/vo/sia/query?{q}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{q}");

@@ -79,6 +79,20 @@ from pyvo.dal.exceptions import DALOverflowWarning, DALQueryError, DALServiceErr
 HERE = Path(__file__).resolve().parent
 VOT_NS = "http://www.ivoa.net/xml/VOTable/v1.3"
 XSD_PATH = Path(__import__("astropy").__file__).parent / "io/votable/data/VOTable.v1.4.xsd"
+def data_section(h):
+    """The pixels of an image that see the sky, 1-based inclusive
+    (x1, x2, y1, y2): its IRAF DATASEC, else the whole image. A raw
+    exposure's overscan strip (BIASSEC) is outside it."""
+    n1, n2 = h["NAXIS1"], h["NAXIS2"]
+    m = re.fullmatch(r"\s*\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\s*", str(h.get("DATASEC", "")))
+    if m:
+        a, b, c, d = map(int, m.groups())
+        x1, x2, y1, y2 = min(a, b), max(a, b), min(c, d), max(c, d)
+        if x1 >= 1 and y1 >= 1 and x2 <= n1 and y2 <= n2:
+            return x1, x2, y1, y2
+    return 1, n1, 1, n2
+
+
 FRAME_CLASSES = [
     "RawBiasFrame",
     "RawDomeFlatFrame",
@@ -477,7 +491,11 @@ class Checker:
 
         def make():
             h, w = self.headers()[n]
-            return [tuple(c) for c in w.calc_footprint(axes=(h["NAXIS1"], h["NAXIS2"]), center=False)]
+            x1, x2, y1, y2 = data_section(h)
+            # Outer pixel edges of the data section, 0-based pixel coordinates.
+            xs, ys = (x1 - 1.5, x2 - 0.5), (y1 - 1.5, y2 - 0.5)
+            px = np.array([[xs[0], ys[0]], [xs[1], ys[0]], [xs[1], ys[1]], [xs[0], ys[1]]])
+            return [tuple(c) for c in w.all_pix2world(px, 0)]
 
         return self.cached(("footprint", n), make)
 
@@ -544,11 +562,16 @@ class Checker:
         vot, tree = self.votable(url, r.content)
         return url, r.content, vot, tree
 
-    def check_export_metadata(self, url, vot, tree, *, sky, frames):
+    def check_export_metadata(self, url, vot, tree, *, sky, frames, main_id=True):
         table = vot.get_first_table()
         fields = {f.name: f for f in table.fields}
         mains = [f.name for f in table.fields if f.ucd == "meta.id;meta.main"]
-        check(len(mains) == 1, f"{url}: {len(mains)} fields with ucd meta.id;meta.main: {mains}")
+        if main_id:
+            check(len(mains) == 1, f"{url}: {len(mains)} fields with ucd meta.id;meta.main: {mains}")
+        else:
+            # Association rows: the aid repeats on every member's row, so no
+            # column is the row's main id.
+            check(not mains, f"{url}: {mains} marked meta.id;meta.main, but no column identifies a row")
         coosys = {c.ID: c for c in vot.iter_coosys()}
         for axis, ucd in (("ra", "pos.eq.ra;meta.main"), ("dec", "pos.eq.dec;meta.main")):
             pos = [f for f in table.fields if f.name == axis or (f.ucd or "").startswith(ucd.split(";")[0])]
@@ -686,7 +709,7 @@ class Checker:
 
         def one(path, kind, sky):
             url, content, vot, tree = self.export(path)
-            self.check_export_metadata(url, vot, tree, sky=sky, frames=kind == "frames")
+            self.check_export_metadata(url, vot, tree, sky=sky, frames=kind == "frames", main_id=kind != "assoc")
             return url, content, vot, tree
 
         for path, kind, sky in bases:
@@ -721,7 +744,7 @@ class Checker:
             want = self.url(f"/table/AssociateList/{a}?format=votable")
             check(al_url[a] == want, f"AssociateList {a}: rows_url {al_url[a]!r}, not {want}")
             path = f"/table/AssociateList/{a}?format=votable"
-            parsed[path] = one(path, "assoc", False)
+            parsed[path] = one(path, "assoc", True)
             t = parsed[path][2].get_first_table()
             aids = set(int(x) for x in t.array["aid"])
             members = set(int(x) for x in t.array["slid"])
@@ -943,7 +966,8 @@ class Checker:
             for c in corners:
                 d = min(angle(vec(*c), vec(*x)) for x in sreg)
                 check(d < 1e-6, f"SIA {did(n)}: s_region misses the WCS corner {c} by {d * 3600:.3f} arcsec")
-            centre = w.pixel_to_world((h["NAXIS1"] - 1) / 2, (h["NAXIS2"] - 1) / 2)
+            x1, x2, y1, y2 = data_section(h)
+            centre = w.pixel_to_world((x1 + x2) / 2 - 1, (y1 + y2) / 2 - 1)
             scale = pixel_scale(w)
             sep = centre.separation(SkyCoord(row["s_ra"], row["s_dec"], unit="deg")).deg
             check(sep < 2 * scale, f"SIA {did(n)}: s_ra/s_dec are {sep / scale:.1f} px from the image centre")
@@ -1114,12 +1138,53 @@ class Checker:
         )
         self.votable(raw_answer.url, raw_answer.content)
         ok_path = self.save("sia_answer.vot", raw_answer.content)
-        self.votlint([ok_path, err_path])
+        # An answer of calibration frames (no sky regions) lints clean too.
+        cal = self.get(self.url("/vo/sia?" + urllib.parse.urlencode({"COLLECTION": "BiasFrame"})))
+        self.votable(cal.url, cal.content)
+        cal_path = self.save("sia_calibration.vot", cal.content)
+        self.votlint([ok_path, err_path, cal_path])
+
+        # pyvo cuts through the SODA descriptor of the SIA answer rather
+        # than downloading the whole frame.
+        res = self.sia().search(pos=(ra0 * u.deg, dec0 * u.deg, 0.001 * u.deg), collection="CoaddedRegriddedFrame")
+        check(len(res) >= 1, "SIA: no coadd at its own centre")
+        rec = res[0]
+        stream = rec.processed(circle=[ra0, dec0, 10 / 3600] * u.deg)
+        cut = stream.read()
+        whole = int(rec["access_estsize"]) * 1000
+        check(len(cut) < whole / 4, f"pyvo processed(circle=10\"): {len(cut)} bytes, the frame is {whole}")
+        with fits.open(io.BytesIO(cut)) as hdul:
+            shape = next(h.data.shape for h in hdul if h.is_image and h.data is not None)
+        check(max(shape) < 100, f"pyvo processed(circle=10\"): a {shape} image")
+        stilts_text = ""
+        if self.stilts:
+            # STILTS and TOPCAT send SIA queries to the URL they are given.
+            out = subprocess.run(
+                [
+                    self.stilts,
+                    "cone",
+                    "servicetype=sia2",
+                    f"serviceurl={self.url('/vo/sia')}",
+                    f"lon={ra0}",
+                    f"lat={dec0}",
+                    "radius=0.01",
+                    "ofmt=csv",
+                    "out=-",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            check(out.returncode == 0, f"stilts cone servicetype=sia2 at /vo/sia: {out.stderr[-800:]}")
+            lines = [x for x in out.stdout.splitlines() if x.strip()]
+            check(len(lines) >= 2, f"stilts cone servicetype=sia2 at /vo/sia: no rows: {out.stdout[:300]}")
+            stilts_text = f"; stilts cone sia2 {len(lines) - 1} rows"
         return (
             f"sia ok (pyvo SIA2Service via VOSI; {sum(len(t) for t in inv.values())} frames in "
             f"{len(FRAME_CLASSES)} collections, {len(sky)} on the sky with s_region = astropy WCS footprint; "
             f"{len(circles)} circles = spherical oracle ({ambiguous} edge cases within 0.5\"); "
-            f"BAND, TIME, COLLECTION subsets; MAXREC OVERFLOW; POS error 400)"
+            f"BAND, TIME, COLLECTION subsets; MAXREC OVERFLOW; POS error 400; "
+            f"pyvo processed() via SODA {len(cut)} bytes{stilts_text})"
         )
 
     # -- 3. DataLink -------------------------------------------------------------

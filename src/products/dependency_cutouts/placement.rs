@@ -99,13 +99,8 @@ impl FrameNode {
 
 /// Zero-based origin of a FITS section `[x1:x2,y1:y2]`.
 fn section_origin(s: &str) -> Option<(f64, f64)> {
-    let inner = s.trim().strip_prefix('[')?.strip_suffix(']')?;
-    let (xs, ys) = inner.split_once(',')?;
-    let first = |r: &str| -> Option<f64> {
-        let (a, _) = r.split_once(':')?;
-        a.trim().parse::<f64>().ok()
-    };
-    Some((first(xs)? - 1.0, first(ys)? - 1.0))
+    let s = crate::imaging::wcs::Section::parse(s)?;
+    Some((s.x1 as f64 - 1.0, s.y1 as f64 - 1.0))
 }
 
 /// The lineage of one SourceList's frame, loaded once for all its sources.

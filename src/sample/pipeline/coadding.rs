@@ -159,18 +159,37 @@ fn coadd_cards(
     grid: &SkyGrid,
 ) -> Vec<Card> {
     let first = members[0].0.exp.start;
-    let total: f64 = members.iter().map(|(s, _)| s.exp.exptime).sum();
+    // The depth of a pixel: each exposure counts once however many of its
+    // chips were combined (one chip covers a given pixel), and the time
+    // coverage runs to the end of the last exposure, as ObsCore's t_max
+    // and t_exptime mean.
+    let mut exposures: Vec<&super::observing_run::Exposure> =
+        members.iter().map(|(s, _)| &s.exp).collect();
+    exposures.sort_by_key(|e| e.index);
+    exposures.dedup_by_key(|e| e.index);
+    let depth: f64 = exposures.iter().map(|e| e.exptime).sum();
+    let end = exposures
+        .iter()
+        .map(|e| e.start + chrono::Duration::milliseconds((e.exptime * 1000.0) as i64))
+        .max()
+        .unwrap_or(first);
     let mut cards = common_cards("coadd", FrameClass::CoaddedRegriddedFrame, None);
     cards.extend([
         target_card(),
         filter_card(band),
-        card("EXPTIME", total, "[s] summed exposure time"),
+        card(
+            "EXPTIME",
+            depth,
+            "[s] exposure time of one pixel (summed exposures)",
+        ),
         card(
             "DATE-OBS",
             fits_date(first),
             "UTC start of the first exposure",
         ),
         card("MJD-OBS", mjd(first), "MJD start of the first exposure"),
+        card("DATE-END", fits_date(end), "UTC end of the last exposure"),
+        card("MJD-END", mjd(end), "MJD end of the last exposure"),
         card(
             "NCOMBINE",
             members.len() as i64,
