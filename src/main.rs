@@ -146,6 +146,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let catalog = Catalog::connect(&config.db_url)
         .await
         .context("opening the catalogue")?;
+    // TAP's ObsCore table follows the frames (new, removed, or written by
+    // an older mapping); cheap when nothing changed.
+    wisecut::vo::obscore::sync_table(&catalog)
+        .await
+        .context("bringing the ObsCore table up to date")?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -237,6 +242,9 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         .context("opening the catalogue")?;
     let started = std::time::Instant::now();
     let report = catalog.ingest(&args.manifest, &data).await?;
+    wisecut::vo::obscore::sync_table(&catalog)
+        .await
+        .context("writing the ObsCore rows of the new frames")?;
     eprintln!(
         "wisecut: ingested {} frames, {} source lists ({} sources), {} associate lists ({} rows) in {:.1} s",
         report.frames,

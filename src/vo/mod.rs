@@ -14,6 +14,7 @@
 //! The HTTP side lives in `web::vo_endpoints`; this module is protocol logic only,
 //! so it can be tested without a server.
 
+pub mod adql;
 pub mod coverage;
 pub mod datalink;
 pub mod export;
@@ -22,7 +23,6 @@ pub mod prov;
 pub mod sia;
 pub mod soda;
 pub mod tap_schema;
-pub mod adql;
 pub mod votable;
 
 /// Parameters of a DAL request, as the VO standards define them: names are

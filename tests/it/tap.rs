@@ -16,9 +16,14 @@ use wisecut::vo::tap_schema::{TapColumn, TapTable, published, upload_table};
 
 use crate::common;
 
-async fn run_with(cat: &Catalog, adql: &str, tables: &[TapTable], uploads: &[wisecut::catalog::tap_query::UploadTable]) -> Vec<Vec<Cell>> {
-    let t = translate(adql, tables, cat.backend(), 1_000_000)
-        .unwrap_or_else(|e| panic!("{adql}: {e}"));
+async fn run_with(
+    cat: &Catalog,
+    adql: &str,
+    tables: &[TapTable],
+    uploads: &[wisecut::catalog::tap_query::UploadTable],
+) -> Vec<Vec<Cell>> {
+    let t =
+        translate(adql, tables, cat.backend(), 1_000_000).unwrap_or_else(|e| panic!("{adql}: {e}"));
     cat.tap_rows(&t.sql, t.values, &t.kinds, uploads)
         .await
         .unwrap_or_else(|e| panic!("{:?}: {adql}\n{}: {e}", cat.backend(), t.sql))
@@ -73,13 +78,23 @@ async fn tap_counts_agree_with_the_catalogue_and_sync_is_idempotent() {
         )
         .await;
         for r in &per_class {
-            let Cell::Text(class) = &r[0] else { panic!("{r:?}") };
+            let Cell::Text(class) = &r[0] else {
+                panic!("{r:?}")
+            };
             let expected = frames.iter().filter(|f| f.class.name() == class).count();
             assert_eq!(int(&r[1]), expected as i64, "{}: {class}", db.backend);
         }
         let counts = cat.category_counts().await.unwrap();
-        let sources = counts.iter().find(|c| c.category == "Source").unwrap().count;
-        let rows = run(cat, "SELECT COUNT(*), COUNT(DISTINCT slid), AVG(mag_auto), SUM(flags) FROM wisecut.sources").await;
+        let sources = counts
+            .iter()
+            .find(|c| c.category == "Source")
+            .unwrap()
+            .count;
+        let rows = run(
+            cat,
+            "SELECT COUNT(*), COUNT(DISTINCT slid), AVG(mag_auto), SUM(flags) FROM wisecut.sources",
+        )
+        .await;
         assert_eq!(int(&rows[0][0]), sources, "{}", db.backend);
         assert!(matches!(rows[0][2], Cell::Float(_)), "{:?}", rows[0]);
         assert!(matches!(rows[0][3], Cell::Int(_)), "{:?}", rows[0]);
@@ -96,7 +111,10 @@ async fn tap_counts_agree_with_the_catalogue_and_sync_is_idempotent() {
             "SELECT k.from_table, c.from_column FROM TAP_SCHEMA.keys k JOIN TAP_SCHEMA.key_columns c ON c.key_id = k.key_id WHERE k.target_table = 'ivoa.ObsCore' ORDER BY 1, 2",
         )
         .await;
-        assert!(rows.iter().any(|r| r[1] == Cell::Text("parent_id".into())), "{rows:?}");
+        assert!(
+            rows.iter().any(|r| r[1] == Cell::Text("parent_id".into())),
+            "{rows:?}"
+        );
     }
 }
 
@@ -119,7 +137,11 @@ async fn math_functions_run_on_both_backends() {
         let r = &rows[0];
         let close = |c: &Cell, v: f64| (float(c) - v).abs() < 1e-9;
         assert!(close(&r[0], 1f64.sin()), "{}: {r:?}", db.backend);
-        assert!(close(&r[1], 2.35) || close(&r[1], 2.34), "{}: {r:?}", db.backend);
+        assert!(
+            close(&r[1], 2.35) || close(&r[1], 2.34),
+            "{}: {r:?}",
+            db.backend
+        );
         assert_eq!(int(&r[2]), 1);
         assert!(close(&r[3], 1.5), "{}: {r:?}", db.backend);
         assert!(close(&r[4], 2.0), "{}: {r:?}", db.backend);
@@ -127,18 +149,34 @@ async fn math_functions_run_on_both_backends() {
         assert!(close(&r[6], 3.0), "{}: {r:?}", db.backend);
         assert!(close(&r[7], 2.0), "{}: {r:?}", db.backend);
         assert!(close(&r[8], 1024.0), "{}: {r:?}", db.backend);
-        assert!(close(&r[9], std::f64::consts::FRAC_PI_4), "{}: {r:?}", db.backend);
+        assert!(
+            close(&r[9], std::f64::consts::FRAC_PI_4),
+            "{}: {r:?}",
+            db.backend
+        );
         assert!(close(&r[10], 180.0), "{}: {r:?}", db.backend);
-        assert!(close(&r[11], 2.0) && close(&r[12], -2.0), "{}: {r:?}", db.backend);
+        assert!(
+            close(&r[11], 2.0) && close(&r[12], -2.0),
+            "{}: {r:?}",
+            db.backend
+        );
         assert_eq!(int(&r[13]), 3);
         assert!(close(&r[14], 4.0));
         assert_eq!(r[15], Cell::Text("abcX".into()));
         assert!(matches!(int(&r[16]), 3 | 4), "{}: {r:?}", db.backend);
         assert_eq!(int(&r[17]), 3, "{}: integer division", db.backend);
         // LIKE is case-sensitive on both backends.
-        let like = run(cat, "SELECT COUNT(*) FROM ivoa.ObsCore WHERE obs_collection LIKE 'coadded%'").await;
+        let like = run(
+            cat,
+            "SELECT COUNT(*) FROM ivoa.ObsCore WHERE obs_collection LIKE 'coadded%'",
+        )
+        .await;
         assert_eq!(int(&like[0][0]), 0, "{}", db.backend);
-        let ilike = run(cat, "SELECT COUNT(*) FROM ivoa.ObsCore WHERE obs_collection ILIKE 'coadded%'").await;
+        let ilike = run(
+            cat,
+            "SELECT COUNT(*) FROM ivoa.ObsCore WHERE obs_collection ILIKE 'coadded%'",
+        )
+        .await;
         assert!(int(&ilike[0][0]) > 0, "{}", db.backend);
     }
 }
@@ -148,7 +186,11 @@ async fn a_cone_on_sources_finds_what_cone_search_finds() {
     for db in common::all_backends().await {
         let db = ready(db).await;
         let cat = &db.catalog;
-        let coadd = cat.frames_of_class(FrameClass::CoaddedRegriddedFrame).await.unwrap()[0].clone();
+        let coadd = cat
+            .frames_of_class(FrameClass::CoaddedRegriddedFrame)
+            .await
+            .unwrap()[0]
+            .clone();
         let (ra, dec) = coadd.center.unwrap();
         for r in [0.002, 0.01, 0.05] {
             let expected: BTreeSet<(i64, i64)> = cat
@@ -168,7 +210,11 @@ async fn a_cone_on_sources_finds_what_cone_search_finds() {
                 .collect();
             assert_eq!(got, expected, "{}: radius {r}", db.backend);
             if r == 0.05 {
-                assert!(got.len() > 5, "{}: the cone should hold sources", db.backend);
+                assert!(
+                    got.len() > 5,
+                    "{}: the cone should hold sources",
+                    db.backend
+                );
             }
             // And the count agrees when computed by SQL.
             let q = format!(
@@ -195,7 +241,11 @@ async fn distance_agrees_with_the_sphere_module_to_a_milliarcsecond() {
         for r in &rows {
             let expected = separation_deg(float(&r[0]), float(&r[1]), ra0, dec0);
             let got = float(&r[2]);
-            assert!((got - expected).abs() * 3.6e6 < 1.0, "{}: {got} vs {expected}", db.backend);
+            assert!(
+                (got - expected).abs() * 3.6e6 < 1.0,
+                "{}: {got} vs {expected}",
+                db.backend
+            );
             assert!(got >= last, "ORDER BY d");
             last = got;
         }
@@ -206,7 +256,11 @@ async fn distance_agrees_with_the_sphere_module_to_a_milliarcsecond() {
         )
         .await;
         for r in &rows {
-            assert!((float(&r[2]) * 3.6e6 - 1.0).abs() < 1e-3, "{}: {r:?}", db.backend);
+            assert!(
+                (float(&r[2]) * 3.6e6 - 1.0).abs() < 1e-3,
+                "{}: {r:?}",
+                db.backend
+            );
         }
     }
 }
@@ -252,7 +306,11 @@ async fn intersects_on_obscore_agrees_with_sia_for_every_frame() {
             }
             // A thin strip through the frame whose vertices are all outside
             // it and which holds no corner: only edge crossings find it.
-            let span = fp.iter().map(|q| separation_deg(q.0, q.1, centre.0, centre.1)).fold(0.0, f64::max) * 3.0;
+            let span = fp
+                .iter()
+                .map(|q| separation_deg(q.0, q.1, centre.0, centre.1))
+                .fold(0.0, f64::max)
+                * 3.0;
             let cosd = centre.1.to_radians().cos();
             regions.push(Region::Polygon(vec![
                 (centre.0 - span / cosd, centre.1 - 0.0005),
@@ -278,7 +336,10 @@ async fn intersects_on_obscore_agrees_with_sia_for_every_frame() {
                 Region::Circle(ra, dec, r) => format!("CIRCLE('ICRS', {ra}, {dec}, {r})"),
                 Region::Polygon(v) => format!(
                     "POLYGON('ICRS', {})",
-                    v.iter().map(|(r, d)| format!("{r}, {d}")).collect::<Vec<_>>().join(", ")
+                    v.iter()
+                        .map(|(r, d)| format!("{r}, {d}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 Region::Range(..) => unreachable!(),
             };
@@ -287,12 +348,17 @@ async fn intersects_on_obscore_agrees_with_sia_for_every_frame() {
                 .filter(|f| f.footprint.as_deref().is_some_and(|fp| region.overlaps(fp)))
                 .map(|f| f.target.object_id.0)
                 .collect();
-            let q = format!("SELECT frame_id FROM ivoa.ObsCore WHERE INTERSECTS(s_region, {shape}) = 1");
+            let q = format!(
+                "SELECT frame_id FROM ivoa.ObsCore WHERE INTERSECTS(s_region, {shape}) = 1"
+            );
             let got: BTreeSet<i64> = run(cat, &q).await.iter().map(|r| int(&r[0])).collect();
             assert_eq!(got, expected, "{}: {shape}", db.backend);
             nonempty += usize::from(!got.is_empty() && got.len() < on_sky.len());
         }
-        assert!(nonempty >= 4, "the regions should discriminate between frames");
+        assert!(
+            nonempty >= 4,
+            "the regions should discriminate between frames"
+        );
     }
 }
 
@@ -302,7 +368,13 @@ async fn obscore_rows_are_the_sia_rows() {
         let db = ready(db).await;
         let cat = &db.catalog;
         let frames = all_frames(cat).await;
-        let t = translate("SELECT * FROM ivoa.ObsCore ORDER BY frame_id", &published(), cat.backend(), 1_000_000).unwrap();
+        let t = translate(
+            "SELECT * FROM ivoa.ObsCore ORDER BY frame_id",
+            &published(),
+            cat.backend(),
+            1_000_000,
+        )
+        .unwrap();
         let rows = cat.tap_rows(&t.sql, t.values, &t.kinds, &[]).await.unwrap();
         assert_eq!(rows.len(), frames.len());
         let sia_fields = wisecut::vo::sia::obscore_fields();
@@ -311,13 +383,21 @@ async fn obscore_rows_are_the_sia_rows() {
             let f = frames.iter().find(|f| f.target.object_id.0 == id).unwrap();
             let sia = wisecut::vo::sia::obscore_row(f, "");
             for (k, field) in t.fields.iter().enumerate() {
-                let name = if field.name == "frame_id" { "object_id" } else { &field.name };
+                let name = if field.name == "frame_id" {
+                    "object_id"
+                } else {
+                    &field.name
+                };
                 let j = sia_fields.iter().position(|s| s.name == name).unwrap();
                 let same = match (&row[k], &sia[j]) {
                     (Cell::Float(a), Cell::Float(b)) => (a - b).abs() <= 1e-12 * b.abs().max(1.0),
                     (a, b) => a == b,
                 };
-                assert!(same, "{}: frame {id} {name}: {:?} vs {:?}", db.backend, row[k], sia[j]);
+                assert!(
+                    same,
+                    "{}: frame {id} {name}: {:?} vs {:?}",
+                    db.backend, row[k], sia[j]
+                );
             }
         }
     }
@@ -328,10 +408,18 @@ async fn the_lineage_join_lists_a_coadds_inputs() {
     for db in common::all_backends().await {
         let db = ready(db).await;
         let cat = &db.catalog;
-        let coadd = cat.frames_of_class(FrameClass::CoaddedRegriddedFrame).await.unwrap()[0].clone();
+        let coadd = cat
+            .frames_of_class(FrameClass::CoaddedRegriddedFrame)
+            .await
+            .unwrap()[0]
+            .clone();
         let id = coadd.target.object_id;
         let walk = cat.lineage(id, Direction::Up, 1).await.unwrap();
-        let frame_ids: BTreeSet<i64> = all_frames(cat).await.iter().map(|f| f.target.object_id.0).collect();
+        let frame_ids: BTreeSet<i64> = all_frames(cat)
+            .await
+            .iter()
+            .map(|f| f.target.object_id.0)
+            .collect();
         let expected: BTreeSet<String> = walk
             .edges
             .iter()
@@ -360,7 +448,11 @@ async fn an_upload_crossmatches_against_sources() {
     for db in common::all_backends().await {
         let db = ready(db).await;
         let cat = &db.catalog;
-        let some = run(cat, "SELECT TOP 3 slid, sid, ra, dec FROM wisecut.sources ORDER BY mag_auto").await;
+        let some = run(
+            cat,
+            "SELECT TOP 3 slid, sid, ra, dec FROM wisecut.sources ORDER BY mag_auto",
+        )
+        .await;
         let table = upload_table(
             "mine",
             vec![
@@ -387,15 +479,34 @@ async fn an_upload_crossmatches_against_sources() {
         .await;
         let mut expected = Vec::new();
         for (i, r) in rows.iter().enumerate() {
-            for (_, s) in cat.cone_search(float(&r[1]), float(&r[2]), radius, None, usize::MAX).await.unwrap() {
-                expected.push(vec![Cell::Int(i as i64), Cell::Int(s.slid.0), Cell::Int(s.sid.0)]);
+            for (_, s) in cat
+                .cone_search(float(&r[1]), float(&r[2]), radius, None, usize::MAX)
+                .await
+                .unwrap()
+            {
+                expected.push(vec![
+                    Cell::Int(i as i64),
+                    Cell::Int(s.slid.0),
+                    Cell::Int(s.sid.0),
+                ]);
             }
         }
         expected.sort_by_key(|r| (int(&r[0]), int(&r[1]), int(&r[2])));
         assert_eq!(got, expected, "{}", db.backend);
         assert!(got.len() >= 3);
         // The upload is gone after the query.
-        let again = cat.tap_rows("SELECT COUNT(*) FROM tap_upload_mine", vec![], &[ColumnKind::Int], &[]).await;
-        assert!(again.is_err(), "{}: the temporary table outlived its query", db.backend);
+        let again = cat
+            .tap_rows(
+                "SELECT COUNT(*) FROM tap_upload_mine",
+                vec![],
+                &[ColumnKind::Int],
+                &[],
+            )
+            .await;
+        assert!(
+            again.is_err(),
+            "{}: the temporary table outlived its query",
+            db.backend
+        );
     }
 }
