@@ -874,6 +874,18 @@ mod tests {
     }
 
     #[test]
+    fn every_obscore_column_is_in_the_sql_table() {
+        for c in &obscore().columns {
+            assert!(
+                c.sql == "frame_id"
+                    || crate::catalog::tap_query::OBSCORE_COLUMNS.contains(&c.sql.as_str()),
+                "{} is published but the obscore table has no such column",
+                c.sql
+            );
+        }
+    }
+
+    #[test]
     fn upload_names_never_reach_sql_unchecked() {
         assert!(valid_upload_name("mine_2").is_ok());
         assert!(valid_upload_name("x; DROP TABLE frame").is_err());
