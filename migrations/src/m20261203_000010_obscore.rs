@@ -64,9 +64,34 @@ const DOUBLE: &[&str] = &[
     "em_res_power",
     "dec_min",
     "dec_max",
-    "c1x", "c1y", "c1z", "c2x", "c2y", "c2z", "c3x", "c3y", "c3z", "c4x", "c4y", "c4z",
-    "n1x", "n1y", "n1z", "n2x", "n2y", "n2z", "n3x", "n3y", "n3z", "n4x", "n4y", "n4z",
-    "e1", "e2", "e3", "e4",
+    "c1x",
+    "c1y",
+    "c1z",
+    "c2x",
+    "c2y",
+    "c2z",
+    "c3x",
+    "c3y",
+    "c3z",
+    "c4x",
+    "c4y",
+    "c4z",
+    "n1x",
+    "n1y",
+    "n1z",
+    "n2x",
+    "n2y",
+    "n2z",
+    "n3x",
+    "n3y",
+    "n3z",
+    "n4x",
+    "n4y",
+    "n4z",
+    "e1",
+    "e2",
+    "e3",
+    "e4",
 ];
 
 #[derive(DeriveIden)]
@@ -88,14 +113,12 @@ fn index(name: &str, cols: &[&'static str]) -> IndexCreateStatement {
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         let mut t = Table::create();
-        t.table(Obscore::Table)
-            .if_not_exists()
-            .col(
-                ColumnDef::new(Obscore::FrameId)
-                    .big_integer()
-                    .not_null()
-                    .primary_key(),
-            );
+        t.table(Obscore::Table).if_not_exists().col(
+            ColumnDef::new(Obscore::FrameId)
+                .big_integer()
+                .not_null()
+                .primary_key(),
+        );
         for c in TEXT {
             t.col(ColumnDef::new(Alias::new(*c)).text().null());
         }

@@ -217,14 +217,71 @@ async fn create_upload(
 /// `frame_id`), as its migration creates them: ObsCore values, then the
 /// footprint helpers.
 pub const OBSCORE_COLUMNS: &[&str] = &[
-    "dataproduct_type", "calib_level", "obs_collection", "obs_id", "obs_publisher_did",
-    "access_url", "access_format", "access_estsize", "target_name", "s_ra", "s_dec", "s_fov",
-    "s_region", "s_resolution", "s_xel1", "s_xel2", "t_min", "t_max", "t_exptime",
-    "t_resolution", "t_xel", "em_min", "em_max", "em_res_power", "em_xel", "o_ucd",
-    "pol_states", "pol_xel", "facility_name", "instrument_name", "filter", "chip", "preview",
-    "datalink", "mapping_version", "dec_min", "dec_max", "c1x", "c1y", "c1z", "c2x", "c2y",
-    "c2z", "c3x", "c3y", "c3z", "c4x", "c4y", "c4z", "n1x", "n1y", "n1z", "n2x", "n2y", "n2z",
-    "n3x", "n3y", "n3z", "n4x", "n4y", "n4z", "e1", "e2", "e3", "e4",
+    "dataproduct_type",
+    "calib_level",
+    "obs_collection",
+    "obs_id",
+    "obs_publisher_did",
+    "access_url",
+    "access_format",
+    "access_estsize",
+    "target_name",
+    "s_ra",
+    "s_dec",
+    "s_fov",
+    "s_region",
+    "s_resolution",
+    "s_xel1",
+    "s_xel2",
+    "t_min",
+    "t_max",
+    "t_exptime",
+    "t_resolution",
+    "t_xel",
+    "em_min",
+    "em_max",
+    "em_res_power",
+    "em_xel",
+    "o_ucd",
+    "pol_states",
+    "pol_xel",
+    "facility_name",
+    "instrument_name",
+    "filter",
+    "chip",
+    "preview",
+    "datalink",
+    "mapping_version",
+    "dec_min",
+    "dec_max",
+    "c1x",
+    "c1y",
+    "c1z",
+    "c2x",
+    "c2y",
+    "c2z",
+    "c3x",
+    "c3y",
+    "c3z",
+    "c4x",
+    "c4y",
+    "c4z",
+    "n1x",
+    "n1y",
+    "n1z",
+    "n2x",
+    "n2y",
+    "n2z",
+    "n3x",
+    "n3y",
+    "n3z",
+    "n4x",
+    "n4y",
+    "n4z",
+    "e1",
+    "e2",
+    "e3",
+    "e4",
 ];
 
 impl Catalog {
@@ -272,7 +329,10 @@ impl Catalog {
             self.db()
                 .execute_raw(Self::stmt(
                     self.backend(),
-                    &format!("DELETE FROM obscore WHERE frame_id IN ({})", marks.join(", ")),
+                    &format!(
+                        "DELETE FROM obscore WHERE frame_id IN ({})",
+                        marks.join(", ")
+                    ),
                     values,
                 ))
                 .await?;
@@ -283,7 +343,10 @@ impl Catalog {
     /// Inserts `obscore` rows: `frame_id` then one value per
     /// [`OBSCORE_COLUMNS`] entry; a row that already exists (another server
     /// wrote it) is left alone.
-    pub async fn insert_obscore_rows(&self, rows: Vec<(i64, Vec<Value>)>) -> Result<(), CatalogError> {
+    pub async fn insert_obscore_rows(
+        &self,
+        rows: Vec<(i64, Vec<Value>)>,
+    ) -> Result<(), CatalogError> {
         let n = OBSCORE_COLUMNS.len() + 1;
         let per = (INSERT_BATCH_VALUES / n).max(1);
         let b = self.backend();
@@ -345,9 +408,6 @@ mod tests {
             ColumnKind::Bool.value(&Cell::Bool(true)),
             Value::BigInt(Some(1))
         );
-        assert_eq!(
-            ColumnKind::Text.value(&Cell::Null),
-            Value::String(None)
-        );
+        assert_eq!(ColumnKind::Text.value(&Cell::Null), Value::String(None));
     }
 }

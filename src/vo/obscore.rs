@@ -247,37 +247,6 @@ pub fn fov(corners: &[(f64, f64)]) -> f64 {
     best
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identifiers_round_trip_and_reject_junk() {
-        assert_eq!(parse_ivoid(&ivoid(ObjectId(42))), Some(ObjectId(42)));
-        assert_eq!(parse_ivoid(" 7 "), Some(ObjectId(7)));
-        assert_eq!(parse_ivoid("ivo://wisecut/obj?x"), None);
-        assert_eq!(parse_ivoid("ivo://other/obj?3"), None);
-        assert_eq!(parse_ivoid("-3"), None);
-    }
-
-    #[test]
-    fn cutout_ids_name_their_frame_and_drop_the_format() {
-        let did = cutout_did("frame=12&ra=150.1&dec=2.2&size=20&unit=arcsec&format=png");
-        let (frame, q) = parse_cutout_did(&did).unwrap();
-        assert_eq!(frame, ObjectId(12));
-        assert_eq!(q, "frame=12&ra=150.1&dec=2.2&size=20&unit=arcsec");
-        assert!(parse_cutout_did("ivo://wisecut/cutout?ra=1&dec=2").is_none());
-        assert!(parse_cutout_did("ivo://wisecut/obj?12").is_none());
-    }
-
-    #[test]
-    fn bands_are_in_metres_and_ordered() {
-        let (lo, hi) = band("r").unwrap();
-        assert!(lo < hi && lo > 5e-7 && hi < 7e-7);
-        assert!(band("Halpha-narrow").is_none());
-    }
-}
-
 /// The version of the frame → ObsCore mapping that writes the `obscore`
 /// table; bump it when [`super::sia::obscore_row`] changes, and
 /// [`sync_table`] rewrites every row.
@@ -367,7 +336,10 @@ pub fn table_row(f: &crate::model::Frame) -> Vec<sea_orm::Value> {
     use sea_orm::Value;
     let fields = super::sia::obscore_fields();
     let cells = super::sia::obscore_row(f, "");
-    let helpers = f.footprint.as_deref().and_then(footprint_helpers);
+    let helpers = ObsRecord::of(f)
+        .s_region
+        .as_deref()
+        .and_then(footprint_helpers);
     let first_helper = crate::catalog::tap_query::OBSCORE_COLUMNS
         .iter()
         .position(|c| *c == "dec_min")
@@ -385,8 +357,8 @@ pub fn table_row(f: &crate::model::Frame) -> Vec<sea_orm::Value> {
             let Some(k) = fields.iter().position(|fd| fd.name == *col) else {
                 return Value::String(None);
             };
-            let text = fields[k].xtype.is_some()
-                || fields[k].datatype == super::votable::DataType::Char;
+            let text =
+                fields[k].xtype.is_some() || fields[k].datatype == super::votable::DataType::Char;
             match (&cells[k], fields[k].datatype, text) {
                 (Cell::Null, _, true) => Value::String(None),
                 (Cell::Null, super::votable::DataType::Double, _) => Value::Double(None),
@@ -419,4 +391,35 @@ pub async fn sync_table(
         catalog.insert_obscore_rows(rows).await?;
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_round_trip_and_reject_junk() {
+        assert_eq!(parse_ivoid(&ivoid(ObjectId(42))), Some(ObjectId(42)));
+        assert_eq!(parse_ivoid(" 7 "), Some(ObjectId(7)));
+        assert_eq!(parse_ivoid("ivo://wisecut/obj?x"), None);
+        assert_eq!(parse_ivoid("ivo://other/obj?3"), None);
+        assert_eq!(parse_ivoid("-3"), None);
+    }
+
+    #[test]
+    fn cutout_ids_name_their_frame_and_drop_the_format() {
+        let did = cutout_did("frame=12&ra=150.1&dec=2.2&size=20&unit=arcsec&format=png");
+        let (frame, q) = parse_cutout_did(&did).unwrap();
+        assert_eq!(frame, ObjectId(12));
+        assert_eq!(q, "frame=12&ra=150.1&dec=2.2&size=20&unit=arcsec");
+        assert!(parse_cutout_did("ivo://wisecut/cutout?ra=1&dec=2").is_none());
+        assert!(parse_cutout_did("ivo://wisecut/obj?12").is_none());
+    }
+
+    #[test]
+    fn bands_are_in_metres_and_ordered() {
+        let (lo, hi) = band("r").unwrap();
+        assert!(lo < hi && lo > 5e-7 && hi < 7e-7);
+        assert!(band("Halpha-narrow").is_none());
+    }
 }

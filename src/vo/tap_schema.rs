@@ -317,8 +317,7 @@ fn obscore() -> TapTable {
     TapTable {
         schema: "ivoa".into(),
         name: "ObsCore".into(),
-        description: "ObsCore 1.1 description of every frame (the SIA 2.0 answer's columns)"
-            .into(),
+        description: "ObsCore 1.1 description of every frame (the SIA 2.0 answer's columns)".into(),
         utype: "ivo://ivoa.net/std/obscore#table-1.1".into(),
         columns,
         relation: Relation::Table("obscore".into()),
@@ -335,21 +334,56 @@ fn sources() -> TapTable {
         description: "sources extracted from frames, by source list (SLID) and id (SID)".into(),
         utype: String::new(),
         columns: vec![
-            c("slid", Int, "source list id").ucd("meta.id;meta.dataset").principal().indexed(),
-            c("sid", Int, "source id within its list").ucd("meta.id").principal().indexed(),
-            c("ra", Float, "right ascension (ICRS)").unit("deg").ucd("pos.eq.ra;meta.main").principal().indexed(),
-            c("dec", Float, "declination (ICRS)").unit("deg").ucd("pos.eq.dec;meta.main").principal().indexed(),
-            c("x", Float, "x on the list's frame (FITS pixel)").unit("pixel").ucd("pos.cartesian.x;instr.det"),
-            c("y", Float, "y on the list's frame (FITS pixel)").unit("pixel").ucd("pos.cartesian.y;instr.det"),
-            c("a", Float, "semi-major axis").unit("pixel").ucd("phys.size.smajAxis"),
-            c("b", Float, "semi-minor axis").unit("pixel").ucd("phys.size.sminAxis"),
-            c("theta", Float, "position angle").unit("deg").ucd("pos.posAng"),
-            c("mag_auto", Float, "MAG_AUTO").unit("mag").ucd("phot.mag").principal(),
-            c("magerr_auto", Float, "MAGERR_AUTO").unit("mag").ucd("stat.error;phot.mag"),
-            c("flux_auto", Float, "FLUX_AUTO").unit("adu").ucd("phot.flux"),
-            c("fwhm", Float, "full width at half maximum").unit("pixel").ucd("phys.size;instr.det.psf"),
+            c("slid", Int, "source list id")
+                .ucd("meta.id;meta.dataset")
+                .principal()
+                .indexed(),
+            c("sid", Int, "source id within its list")
+                .ucd("meta.id")
+                .principal()
+                .indexed(),
+            c("ra", Float, "right ascension (ICRS)")
+                .unit("deg")
+                .ucd("pos.eq.ra;meta.main")
+                .principal()
+                .indexed(),
+            c("dec", Float, "declination (ICRS)")
+                .unit("deg")
+                .ucd("pos.eq.dec;meta.main")
+                .principal()
+                .indexed(),
+            c("x", Float, "x on the list's frame (FITS pixel)")
+                .unit("pixel")
+                .ucd("pos.cartesian.x;instr.det"),
+            c("y", Float, "y on the list's frame (FITS pixel)")
+                .unit("pixel")
+                .ucd("pos.cartesian.y;instr.det"),
+            c("a", Float, "semi-major axis")
+                .unit("pixel")
+                .ucd("phys.size.smajAxis"),
+            c("b", Float, "semi-minor axis")
+                .unit("pixel")
+                .ucd("phys.size.sminAxis"),
+            c("theta", Float, "position angle")
+                .unit("deg")
+                .ucd("pos.posAng"),
+            c("mag_auto", Float, "MAG_AUTO")
+                .unit("mag")
+                .ucd("phot.mag")
+                .principal(),
+            c("magerr_auto", Float, "MAGERR_AUTO")
+                .unit("mag")
+                .ucd("stat.error;phot.mag"),
+            c("flux_auto", Float, "FLUX_AUTO")
+                .unit("adu")
+                .ucd("phot.flux"),
+            c("fwhm", Float, "full width at half maximum")
+                .unit("pixel")
+                .ucd("phys.size;instr.det.psf"),
             c("class_star", Float, "CLASS_STAR star/galaxy classifier").ucd("src.class.starGalaxy"),
-            c("flags", Int, "extraction flags").ucd("meta.code.qual").int32(),
+            c("flags", Int, "extraction flags")
+                .ucd("meta.code.qual")
+                .int32(),
         ],
         relation: Relation::Table("source".into()),
         foreign_keys: vec![ForeignKey {
@@ -370,14 +404,31 @@ fn source_lists() -> TapTable {
         description: "source lists (catalogs extracted from one frame)".into(),
         utype: String::new(),
         columns: vec![
-            c("slid", Int, "source list id").ucd("meta.id;meta.dataset").principal().indexed(),
-            c("object_id", Int, "wisecut object id of the list").ucd("meta.id").indexed(),
+            c("slid", Int, "source list id")
+                .ucd("meta.id;meta.dataset")
+                .principal()
+                .indexed(),
+            c("object_id", Int, "wisecut object id of the list")
+                .ucd("meta.id")
+                .indexed(),
             c("name", Text, "name").ucd("meta.id").principal(),
-            c("frame_id", Int, "object id of the frame the sources were extracted from").ucd("meta.id;obs.image").principal(),
-            c("filter", Text, "filter").ucd("meta.id;instr.filter").principal(),
+            c(
+                "frame_id",
+                Int,
+                "object id of the frame the sources were extracted from",
+            )
+            .ucd("meta.id;obs.image")
+            .principal(),
+            c("filter", Text, "filter")
+                .ucd("meta.id;instr.filter")
+                .principal(),
             c("chip", Text, "detector").ucd("meta.id;instr.det"),
-            c("n_sources", Int, "number of sources").ucd("meta.number").principal(),
-            c("is_valid", Int, "manual validity flag (0 = invalid)").ucd("meta.code.qual").int32(),
+            c("n_sources", Int, "number of sources")
+                .ucd("meta.number")
+                .principal(),
+            c("is_valid", Int, "manual validity flag (0 = invalid)")
+                .ucd("meta.code.qual")
+                .int32(),
         ],
         relation: Relation::Subquery(
             "SELECT s.slid, s.object_id, s.name, s.frame_id, s.filter, s.chip, s.n_sources, \
@@ -401,14 +452,30 @@ fn associate_lists() -> TapTable {
         description: "associate lists (cross-matches of source lists)".into(),
         utype: String::new(),
         columns: vec![
-            c("alid", Int, "associate list id").ucd("meta.id;meta.dataset").principal().indexed(),
-            c("object_id", Int, "wisecut object id of the list").ucd("meta.id").indexed(),
+            c("alid", Int, "associate list id")
+                .ucd("meta.id;meta.dataset")
+                .principal()
+                .indexed(),
+            c("object_id", Int, "wisecut object id of the list")
+                .ucd("meta.id")
+                .indexed(),
             c("name", Text, "name").ucd("meta.id").principal(),
-            c("assoc_type", Text, "association type").ucd("meta.code").principal(),
-            c("search_distance", Float, "matching radius").unit("arcsec").ucd("pos.angDistance").principal(),
-            c("n_associations", Int, "number of associations").ucd("meta.number").principal(),
-            c("n_members", Int, "number of source lists matched").ucd("meta.number").int32(),
-            c("is_valid", Int, "manual validity flag (0 = invalid)").ucd("meta.code.qual").int32(),
+            c("assoc_type", Text, "association type")
+                .ucd("meta.code")
+                .principal(),
+            c("search_distance", Float, "matching radius")
+                .unit("arcsec")
+                .ucd("pos.angDistance")
+                .principal(),
+            c("n_associations", Int, "number of associations")
+                .ucd("meta.number")
+                .principal(),
+            c("n_members", Int, "number of source lists matched")
+                .ucd("meta.number")
+                .int32(),
+            c("is_valid", Int, "manual validity flag (0 = invalid)")
+                .ucd("meta.code.qual")
+                .int32(),
         ],
         relation: Relation::Subquery(
             "SELECT a.alid, a.object_id, a.name, a.assoc_type, a.search_distance, \
@@ -425,13 +492,26 @@ fn associations() -> TapTable {
     TapTable {
         schema: "wisecut".into(),
         name: "associations".into(),
-        description: "associations: which sources (SLID, SID) an association (ALID, AID) groups".into(),
+        description: "associations: which sources (SLID, SID) an association (ALID, AID) groups"
+            .into(),
         utype: String::new(),
         columns: vec![
-            c("alid", Int, "associate list id").ucd("meta.id;meta.dataset").principal().indexed(),
-            c("aid", Int, "association id within its list").ucd("meta.id").principal().indexed(),
-            c("slid", Int, "source list of the member").ucd("meta.id;meta.dataset").principal().indexed(),
-            c("sid", Int, "source id of the member").ucd("meta.id").principal().indexed(),
+            c("alid", Int, "associate list id")
+                .ucd("meta.id;meta.dataset")
+                .principal()
+                .indexed(),
+            c("aid", Int, "association id within its list")
+                .ucd("meta.id")
+                .principal()
+                .indexed(),
+            c("slid", Int, "source list of the member")
+                .ucd("meta.id;meta.dataset")
+                .principal()
+                .indexed(),
+            c("sid", Int, "source id of the member")
+                .ucd("meta.id")
+                .principal()
+                .indexed(),
             c("flag", Int, "association flag").ucd("meta.code").int32(),
         ],
         relation: Relation::Table("association".into()),
@@ -458,13 +538,29 @@ fn dependency() -> TapTable {
     TapTable {
         schema: "wisecut".into(),
         name: "dependency".into(),
-        description: "lineage edges: child_id was made from parent_id (object ids of frames and lists)".into(),
+        description:
+            "lineage edges: child_id was made from parent_id (object ids of frames and lists)"
+                .into(),
         utype: String::new(),
         columns: vec![
-            c("child_id", Int, "object id of the product").ucd("meta.id").principal().indexed(),
-            c("parent_id", Int, "object id of an input").ucd("meta.id").principal().indexed(),
-            c("role", Text, "what the input was used as (bias, flat, input, …)").ucd("meta.code").principal(),
-            c("ordinal", Int, "order among inputs of the same role").ucd("meta.number").int32(),
+            c("child_id", Int, "object id of the product")
+                .ucd("meta.id")
+                .principal()
+                .indexed(),
+            c("parent_id", Int, "object id of an input")
+                .ucd("meta.id")
+                .principal()
+                .indexed(),
+            c(
+                "role",
+                Text,
+                "what the input was used as (bias, flat, input, …)",
+            )
+            .ucd("meta.code")
+            .principal(),
+            c("ordinal", Int, "order among inputs of the same role")
+                .ucd("meta.number")
+                .int32(),
         ],
         relation: Relation::Table("dependency".into()),
         foreign_keys: vec![
@@ -653,11 +749,7 @@ fn tap_schema_rows(all: &[&TapTable]) -> [Vec<Vec<Value>>; 5] {
                 s(datatype_name(c.datatype)),
                 opt(f.arraysize.as_deref().unwrap_or("")),
                 opt(c.xtype.as_deref().unwrap_or("")),
-                Value::BigInt(
-                    f.arraysize
-                        .as_deref()
-                        .and_then(|a| a.parse::<i64>().ok()),
-                ),
+                Value::BigInt(f.arraysize.as_deref().and_then(|a| a.parse::<i64>().ok())),
                 flag(c.principal),
                 flag(c.indexed),
                 flag(c.std),
@@ -782,6 +874,18 @@ mod tests {
     }
 
     #[test]
+    fn every_obscore_column_is_in_the_sql_table() {
+        for c in &obscore().columns {
+            assert!(
+                c.sql == "frame_id"
+                    || crate::catalog::tap_query::OBSCORE_COLUMNS.contains(&c.sql.as_str()),
+                "{} is published but the obscore table has no such column",
+                c.sql
+            );
+        }
+    }
+
+    #[test]
     fn upload_names_never_reach_sql_unchecked() {
         assert!(valid_upload_name("mine_2").is_ok());
         assert!(valid_upload_name("x; DROP TABLE frame").is_err());
@@ -790,7 +894,10 @@ mod tests {
             "x\"; DROP TABLE frame; --",
             vec![TapColumn::new("ra", ColumnKind::Float, "")],
         );
-        assert_eq!(t.relation, Relation::Table("tap_upload_xdroptableframe".into()));
+        assert_eq!(
+            t.relation,
+            Relation::Table("tap_upload_xdroptableframe".into())
+        );
         assert_eq!(t.columns[0].sql, "c0");
     }
 }

@@ -9,8 +9,8 @@
 //! refused rather than left to each backend's coercions.
 
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType as SqlType, DuplicateTreatment, Expr, Function,
-    FunctionArg, FunctionArgExpr, FunctionArguments, UnaryOperator, Value as Lit,
+    BinaryOperator, CastKind, DataType as SqlType, DuplicateTreatment, Expr, Function, FunctionArg,
+    FunctionArgExpr, FunctionArguments, UnaryOperator, Value as Lit,
 };
 
 use super::scope::{ColRef, Scope, Sql};
@@ -116,7 +116,10 @@ impl<'s, 'a> Tr<'s, 'a> {
     fn numeric(&mut self, e: &Expr) -> Result<Typed<'a>, AdqlError> {
         let t = self.value(e)?;
         if !t.ty.numeric() {
-            return err(format!("\"{e}\" is {}, but a number is needed here", t.ty.name()));
+            return err(format!(
+                "\"{e}\" is {}, but a number is needed here",
+                t.ty.name()
+            ));
         }
         Ok(t)
     }
@@ -181,7 +184,11 @@ impl<'s, 'a> Tr<'s, 'a> {
             Expr::BinaryOp { left, op, right } => self.binary(left, op, right, e),
             Expr::IsNull(x) | Expr::IsNotNull(x) => {
                 let t = self.value(x)?;
-                let not = if matches!(e, Expr::IsNotNull(_)) { " NOT" } else { "" };
+                let not = if matches!(e, Expr::IsNotNull(_)) {
+                    " NOT"
+                } else {
+                    ""
+                };
                 Ok(Typed::new(format!("({} IS{not} NULL)", t.sql), Ty::Bool).agg(t.aggregate))
             }
             Expr::Between {
@@ -231,7 +238,11 @@ impl<'s, 'a> Tr<'s, 'a> {
                     items.push(t.sql);
                 }
                 let not = if *negated { " NOT" } else { "" };
-                Ok(Typed::new(format!("({}{not} IN ({}))", x.sql, items.join(", ")), Ty::Bool).agg(a))
+                Ok(Typed::new(
+                    format!("({}{not} IN ({}))", x.sql, items.join(", ")),
+                    Ty::Bool,
+                )
+                .agg(a))
             }
             Expr::In { .. } | Expr::Subquery(_) | Expr::Exists { .. } => {
                 err("subqueries are not supported; use a JOIN, or IN with a list of values")
@@ -247,7 +258,11 @@ impl<'s, 'a> Tr<'s, 'a> {
                     return err(format!("\"{e}\": CEILING and FLOOR take one number"));
                 }
                 let x = self.float_arg(expr)?;
-                let name = if matches!(e, Expr::Ceil { .. }) { "CEIL" } else { "FLOOR" };
+                let name = if matches!(e, Expr::Ceil { .. }) {
+                    "CEIL"
+                } else {
+                    "FLOOR"
+                };
                 Ok(Typed::new(format!("{name}({})", x.sql), Ty::Float).agg(x.aggregate))
             }
             Expr::Cast {
@@ -291,7 +306,9 @@ impl<'s, 'a> Tr<'s, 'a> {
                 t.col = None;
                 Ok(t)
             }
-            _ => err(format!("the operator {op} in \"{e}\" is not ADQL; allowed: -, +, NOT")),
+            _ => err(format!(
+                "the operator {op} in \"{e}\" is not ADQL; allowed: -, +, NOT"
+            )),
         }
     }
 
@@ -371,7 +388,10 @@ impl<'s, 'a> Tr<'s, 'a> {
     ) -> Result<Typed<'a>, AdqlError> {
         let v = self.value(x)?;
         if !matches!(v.ty, Ty::Text | Ty::Null) {
-            return err(format!("LIKE compares text, but \"{x}\" is {}", v.ty.name()));
+            return err(format!(
+                "LIKE compares text, but \"{x}\" is {}",
+                v.ty.name()
+            ));
         }
         let not = if negated { " NOT" } else { "" };
         let sql = if self.sql.pg() {
@@ -389,7 +409,9 @@ impl<'s, 'a> Tr<'s, 'a> {
             let p = self.sql.bind(like_to_glob(s));
             format!("({}{not} GLOB {p})", v.sql)
         } else {
-            return err("on this server LIKE needs a constant pattern ('abc%'); use ILIKE to compare with a column");
+            return err(
+                "on this server LIKE needs a constant pattern ('abc%'); use ILIKE to compare with a column",
+            );
         };
         Ok(Typed::new(sql, Ty::Bool).agg(v.aggregate))
     }
@@ -417,9 +439,14 @@ impl<'s, 'a> Tr<'s, 'a> {
     /// The plain arguments of a function call.
     pub fn args<'f>(&self, f: &'f Function) -> Result<(Vec<&'f Expr>, bool, bool), AdqlError> {
         let name = f.name.to_string().to_ascii_uppercase();
-        if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some()
+        if f.over.is_some()
+            || f.filter.is_some()
+            || !f.within_group.is_empty()
+            || f.null_treatment.is_some()
         {
-            return err(format!("{name}: window functions, FILTER and WITHIN GROUP are not ADQL"));
+            return err(format!(
+                "{name}: window functions, FILTER and WITHIN GROUP are not ADQL"
+            ));
         }
         if !matches!(f.parameters, FunctionArguments::None) {
             return err(format!("{name}: unexpected parameter list"));
@@ -472,7 +499,9 @@ impl<'s, 'a> Tr<'s, 'a> {
             }
         };
         if distinct && !matches!(name.as_str(), "COUNT" | "SUM" | "AVG" | "MIN" | "MAX") {
-            return err(format!("DISTINCT is allowed only in aggregates, not in {name}"));
+            return err(format!(
+                "DISTINCT is allowed only in aggregates, not in {name}"
+            ));
         }
         let pg = self.sql.pg();
         match name.as_str() {
@@ -499,7 +528,11 @@ impl<'s, 'a> Tr<'s, 'a> {
                     "COUNT" => Ty::Int,
                     "AVG" => Ty::Float,
                     _ if name == "SUM" && !x.ty.numeric() => {
-                        return err(format!("SUM adds numbers, but \"{}\" is {}", args[0], x.ty.name()));
+                        return err(format!(
+                            "SUM adds numbers, but \"{}\" is {}",
+                            args[0],
+                            x.ty.name()
+                        ));
                     }
                     _ => x.ty,
                 };
@@ -530,8 +563,10 @@ impl<'s, 'a> Tr<'s, 'a> {
             "ATAN2" | "POWER" => {
                 arity(2, 2)?;
                 let (a, b) = (self.float_arg(args[0])?, self.float_arg(args[1])?);
-                Ok(Typed::new(format!("{name}({}, {})", a.sql, b.sql), Ty::Float)
-                    .agg(a.aggregate || b.aggregate))
+                Ok(
+                    Typed::new(format!("{name}({}, {})", a.sql, b.sql), Ty::Float)
+                        .agg(a.aggregate || b.aggregate),
+                )
             }
             "PI" => {
                 arity(0, 0)?;
@@ -561,7 +596,9 @@ impl<'s, 'a> Tr<'s, 'a> {
                     Some(p) => {
                         let p = self.value(p)?;
                         if p.ty != Ty::Int {
-                            return err(format!("{name}: the number of decimals must be an integer"));
+                            return err(format!(
+                                "{name}: the number of decimals must be an integer"
+                            ));
                         }
                         Some(p)
                     }
@@ -592,11 +629,17 @@ impl<'s, 'a> Tr<'s, 'a> {
                 arity(1, 1)?;
                 let x = self.value(args[0])?;
                 if !matches!(x.ty, Ty::Text | Ty::Null) {
-                    return err(format!("{name} takes text, but \"{}\" is {}", args[0], x.ty.name()));
+                    return err(format!(
+                        "{name} takes text, but \"{}\" is {}",
+                        args[0],
+                        x.ty.name()
+                    ));
                 }
                 Ok(Typed::new(format!("{name}({})", x.sql), Ty::Text).agg(x.aggregate))
             }
-            "DISTANCE" | "COORD1" | "COORD2" => super::geometry::value_function(self, &name, &args, e),
+            "DISTANCE" | "COORD1" | "COORD2" => {
+                super::geometry::value_function(self, &name, &args, e)
+            }
             "POINT" | "CIRCLE" | "POLYGON" | "BOX" | "REGION" => err(format!(
                 "{name}(…) is a geometry: use it inside CONTAINS, INTERSECTS, DISTANCE, COORD1 or COORD2"
             )),

@@ -119,7 +119,9 @@ impl Poly {
         }
         let m = [m[0] / norm, m[1] / norm, m[2] / norm];
         if units.iter().any(|u| dotf(*u, m) <= 1e-9) {
-            return err("POLYGON must fit within a hemisphere (every vertex less than 90° from the others' mean)");
+            return err(
+                "POLYGON must fit within a hemisphere (every vertex less than 90° from the others' mean)",
+            );
         }
         let n = units.len();
         let mut normals = Vec::with_capacity(n);
@@ -141,7 +143,9 @@ impl Poly {
         } else if signs.iter().all(|s| *s < 0.0) {
             true
         } else {
-            return err("POLYGON edges cross (a bow-tie) or it is not convex: give the corners of a convex polygon in order");
+            return err(
+                "POLYGON edges cross (a bow-tie) or it is not convex: give the corners of a convex polygon in order",
+            );
         };
         if flip {
             for nv in &mut normals {
@@ -152,7 +156,9 @@ impl Poly {
         let tol = 1e-12;
         for nv in &normals {
             if units.iter().any(|u| dotf(*nv, *u) < -tol) {
-                return err("POLYGON is not convex (or its edges cross): only convex polygons are supported; split it into convex parts joined with OR");
+                return err(
+                    "POLYGON is not convex (or its edges cross): only convex polygons are supported; split it into convex parts joined with OR",
+                );
             }
         }
         let centre = (
@@ -212,7 +218,9 @@ impl<'s, 'a> Tr<'s, 'a> {
 
     fn point_args(&mut self, args: &[&Expr], what: &str) -> Result<Pt<'a>, AdqlError> {
         let [ra, dec] = args else {
-            return err(format!("{what} takes ra and dec (degrees), optionally after a coordinate system"));
+            return err(format!(
+                "{what} takes ra and dec (degrees), optionally after a coordinate system"
+            ));
         };
         let (ra, dec) = (self.float_num(ra)?, self.float_num(dec)?);
         Ok(Pt { ra, dec })
@@ -221,10 +229,13 @@ impl<'s, 'a> Tr<'s, 'a> {
     fn float_num(&mut self, e: &Expr) -> Result<Typed<'a>, AdqlError> {
         let t = self.value(e)?;
         if !matches!(t.ty, Ty::Int | Ty::Float) {
-            return err(format!("\"{e}\" is {}, but a number of degrees is needed", match t.ty {
-                Ty::Text => "text",
-                _ => "NULL",
-            }));
+            return err(format!(
+                "\"{e}\" is {}, but a number of degrees is needed",
+                match t.ty {
+                    Ty::Text => "text",
+                    _ => "NULL",
+                }
+            ));
         }
         Ok(t)
     }
@@ -261,14 +272,22 @@ impl<'s, 'a> Tr<'s, 'a> {
                         let (centre, r) = match rest {
                             [p, r] => match self.geom(p)? {
                                 Geom::Point(p) => (p, *r),
-                                _ => return err("CIRCLE(POINT(ra, dec), radius): the centre must be a POINT"),
+                                _ => {
+                                    return err(
+                                        "CIRCLE(POINT(ra, dec), radius): the centre must be a POINT",
+                                    );
+                                }
                             },
                             [ra, dec, r] => (self.point_args(&[ra, dec], "CIRCLE")?, *r),
-                            _ => return err("CIRCLE takes ra, dec and radius in degrees (or a POINT and a radius)"),
+                            _ => {
+                                return err(
+                                    "CIRCLE takes ra, dec and radius in degrees (or a POINT and a radius)",
+                                );
+                            }
                         };
                         let r = self.float_num(r)?;
                         if let Some(v) = r.konst
-                            && !(v >= 0.0)
+                            && (v.is_nan() || v < 0.0)
                         {
                             return err(format!("CIRCLE radius {v} must be zero or more degrees"));
                         }
@@ -446,7 +465,13 @@ impl<'s, 'a> Tr<'s, 'a> {
 
     /// The corner, normal and edge-cosine columns of a footprint.
     fn frame_cols(alias: &str) -> (Vec<V3>, Vec<V3>, Vec<String>) {
-        let v = |p: &str, k: usize| [format!("{alias}.{p}{k}x"), format!("{alias}.{p}{k}y"), format!("{alias}.{p}{k}z")];
+        let v = |p: &str, k: usize| {
+            [
+                format!("{alias}.{p}{k}x"),
+                format!("{alias}.{p}{k}y"),
+                format!("{alias}.{p}{k}z"),
+            ]
+        };
         (
             (1..=CORNERS).map(|k| v("c", k)).collect(),
             (1..=CORNERS).map(|k| v("n", k)).collect(),
@@ -466,7 +491,10 @@ impl<'s, 'a> Tr<'s, 'a> {
     fn point_in_region(&mut self, p: &Pt<'a>, alias: &str) -> String {
         let (c, n, _) = Self::frame_cols(alias);
         let u = self.unit_sql(p);
-        let mut terms: Vec<String> = c.iter().map(|ck| format!("({} > 0)", dot(ck, &u))).collect();
+        let mut terms: Vec<String> = c
+            .iter()
+            .map(|ck| format!("({} > 0)", dot(ck, &u)))
+            .collect();
         terms.extend(n.iter().map(|nk| format!("({} >= 0)", dot(nk, &u))));
         let exact = all(terms);
         match p.konst() {
@@ -494,8 +522,14 @@ impl<'s, 'a> Tr<'s, 'a> {
                 )
             })
             .collect();
-        let guard: Vec<String> = c.iter().map(|ck| format!("({} > 0)", dot(ck, &p))).collect();
-        let inside: Vec<String> = n.iter().map(|nk| format!("({} >= 0)", dot(nk, &p))).collect();
+        let guard: Vec<String> = c
+            .iter()
+            .map(|ck| format!("({} > 0)", dot(ck, &p)))
+            .collect();
+        let inside: Vec<String> = n
+            .iter()
+            .map(|nk| format!("({} >= 0)", dot(nk, &p)))
+            .collect();
         let sin_r = match r.konst {
             Some(v) => self.sql.num(v.min(90.0).to_radians().sin()),
             None => format!("SIN(RADIANS({}))", r.sql),
@@ -519,7 +553,10 @@ impl<'s, 'a> Tr<'s, 'a> {
         );
         match (centre.konst(), r.konst) {
             (Some((_, dec)), Some(rv)) => {
-                format!("({} AND {exact})", self.dec_prefilter(alias, dec - rv, dec + rv))
+                format!(
+                    "({} AND {exact})",
+                    self.dec_prefilter(alias, dec - rv, dec + rv)
+                )
             }
             _ => exact,
         }
@@ -527,7 +564,12 @@ impl<'s, 'a> Tr<'s, 'a> {
 
     fn polygon_meets_region(&mut self, poly: &Poly, alias: &str) -> String {
         let (c, n, _) = Self::frame_cols(alias);
-        let w: Vec<V3> = poly.units.clone().into_iter().map(|u| self.const_unit(u)).collect();
+        let w: Vec<V3> = poly
+            .units
+            .clone()
+            .into_iter()
+            .map(|u| self.const_unit(u))
+            .collect();
         let m: Vec<V3> = poly
             .normals
             .clone()
@@ -535,16 +577,29 @@ impl<'s, 'a> Tr<'s, 'a> {
             .map(|u| self.const_unit(u))
             .collect();
         let mean = self.const_unit(unit(poly.centre.0, poly.centre.1));
-        let guard: Vec<String> = c.iter().map(|ck| format!("({} > 0)", dot(ck, &mean))).collect();
+        let guard: Vec<String> = c
+            .iter()
+            .map(|ck| format!("({} > 0)", dot(ck, &mean)))
+            .collect();
         // A frame corner inside the polygon.
         let corner_in: Vec<String> = c
             .iter()
-            .map(|ck| all(m.iter().map(|mj| format!("({} >= 0)", dot(mj, ck))).collect()))
+            .map(|ck| {
+                all(m
+                    .iter()
+                    .map(|mj| format!("({} >= 0)", dot(mj, ck)))
+                    .collect())
+            })
             .collect();
         // A polygon vertex inside the frame.
         let vertex_in: Vec<String> = w
             .iter()
-            .map(|wj| all(n.iter().map(|nk| format!("({} >= 0)", dot(nk, wj))).collect()))
+            .map(|wj| {
+                all(n
+                    .iter()
+                    .map(|nk| format!("({} >= 0)", dot(nk, wj)))
+                    .collect())
+            })
             .collect();
         // Two edges crossing.
         let mut crossing = Vec::new();
@@ -570,7 +625,10 @@ impl<'s, 'a> Tr<'s, 'a> {
             any(crossing)
         );
         let (dec, r) = (poly.centre.1, poly.radius);
-        format!("({} AND {exact})", self.dec_prefilter(alias, dec - r, dec + r))
+        format!(
+            "({} AND {exact})",
+            self.dec_prefilter(alias, dec - r, dec + r)
+        )
     }
 
     /// CONTAINS(a, b) or INTERSECTS(a, b) as a condition.

@@ -59,12 +59,12 @@ fn parse_message(e: &sqlparser::parser::ParserError) -> String {
     }
 }
 
+/// FROM items: the first table of each, and its joins (table, kind, ON).
+type FromItems = Vec<(usize, Vec<(usize, &'static str, Option<Expr>)>)>;
+
 /// A FROM-clause item's SQL, with the ON conditions translated after every
 /// table is known.
-fn from_clause<'a>(
-    from: &[TableWithJoins],
-    scope: &mut Scope<'a>,
-) -> Result<Vec<(usize, Vec<(usize, &'static str, Option<Expr>)>)>, AdqlError> {
+fn from_clause<'a>(from: &[TableWithJoins], scope: &mut Scope<'a>) -> Result<FromItems, AdqlError> {
     let table = |f: &TableFactor, scope: &mut Scope<'a>| -> Result<usize, AdqlError> {
         match f {
             TableFactor::Table {
@@ -114,9 +114,15 @@ fn from_clause<'a>(
                 JoinConstraint::On(e) if kind != "CROSS JOIN" => Some(e.clone()),
                 JoinConstraint::None if kind == "CROSS JOIN" => None,
                 JoinConstraint::None => {
-                    return err("a JOIN needs ON (e.g. JOIN wisecut.dependency d ON d.parent_id = o.frame_id)");
+                    return err(
+                        "a JOIN needs ON (e.g. JOIN wisecut.dependency d ON d.parent_id = o.frame_id)",
+                    );
                 }
-                _ => return err("write joins with ON conditions; USING and NATURAL are not supported"),
+                _ => {
+                    return err(
+                        "write joins with ON conditions; USING and NATURAL are not supported",
+                    );
+                }
             };
             joins.push((n, kind, on));
         }
@@ -129,10 +135,16 @@ fn unsupported_parts(q: &Query) -> Result<(), AdqlError> {
     if q.with.is_some() {
         return err("WITH is not supported");
     }
-    if q.fetch.is_some() || !q.locks.is_empty() || q.for_clause.is_some() || q.settings.is_some()
-        || q.format_clause.is_some() || !q.pipe_operators.is_empty()
+    if q.fetch.is_some()
+        || !q.locks.is_empty()
+        || q.for_clause.is_some()
+        || q.settings.is_some()
+        || q.format_clause.is_some()
+        || !q.pipe_operators.is_empty()
     {
-        return err("only SELECT … FROM … WHERE … GROUP BY … HAVING … ORDER BY … OFFSET is supported");
+        return err(
+            "only SELECT … FROM … WHERE … GROUP BY … HAVING … ORDER BY … OFFSET is supported",
+        );
     }
     Ok(())
 }
@@ -180,7 +192,9 @@ pub(crate) fn translate_query(
         || s.select_modifiers.is_some()
         || s.flavor != sqlparser::ast::SelectFlavor::Standard
     {
-        return err("only SELECT … FROM … WHERE … GROUP BY … HAVING … ORDER BY … OFFSET is supported");
+        return err(
+            "only SELECT … FROM … WHERE … GROUP BY … HAVING … ORDER BY … OFFSET is supported",
+        );
     }
     if s.from.is_empty() {
         return err("a query needs FROM (e.g. SELECT TOP 10 * FROM ivoa.ObsCore)");
@@ -212,7 +226,10 @@ pub(crate) fn translate_query(
             offset: Some(o),
             limit_by,
         }) if limit_by.is_empty() => Some(whole(&o.value).ok_or_else(|| {
-            AdqlError::new(format!("OFFSET {}: OFFSET takes a whole number of rows", o.value))
+            AdqlError::new(format!(
+                "OFFSET {}: OFFSET takes a whole number of rows",
+                o.value
+            ))
         })?),
         Some(_) => return err("LIMIT is not ADQL: write SELECT TOP n …"),
     };
@@ -237,7 +254,11 @@ pub(crate) fn translate_query(
                 SelectItem::UnnamedExpr(e) => {
                     let t = tr.value(e)?;
                     let name = default_name(e, &t);
-                    outs.push(Out { typed: t, name, alias: None });
+                    outs.push(Out {
+                        typed: t,
+                        name,
+                        alias: None,
+                    });
                 }
                 SelectItem::ExprWithAlias { expr, alias } => {
                     let t = tr.value(expr)?;
@@ -253,13 +274,20 @@ pub(crate) fn translate_query(
                         outs.push(column_out(c));
                     }
                 }
-                SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(n), o) => {
+                SelectItem::QualifiedWildcard(
+                    SelectItemQualifiedWildcardKind::ObjectName(n),
+                    o,
+                ) => {
                     wildcard_options(o)?;
                     for c in scope.wildcard(Some(n))? {
                         outs.push(column_out(c));
                     }
                 }
-                _ => return err("the SELECT list takes columns, expressions with optional AS names, * and t.*"),
+                _ => {
+                    return err(
+                        "the SELECT list takes columns, expressions with optional AS names, * and t.*",
+                    );
+                }
             }
         }
     }
@@ -323,7 +351,9 @@ pub(crate) fn translate_query(
         };
         for item in items {
             if item.with_fill.is_some() || item.options.nulls_first.is_some() {
-                return err("ORDER BY takes columns, names from SELECT or ordinals, with ASC or DESC");
+                return err(
+                    "ORDER BY takes columns, names from SELECT or ordinals, with ASC or DESC",
+                );
             }
             let key = order_item(&mut tr, &item.expr, &outs)?;
             let dir = match item.options.sort {
@@ -469,7 +499,9 @@ fn unique_name(name: &str, used: &mut Vec<String>) -> String {
 /// NUMERIC for SUM and AVG of integers, and SQLite columns hold any type.
 fn output_cast(backend: DbBackend, kind: ColumnKind, sql: &str) -> String {
     match (backend, kind) {
-        (DbBackend::Postgres, ColumnKind::Int | ColumnKind::Bool) => format!("CAST({sql} AS BIGINT)"),
+        (DbBackend::Postgres, ColumnKind::Int | ColumnKind::Bool) => {
+            format!("CAST({sql} AS BIGINT)")
+        }
         (DbBackend::Postgres, ColumnKind::Float) => format!("CAST({sql} AS DOUBLE PRECISION)"),
         (DbBackend::Postgres, ColumnKind::Text) => format!("CAST({sql} AS TEXT)"),
         (_, ColumnKind::Int | ColumnKind::Bool) => format!("CAST({sql} AS INTEGER)"),
@@ -496,7 +528,10 @@ fn group_item(tr: &mut Tr<'_, '_>, e: &Expr, outs: &[Out<'_>]) -> Result<String,
     if let Some(n) = whole(e) {
         return match outs.get((n as usize).wrapping_sub(1)) {
             Some(o) if n >= 1 => Ok(o.typed.sql.clone()),
-            _ => err(format!("GROUP BY {n}: there are {} output columns", outs.len())),
+            _ => err(format!(
+                "GROUP BY {n}: there are {} output columns",
+                outs.len()
+            )),
         };
     }
     match tr.value(e) {
@@ -513,7 +548,10 @@ fn order_item(tr: &mut Tr<'_, '_>, e: &Expr, outs: &[Out<'_>]) -> Result<String,
         if n >= 1 && (n as usize) <= outs.len() {
             return Ok(format!("{n}"));
         }
-        return err(format!("ORDER BY {n}: there are {} output columns", outs.len()));
+        return err(format!(
+            "ORDER BY {n}: there are {} output columns",
+            outs.len()
+        ));
     }
     if let Some(i) = alias_index(e, outs) {
         return Ok(format!("c{i}"));

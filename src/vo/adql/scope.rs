@@ -75,9 +75,9 @@ fn parts(name: &ObjectName) -> Result<Vec<&Ident>, AdqlError> {
         .iter()
         .map(|p| match p {
             ObjectNamePart::Identifier(i) => Ok(i),
-            ObjectNamePart::Function(_) => Err(AdqlError::new(format!(
-                "{name} is not a table name"
-            ))),
+            ObjectNamePart::Function(_) => {
+                Err(AdqlError::new(format!("{name} is not a table name")))
+            }
         })
         .collect()
 }
@@ -174,10 +174,8 @@ impl<'a> Scope<'a> {
             Relation::Rows(rows) => {
                 let cols = &inst.table.columns;
                 if rows.is_empty() {
-                    let nulls: Vec<String> = cols
-                        .iter()
-                        .map(|c| format!("NULL AS {}", c.sql))
-                        .collect();
+                    let nulls: Vec<String> =
+                        cols.iter().map(|c| format!("NULL AS {}", c.sql)).collect();
                     format!("(SELECT {} WHERE 1 = 0)", nulls.join(", "))
                 } else {
                     let selects: Vec<String> = rows
@@ -203,7 +201,8 @@ impl<'a> Scope<'a> {
             [t] => {
                 if i.aliased {
                     ident_eq(t, &i.alias.value)
-                        || (t.quote_style.is_none() && i.alias.quote_style.is_none()
+                        || (t.quote_style.is_none()
+                            && i.alias.quote_style.is_none()
                             && t.value.eq_ignore_ascii_case(&i.alias.value))
                 } else {
                     ident_eq(t, &i.table.name)
@@ -226,7 +225,9 @@ impl<'a> Scope<'a> {
             .collect::<Vec<_>>()
             .join(".");
         let candidates: Vec<usize> = (0..self.instances.len())
-            .filter(|n| qualifier.is_empty() || self.instance_matches(&self.instances[*n], &qualifier))
+            .filter(|n| {
+                qualifier.is_empty() || self.instance_matches(&self.instances[*n], &qualifier)
+            })
             .collect();
         if candidates.is_empty() {
             let names: Vec<String> = self

@@ -28,7 +28,10 @@ fn a_plain_query_becomes_bound_sql_for_each_backend() {
     assert!(pg.sql.contains("= $1"), "{}", pg.sql);
     assert!(pg.sql.contains("ORDER BY c1 DESC"), "{}", pg.sql);
     assert!(!pg.sql.contains("Coadded"), "{}", pg.sql);
-    assert_eq!(pg.values[0], Value::String(Some("CoaddedRegriddedFrame".into())));
+    assert_eq!(
+        pg.values[0],
+        Value::String(Some("CoaddedRegriddedFrame".into()))
+    );
     assert_eq!(pg.limit, 5);
     assert_eq!(pg.kinds, vec![ColumnKind::Float, ColumnKind::Float]);
     assert_eq!(pg.fields[0].name, "s_ra");
@@ -44,10 +47,22 @@ fn maxrec_asks_for_one_row_more_than_may_be_returned() {
     let t = translate("SELECT * FROM wisecut.sources", &published(), LITE, 100).unwrap();
     assert_eq!(t.limit, 100);
     assert_eq!(t.values.last(), Some(&Value::BigInt(Some(101))));
-    let t = translate("SELECT TOP 7 * FROM wisecut.sources", &published(), LITE, 100).unwrap();
+    let t = translate(
+        "SELECT TOP 7 * FROM wisecut.sources",
+        &published(),
+        LITE,
+        100,
+    )
+    .unwrap();
     assert_eq!(t.limit, 7);
     assert_eq!(t.values.last(), Some(&Value::BigInt(Some(7))));
-    let t = translate("SELECT TOP 700 * FROM wisecut.sources", &published(), LITE, 100).unwrap();
+    let t = translate(
+        "SELECT TOP 700 * FROM wisecut.sources",
+        &published(),
+        LITE,
+        100,
+    )
+    .unwrap();
     assert_eq!(t.limit, 100);
     assert_eq!(t.values.last(), Some(&Value::BigInt(Some(101))));
     // `*` expands to the published columns only (no hpx).
@@ -94,7 +109,10 @@ fn unknown_functions_and_columns_say_what_exists() {
     assert!(e.contains("DISTANCE"), "{e}");
     let e = refused("SELECT foo FROM ivoa.obscore");
     assert!(e.contains("unknown column \"foo\""), "{e}");
-    assert!(e.contains("columns of ivoa.ObsCore: dataproduct_type"), "{e}");
+    assert!(
+        e.contains("columns of ivoa.ObsCore: dataproduct_type"),
+        "{e}"
+    );
     let e = refused("SELECT sleep(10) FROM ivoa.obscore");
     assert!(e.contains("SLEEP"), "{e}");
     let e = refused("SELECT TOP 1 ra FROM wisecut.sources LIMIT 3");
@@ -111,7 +129,9 @@ fn identifiers_ignore_case_unless_quoted() {
 
 #[test]
 fn ambiguous_and_qualified_columns() {
-    let e = refused("SELECT slid FROM wisecut.sources s JOIN wisecut.source_lists l ON l.slid = s.slid");
+    let e = refused(
+        "SELECT slid FROM wisecut.sources s JOIN wisecut.source_lists l ON l.slid = s.slid",
+    );
     assert!(e.contains("ambiguous"), "{e}");
     let t = ok(
         "SELECT s.slid, l.name FROM wisecut.sources s JOIN wisecut.source_lists l ON l.slid = s.slid",
@@ -134,7 +154,12 @@ fn aggregates_group_and_order() {
     assert!(t.sql.contains("ORDER BY c1 DESC, 1 ASC"), "{}", t.sql);
     assert_eq!(
         t.kinds,
-        vec![ColumnKind::Text, ColumnKind::Int, ColumnKind::Float, ColumnKind::Float]
+        vec![
+            ColumnKind::Text,
+            ColumnKind::Int,
+            ColumnKind::Float,
+            ColumnKind::Float
+        ]
     );
     assert_eq!(t.fields[2].name, "avg");
     let e = refused("SELECT s_ra FROM ivoa.ObsCore WHERE COUNT(*) > 1");
@@ -158,10 +183,19 @@ fn math_functions_are_spelled_per_backend() {
 
 #[test]
 fn like_is_case_sensitive_on_both_backends() {
-    let lite = ok("SELECT obs_id FROM ivoa.ObsCore WHERE obs_id LIKE 'co_dd%[x]'", LITE);
+    let lite = ok(
+        "SELECT obs_id FROM ivoa.ObsCore WHERE obs_id LIKE 'co_dd%[x]'",
+        LITE,
+    );
     assert!(lite.sql.contains("GLOB"), "{}", lite.sql);
-    assert!(lite.values.contains(&Value::String(Some("co?dd*[[]x]".into()))));
-    let pg = ok("SELECT obs_id FROM ivoa.ObsCore WHERE obs_id ILIKE 'co%'", PG);
+    assert!(
+        lite.values
+            .contains(&Value::String(Some("co?dd*[[]x]".into())))
+    );
+    let pg = ok(
+        "SELECT obs_id FROM ivoa.ObsCore WHERE obs_id ILIKE 'co%'",
+        PG,
+    );
     assert!(pg.sql.contains("ILIKE"), "{}", pg.sql);
 }
 
@@ -199,13 +233,19 @@ fn cone_on_sources_uses_the_healpix_index() {
 
 #[test]
 fn geometry_errors_say_what_is_allowed() {
-    let e = refused("SELECT ra FROM wisecut.sources WHERE CONTAINS(POINT('GALACTIC', ra, dec), CIRCLE(1, 2, 3)) = 1");
+    let e = refused(
+        "SELECT ra FROM wisecut.sources WHERE CONTAINS(POINT('GALACTIC', ra, dec), CIRCLE(1, 2, 3)) = 1",
+    );
     assert!(e.contains("'GALACTIC' is not supported"), "{e}");
-    let e = refused("SELECT ra FROM wisecut.sources WHERE CONTAINS(POINT(ra, dec), CIRCLE(1, 2, 3)) > 0");
+    let e = refused(
+        "SELECT ra FROM wisecut.sources WHERE CONTAINS(POINT(ra, dec), CIRCLE(1, 2, 3)) > 0",
+    );
     assert!(e.contains("compared with 1 or 0"), "{e}");
     let e = refused("SELECT POINT(ra, dec) FROM wisecut.sources");
     assert!(e.contains("geometry"), "{e}");
-    let e = refused("SELECT ra FROM wisecut.sources WHERE CONTAINS(POINT(ra, dec), CIRCLE(1, 2, -3)) = 1");
+    let e = refused(
+        "SELECT ra FROM wisecut.sources WHERE CONTAINS(POINT(ra, dec), CIRCLE(1, 2, -3)) = 1",
+    );
     assert!(e.contains("radius"), "{e}");
     let e = refused("SELECT ra FROM wisecut.sources WHERE CONTAINS(POINT(ra, dec), mag_auto) = 1");
     assert!(e.contains("not a geometry"), "{e}");
@@ -225,14 +265,21 @@ fn polygons_must_be_convex_and_simple() {
     let bow_tie = refused(
         "SELECT ra FROM wisecut.sources WHERE CONTAINS(POINT(ra, dec), POLYGON(10, 10, 11, 11, 11, 10, 10, 11)) = 1",
     );
-    assert!(bow_tie.contains("bow-tie") || bow_tie.contains("not convex"), "{bow_tie}");
+    assert!(
+        bow_tie.contains("bow-tie") || bow_tie.contains("not convex"),
+        "{bow_tie}"
+    );
     let concave = refused(
         "SELECT ra FROM wisecut.sources WHERE CONTAINS(POINT(ra, dec), POLYGON(10, 10, 12, 10, 11, 10.5, 12, 12, 10, 12)) = 1",
     );
     assert!(concave.contains("not convex"), "{concave}");
-    let e = refused("SELECT ra FROM wisecut.sources WHERE CONTAINS(POINT(ra, dec), POLYGON(10, 10, 11, 10, 11)) = 1");
+    let e = refused(
+        "SELECT ra FROM wisecut.sources WHERE CONTAINS(POINT(ra, dec), POLYGON(10, 10, 11, 10, 11)) = 1",
+    );
     assert!(e.contains("pairs"), "{e}");
-    let e = refused("SELECT ra FROM wisecut.sources WHERE CONTAINS(POINT(ra, dec), POLYGON(10, 10, ra, 10, 11, 11)) = 1");
+    let e = refused(
+        "SELECT ra FROM wisecut.sources WHERE CONTAINS(POINT(ra, dec), POLYGON(10, 10, ra, 10, 11, 11)) = 1",
+    );
     assert!(e.contains("constant"), "{e}");
 }
 
@@ -254,15 +301,22 @@ fn region_predicates_use_the_footprint_helpers() {
         "SELECT obs_id FROM ivoa.ObsCore WHERE CONTAINS(POINT(150.1, 2.2), s_region) = 1",
         LITE,
     );
-    let e = refused("SELECT obs_id FROM ivoa.ObsCore WHERE CONTAINS(s_region, CIRCLE(1, 2, 3)) = 1");
+    let e =
+        refused("SELECT obs_id FROM ivoa.ObsCore WHERE CONTAINS(s_region, CIRCLE(1, 2, 3)) = 1");
     assert!(e.contains("not supported"), "{e}");
 }
 
 #[test]
 fn distance_uses_haversine_with_the_backends_minimum() {
-    let pg = ok("SELECT DISTANCE(POINT(ra, dec), POINT(150, 2)) AS d FROM wisecut.sources", PG);
+    let pg = ok(
+        "SELECT DISTANCE(POINT(ra, dec), POINT(150, 2)) AS d FROM wisecut.sources",
+        PG,
+    );
     assert!(pg.sql.contains("LEAST(1.0"), "{}", pg.sql);
-    let lite = ok("SELECT DISTANCE(ra, dec, 150, 2), COORD1(POINT(ra, dec)) FROM wisecut.sources", LITE);
+    let lite = ok(
+        "SELECT DISTANCE(ra, dec, 150, 2), COORD1(POINT(ra, dec)) FROM wisecut.sources",
+        LITE,
+    );
     assert!(lite.sql.contains("MIN(1.0"), "{}", lite.sql);
     assert_eq!(lite.kinds, vec![ColumnKind::Float, ColumnKind::Float]);
 }
@@ -273,7 +327,12 @@ fn lineage_join_and_tap_schema_translate() {
         "SELECT o.obs_publisher_did, d.role FROM ivoa.obscore o JOIN wisecut.dependency d ON d.parent_id = o.frame_id WHERE d.child_id = 123",
         PG,
     );
-    assert!(t.sql.contains("FROM obscore AS t0 JOIN dependency AS t1 ON (t1.parent_id = t0.frame_id)"), "{}", t.sql);
+    assert!(
+        t.sql
+            .contains("FROM obscore AS t0 JOIN dependency AS t1 ON (t1.parent_id = t0.frame_id)"),
+        "{}",
+        t.sql
+    );
     let t = ok(
         "SELECT column_name, datatype FROM TAP_SCHEMA.columns WHERE table_name = 'ivoa.ObsCore' ORDER BY column_index",
         PG,
