@@ -21,5 +21,6 @@ mod rgb;
 mod robustness;
 mod sample;
 mod science_quality;
+mod scs;
 mod vo;
 mod web;
