@@ -38,7 +38,15 @@ use crate::params::{ParamError, angle, shown};
 pub const STANDARD_ID: &str = "ivo://ivoa.net/std/ConeSearch";
 
 /// Parameters the service understands (upper case).
-pub const PARAMS: &[&str] = &["RA", "DEC", "SR", "VERB", "MAXREC", "RESPONSEFORMAT", "RUNID"];
+pub const PARAMS: &[&str] = &[
+    "RA",
+    "DEC",
+    "SR",
+    "VERB",
+    "MAXREC",
+    "RESPONSEFORMAT",
+    "RUNID",
+];
 
 /// The largest cone radius accepted, in degrees (SCS's `MaxSR`).
 pub const MAX_SR: f64 = 1.0;
@@ -131,7 +139,9 @@ impl Query {
             return Err(ParamError::invalid(
                 "SR",
                 sr_text,
-                &format!("the radius must be between 0 and {MAX_SR} degrees (SR=0 asks for the columns only)"),
+                &format!(
+                    "the radius must be between 0 and {MAX_SR} degrees (SR=0 asks for the columns only)"
+                ),
             ));
         }
         let verb = match one("VERB")? {
@@ -288,13 +298,7 @@ fn source_field(name: &str, ucd: &str) -> Field {
 }
 
 /// One row at `verb`: the cells of [`fields`].
-fn row(
-    distance: f64,
-    s: &Source,
-    verb: Verb,
-    frame: Option<ObjectId>,
-    base: &str,
-) -> Vec<Cell> {
+fn row(distance: f64, s: &Source, verb: Verb, frame: Option<ObjectId>, base: &str) -> Vec<Cell> {
     let float = |v: Option<f64>| v.map_or(Cell::Null, Cell::Float);
     let mut cells = vec![
         Cell::Text(format!("{}:{}", s.slid, s.sid)),
@@ -316,11 +320,9 @@ fn row(
             float(s.magerr_auto),
             Cell::Float(s.class_star),
             Cell::Int(i64::from(s.flags)),
-            cutout_query
-                .as_ref()
-                .map_or(Cell::Null, |q| {
-                    Cell::Text(format!("{base}/api/cutout?{q}&format=fits"))
-                }),
+            cutout_query.as_ref().map_or(Cell::Null, |q| {
+                Cell::Text(format!("{base}/api/cutout?{q}&format=fits"))
+            }),
         ]);
     }
     if verb >= Verb::Full {
@@ -474,8 +476,10 @@ mod tests {
         assert!(big.maxrec_capped && big.maxrec == MAX_RECORDS);
         assert!(parse("RA=1&DEC=1&SR=0").unwrap().metadata_only());
         assert!(parse("RA=1&DEC=1&SR=0.1&MAXREC=0").unwrap().metadata_only());
-        let b = parse("RA=1&DEC=1&SR=0.1&RESPONSEFORMAT=application/x-votable%2Bxml;serialization=binary2")
-            .unwrap();
+        let b = parse(
+            "RA=1&DEC=1&SR=0.1&RESPONSEFORMAT=application/x-votable%2Bxml;serialization=binary2",
+        )
+        .unwrap();
         assert_eq!(b.serialization, Serialization::Binary2);
         assert_eq!(b.mime, "application/x-votable+xml;serialization=BINARY2");
         let t = parse("RA=1&DEC=1&SR=0.1&RESPONSEFORMAT=text/xml").unwrap();
@@ -493,7 +497,10 @@ mod tests {
                     "{verb:?} {ucd}"
                 );
             }
-            assert!(f.iter().all(|c| c.ucd.is_some()), "{verb:?}: a column without UCD");
+            assert!(
+                f.iter().all(|c| c.ucd.is_some()),
+                "{verb:?}: a column without UCD"
+            );
             let id = &f[0];
             assert_eq!(id.datatype, DataType::Char, "ID_MAIN is text");
         }
@@ -537,7 +544,10 @@ mod tests {
     #[test]
     fn the_error_document_has_the_scs_and_dali_forms() {
         let xml = error_document("RA: missing").to_xml(Serialization::TableData);
-        assert!(xml.contains(r#"<INFO name="Error" value="RA: missing"/>"#), "{xml}");
+        assert!(
+            xml.contains(r#"<INFO name="Error" value="RA: missing"/>"#),
+            "{xml}"
+        );
         assert!(xml.contains(r#"<INFO name="QUERY_STATUS" value="ERROR">RA: missing</INFO>"#));
         assert!(!xml.contains("<TABLE"));
     }

@@ -123,10 +123,30 @@ pub const SERVICES: &[Service] = &[
             (nearest first; MaxSR 1 degree, MaxRecords 50000, VERB 1 to 3 supported). \
             One list's sources are searched at /vo/scs/{SLID}.",
         params: &[
-            ("RA", "real", "required", "Right ascension of the cone's centre, decimal degrees (ICRS)"),
-            ("DEC", "real", "required", "Declination of the cone's centre, decimal degrees (ICRS)"),
-            ("SR", "real", "required", "The cone's radius, decimal degrees (0: the columns only)"),
-            ("VERB", "integer", "optional", "Columns: 1 fewest, 2 (default), 3 all"),
+            (
+                "RA",
+                "real",
+                "required",
+                "Right ascension of the cone's centre, decimal degrees (ICRS)",
+            ),
+            (
+                "DEC",
+                "real",
+                "required",
+                "Declination of the cone's centre, decimal degrees (ICRS)",
+            ),
+            (
+                "SR",
+                "real",
+                "required",
+                "The cone's radius, decimal degrees (0: the columns only)",
+            ),
+            (
+                "VERB",
+                "integer",
+                "optional",
+                "Columns: 1 fewest, 2 (default), 3 all",
+            ),
             ("MAXREC", "integer", "optional", "Most rows to return"),
         ],
     },
@@ -353,9 +373,15 @@ pub async fn scs_list(
             ));
         }
     };
-    cone(&st, &headers, query.as_deref(), &body, scs::Scope::List(slid))
-        .await
-        .unwrap_or_else(|m| scs_error(&m))
+    cone(
+        &st,
+        &headers,
+        query.as_deref(),
+        &body,
+        scs::Scope::List(slid),
+    )
+    .await
+    .unwrap_or_else(|m| scs_error(&m))
 }
 
 /// The cone search; the error is the message of the error document.
@@ -402,9 +428,8 @@ async fn cone(
         (hits, overflow)
     };
     for (_, s) in &hits {
-        if !frames.contains_key(&s.slid) {
-            let frame = st.catalog.source_list(s.slid).await.map_err(db)?.frame_id;
-            frames.insert(s.slid, frame);
+        if let std::collections::hash_map::Entry::Vacant(e) = frames.entry(s.slid) {
+            e.insert(st.catalog.source_list(s.slid).await.map_err(db)?.frame_id);
         }
     }
     let base = base_url(st, headers);

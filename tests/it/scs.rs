@@ -152,7 +152,10 @@ async fn cones_find_the_sources_a_brute_force_search_finds() {
         let xml = text(&body);
         assert_eq!(status, StatusCode::OK, "{xml}");
         assert_eq!(ct, "text/xml;content=x-votable");
-        assert!(xml.contains(r#"<INFO name="QUERY_STATUS" value="OK"/>"#), "{xml}");
+        assert!(
+            xml.contains(r#"<INFO name="QUERY_STATUS" value="OK"/>"#),
+            "{xml}"
+        );
         let got = ids(&xml);
         assert_eq!(
             got.iter().cloned().collect::<BTreeSet<_>>(),
@@ -204,7 +207,10 @@ async fn cones_find_the_sources_a_brute_force_search_finds() {
             "{}",
             db.backend
         );
-        assert!(body.contains("name=\"cutout_did\""), "VERB=3 has every column");
+        assert!(
+            body.contains("name=\"cutout_did\""),
+            "VERB=3 has every column"
+        );
     }
 }
 
@@ -226,7 +232,11 @@ async fn verb_and_metadata_queries_keep_the_mandatory_columns() {
         assert_eq!(status, StatusCode::OK, "{q}");
         assert!(xml.contains(r#"value="OK""#), "{q}: {xml}");
         for ucd in ["ID_MAIN", "POS_EQ_RA_MAIN", "POS_EQ_DEC_MAIN"] {
-            assert_eq!(xml.matches(&format!("ucd=\"{ucd}\"")).count(), 1, "{q}: {ucd}");
+            assert_eq!(
+                xml.matches(&format!("ucd=\"{ucd}\"")).count(),
+                1,
+                "{q}: {ucd}"
+            );
         }
         assert_eq!(xml.matches("<TABLE ").count(), 1, "{q}: one TABLE");
         if !rows {
@@ -254,7 +264,10 @@ async fn bad_input_is_an_scs_error_naming_the_parameter() {
         ("/vo/scs?RA=150&DEC=2", "SR"),
         ("/vo/scs?RA=150&DEC=2&SR=0.1&VERB=9", "VERB"),
         ("/vo/scs?RA=150&DEC=2&SR=0.1&MAXREC=many", "MAXREC"),
-        ("/vo/scs?RA=150&DEC=2&SR=0.1&RESPONSEFORMAT=csv", "RESPONSEFORMAT"),
+        (
+            "/vo/scs?RA=150&DEC=2&SR=0.1&RESPONSEFORMAT=csv",
+            "RESPONSEFORMAT",
+        ),
         ("/vo/scs/999999?RA=150&DEC=2&SR=0.1", "SLID"),
         ("/vo/scs/abc?RA=150&DEC=2&SR=0.1", "SLID"),
     ] {
@@ -263,21 +276,28 @@ async fn bad_input_is_an_scs_error_naming_the_parameter() {
         // SCS 1.03: the error is a VOTable, and clients read it on a 200.
         assert_eq!(status, StatusCode::OK, "{q}");
         assert!(ct.starts_with("text/xml"), "{q}: {ct}");
-        let start = xml.find(r#"<INFO name="Error" value=""#).unwrap_or_else(|| panic!("{q}: {xml}"));
+        let start = xml
+            .find(r#"<INFO name="Error" value=""#)
+            .unwrap_or_else(|| panic!("{q}: {xml}"));
         let value = &xml[start + 26..];
         assert!(value.starts_with(name), "{q}: {value}");
-        assert!(xml.contains(r#"<INFO name="QUERY_STATUS" value="ERROR">"#), "{q}");
+        assert!(
+            xml.contains(r#"<INFO name="QUERY_STATUS" value="ERROR">"#),
+            "{q}"
+        );
         assert!(!xml.contains("<TABLE "), "{q}");
     }
     // The unknown list is named.
     let (_, _, body) = common::fetch(&st, "/vo/scs/999999?RA=150&DEC=2&SR=0.1").await;
     assert!(text(&body).contains("999999"));
     // Unknown parameters are accepted and reported; RUNID is known.
-    let (_, _, body) =
-        common::fetch(&st, "/vo/scs?RA=150&DEC=2&SR=0.01&RUNID=r1&COLOUR=red").await;
+    let (_, _, body) = common::fetch(&st, "/vo/scs?RA=150&DEC=2&SR=0.01&RUNID=r1&COLOUR=red").await;
     let xml = text(&body);
     assert!(xml.contains(r#"value="OK""#), "{xml}");
-    assert!(xml.contains(r#"<INFO name="ignored_parameters" value="COLOUR">"#), "{xml}");
+    assert!(
+        xml.contains(r#"<INFO name="ignored_parameters" value="COLOUR">"#),
+        "{xml}"
+    );
     assert!(xml.contains(r#"<INFO name="RUNID" value="r1"/>"#));
 }
 
@@ -297,7 +317,12 @@ async fn maxrec_cuts_the_nearest_and_says_overflow() {
         assert_eq!(full.len(), n);
         let (_, _, body) = common::fetch(&st, &format!("{base}&MAXREC=2")).await;
         let xml = text(&body);
-        assert_eq!(ids(&xml), full[..2].to_vec(), "{}: the two nearest", db.backend);
+        assert_eq!(
+            ids(&xml),
+            full[..2].to_vec(),
+            "{}: the two nearest",
+            db.backend
+        );
         assert!(xml.contains(r#"<INFO name="QUERY_STATUS" value="OVERFLOW"/>"#));
         // Exactly as many as there are: no overflow.
         let (_, _, body) = common::fetch(&st, &format!("{base}&MAXREC={n}")).await;
@@ -360,7 +385,10 @@ async fn vo_routes_and_data_allow_any_origin_and_pages_do_not() {
         assert!(status.is_success(), "preflight {uri}: {status}");
         assert_eq!(headers["access-control-allow-origin"], "*", "{uri}");
         let methods = headers["access-control-allow-methods"].to_str().unwrap();
-        assert!(methods.contains("GET") && methods.contains("POST"), "{uri}: {methods}");
+        assert!(
+            methods.contains("GET") && methods.contains("POST"),
+            "{uri}: {methods}"
+        );
     }
     for uri in ["/", "/tables", "/deps", "/vo"] {
         let (_, headers, _) = send(&st, Method::GET, uri, &origin, "").await;
@@ -375,7 +403,11 @@ async fn vo_routes_and_data_allow_any_origin_and_pages_do_not() {
 async fn capabilities_and_the_registry_record_list_every_service() {
     let db = common::ingested(common::sqlite().await).await;
     let st = state(&db);
-    for uri in ["/vo/capabilities", "/vo/scs/capabilities", "/vo/sia/capabilities"] {
+    for uri in [
+        "/vo/capabilities",
+        "/vo/scs/capabilities",
+        "/vo/sia/capabilities",
+    ] {
         let (status, ct, body) = common::fetch(&st, uri).await;
         assert_eq!(status, StatusCode::OK);
         assert!(ct.starts_with("text/xml"), "{ct}");
@@ -469,9 +501,18 @@ async fn stilts_cone_votlint_and_xsdvalidate_accept_the_services() {
         let table = std::fs::read_to_string(&csv).unwrap();
         let mut lines = table.lines();
         let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-        let id_col = header.iter().position(|h| *h == "id").expect("an id column");
+        let id_col = header
+            .iter()
+            .position(|h| *h == "id")
+            .expect("an id column");
         let got: BTreeSet<String> = lines
-            .map(|l| l.split(',').nth(id_col).unwrap().trim_matches('"').to_owned())
+            .map(|l| {
+                l.split(',')
+                    .nth(id_col)
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_owned()
+            })
             .collect();
         assert_eq!(got, want, "stilts cone");
         // votlint: the answers, an empty one and an error, each silent.
@@ -480,11 +521,16 @@ async fn stilts_cone_votlint_and_xsdvalidate_accept_the_services() {
             ("verb3", format!("/vo/scs?RA={ra}&DEC={dec}&SR={r}&VERB=3")),
             ("list", format!("/vo/scs/{slid}?RA={ra}&DEC={dec}&SR={r}")),
             ("meta", "/vo/scs?RA=0&DEC=90&SR=0".to_owned()),
-            ("overflow", format!("/vo/scs?RA={ra}&DEC={dec}&SR={r}&MAXREC=1")),
+            (
+                "overflow",
+                format!("/vo/scs?RA={ra}&DEC={dec}&SR={r}&MAXREC=1"),
+            ),
             ("error", "/vo/scs?RA=abc&DEC=1&SR=1".to_owned()),
             (
                 "binary2",
-                format!("/vo/scs?RA={ra}&DEC={dec}&SR={r}&RESPONSEFORMAT=votable;serialization=binary2"),
+                format!(
+                    "/vo/scs?RA={ra}&DEC={dec}&SR={r}&RESPONSEFORMAT=votable;serialization=binary2"
+                ),
             ),
         ] {
             let path = dir.join(format!("{name}.vot"));
@@ -494,12 +540,19 @@ async fn stilts_cone_votlint_and_xsdvalidate_accept_the_services() {
         }
         for f in &files {
             let (ok, out) = run(&["votlint".into(), format!("votable={}", f.display())]);
-            assert!(ok && out.trim().is_empty(), "votlint {}:\n{out}", f.display());
+            assert!(
+                ok && out.trim().is_empty(),
+                "votlint {}:\n{out}",
+                f.display()
+            );
         }
         // xsdvalidate: capabilities and the registry record.
         let ri = dir.join("ri.xsd");
         std::fs::write(&ri, REGISTRY_INTERFACE_XSD).unwrap();
-        for (name, path) in [("capabilities", "/vo/capabilities"), ("resource", "/vo/resource")] {
+        for (name, path) in [
+            ("capabilities", "/vo/capabilities"),
+            ("resource", "/vo/resource"),
+        ] {
             let file = dir.join(format!("{name}.xml"));
             std::fs::write(&file, http_get(&format!("{base}{path}"))).unwrap();
             let (ok, out) = run(&[
@@ -511,7 +564,10 @@ async fn stilts_cone_votlint_and_xsdvalidate_accept_the_services() {
                     ri.display()
                 ),
             ]);
-            assert!(ok && !out.to_lowercase().contains("error"), "xsdvalidate {name}:\n{out}");
+            assert!(
+                ok && !out.to_lowercase().contains("error"),
+                "xsdvalidate {name}:\n{out}"
+            );
         }
         want.len()
     })
@@ -546,7 +602,10 @@ fn http_get(url: &str) -> Vec<u8> {
     s.read_to_end(&mut all).unwrap();
     let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let head = String::from_utf8_lossy(&all[..split]);
-    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{url}: {head}");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{url}: {head}"
+    );
     all[split..].to_vec()
 }
 
