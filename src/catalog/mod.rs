@@ -177,6 +177,28 @@ impl Catalog {
         Ok(out)
     }
 
+    /// The creation dates of the oldest and the newest object of the
+    /// archive (`None` when it is empty): when its content began and when
+    /// it last changed, for the registry record (`/vo/resource`).
+    pub async fn creation_span(
+        &self,
+    ) -> Result<Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>, CatalogError>
+    {
+        use entity::process_target::{Column, Entity};
+        use sea_orm::QueryOrder;
+        let first = Entity::find()
+            .order_by_asc(Column::CreationDate)
+            .one(&self.db)
+            .await?;
+        let last = Entity::find()
+            .order_by_desc(Column::CreationDate)
+            .one(&self.db)
+            .await?;
+        Ok(first
+            .zip(last)
+            .map(|(f, l)| (f.creation_date, l.creation_date)))
+    }
+
     /// The grid targets of valid frames that have a sky WCS, per class and
     /// filter, ordered by target, class and filter.
     pub async fn sky_targets(&self) -> Result<Vec<TargetFrames>, CatalogError> {

@@ -79,6 +79,43 @@ pub fn cone_ranges(ra: f64, dec: f64, radius_deg: f64) -> Vec<(i64, i64)> {
         .collect()
 }
 
+/// The first step of [`Catalog::cone_search`]: the SQL (with `$n`
+/// placeholders) and values that select the `(slid, sid)` of every
+/// candidate in the cone's HEALPix index ranges, optionally of one list;
+/// `None` when the cone covers no cell. Public so that a benchmark can
+/// `EXPLAIN` exactly what the search runs.
+pub fn cone_candidates_sql(
+    ra: f64,
+    dec: f64,
+    radius_deg: f64,
+    slid: Option<Slid>,
+) -> Option<(String, Vec<Value>)> {
+    let ranges = cone_ranges(ra, dec, radius_deg);
+    if ranges.is_empty() {
+        return None;
+    }
+    let mut values: Vec<Value> = Vec::new();
+    let mut clauses = Vec::new();
+    for (lo, hi) in &ranges {
+        values.push((*lo).into());
+        values.push((*hi).into());
+        clauses.push(format!(
+            "(hpx >= ${} AND hpx < ${})",
+            values.len() - 1,
+            values.len()
+        ));
+    }
+    let mut sql = format!(
+        "SELECT slid, sid FROM source WHERE ({})",
+        clauses.join(" OR ")
+    );
+    if let Some(s) = slid {
+        values.push(s.0.into());
+        sql.push_str(&format!(" AND slid = ${}", values.len()));
+    }
+    Some((sql, values))
+}
+
 impl Catalog {
     /// One source by (SLID, SID).
     pub async fn source(&self, slid: Slid, sid: Sid) -> Result<Source, CatalogError> {
@@ -118,29 +155,9 @@ impl Catalog {
         slid: Option<Slid>,
         limit: usize,
     ) -> Result<Vec<(f64, Source)>, CatalogError> {
-        let ranges = cone_ranges(ra, dec, radius_deg);
-        if ranges.is_empty() {
+        let Some((sql, values)) = cone_candidates_sql(ra, dec, radius_deg, slid) else {
             return Ok(Vec::new());
-        }
-        let mut values: Vec<Value> = Vec::new();
-        let mut clauses = Vec::new();
-        for (lo, hi) in &ranges {
-            values.push((*lo).into());
-            values.push((*hi).into());
-            clauses.push(format!(
-                "(hpx >= ${} AND hpx < ${})",
-                values.len() - 1,
-                values.len()
-            ));
-        }
-        let mut sql = format!(
-            "SELECT slid, sid FROM source WHERE ({})",
-            clauses.join(" OR ")
-        );
-        if let Some(s) = slid {
-            values.push(s.0.into());
-            sql.push_str(&format!(" AND slid = ${}", values.len()));
-        }
+        };
         let rows = self
             .db()
             .query_all_raw(Self::stmt(self.backend(), &sql, values))

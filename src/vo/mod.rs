@@ -10,6 +10,7 @@
 //! - [`datalink`]: DataLink 1.1 `{links}` rows, the lineage included.
 //! - [`prov`]: W3C PROV-JSON / PROV-N of a lineage with ProvenanceDM terms.
 //! - [`coverage`]: MOC footprints per frame class and filter.
+//! - [`scs`]: Simple Cone Search 1.03 over the SourceLists' sources.
 //!
 //! The HTTP side lives in `web::vo_endpoints`; this module is protocol logic only,
 //! so it can be tested without a server.
@@ -20,6 +21,7 @@ pub mod datalink;
 pub mod export;
 pub mod obscore;
 pub mod prov;
+pub mod scs;
 pub mod sia;
 pub mod soda;
 pub mod tap;

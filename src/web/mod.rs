@@ -25,6 +25,7 @@ pub mod sky_view;
 pub mod table_pages;
 pub mod tap_endpoints;
 pub mod vo_endpoints;
+pub mod vo_services;
 
 pub use error::{ApiError, AppError};
 
@@ -193,6 +194,28 @@ pub fn app(state: AppState) -> Router {
             "/api/rgb",
             get(rgb_pages::rgb_api_get).post(rgb_pages::rgb_api),
         )
+        .route("/sky", get(sky_view::sky))
+        .route("/vo", get(pages::vo))
+        .route("/static/samp.js", get(sky_view::samp_js))
+        .route("/static/aladin-view.js", get(sky_view::aladin_view_js))
+        .route("/static/aladin-view.css", get(sky_view::aladin_view_css))
+        .route("/static/aladin/aladin.js", get(sky_view::aladin_js))
+        .route("/static/style.css", get(stylesheet))
+        .merge(vo_routes())
+        .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), admission::admit))
+        .layer(from_fn_with_state(state.clone(), deadlines::time_limits))
+        .layer(TraceLayer::new_for_http())
+        .layer(from_fn_with_state(security, security_headers::add))
+        .with_state(state)
+}
+
+/// The VO services and the data they link to: `/vo/…` (but the `/vo`
+/// overview page), `/data/{id}` and `/prov`. They carry CORS headers
+/// ([`vo_services::cors`]) so browser clients on other origins can read
+/// them; the HTML pages and forms do not.
+fn vo_routes() -> Router<AppState> {
+    Router::new()
         .route("/data/{id}", get(vo_endpoints::data))
         // SIA at its base URL too: STILTS (`cone servicetype=sia2`) and
         // TOPCAT send queries to the URL they are given.
@@ -244,22 +267,21 @@ pub fn app(state: AppState) -> Router {
         .route("/vo/tap/availability", get(vo_endpoints::availability))
         .route("/vo/tap/tables", get(tap_endpoints::tables))
         .route("/vo/availability", get(vo_endpoints::availability))
-        .route("/vo/capabilities", get(vo_endpoints::capabilities))
+        .route("/vo/capabilities", get(vo_services::capabilities))
         .route("/vo/sia/availability", get(vo_endpoints::availability))
-        .route("/vo/sia/capabilities", get(vo_endpoints::capabilities))
-        .route("/sky", get(sky_view::sky))
-        .route("/vo", get(pages::vo))
-        .route("/static/samp.js", get(sky_view::samp_js))
-        .route("/static/aladin-view.js", get(sky_view::aladin_view_js))
-        .route("/static/aladin-view.css", get(sky_view::aladin_view_css))
-        .route("/static/aladin/aladin.js", get(sky_view::aladin_js))
-        .route("/static/style.css", get(stylesheet))
-        .fallback(not_found)
-        .layer(from_fn_with_state(state.clone(), admission::admit))
-        .layer(from_fn_with_state(state.clone(), deadlines::time_limits))
-        .layer(TraceLayer::new_for_http())
-        .layer(from_fn_with_state(security, security_headers::add))
-        .with_state(state)
+        .route("/vo/sia/capabilities", get(vo_services::capabilities))
+        .route(
+            "/vo/scs",
+            get(vo_services::scs_all).post(vo_services::scs_all),
+        )
+        .route("/vo/scs/capabilities", get(vo_services::capabilities))
+        .route("/vo/scs/availability", get(vo_endpoints::availability))
+        .route(
+            "/vo/scs/{slid}",
+            get(vo_services::scs_list).post(vo_services::scs_list),
+        )
+        .route("/vo/resource", get(vo_services::resource))
+        .layer(vo_services::cors())
 }
 
 /// `GET /health`: 200 and `ok` when the database answers.

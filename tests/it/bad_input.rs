@@ -345,6 +345,9 @@ fn plausible(name: &str, s: &Subjects) -> Vec<String> {
         "collection" => vec!["ReducedScienceFrame".into()],
         "calib" => vec!["2".into()],
         "maxrec" => vec!["10".into(), "0".into()],
+        // Simple Cone Search.
+        "sr" => vec!["0".into(), "0.01".into(), "0.2".into()],
+        "verb" => vec!["1".into(), "3".into()],
         "responseformat" => vec!["votable".into(), "application/fits".into(), "PROV-N".into()],
         "direction" => vec!["BACK".into(), "FORWARD".into()],
         "filters" => vec!["i,r,g".into(), "gri".into(), "all".into()],
@@ -380,6 +383,9 @@ enum Send {
     /// A multipart form with a `positions` file (`POST /batch`).
     Multipart,
 }
+
+/// Simple Cone Search's parameters (`web::vo_services`).
+const SCS: &[&str] = wisecut::vo::scs::PARAMS;
 
 const BATCH: &[&str] = &[
     "XSIZE",
@@ -507,6 +513,15 @@ fn routes() -> Vec<Route> {
         route("/vo/capabilities", &[], 5),
         route("/vo/sia/availability", &[], 5),
         route("/vo/sia/capabilities", &[], 5),
+        dal("/vo/scs", SCS, &[]),
+        Route {
+            method: "GET",
+            send: Send::Query,
+            ..dal("/vo/scs/{slid}", SCS, &[])
+        },
+        route("/vo/scs/capabilities", &[], 5),
+        route("/vo/scs/availability", &[], 5),
+        route("/vo/resource", &[], 5),
         route("/sky", &["frame", "slid", "ids"], 150),
         route("/vo", &[], 5),
         route("/static/samp.js", &[], 2),
@@ -542,6 +557,7 @@ fn segment(rng: &mut ChaCha8Rng, slot: &str, s: &Subjects, corpus: &[String]) ->
             "RawBiasFrame".into(),
         ],
         "job" => vec![s.job.to_string()],
+        "slid" => vec![s.slid.to_string()],
         "path" => vec!["manifest.json".into(), "../../etc/passwd".into()],
         _ => vec![],
     };

@@ -21,6 +21,7 @@ mod rgb;
 mod robustness;
 mod sample;
 mod science_quality;
+mod scs;
 mod tap;
 mod vo;
 mod tap_service;
