@@ -417,6 +417,7 @@ pub fn document(
         fields: fields(q.verb),
         rows,
         services: vec![],
+        trailing_infos: vec![],
     }
 }
 

@@ -576,7 +576,8 @@ pub fn obscore_fields() -> Vec<Field> {
             "obs_publisher_did",
             Char,
             "",
-            "meta.ref.uri;meta.curation",
+            // ObsCore 1.1 erratum 1: an IVOA identifier.
+            "meta.ref.ivoid",
             "Curation.PublisherDID",
         )
         .id("obs_publisher_did"),
@@ -850,11 +851,9 @@ pub fn answer(frames: &[Frame], q: &Query, base: &str) -> Document {
                 super::datalink::SodaDataset::Column("obs_publisher_did"),
             ),
         ],
-        trailing_infos: if overflow {
-            vec![QueryStatus::Overflow.info()]
-        } else {
-            vec![]
-        },
+        // One QUERY_STATUS, before the table: the whole answer is known
+        // before it is written.
+        trailing_infos: vec![],
     }
 }
 

@@ -11,10 +11,11 @@
 //!   written, so the limit is what bounds a query's memory. A result cut at
 //!   MAXREC says `QUERY_STATUS=OVERFLOW`, before and after the table (pyvo
 //!   reads the first, DALI puts it after the table).
-//! - Uploads (`UPLOAD=name,param:part`) are VOTables in any serialization,
-//!   read by CDS's `votable` crate, of at most [`MAX_UPLOAD_ROWS`] rows;
-//!   scalar columns only (numbers, booleans, text). URLs are not fetched:
-//!   this server does not make requests on a client's behalf.
+//! - Uploads (`UPLOAD=name,param:part` inline, or `UPLOAD=name,http://…`,
+//!   which the HTTP edge fetches and turns into an inline part) are
+//!   VOTables in any serialization, read by CDS's `votable` crate, of at
+//!   most [`MAX_UPLOAD_ROWS`] rows; scalar columns only (numbers, booleans,
+//!   text).
 //! - Parameters TAP does not know are ignored and named in an INFO; RUNID
 //!   is echoed.
 
@@ -72,7 +73,9 @@ impl Request {
     pub fn parse(p: &DalParams) -> Result<Self, String> {
         match p.one("LANG")?.map(str::trim) {
             None => {
-                return Err("LANG: missing; this service speaks LANG=ADQL (ADQL 2.0 and 2.1)".into());
+                return Err(
+                    "LANG: missing; this service speaks LANG=ADQL (ADQL 2.0 and 2.1)".into(),
+                );
             }
             Some(l)
                 if ["ADQL", "ADQL-2.0", "ADQL-2.1"]
@@ -136,11 +139,14 @@ impl Request {
                 tap_schema::valid_upload_name(name).map_err(|e| format!("UPLOAD: {e}"))?;
                 let part = source.trim().strip_prefix("param:").ok_or_else(|| {
                     format!(
-                        "UPLOAD: {:?}: only inline uploads (`{name},param:part`, the table sent as part `part` of a multipart POST) are accepted; this service fetches no URLs",
+                        "UPLOAD: {:?}: give `{name},param:part` (the table sent as part `part` of a multipart POST) or `{name},http://…`",
                         crate::params::shown(source)
                     )
                 })?;
-                if uploads.iter().any(|(n, _): &(String, String)| n.eq_ignore_ascii_case(name)) {
+                if uploads
+                    .iter()
+                    .any(|(n, _): &(String, String)| n.eq_ignore_ascii_case(name))
+                {
                     return Err(format!("UPLOAD: table {name} is uploaded twice"));
                 }
                 uploads.push((name.to_owned(), part.trim().to_owned()));
@@ -181,8 +187,8 @@ pub fn read_upload(name: &str, bytes: &[u8]) -> Result<(TapTable, UploadTable), 
     use votable::table::TableElem;
     use votable::votable::VOTableWrapper;
     let fail = |e: &dyn std::fmt::Display| format!("UPLOAD {name}: not a readable VOTable: {e}");
-    let mut w = VOTableWrapper::<InMemTableDataRows>::from_ivoa_xml_bytes(bytes)
-        .map_err(|e| fail(&e))?;
+    let mut w =
+        VOTableWrapper::<InMemTableDataRows>::from_ivoa_xml_bytes(bytes).map_err(|e| fail(&e))?;
     w.to_tabledata().map_err(|e| fail(&e))?;
     let vot = w.unwrap();
     let table = vot
@@ -220,6 +226,7 @@ pub fn read_upload(name: &str, bytes: &[u8]) -> Result<(TapTable, UploadTable), 
         })?;
         let mut c = TapColumn::new(&cname, kind, "uploaded column");
         c.datatype = datatype;
+        c.xtype = f.xtype.clone();
         c.unit = f.unit.clone().unwrap_or_default();
         c.ucd = f.ucd.clone().unwrap_or_default();
         columns.push(c);
@@ -259,7 +266,8 @@ fn upload_kind(f: &votable::field::Field) -> Option<(ColumnKind, DataType)> {
         D::CharASCII | D::CharUnicode => (ColumnKind::Text, DataType::Char),
         _ if array => return None,
         D::Logical => (ColumnKind::Bool, DataType::Boolean),
-        D::Byte | D::ShortInt | D::Int | D::LongInt => (ColumnKind::Int, DataType::Long),
+        D::Byte | D::ShortInt | D::Int => (ColumnKind::Int, DataType::Int),
+        D::LongInt => (ColumnKind::Int, DataType::Long),
         D::Float | D::Double => (ColumnKind::Float, DataType::Double),
         _ => return None,
     })
@@ -278,8 +286,11 @@ fn cell_of(v: &votable::impls::VOTableValue) -> Cell {
         V::Float(f) if f.is_finite() => Cell::Float(f64::from(*f)),
         V::Double(_) | V::Float(_) => Cell::Null,
         V::CharASCII(c) | V::CharUnicode(c) => Cell::Text(c.to_string()),
-        V::String(s) if s.is_empty() => Cell::Null,
-        V::String(s) => Cell::Text(s.clone()),
+        // Fixed-size char cells come padded with NULs.
+        V::String(s) => match s.trim_end_matches('\0') {
+            "" => Cell::Null,
+            t => Cell::Text(t.to_owned()),
+        },
         _ => Cell::Null,
     }
 }
@@ -305,10 +316,20 @@ pub async fn run(
     // More rows than the limit only when MAXREC (not TOP) cut the answer.
     let overflow = rows.len() > limit;
     rows.truncate(limit);
+    let regions: Vec<bool> = t
+        .fields
+        .iter()
+        .map(|f| f.xtype.as_deref() == Some(tap_schema::REGION_XTYPE))
+        .collect();
     for row in &mut rows {
-        for (cell, relative) in row.iter_mut().zip(&t.relative_urls) {
-            if *relative && let Cell::Text(path) = cell {
-                *path = format!("{base}{path}");
+        for ((cell, relative), region) in row.iter_mut().zip(&t.relative_urls).zip(&regions) {
+            match cell {
+                Cell::Text(path) if *relative => *path = format!("{base}{path}"),
+                // The stored DALI polygon (`ra dec ra dec …`) as STC-S.
+                Cell::Text(poly) if *region && !poly.starts_with(char::is_alphabetic) => {
+                    *poly = format!("POLYGON ICRS {poly}");
+                }
+                _ => {}
             }
         }
     }
@@ -321,7 +342,9 @@ pub async fn run(
     };
     Ok(Document {
         description: "wisecut TAP query result".into(),
-        icrs: fields.iter().any(|f| f.reference.as_deref() == Some("icrs")),
+        icrs: fields
+            .iter()
+            .any(|f| f.reference.as_deref() == Some("icrs")),
         infos: std::iter::once(status.info())
             .chain(std::iter::once(Info::new("QUERY", req.query.clone())))
             .chain(req.infos.iter().cloned())
@@ -346,7 +369,11 @@ pub async fn run(
 pub fn shape_xtypes_only_if_complete(fields: &mut [Field], rows: &[Vec<Cell>]) {
     for (i, f) in fields.iter_mut().enumerate() {
         let shape = matches!(f.xtype.as_deref(), Some("point" | "circle" | "polygon"));
-        if shape && rows.iter().any(|r| matches!(r.get(i), Some(Cell::Null) | None)) {
+        if shape
+            && rows
+                .iter()
+                .any(|r| matches!(r.get(i), Some(Cell::Null) | None))
+        {
             f.xtype = None;
         }
     }
@@ -371,9 +398,15 @@ mod tests {
             ("LANG=ADQL", "QUERY"),
             ("LANG=ADQL&QUERY=SELECT+1&MAXREC=-1", "MAXREC"),
             ("LANG=ADQL&QUERY=SELECT+1&MAXREC=999999999", "MAXREC"),
-            ("LANG=ADQL&QUERY=SELECT+1&REQUEST=getCapabilities", "REQUEST"),
-            ("LANG=ADQL&QUERY=SELECT+1&RESPONSEFORMAT=fits", "RESPONSEFORMAT"),
-            ("LANG=ADQL&QUERY=SELECT+1&UPLOAD=t,http://x/y", "UPLOAD"),
+            (
+                "LANG=ADQL&QUERY=SELECT+1&REQUEST=getCapabilities",
+                "REQUEST",
+            ),
+            (
+                "LANG=ADQL&QUERY=SELECT+1&RESPONSEFORMAT=fits",
+                "RESPONSEFORMAT",
+            ),
+            ("LANG=ADQL&QUERY=SELECT+1&UPLOAD=t,ftp://x/y", "UPLOAD"),
             ("LANG=ADQL&QUERY=SELECT+1&UPLOAD=1t,param:a", "UPLOAD"),
         ] {
             let e = Request::parse(&params(q)).unwrap_err();
@@ -399,7 +432,11 @@ mod tests {
         assert_eq!(d.rows.len(), 2);
         assert_eq!(d.rows[0][1], Cell::Float(150.1));
         assert_eq!(d.rows[1][2], Cell::Null);
-        assert!(read_upload("x", b"not xml").unwrap_err().contains("UPLOAD x"));
+        assert!(
+            read_upload("x", b"not xml")
+                .unwrap_err()
+                .contains("UPLOAD x")
+        );
         let arr = xml
             .replace(
                 r#"name="dec" datatype="double""#,

@@ -195,6 +195,9 @@ impl TapTable {
     }
 }
 
+/// The xtype of region columns in TAP answers (STC-S text).
+pub const REGION_XTYPE: &str = "adql:REGION";
+
 /// The schema of uploaded tables.
 pub const UPLOAD_SCHEMA: &str = "TAP_UPLOAD";
 
@@ -296,7 +299,7 @@ fn obscore() -> TapTable {
                 "frame_id" => "wisecut object id of the frame (joins wisecut.dependency, wisecut.source_lists)".to_owned(),
                 _ => f.description.clone().unwrap_or_default(),
             };
-            TapColumn {
+            let mut col = TapColumn {
                 sql: name.clone(),
                 principal: PRINCIPAL.contains(&name.as_str()),
                 indexed: INDEXED.contains(&name.as_str()),
@@ -311,7 +314,19 @@ fn obscore() -> TapTable {
                 utype: f.utype.clone().unwrap_or_default(),
                 kind,
                 name,
+            };
+            // TAP clients and `stilts taplint` (ObsCore 1.1) expect the
+            // region as an ADQL REGION: an STC-S string, which also has a
+            // null (an empty char cell) for frames without a footprint. SIA
+            // answers keep the DALI polygon. `vo::tap::run` writes the
+            // STC-S form of the stored polygon.
+            if col.name == "s_region" {
+                col.datatype = DataType::Char;
+                col.arraysize = Some("*".into());
+                col.xtype = Some(REGION_XTYPE.into());
+                col.unit = String::new();
             }
+            col
         })
         .collect();
     TapTable {
@@ -682,6 +697,12 @@ fn tap_schema_tables(data: &[TapTable]) -> Vec<TapTable> {
         columns: vec![("from_table".into(), "table_name".into())],
         description: "the table holding a key".into(),
     });
+    meta[3].foreign_keys.push(ForeignKey {
+        key_id: "keys_target".into(),
+        target_table: "TAP_SCHEMA.tables".into(),
+        columns: vec![("target_table".into(), "table_name".into())],
+        description: "the table a key refers to".into(),
+    });
     meta[4].foreign_keys.push(ForeignKey {
         key_id: "key_columns_key".into(),
         target_table: "TAP_SCHEMA.keys".into(),
@@ -741,7 +762,7 @@ fn tap_schema_rows(all: &[&TapTable]) -> [Vec<Vec<Value>>; 5] {
             let f = c.field(&c.name);
             column_rows.push(vec![
                 s(&t.qualified_name()),
-                s(&c.name),
+                s(&adql_name(&c.name)),
                 opt(&c.utype),
                 opt(&c.ucd),
                 opt(&c.unit),
@@ -776,6 +797,23 @@ fn tap_schema_rows(all: &[&TapTable]) -> [Vec<Vec<Value>>; 5] {
         key_rows,
         key_column_rows,
     ]
+}
+
+/// ADQL reserved words that are also column names here (TAP_SCHEMA's
+/// `size`): metadata must name them delimited (`"size"`), as a query must.
+const RESERVED_COLUMN_NAMES: &[&str] = &["size"];
+
+/// A column's name as ADQL must write it: delimited when it is a reserved
+/// word.
+pub fn adql_name(name: &str) -> String {
+    if RESERVED_COLUMN_NAMES
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name))
+    {
+        format!("\"{name}\"")
+    } else {
+        name.to_owned()
+    }
 }
 
 /// The VOTable name of a datatype.

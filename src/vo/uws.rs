@@ -256,7 +256,9 @@ mod tests {
         ];
         let mut at = 0;
         for tag in order {
-            let i = x[at..].find(tag).unwrap_or_else(|| panic!("{tag} after {at}: {x}"));
+            let i = x[at..]
+                .find(tag)
+                .unwrap_or_else(|| panic!("{tag} after {at}: {x}"));
             at += i;
         }
         assert!(x.contains("SELECT a &lt; b") && x.contains("r&lt;1&gt;"));

@@ -11,7 +11,7 @@
 
 use super::{cutout_api, dependency_cutout_pages, job_pages, rgb_pages};
 use super::{table_pages, vo_endpoints};
-use crate::vo::{sia, soda};
+use crate::vo::{scs, sia, soda, tap};
 
 /// One documented parameter.
 #[derive(Debug, Clone, Copy)]
@@ -639,6 +639,79 @@ const PROV: &[Param] = &[
     ),
 ];
 
+const TAP: &[Param] = &[
+    p(
+        "LANG",
+        "ADQL, ADQL-2.0, ADQL-2.1",
+        "",
+        "Query language (required).",
+    ),
+    p(
+        "QUERY",
+        "an ADQL query",
+        "",
+        "Over ivoa.ObsCore, wisecut.sources, wisecut.source_lists, wisecut.associate_lists, wisecut.associations, wisecut.dependency and TAP_SCHEMA (see /vo/tap/tables).",
+    ),
+    p("REQUEST", "doQuery", "doQuery", "TAP 1.0's request name."),
+    p("VERSION", "1.1", "1.1", "Accepted, ignored."),
+    p(
+        "MAXREC",
+        "0 to 20000",
+        "10000",
+        "Most rows; a cut answer says OVERFLOW.",
+    ),
+    p(
+        "RESPONSEFORMAT",
+        "votable, application/x-votable+xml, text/xml; optional ;serialization=TABLEDATA|BINARY2",
+        "votable",
+        "Answer format.",
+    ),
+    p(
+        "FORMAT",
+        "as RESPONSEFORMAT",
+        "",
+        "TAP 1.0's name of RESPONSEFORMAT.",
+    ),
+    p(
+        "UPLOAD",
+        "name,param:part or name,http://…; several joined by ;",
+        "",
+        "Tables queried as TAP_UPLOAD.name: a VOTable sent as multipart part `part`, or fetched from an http URL (at most 20000 rows).",
+    ),
+    p("RUNID", "text", "", "Echoed in an INFO (and the UWS job)."),
+    p(
+        "PHASE",
+        "RUN",
+        "",
+        "Async only: start the job at once instead of leaving it PENDING.",
+    ),
+];
+
+const SCS: &[Param] = &[
+    p("RA", "degrees", "", "Cone centre (required)."),
+    p("DEC", "degrees", "", "Cone centre (required)."),
+    p(
+        "SR",
+        "0 to 1 degree",
+        "",
+        "Cone radius (required); 0 answers the columns only.",
+    ),
+    p(
+        "VERB",
+        "1, 2, 3",
+        "2",
+        "1: id, position, distance; 2: plus magnitudes and links; 3: every column.",
+    ),
+    p("MAXREC", "0 to 50000", "10000", "Most rows, nearest first."),
+    p(
+        "RESPONSEFORMAT",
+        "votable, application/x-votable+xml; optional ;serialization=BINARY2",
+        "votable",
+        "Answer format.",
+    ),
+    p("RUNID", "text", "", "Echoed in an INFO."),
+];
+
 const MOC: &[Param] = &[
     p(
         "class",
@@ -838,6 +911,29 @@ pub fn endpoints() -> Vec<Endpoint> {
                 ("400", "no ID, bad DEPTH or DIRECTION"),
                 ("404", "no such object"),
             ],
+        },
+        Endpoint {
+            id: "vo-tap",
+            method: "GET, POST",
+            path: "/vo/tap/sync",
+            summary: "IVOA TAP 1.1 with ADQL 2.1 (geometry included); asynchronous queries as UWS jobs at /vo/tap/async (POST the same parameters; PHASE=RUN starts them). Tables and columns: /vo/tap/tables.",
+            accepts: || tap::PARAMS.to_vec(),
+            params: TAP,
+            answers: "200 with a VOTable; async: 303 to the job, whose phase, results and error follow UWS 1.1.",
+            errors: &[(
+                "400",
+                "a query that cannot run (bad ADQL, unknown table or column), bad MAXREC or upload",
+            )],
+        },
+        Endpoint {
+            id: "vo-scs",
+            method: "GET, POST",
+            path: "/vo/scs",
+            summary: "IVOA Simple Cone Search 1.03 over the sources of every SourceList (/vo/scs/{slid}: one list), through the HEALPix index.",
+            accepts: || scs::PARAMS.to_vec(),
+            params: SCS,
+            answers: "200 with a VOTable, nearest first; errors are SCS error VOTables (HTTP 200, as SCS 1.03 says).",
+            errors: &[],
         },
         Endpoint {
             id: "vo-moc",

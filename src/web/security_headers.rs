@@ -144,6 +144,14 @@ pub async fn add(State(h): State<Arc<SecurityHeaders>>, req: Request, next: Next
     for (name, value) in fixed {
         headers.entry(name).or_insert(value);
     }
+    // Clients (and `stilts taplint`) like to know what answered; the
+    // version only, no build details.
+    headers
+        .entry(header::SERVER)
+        .or_insert(HeaderValue::from_static(concat!(
+            "wisecut/",
+            env!("CARGO_PKG_VERSION")
+        )));
     response
 }
 

@@ -20,11 +20,11 @@ use super::vo_endpoints::{AsVoTable, VoError, base_url, votable_response};
 use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
 use crate::ids::JobId;
 use crate::jobs::TapParams;
+use crate::vo::DalParams;
 use crate::vo::tap::{self, TapError};
 use crate::vo::tap_schema::{self, TapTable};
 use crate::vo::uws::{self, JobView, Phase};
 use crate::vo::votable::{self, escape};
-use crate::vo::DalParams;
 
 type Answer = Result<Response, VoError<AsVoTable>>;
 
@@ -81,7 +81,11 @@ async fn input(query: Option<&str>, req: Request) -> Result<Input, VoError<AsVoT
                 .map_err(|_| VoError::usage(format!("part {name}: not UTF-8 text")))?;
             // A part that a parameter names is an upload; parameters are
             // the other non-file parts.
-            if is_file || !crate::vo::tap::PARAMS.iter().any(|p| p.eq_ignore_ascii_case(&name)) {
+            if is_file
+                || !crate::vo::tap::PARAMS
+                    .iter()
+                    .any(|p| p.eq_ignore_ascii_case(&name))
+            {
                 parts.push((name, text));
             } else {
                 params.push(&name, text);
@@ -102,7 +106,98 @@ async fn input(query: Option<&str>, req: Request) -> Result<Input, VoError<AsVoT
             params.extend(DalParams::parse(text).map_err(VoError::usage)?);
         }
     }
-    Ok(Input { params, parts })
+    resolve_url_uploads(Input { params, parts }).await
+}
+
+/// Most time a URL upload may take to connect and to arrive.
+const URL_UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Fetches the tables of `UPLOAD=name,http://…` (TAP's `upload-http`) and
+/// rewrites those uploads as inline parts, so the rest of the service (and
+/// an async job's stored parameters) only ever sees `param:` uploads.
+/// Plain `http://` only (this server has no TLS client), one attempt, at
+/// most [`MAX_BODY_BYTES`], within [`URL_UPLOAD_TIMEOUT`].
+async fn resolve_url_uploads(mut inp: Input) -> Result<Input, VoError<AsVoTable>> {
+    let mut rewritten = Vec::new();
+    let mut n = 0;
+    for (k, v) in inp.params.pairs().to_vec() {
+        if k != "UPLOAD" {
+            rewritten.push((k, v));
+            continue;
+        }
+        let mut specs = Vec::new();
+        for one in v.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            match one.split_once(',') {
+                Some((name, url)) if url.trim().to_ascii_lowercase().starts_with("http") => {
+                    n += 1;
+                    let part = format!("wisecut_url_upload_{n}");
+                    let body = fetch_upload(url.trim())
+                        .await
+                        .map_err(|e| VoError::usage(format!("UPLOAD {}: {e}", name.trim())))?;
+                    inp.parts.push((part.clone(), body));
+                    specs.push(format!("{},param:{part}", name.trim()));
+                }
+                _ => specs.push(one.to_owned()),
+            }
+        }
+        rewritten.push((k, specs.join(";")));
+    }
+    if n > 0 {
+        let mut params = DalParams::default();
+        for (k, v) in rewritten {
+            params.push(&k, v);
+        }
+        inp.params = params;
+    }
+    Ok(inp)
+}
+
+/// One HTTP GET of an upload's URL.
+async fn fetch_upload(url: &str) -> Result<String, String> {
+    let uri: axum::http::Uri = url
+        .parse()
+        .map_err(|_| format!("{:?} is not a URL", crate::params::shown(url)))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "{:?}: only http:// URLs are fetched (or send the table inline, `param:`)",
+            crate::params::shown(url)
+        ));
+    }
+    let host = uri.host().ok_or("the URL has no host")?.to_owned();
+    let port = uri.port_u16().unwrap_or(80);
+    let work = async {
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP: {e}"))?;
+        tokio::spawn(conn);
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or(host.clone());
+        let req = axum::http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header(header::HOST, authority)
+            .header(header::USER_AGENT, "wisecut TAP upload")
+            .body(axum::body::Body::empty())
+            .map_err(|e| e.to_string())?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("HTTP: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("the server answered {}", resp.status()));
+        }
+        let bytes = axum::body::to_bytes(axum::body::Body::new(resp.into_body()), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| format!("larger than {} MiB, or cut short", MAX_BODY_BYTES >> 20))?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| "not UTF-8 text".to_owned())
+    };
+    tokio::time::timeout(URL_UPLOAD_TIMEOUT, work)
+        .await
+        .map_err(|_| format!("no answer within {} s", URL_UPLOAD_TIMEOUT.as_secs()))?
 }
 
 /// Reads the uploads a request names from its parts.
@@ -117,9 +212,7 @@ fn uploads(
                 .iter()
                 .find(|(n, _)| n == part)
                 .map(|(_, b)| b.as_bytes())
-                .ok_or_else(|| {
-                    format!("UPLOAD {name}: the request has no part named {part:?}")
-                })?;
+                .ok_or_else(|| format!("UPLOAD {name}: the request has no part named {part:?}"))?;
             tap::read_upload(name, body)
         })
         .collect()
@@ -254,10 +347,13 @@ async fn tap_job(st: &AppState, id: &str) -> Result<JobRecord, VoError<AsVoTable
         .parse::<i64>()
         .ok()
         .filter(|n| *n > 0)
-        .ok_or_else(|| VoError::not_found(format!("job {:?}: no such job", crate::params::shown(id))))?;
+        .ok_or_else(|| {
+            VoError::not_found(format!("job {:?}: no such job", crate::params::shown(id)))
+        })?;
     match st.services.jobs.current(JobId(n)).await {
         Ok(j) if j.kind == JobKind::Tap => Ok(j),
-        Ok(_) | Err(crate::jobs::JobError::Catalog(crate::catalog::CatalogError::NotFound { .. })) => {
+        Ok(_)
+        | Err(crate::jobs::JobError::Catalog(crate::catalog::CatalogError::NotFound { .. })) => {
             Err(VoError::not_found(format!("job {n}: no such TAP job")))
         }
         Err(e) => Err(VoError::internal(e)),
@@ -284,9 +380,17 @@ pub async fn async_jobs(
             .collect();
         let last = match inp.params.one("LAST").map_err(VoError::usage)? {
             None => 1000,
-            Some(l) => l.trim().parse::<u64>().ok().filter(|l| *l > 0).ok_or_else(|| {
-                VoError::usage(format!("LAST: {:?} is not a positive count", crate::params::shown(l)))
-            })?,
+            Some(l) => l
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|l| *l > 0)
+                .ok_or_else(|| {
+                    VoError::usage(format!(
+                        "LAST: {:?} is not a positive count",
+                        crate::params::shown(l)
+                    ))
+                })?,
         };
         let (_, jobs) = st
             .catalog
@@ -376,7 +480,11 @@ pub async fn async_job(
     let job = tap_job(&st, &id).await?;
     let inp = input(query.as_deref(), req).await?;
     if method == Method::DELETE {
-        st.services.jobs.delete(job.id).await.map_err(VoError::internal)?;
+        st.services
+            .jobs
+            .delete(job.id)
+            .await
+            .map_err(VoError::internal)?;
         return Ok(see_other(format!("{base}/vo/tap/async")));
     }
     if method == Method::POST {
@@ -387,7 +495,11 @@ pub async fn async_job(
                     crate::params::shown(a)
                 )));
             }
-            st.services.jobs.delete(job.id).await.map_err(VoError::internal)?;
+            st.services
+                .jobs
+                .delete(job.id)
+                .await
+                .map_err(VoError::internal)?;
             return Ok(see_other(format!("{base}/vo/tap/async")));
         }
         let others: Vec<(String, String)> = inp
@@ -572,10 +684,7 @@ pub async fn async_job_resource(
 }
 
 /// `GET /vo/tap/async/{id}/results/result`: the query's VOTable.
-pub async fn async_result(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-) -> Answer {
+pub async fn async_result(State(st): State<AppState>, Path(id): Path<String>) -> Answer {
     let job = tap_job(&st, &id).await?;
     if phase(&job) != Phase::Completed {
         return Err(VoError::not_found(format!(
@@ -629,7 +738,7 @@ pub fn tableset_xml(tables: &[TapTable]) -> String {
             for c in &t.columns {
                 out.push_str(&format!(
                     "<column>\n<name>{}</name>\n<description>{}</description>\n",
-                    escape(&c.name),
+                    escape(&tap_schema::adql_name(&c.name)),
                     escape(&c.description)
                 ));
                 if !c.unit.is_empty() {
@@ -734,6 +843,7 @@ pub async fn capabilities(State(st): State<AppState>, headers: HeaderMap) -> Res
 <outputFormat ivo-id=\"ivo://ivoa.net/std/TAPRegExt#output-votable-binary2\">\n<mime>application/x-votable+xml;serialization=BINARY2</mime>\n</outputFormat>\n\
 <outputFormat>\n<mime>text/xml</mime>\n</outputFormat>\n\
 <uploadMethod ivo-id=\"ivo://ivoa.net/std/TAPRegExt#upload-inline\"/>\n\
+<uploadMethod ivo-id=\"ivo://ivoa.net/std/TAPRegExt#upload-http\"/>\n\
 <retentionPeriod>\n<default>{keep}</default>\n<hard>{keep}</hard>\n</retentionPeriod>\n\
 <executionDuration>\n<default>{dur}</default>\n<hard>{dur}</hard>\n</executionDuration>\n\
 <outputLimit>\n<default unit=\"row\">{def}</default>\n<hard unit=\"row\">{max}</hard>\n</outputLimit>\n\
@@ -746,8 +856,14 @@ pub async fn capabilities(State(st): State<AppState>, headers: HeaderMap) -> Res
         def = tap::DEFAULT_MAXREC,
         max = tap::MAX_MAXREC,
         upload = MAX_BODY_BYTES,
-        caps = vosi("ivo://ivoa.net/std/VOSI#capabilities", "/vo/tap/capabilities"),
-        avail = vosi("ivo://ivoa.net/std/VOSI#availability", "/vo/tap/availability"),
+        caps = vosi(
+            "ivo://ivoa.net/std/VOSI#capabilities",
+            "/vo/tap/capabilities"
+        ),
+        avail = vosi(
+            "ivo://ivoa.net/std/VOSI#availability",
+            "/vo/tap/availability"
+        ),
         tables = vosi("ivo://ivoa.net/std/VOSI#tables-1.1", "/vo/tap/tables"),
     );
     xml(body)

@@ -23,7 +23,7 @@ mod sample;
 mod science_quality;
 mod scs;
 mod tap;
-mod vo;
 mod tap_service;
+mod vo;
 mod vo_fixes;
 mod web;

@@ -17,7 +17,10 @@ fn text(body: &[u8]) -> String {
 fn sync_url(query: &str, extra: &[(&str, &str)]) -> String {
     let mut pairs = vec![("LANG", "ADQL"), ("QUERY", query)];
     pairs.extend_from_slice(extra);
-    format!("/vo/tap/sync?{}", serde_urlencoded::to_string(pairs).unwrap())
+    format!(
+        "/vo/tap/sync?{}",
+        serde_urlencoded::to_string(pairs).unwrap()
+    )
 }
 
 /// The cells of the rows of a TABLEDATA answer.
@@ -75,8 +78,11 @@ async fn sync_queries_answer_count_overflow_and_errors_on_both_backends() {
         .await[0]
             .try_get::<i64>("", "n")
             .unwrap();
-        let (status, ct, body) =
-            common::fetch(&st, &sync_url("SELECT COUNT(*) AS n FROM ivoa.obscore", &[])).await;
+        let (status, ct, body) = common::fetch(
+            &st,
+            &sync_url("SELECT COUNT(*) AS n FROM ivoa.obscore", &[]),
+        )
+        .await;
         let xml = text(&body);
         assert_eq!(status, StatusCode::OK, "{}: {xml}", db.backend);
         assert!(ct.starts_with("application/x-votable+xml"));
@@ -122,19 +128,28 @@ async fn sync_queries_answer_count_overflow_and_errors_on_both_backends() {
                 pairs.push(("LANG", "ADQL"));
             }
             pairs.extend(extra.iter().copied());
-            let uri = format!("/vo/tap/sync?{}", serde_urlencoded::to_string(&pairs).unwrap());
+            let uri = format!(
+                "/vo/tap/sync?{}",
+                serde_urlencoded::to_string(&pairs).unwrap()
+            );
             let (status, ct, body) = common::fetch(&st, &uri).await;
             let b = text(&body);
             assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {b}");
             assert!(ct.starts_with("application/x-votable+xml"), "{query}");
-            assert!(b.contains(r#"value="ERROR""#) && b.contains(needle), "{query}: {b}");
+            assert!(
+                b.contains(r#"value="ERROR""#) && b.contains(needle),
+                "{query}: {b}"
+            );
         }
         // The same through a form POST.
         let (status, _, b) = send(
             &st,
             post_form(
                 "/vo/tap/sync",
-                &[("LANG", "ADQL"), ("QUERY", "SELECT TOP 1 frame_id FROM ivoa.obscore")],
+                &[
+                    ("LANG", "ADQL"),
+                    ("QUERY", "SELECT TOP 1 frame_id FROM ivoa.obscore"),
+                ],
             ),
         )
         .await;
@@ -154,7 +169,10 @@ async fn an_async_job_goes_through_its_uws_phases() {
             "/vo/tap/async",
             &[
                 ("LANG", "ADQL"),
-                ("QUERY", "SELECT frame_id FROM ivoa.obscore ORDER BY frame_id"),
+                (
+                    "QUERY",
+                    "SELECT frame_id FROM ivoa.obscore ORDER BY frame_id",
+                ),
                 ("RUNID", "mine"),
             ],
         ),
@@ -168,13 +186,25 @@ async fn an_async_job_goes_through_its_uws_phases() {
     assert!(job.contains("<uws:phase>PENDING</uws:phase>"), "{job}");
     assert!(job.contains("<uws:runId>mine</uws:runId>"));
     let (_, _, list) = common::fetch(&st, "/vo/tap/async").await;
-    assert!(text(&list).contains(&format!("xlink:href=\"{location}\"")), "{}", text(&list));
+    assert!(
+        text(&list).contains(&format!("xlink:href=\"{location}\"")),
+        "{}",
+        text(&list)
+    );
     // Parameters may change while pending.
-    let (status, _, _) = send(&st, post_form(&format!("{path}/parameters"), &[("MAXREC", "3")])).await;
+    let (status, _, _) = send(
+        &st,
+        post_form(&format!("{path}/parameters"), &[("MAXREC", "3")]),
+    )
+    .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, _, params) = common::fetch(&st, &format!("{path}/parameters")).await;
     assert!(text(&params).contains(r#"<uws:parameter id="MAXREC">3</uws:parameter>"#));
-    let (status, _, _) = send(&st, post_form(&format!("{path}/phase"), &[("PHASE", "RUN")])).await;
+    let (status, _, _) = send(
+        &st,
+        post_form(&format!("{path}/phase"), &[("PHASE", "RUN")]),
+    )
+    .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let mut phase = String::new();
     for _ in 0..100 {
@@ -195,7 +225,11 @@ async fn an_async_job_goes_through_its_uws_phases() {
     assert_eq!(rows.len(), 3, "MAXREC=3 set while pending");
     assert!(text(&result).contains(r#"value="OVERFLOW""#));
     // Parameters of a finished job are fixed.
-    let (status, _, _) = send(&st, post_form(&format!("{path}/parameters"), &[("MAXREC", "5")])).await;
+    let (status, _, _) = send(
+        &st,
+        post_form(&format!("{path}/parameters"), &[("MAXREC", "5")]),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // DELETE removes it.
     let (status, _, _) = send(
@@ -212,7 +246,11 @@ async fn an_async_job_goes_through_its_uws_phases() {
         &st,
         post_form(
             "/vo/tap/async",
-            &[("LANG", "ADQL"), ("QUERY", "SELECT nosuch FROM ivoa.obscore"), ("PHASE", "RUN")],
+            &[
+                ("LANG", "ADQL"),
+                ("QUERY", "SELECT nosuch FROM ivoa.obscore"),
+                ("PHASE", "RUN"),
+            ],
         ),
     )
     .await;
@@ -227,19 +265,36 @@ async fn an_async_job_goes_through_its_uws_phases() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         doc = text(&common::fetch(&st, &bad).await.2);
     }
-    assert!(doc.contains("<uws:phase>ERROR</uws:phase>") && doc.contains("nosuch"), "{doc}");
+    assert!(
+        doc.contains("<uws:phase>ERROR</uws:phase>") && doc.contains("nosuch"),
+        "{doc}"
+    );
     let (_, _, err) = common::fetch(&st, &format!("{bad}/error")).await;
     assert!(text(&err).contains(r#"value="ERROR""#) && text(&err).contains("nosuch"));
     let (_, headers, _) = send(
         &st,
-        post_form("/vo/tap/async", &[("LANG", "ADQL"), ("QUERY", "SELECT 1 FROM ivoa.obscore")]),
+        post_form(
+            "/vo/tap/async",
+            &[("LANG", "ADQL"), ("QUERY", "SELECT 1 FROM ivoa.obscore")],
+        ),
     )
     .await;
     let pending = headers[header::LOCATION].to_str().unwrap().to_owned();
     let pending = pending[pending.find("/vo/tap/async/").unwrap()..].to_owned();
-    send(&st, post_form(&format!("{pending}/phase"), &[("PHASE", "ABORT")])).await;
-    assert_eq!(text(&common::fetch(&st, &format!("{pending}/phase")).await.2), "ABORTED");
-    let (status, _, _) = send(&st, post_form(&format!("{pending}/phase"), &[("PHASE", "FLY")])).await;
+    send(
+        &st,
+        post_form(&format!("{pending}/phase"), &[("PHASE", "ABORT")]),
+    )
+    .await;
+    assert_eq!(
+        text(&common::fetch(&st, &format!("{pending}/phase")).await.2),
+        "ABORTED"
+    );
+    let (status, _, _) = send(
+        &st,
+        post_form(&format!("{pending}/phase"), &[("PHASE", "FLY")]),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     worker.abort();
 }
@@ -285,7 +340,9 @@ async fn an_uploaded_table_is_crossmatched_against_the_sources() {
             ("UPLOAD", "mine,param:t1".to_owned(), false),
             ("t1", vot.clone(), true),
         ] {
-            body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\""));
+            body.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\""
+            ));
             if file {
                 body.push_str("; filename=\"t1.xml\"\r\nContent-Type: application/x-votable+xml");
             }
@@ -306,12 +363,49 @@ async fn an_uploaded_table_is_crossmatched_against_the_sources() {
             .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
             .collect();
         for (i, (sid, _, _)) in sources.iter().enumerate() {
-            assert!(got.contains(&(i, *sid)), "{}: upload row {i} did not find source {sid}: {got:?}", db.backend);
+            assert!(
+                got.contains(&(i, *sid)),
+                "{}: upload row {i} did not find source {sid}: {got:?}",
+                db.backend
+            );
         }
+        // The same table from a URL (TAP's upload-http), served on loopback.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = vot.clone();
+        let file_server = tokio::spawn(async move {
+            let app = axum::Router::new().route(
+                "/t.xml",
+                axum::routing::get(move || {
+                    let v = served.clone();
+                    async move { v }
+                }),
+            );
+            axum::serve(listener, app).await
+        });
+        let url = format!("mine,http://{addr}/t.xml");
+        let (status, _, body) =
+            common::fetch(&st, &sync_url(&query, &[("UPLOAD", url.as_str())])).await;
+        let xml = text(&body);
+        assert_eq!(status, StatusCode::OK, "{}: {xml}", db.backend);
+        let by_url: Vec<(usize, i64)> = cells(&xml)
+            .iter()
+            .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
+            .collect();
+        assert_eq!(by_url, got, "{}: URL upload = inline upload", db.backend);
+        let missing = format!("mine,http://{addr}/nothere.xml");
+        let (status, _, body) =
+            common::fetch(&st, &sync_url(&query, &[("UPLOAD", missing.as_str())])).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(text(&body).contains("404"), "{}", text(&body));
+        file_server.abort();
         // An upload the query names but the request lacks.
         let (status, _, body) = common::fetch(
             &st,
-            &sync_url("SELECT * FROM TAP_UPLOAD.mine", &[("UPLOAD", "mine,param:nothere")]),
+            &sync_url(
+                "SELECT * FROM TAP_UPLOAD.mine",
+                &[("UPLOAD", "mine,param:nothere")],
+            ),
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -338,7 +432,13 @@ async fn vosi_tables_and_capabilities_describe_every_published_table() {
             &sync_url(&format!("SELECT TOP 1 * FROM {}", t.qualified_name()), &[]),
         )
         .await;
-        assert_eq!(status, StatusCode::OK, "{}: {}", t.qualified_name(), text(&b));
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{}: {}",
+            t.qualified_name(),
+            text(&b)
+        );
     }
     let (_, _, caps) = common::fetch(&st, "/vo/tap/capabilities").await;
     let caps = text(&caps);

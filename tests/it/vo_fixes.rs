@@ -224,7 +224,7 @@ async fn runid_and_unknown_parameters_are_accepted_everywhere() {
         "{b}"
     );
     assert!(b.contains(r#"<INFO name="QUERY_STATUS" value="OK"/>"#));
-    assert!(rows(&b).len() >= 1);
+    assert!(!rows(&b).is_empty());
     let (status, _, body) =
         common::fetch(&st, &format!("/vo/links?{}", q(&[("ID", did.clone())]))).await;
     let b = text(&body);
