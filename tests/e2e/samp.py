@@ -5,6 +5,9 @@ and a small astropy client that records what it is sent. Headless Chromium
 opens the page, clicks the first table.load.votable button (and the first
 image.load.fits button, if any) and waits for the status the script writes.
 
+Then a TAP query result (/vo/tap/sync) is sent to TOPCAT directly as
+table.load.votable; TOPCAT must load it (samp.ok).
+
 Passes when TOPCAT replied samp.ok to table.load.votable, the recording
 client got a URL that downloads and parses with
 astropy.io.votable.parse(verify='exception'), and (if the page has an image
@@ -32,6 +35,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+import urllib.parse
 from urllib.parse import urlsplit
 
 import warnings
@@ -367,6 +371,25 @@ def run(base, page_path, outdir, chromium, procs):
         finally:
             browser.close()
 
+    # A TAP query result, as TOPCAT gets it when a script or another tool
+    # hands it on: TOPCAT itself downloads and parses the sync answer and
+    # replies samp.ok only when it could load the table.
+    query = urllib.parse.urlencode({
+        "LANG": "ADQL",
+        "QUERY": "SELECT TOP 20 o.obs_publisher_did, o.obs_collection, o.s_ra, o.s_dec, o.s_region "
+                 "FROM ivoa.obscore AS o ORDER BY o.frame_id DESC",
+    })
+    tap_url = f"{base}/vo/tap/sync?{query}"
+    reply = rec.client.call_and_wait(
+        topcat_id,
+        {"samp.mtype": "table.load.votable",
+         "samp.params": {"url": tap_url, "name": "wisecut TAP result"}},
+        timeout="60",
+    )
+    log(f"TOPCAT's reply to the TAP result: {reply}")
+    assert reply.get("samp.status") == "samp.ok", f"TOPCAT could not load the TAP result: {reply}"
+    grab_screen(procs["display"], outdir / "samp_03_topcat_tap.png")
+
 
 def cleanup(procs):
     rec = procs.get("recorder")
@@ -434,7 +457,7 @@ def main():
     if not ok:
         sys.exit(1)
     log("cleaned up")
-    print("e2e samp: ok, TOPCAT replied samp.ok")
+    print("e2e samp: ok, TOPCAT replied samp.ok to the page's table and to a TAP result")
 
 
 if __name__ == "__main__":

@@ -215,7 +215,8 @@ async fn aladin_lite_draws_a_source_list_over_its_frame_offline() {
 
 /// SAMP: a table page in Chromium sends its VOTable over the Web Profile
 /// to a hub with TOPCAT (under Xvfb) and a recording client; TOPCAT
-/// replies samp.ok and the table parses (`tests/e2e/samp.py`).
+/// replies samp.ok and the table parses; then TOPCAT is sent a TAP query
+/// result (`/vo/tap/sync`) and loads it (`tests/e2e/samp.py`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_page_sends_its_votable_to_topcat_over_samp() {
     let Some(browser) = browser() else { return };
@@ -241,7 +242,9 @@ async fn a_table_page_sends_its_votable_to_topcat_over_samp() {
     )
     .await;
     assert!(
-        stdout.contains("e2e samp: ok, TOPCAT replied samp.ok"),
+        stdout.contains(
+            "e2e samp: ok, TOPCAT replied samp.ok to the page's table and to a TAP result"
+        ),
         "{stdout}"
     );
     assert!(
