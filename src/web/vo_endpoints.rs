@@ -1,7 +1,8 @@
 //! The VO endpoints: SIA 2.0 (`/vo/sia`, also `/vo/sia/query`), SODA 1.0
-//! (`/vo/soda/sync`), DataLink 1.1 (`/vo/links`), VOSI
-//! (`/vo/availability`, `/vo/capabilities`, also under `/vo/sia/`), and the
-//! stored files themselves (`/data/{id}`).
+//! (`/vo/soda/sync`), DataLink 1.1 (`/vo/links`), VOSI availability, PROV,
+//! MOC, and the stored files themselves (`/data/{id}`). The capabilities
+//! documents, Simple Cone Search and the registry record are in
+//! `vo_services`; TAP is in `tap_endpoints`.
 //!
 //! GET and POST (form-encoded) are accepted everywhere, as DALI requires;
 //! parameter names are case-insensitive. Errors follow each standard:
@@ -292,39 +293,6 @@ pub async fn availability() -> Response {
         ),
     )
         .into_response()
-}
-
-/// `GET /vo/capabilities` (VOSI): SIA 2.0, SODA sync, DataLink and the
-/// VOSI endpoints themselves.
-pub async fn capabilities(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let base = votable::escape(&base_url(&st, &headers));
-    let cap = |standard: &str, path: &str, extra: &str| {
-        format!(
-            "<capability standardID=\"{standard}\"{extra}>\n<interface xsi:type=\"vs:ParamHTTP\" role=\"std\">\n<accessURL use=\"full\">{base}{path}</accessURL>\n</interface>\n</capability>\n"
-        )
-    };
-    let mut body = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<vosi:capabilities xmlns:vosi=\"http://www.ivoa.net/xml/VOSICapabilities/v1.0\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:vs=\"http://www.ivoa.net/xml/VODataService/v1.1\">\n",
-    );
-    body.push_str(&cap(
-        "ivo://ivoa.net/std/VOSI#capabilities",
-        "/vo/capabilities",
-        "",
-    ));
-    body.push_str(&cap(
-        "ivo://ivoa.net/std/VOSI#availability",
-        "/vo/availability",
-        "",
-    ));
-    body.push_str(&cap(
-        "ivo://ivoa.net/std/SIA#query-2.0",
-        "/vo/sia/query",
-        "",
-    ));
-    body.push_str(&cap(datalink::SODA_STANDARD_ID, "/vo/soda/sync", ""));
-    body.push_str(&cap(datalink::STANDARD_ID, "/vo/links", ""));
-    body.push_str("</vosi:capabilities>\n");
-    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
 }
 
 /// `GET|POST /vo/soda/sync`: the pixels of a frame inside a region, as a
