@@ -905,7 +905,8 @@ mod tests {
             assert!(t.column(n).is_some(), "{n}");
         }
         let region = t.column("s_region").unwrap();
-        assert_eq!(region.xtype.as_deref(), Some("polygon"));
+        assert_eq!(region.xtype.as_deref(), Some(REGION_XTYPE));
+        assert_eq!(region.datatype, DataType::Char);
         assert_eq!(region.kind, ColumnKind::Text);
         assert!(t.column("S_RA").unwrap().std);
         assert!(!t.column("frame_id").unwrap().std);

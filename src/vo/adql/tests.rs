@@ -291,7 +291,8 @@ fn region_predicates_use_the_footprint_helpers() {
     );
     assert!(t.sql.contains("t0.dec_max >= $"), "{}", t.sql);
     assert!(t.sql.contains("t0.n1x"), "{}", t.sql);
-    assert_eq!(t.fields[1].xtype.as_deref(), Some("polygon"));
+    // TAP answers the region as an ADQL REGION (STC-S text).
+    assert_eq!(t.fields[1].xtype.as_deref(), Some("adql:REGION"));
     assert_eq!(t.kinds[1], ColumnKind::Text);
     ok(
         "SELECT obs_id FROM ivoa.ObsCore WHERE INTERSECTS(POLYGON(150, 2, 150.2, 2, 150.2, 2.2), s_region) = 1",
