@@ -482,20 +482,8 @@ impl Jobs {
             p.push(k, v.clone());
         }
         let req = crate::vo::tap::Request::parse(&p).map_err(JobError::Failed)?;
-        let mut uploads = Vec::new();
-        for (name, part) in &req.uploads {
-            let body = stored
-                .uploads
-                .iter()
-                .find(|(n, _)| n == part)
-                .map(|(_, b)| b.as_bytes())
-                .ok_or_else(|| {
-                    JobError::Failed(format!(
-                        "UPLOAD {name}: no part named {part} was sent with the job"
-                    ))
-                })?;
-            uploads.push(crate::vo::tap::read_upload(name, body).map_err(JobError::Failed)?);
-        }
+        let uploads =
+            crate::vo::tap::read_uploads(&req, &stored.uploads).map_err(JobError::Failed)?;
         let doc = crate::vo::tap::run(&self.catalog, &req, uploads, &stored.base)
             .await
             .map_err(|e| match e {

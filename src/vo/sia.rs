@@ -792,27 +792,6 @@ pub fn obscore_row(f: &Frame, base: &str) -> Vec<Cell> {
     ]
 }
 
-/// Drops `xtype="polygon"` from the `s_region` field of an answer that has
-/// a row without a region (a calibration frame, which has no sky WCS).
-///
-/// DALI has no null polygon: an empty array is not a polygon, and
-/// `stilts votlint` rejects an empty `<TD/>` under that xtype. Such a
-/// frame is still an ObsCore record (SIA's `COLLECTION=BiasFrame` finds
-/// the biases), so the column stays and only its claim to hold polygons
-/// in every row goes; answers of sky frames only (any `POS` search) keep
-/// the xtype that lets TOPCAT and Aladin draw the footprints.
-pub fn region_xtype_only_if_complete(fields: &mut [Field], rows: &[Vec<Cell>]) {
-    let Some(i) = fields.iter().position(|f| f.name == "s_region") else {
-        return;
-    };
-    if rows
-        .iter()
-        .any(|r| matches!(r.get(i), Some(Cell::Null) | None))
-    {
-        fields[i].xtype = None;
-    }
-}
-
 /// The answer to a query: `frames` already filtered, cut at MAXREC.
 pub fn answer(frames: &[Frame], q: &Query, base: &str) -> Document {
     let limit = q.maxrec.min(MAX_MAXREC) as usize;
@@ -822,8 +801,7 @@ pub fn answer(frames: &[Frame], q: &Query, base: &str) -> Document {
         .take(limit)
         .map(|f| obscore_row(f, base))
         .collect();
-    let mut fields = obscore_fields();
-    region_xtype_only_if_complete(&mut fields, &rows);
+    let fields = obscore_fields();
     Document {
         description: "wisecut SIA 2.0 query result (ObsCore 1.1 columns)".into(),
         icrs: true,

@@ -21,7 +21,7 @@
 
 use super::adql::{self, ColumnKind};
 use super::tap_schema::{self, TapColumn, TapTable};
-use super::votable::{DataType, Document, Field, Info, QueryStatus};
+use super::votable::{DataType, Document, Info, QueryStatus};
 use super::{DalParams, VoTableFormat};
 use crate::catalog::browse::Cell;
 use crate::catalog::tap_query::UploadTable;
@@ -257,6 +257,25 @@ pub fn read_upload(name: &str, bytes: &[u8]) -> Result<(TapTable, UploadTable), 
     Ok((described, data))
 }
 
+/// The uploads `req` names, each read from the request part (name, VOTable
+/// text) it names: what the sync endpoint and an async job both run on.
+pub fn read_uploads(
+    req: &Request,
+    parts: &[(String, String)],
+) -> Result<Vec<(TapTable, UploadTable)>, String> {
+    req.uploads
+        .iter()
+        .map(|(name, part)| {
+            let body = parts
+                .iter()
+                .find(|(n, _)| n == part)
+                .map(|(_, b)| b.as_bytes())
+                .ok_or_else(|| format!("UPLOAD {name}: the request has no part named {part:?}"))?;
+            read_upload(name, body)
+        })
+        .collect()
+}
+
 /// How an uploaded FIELD is stored, `None` for arrays (other than text)
 /// and complex numbers.
 fn upload_kind(f: &votable::field::Field) -> Option<(ColumnKind, DataType)> {
@@ -333,8 +352,7 @@ pub async fn run(
             }
         }
     }
-    let mut fields = t.fields;
-    shape_xtypes_only_if_complete(&mut fields, &rows);
+    let fields = t.fields;
     let status = if overflow {
         QueryStatus::Overflow
     } else {
@@ -360,23 +378,6 @@ pub async fn run(
             vec![]
         },
     })
-}
-
-/// Drops a DALI shape xtype (`point`, `circle`, `polygon`) from a column
-/// that has an empty cell in this answer: DALI has no null shape and
-/// `stilts votlint` rejects an empty one (see
-/// [`super::sia::region_xtype_only_if_complete`] for SIA's `s_region`).
-pub fn shape_xtypes_only_if_complete(fields: &mut [Field], rows: &[Vec<Cell>]) {
-    for (i, f) in fields.iter_mut().enumerate() {
-        let shape = matches!(f.xtype.as_deref(), Some("point" | "circle" | "polygon"));
-        if shape
-            && rows
-                .iter()
-                .any(|r| matches!(r.get(i), Some(Cell::Null) | None))
-        {
-            f.xtype = None;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -443,9 +443,25 @@ impl Document {
         out.push_str("<TABLE");
         attr(out, "name", &self.table_name);
         out.push_str(">\n");
-        for f in &self.fields {
+        for (i, f) in self.fields.iter().enumerate() {
             out.push_str("<FIELD");
-            f.write_attributes(out);
+            // DALI has no null shape, and `stilts votlint` rejects an empty
+            // cell under a shape xtype: a column with an empty cell in this
+            // answer loses its claim to hold shapes (a calibration frame's
+            // `s_region` in an SIA answer); answers without one keep it.
+            let shape = matches!(f.xtype.as_deref(), Some("point" | "circle" | "polygon"));
+            if shape
+                && self
+                    .rows
+                    .iter()
+                    .any(|r| matches!(r.get(i), Some(Cell::Null) | None))
+            {
+                let mut plain = f.clone();
+                plain.xtype = None;
+                plain.write_attributes(out);
+            } else {
+                f.write_attributes(out);
+            }
             if f.description.is_some() {
                 out.push('>');
                 f.write_description(out);

@@ -200,24 +200,6 @@ async fn fetch_upload(url: &str) -> Result<String, String> {
         .map_err(|_| format!("no answer within {} s", URL_UPLOAD_TIMEOUT.as_secs()))?
 }
 
-/// Reads the uploads a request names from its parts.
-fn uploads(
-    req: &tap::Request,
-    parts: &[(String, String)],
-) -> Result<Vec<(TapTable, crate::catalog::tap_query::UploadTable)>, String> {
-    req.uploads
-        .iter()
-        .map(|(name, part)| {
-            let body = parts
-                .iter()
-                .find(|(n, _)| n == part)
-                .map(|(_, b)| b.as_bytes())
-                .ok_or_else(|| format!("UPLOAD {name}: the request has no part named {part:?}"))?;
-            tap::read_upload(name, body)
-        })
-        .collect()
-}
-
 impl From<TapError> for VoError<AsVoTable> {
     fn from(e: TapError) -> Self {
         match e {
@@ -237,7 +219,7 @@ pub async fn sync(
     let base = base_url(&st, &headers);
     let inp = input(query.as_deref(), req).await?;
     let r = tap::Request::parse(&inp.params).map_err(VoError::usage)?;
-    let up = uploads(&r, &inp.parts).map_err(VoError::usage)?;
+    let up = tap::read_uploads(&r, &inp.parts).map_err(VoError::usage)?;
     let doc = tap::run(&st.catalog, &r, up, &base).await?;
     Ok(votable_response(
         &doc,
@@ -321,12 +303,7 @@ fn view(st: &AppState, base: &str, job: &JobRecord) -> JobView {
         end: job.finished_at.as_ref().map(iso),
         execution_duration: EXECUTION_DURATION_S,
         destruction: Some(iso(&(job.finished_at.unwrap_or(job.created_at) + keep))),
-        parameters: p
-            .pairs
-            .iter()
-            .filter(|(k, _)| k != "PHASE")
-            .cloned()
-            .collect(),
+        parameters: p.pairs,
         results: if ph == Phase::Completed {
             vec![(
                 "result".into(),
@@ -338,6 +315,16 @@ fn view(st: &AppState, base: &str, job: &JobRecord) -> JobView {
         error: (ph == Phase::Error || ph == Phase::Aborted)
             .then(|| job.error.clone().unwrap_or_else(|| "failed".into())),
     }
+}
+
+/// The parameters a job keeps: everything but `PHASE`, which acts on the
+/// job instead of describing its query.
+fn job_parameters(p: &DalParams) -> Vec<(String, String)> {
+    p.pairs()
+        .iter()
+        .filter(|(k, _)| k != "PHASE")
+        .cloned()
+        .collect()
 }
 
 /// A TAP job by its URL id; any other job (or none) is not found.
@@ -429,13 +416,7 @@ pub async fn async_jobs(
             )));
         }
     };
-    let pairs: Vec<(String, String)> = inp
-        .params
-        .pairs()
-        .iter()
-        .filter(|(k, _)| k != "PHASE")
-        .cloned()
-        .collect();
+    let pairs = job_parameters(&inp.params);
     let title = inp
         .params
         .all("QUERY")
@@ -502,13 +483,7 @@ pub async fn async_job(
                 .map_err(VoError::internal)?;
             return Ok(see_other(format!("{base}/vo/tap/async")));
         }
-        let others: Vec<(String, String)> = inp
-            .params
-            .pairs()
-            .iter()
-            .filter(|(k, _)| k != "PHASE")
-            .cloned()
-            .collect();
+        let others = job_parameters(&inp.params);
         if !others.is_empty() || !inp.parts.is_empty() {
             set_parameters(&st, &job, others, inp.parts).await?;
         }
@@ -642,8 +617,7 @@ pub async fn async_job_resource(
         }
         "phase" => Ok(plain(v.phase.name().to_owned())),
         "parameters" if post => {
-            let pairs = inp.params.pairs().to_vec();
-            set_parameters(&st, &job, pairs, inp.parts).await?;
+            set_parameters(&st, &job, job_parameters(&inp.params), inp.parts).await?;
             Ok(see_other(job_url(&base, job.id)))
         }
         "parameters" => Ok(xml(uws::parameters_xml(&v.parameters))),
@@ -813,16 +787,7 @@ pub async fn capabilities(State(st): State<AppState>, headers: HeaderMap) -> Res
     };
     let feature = |form: &str| format!("<feature><form>{form}</form></feature>\n");
     let mut geo = String::new();
-    for f in [
-        "POINT",
-        "CIRCLE",
-        "POLYGON",
-        "CONTAINS",
-        "INTERSECTS",
-        "DISTANCE",
-        "COORD1",
-        "COORD2",
-    ] {
+    for f in crate::vo::adql::GEOMETRY_FUNCTIONS {
         geo.push_str(&feature(f));
     }
     let body = format!(

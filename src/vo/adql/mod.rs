@@ -133,3 +133,16 @@ pub const FUNCTIONS: &[&str] = &[
     "COORD1",
     "COORD2",
 ];
+
+/// The geometric functions among [`FUNCTIONS`]: what the TAP capabilities
+/// declare as the `adqlgeo` language features.
+pub const GEOMETRY_FUNCTIONS: &[&str] = &[
+    "POINT",
+    "CIRCLE",
+    "POLYGON",
+    "CONTAINS",
+    "INTERSECTS",
+    "DISTANCE",
+    "COORD1",
+    "COORD2",
+];
