@@ -7,7 +7,8 @@
 //! every frame. `process_target.superseded_by` links an older version of a
 //! product to the newer one that replaced it; both rows stay, and the
 //! newest valid version is the one references resolve to (as in
-//! Astro-WISE).
+//! Astro-WISE). `source_list.checksum` is a catalog file's SHA-256, so
+//! ingesting the same catalog twice changes nothing.
 
 use sea_orm_migration::prelude::*;
 
@@ -21,6 +22,12 @@ enum DataRoot {
     Name,
     Path,
     CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum SourceList {
+    Table,
+    Checksum,
 }
 
 #[derive(DeriveIden)]
@@ -57,10 +64,26 @@ impl MigrationTrait for Migration {
                 .add_column(ColumnDef::new(ProcessTarget::SupersededBy).big_integer().null())
                 .to_owned(),
         )
+        .await?;
+        // A catalog file's content identity, so ingesting it twice is a
+        // no-op as it is for frames.
+        m.alter_table(
+            Table::alter()
+                .table(SourceList::Table)
+                .add_column(ColumnDef::new(SourceList::Checksum).string_len(64).null())
+                .to_owned(),
+        )
         .await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(SourceList::Table)
+                .drop_column(SourceList::Checksum)
+                .to_owned(),
+        )
+        .await?;
         m.alter_table(
             Table::alter()
                 .table(ProcessTarget::Table)
