@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reduce a few raw exposures with real tools, as an astronomer would.
 
-    astromatic_pipeline.py RAWDIR OUTDIR [--chip ccd1] [--filter g] [--max-science 3]
+    astromatic_pipeline.py RAWDIR OUTDIR [--chip ccd1] [--filter g] [--max-science 2]
 
 This is the "real peer" for ``wisecut ingest DIR`` (issue 15): it takes raw
 frames (any directory of FITS files; CI points it at the tiny sample
@@ -31,20 +31,38 @@ Output layout (all names relative to OUTDIR):
     coadd/      coadd.fits, coadd.weight.fits, coadd.xml (SWarp, COMBINE Y,
                 RESAMPLE N: the resampled frames are summed as they are),
                 resamp.xml (the XML of the resampling run)
-    scamp/      astref.cat (the reference catalogue: LDAC built from the first
-                reduced frame's catalogue), scamp.xml
+    scamp/      astref.cat (SCAMP's reference catalogue, FITS_LDAC, built here
+                from the stars of every reduced frame's catalogue), scamp.xml
     config/     the SExtractor parameter file
     truth.json  what the script ran: files with their expected wisecut class,
                 lineage edges, auxiliary files
     log/        each tool's stdout/stderr
 
+Steps: ccdproc overscan-subtracts (BIASSEC, median per row) and trims
+(TRIMSEC, else DATASEC) every raw frame, median-combines the biases into the
+master bias, subtracts it from the flats and median-combines them (each
+scaled to median 1) into the master flat, and reduces each science frame
+(overscan, trim, bias, flat).  Besides ccdproc's own log keywords (SUBOSCAN,
+TRIMIM, SUBBIAS, ... with HIERARCH pointers) the products record, IRAF
+style: OVERSCAN and TRIM (the sections), ZEROCOR / FLATCOR (the master's
+file name), NCOMBINE and IMCMBnnn (each input's file name) on combined
+frames, IMAGETYP zero / flat / object.  SExtractor then catalogues each
+reduced frame (FITS_LDAC), SCAMP solves the astrometry against astref.cat
+(no network; pattern matching off: the raw WCS is good), SWarp resamples
+each frame with SCAMP's .head and coadds the resampled frames, and
+SExtractor catalogues the coadd.  No tool may write a file over 64 MB.
+
 The sample's own bookkeeping keywords (WCCLASS, PIPELINE) are removed from
 every product: once a frame is processed they would describe its raw input,
 and a real night's data never has them.  Raw copies keep them untouched.
 
-Exit status: non-zero if a tool fails (its stderr is printed) or if a
-position check fails (a star's sky position on raw vs reduced frame, or
-reduced frame vs coadd, disagrees by more than the tolerance).
+Exit status: 0 on success; 1 if a position check fails (a star's sky
+position on the raw vs the reduced frame differs by more than 0.2", or
+fewer than 3 of a reduced frame's 5 brightest stars are within 0.5" on the
+coadd); 2 if a tool fails (its stderr is printed) or SCAMP's solution moves
+a frame by more than 2" (degenerate fit); other non-zero exits for bad
+arguments or missing tools.  Written for source-extractor 2.25, scamp 2.10,
+SWarp 2.41 (Debian 12) and ccdproc 2.5.
 """
 
 import argparse
@@ -59,7 +77,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData
 from astropy.wcs import WCS
