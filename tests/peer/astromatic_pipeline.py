@@ -79,6 +79,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 from astropy.nddata import CCDData
+from astropy.time import Time
 from astropy.wcs import WCS
 
 import ccdproc
@@ -345,9 +346,14 @@ def build_astref(source_cats, astref):
     (the telescope's pointing model is good to a fraction of an arcsecond).
     A star seen on several frames is kept once, from the first frame; one
     frame alone leaves too few stars in the others' overlap for SCAMP."""
-    kept = []
+    kept, epochs = [], []
     for cat in source_cats:
         obj = ldac_objects(cat)
+        with fits.open(cat) as hdul:
+            cards = hdul["LDAC_IMHEAD"].data["Field Header Card"][0]
+            # astropy hands back the (80, n) cell as n strings, trailing blanks cut.
+            cards = "".join(c.ljust(80) for c in cards) if isinstance(cards, np.ndarray) else cards
+            epoch = Time(fits.Header.fromstring(cards)["DATE-OBS"], scale="utc").decimalyear
         # Stars only: hot pixels have FWHM ~ 0, the bad column is flagged.
         good = (
             (obj["FLAGS"] == 0)
@@ -357,6 +363,7 @@ def build_astref(source_cats, astref):
         for o in obj[good]:
             if all(sep_arcsec(o["ALPHA_J2000"], o["DELTA_J2000"], k["ALPHA_J2000"], k["DELTA_J2000"]) > 1.0 for k in kept):
                 kept.append(o)
+                epochs.append(epoch)
     obj = np.array(kept, dtype=kept[0].dtype)
     cols = [
         fits.Column("X_WORLD", "1D", "deg", array=obj["ALPHA_J2000"]),
@@ -366,6 +373,8 @@ def build_astref(source_cats, astref):
         fits.Column("ERRTHETA_WORLD", "1E", "deg", array=obj["ERRTHETAWIN_J2000"]),
         fits.Column("MAG", "1E", "mag", array=obj["MAG_AUTO"]),
         fits.Column("MAGERR", "1E", "mag", array=obj["MAGERR_AUTO"]),
+        fits.Column("OBSDATE", "1D", "yr", array=np.array(epochs)),
+        fits.Column("FLAGS", "1I", array=np.zeros(len(obj), dtype=np.int16)),
     ]
     # LDAC pairs a header (80-character cards in one table cell) with the
     # objects; this catalogue has no image, so the header only says what it is.
