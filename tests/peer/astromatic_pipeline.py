@@ -34,8 +34,13 @@ Output layout (all names relative to OUTDIR):
     scamp/      astref.cat (SCAMP's reference catalogue, FITS_LDAC, built here
                 from the stars of every reduced frame's catalogue), scamp.xml
     config/     the SExtractor parameter file
-    truth.json  what the script ran: files with their expected wisecut class,
-                lineage edges, auxiliary files
+    truth.json  what the script ran (paths relative to OUTDIR):
+                {"tools": {name: version}, "selection": {night, chip, filter},
+                 "files": {path: expected wisecut class},
+                 "edges": [{"child": path, "parent": path, "role": raw|bias|flat|
+                            reduced|regridded|frame}],
+                 "auxiliary": {path: weight|scamp-head|xml|reference-catalog|
+                               config|log}}
     log/        each tool's stdout/stderr
 
 Steps: ccdproc overscan-subtracts (BIASSEC, median per row) and trims
@@ -166,7 +171,11 @@ def select(rows, chip, band, max_science):
     night = min(r["night"] for r in sci)
     sci = sorted((r for r in sci if r["night"] == night), key=lambda r: r["date"])[:max_science]
     bias = sorted(
-        (r for r in rows if r["imagetyp"] in ("bias", "zero") and r["chip"] == chip and r["night"] == night),
+        (
+            r
+            for r in rows
+            if r["imagetyp"] in ("bias", "zero") and r["chip"] == chip and r["night"] == night
+        ),
         key=lambda r: r["date"],
     )
     flat = sorted(
@@ -361,7 +370,8 @@ def build_astref(source_cats, astref):
             & (obj["FWHM_IMAGE"] > 1.5)
         )
         for o in obj[good]:
-            if all(sep_arcsec(o["ALPHA_J2000"], o["DELTA_J2000"], k["ALPHA_J2000"], k["DELTA_J2000"]) > 1.0 for k in kept):
+            ra, dec = o["ALPHA_J2000"], o["DELTA_J2000"]
+            if all(sep_arcsec(ra, dec, k["ALPHA_J2000"], k["DELTA_J2000"]) > 1.0 for k in kept):
                 kept.append(o)
                 epochs.append(epoch)
     obj = np.array(kept, dtype=kept[0].dtype)
@@ -580,7 +590,8 @@ def main():
     out = WORKDIR = args.outdir.resolve()
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"{out} is not empty")
-    dirs = {d: out / d for d in ("raw", "cal", "red", "cat", "resamp", "coadd", "scamp", "config", "log")}
+    subdirs = ("raw", "cal", "red", "cat", "resamp", "coadd", "scamp", "config", "log")
+    dirs = {d: out / d for d in subdirs}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     logdir = dirs["log"]
@@ -623,7 +634,9 @@ def main():
         moved = check_scamp(img, head)
         log(f"check: SCAMP moved {img.name}'s corners by at most {moved:.3f} arcsec")
         if moved > 2.0:
-            raise ToolError(f"SCAMP's solution for {img.name} is off by {moved:.1f} arcsec; see log/scamp.err")
+            raise ToolError(
+                f"SCAMP's solution for {img.name} is off by {moved:.1f} arcsec; see log/scamp.err"
+            )
     timings["scamp"] = time.time() - t0
 
     t0 = time.time()
@@ -718,9 +731,11 @@ def main():
 
 def tool_versions():
     v = {"ccdproc": ccdproc.__version__}
-    for name, cmd in (("source-extractor", ["source-extractor", "-v"]), ("scamp", ["scamp", "-v"]), ("swarp", ["SWarp", "-v"])):
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        v[name] = (p.stdout + p.stderr).strip().splitlines()[0] if (p.stdout + p.stderr).strip() else "?"
+    tools = (("source-extractor", "source-extractor"), ("scamp", "scamp"), ("swarp", "SWarp"))
+    for name, binary in tools:
+        p = subprocess.run([binary, "-v"], capture_output=True, text=True)
+        out = (p.stdout + p.stderr).strip()
+        v[name] = out.splitlines()[0] if out else "?"
     return v
 
 
