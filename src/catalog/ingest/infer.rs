@@ -99,6 +99,8 @@ pub struct Item {
     pub path: PathBuf,
     /// Its name.
     pub name: String,
+    /// Named by the user (not met in a directory).
+    pub explicit: bool,
     /// Its SHA-256.
     pub checksum: String,
     /// What it becomes.
@@ -488,7 +490,13 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
                         format: *format,
                         hdu: *hdu,
                     },
-                    ("catalog_format", format!("a {} catalog", format.name())),
+                    (
+                        "catalog_format",
+                        match image_header {
+                            Some(c) => format!("a {} catalog carrying its image's header ({} cards)", format.name(), c.len()),
+                            None => format!("a {} catalog", format.name()),
+                        },
+                    ),
                     h.clone(),
                     h,
                 )
@@ -556,6 +564,7 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
         plan.items.push(Item {
             path: f.path,
             name: f.name,
+            explicit: f.explicit,
             checksum: input.checksum,
             kind,
             class_rule: (class_rule.0, class_rule.1),
@@ -589,6 +598,7 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
 
     // Pass 2: edges.
     let mut failed: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    let mut ignored_late: Vec<(usize, String)> = Vec::new();
     let mut unresolved: Vec<FileError> = Vec::new();
     for i in 0..plan.items.len() {
         let item = plan.items[i].clone();
@@ -802,15 +812,37 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
                         )),
                     }
                 }
-                if let Some((j, rule)) = parent {
+                // Rule `ldac_fitsfile`: SExtractor writes the image's file
+                // name (`FITSFILE`) into the header it keeps.
+                if parent.is_none()
+                    && problems.is_empty()
+                    && let Some(v) = catalog_headers[i].as_ref().and_then(|h| h.text("FITSFILE"))
+                {
+                    match resolve(&v, &names, known) {
+                        Ok(Some(Parent::Batch(j))) => parent = Some((j, "ldac_fitsfile")),
+                        Ok(Some(Parent::Catalogue(k))) => {
+                            edges.push(Edge {
+                                role: "frame".into(),
+                                parent: Parent::Catalogue(k),
+                                rule: "ldac_fitsfile",
+                                evidence: format!("FITSFILE = '{v}' in its LDAC_IMHEAD"),
+                            });
+                        }
+                        Ok(None) => {}
+                        Err(e) => problems.push(format!("FITSFILE: {e}")),
+                    }
+                }
+                if !edges.is_empty() {
+                } else if let Some((j, rule)) = parent {
                     edges.push(Edge {
                         role: "frame".into(),
                         parent: Parent::Batch(j),
                         rule,
-                        evidence: format!(
-                            "its LDAC_IMHEAD agrees with {}'s header",
-                            plan.items[j].name
-                        ),
+                        evidence: if rule == "ldac_fitsfile" {
+                            format!("FITSFILE = '{}' in its LDAC_IMHEAD", plan.items[j].name)
+                        } else {
+                            format!("its LDAC_IMHEAD agrees with {}'s header", plan.items[j].name)
+                        },
                     });
                 } else if problems.is_empty() {
                     // Rule `catalog_file_name`: `X.cat`, `X.ldac`, `X.csv`,
@@ -827,6 +859,14 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
                             rule: "catalog_file_name",
                             evidence: format!("{} is named after {s}", item.name),
                         }),
+                        Ok(_) if !item.explicit => {
+                            ignored_late.push((
+                                i,
+                                "a catalog of no image of the batch or the catalogue (a reference \
+                                 catalogue?): name it, with its frame in a manifest, to ingest it"
+                                    .to_owned(),
+                            ));
+                        }
                         Ok(_) => problems.push(format!(
                             "cannot tell which image it was extracted from: {}no image named {s} \
                              in this batch or the catalogue; name its frame in a manifest",
@@ -896,6 +936,13 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
         });
     }
     plan.unresolved = unresolved;
+    if !ignored_late.is_empty() {
+        for (i, why) in &ignored_late {
+            plan.ignored.push((plan.items[*i].path.clone(), why.clone()));
+        }
+        let gone: Vec<usize> = ignored_late.iter().map(|(i, _)| *i).collect();
+        plan.remove_items(&gone);
+    }
     plan
 }
 
@@ -983,10 +1030,18 @@ impl Plan {
                 break;
             }
         }
+        let gone: Vec<usize> = (0..self.items.len()).filter(|&i| bad[i]).collect();
+        self.remove_items(&gone);
+        knock_on
+    }
+
+    /// Removes items (by index) and renumbers the batch edges of the rest;
+    /// the removed items must have no children left.
+    fn remove_items(&mut self, gone: &[usize]) {
         let mut new_index = vec![usize::MAX; self.items.len()];
         let mut kept = Vec::new();
         for (i, it) in std::mem::take(&mut self.items).into_iter().enumerate() {
-            if !bad[i] {
+            if !gone.contains(&i) {
                 new_index[i] = kept.len();
                 kept.push(it);
             }
@@ -999,7 +1054,6 @@ impl Plan {
             }
         }
         self.items = kept;
-        knock_on
     }
 
     /// The plan as text, per file: class and rule, metadata, each edge with

@@ -8,7 +8,7 @@
 //! is the fallible part, so every error names the file and, for FITS, the
 //! HDU.
 
-use crate::imaging::fits::{self, Card, HeaderValue};
+use crate::imaging::fits::{self, Card};
 use crate::imaging::wcs::{Header, KeywordSource};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,8 @@ pub struct ScannedFile {
     pub path: PathBuf,
     /// Its file name.
     pub name: String,
+    /// Named by the user (not met while walking a directory).
+    pub explicit: bool,
     /// What it holds.
     pub content: Content,
 }
@@ -250,6 +252,7 @@ pub fn scan(path: &Path, explicit: bool) -> Result<ScannedFile, FileError> {
     Ok(ScannedFile {
         path: path.to_path_buf(),
         name,
+        explicit,
         content,
     })
 }
@@ -270,7 +273,14 @@ fn scan_fits(path: &Path) -> Result<Content, String> {
             Some(i) => {
                 let cells = fits::read_column_string(path, i, "Field Header Card")
                     .map_err(|e| format!("HDU {i} (LDAC_IMHEAD): {e}"))?;
-                Some(fits::parse_header_records(&cells.concat()))
+                // With its `TDIM` (80, n) cfitsio hands the cell over as n
+                // cards with their trailing blanks cut: pad them back.
+                let text: String = if cells.iter().all(|c| c.len() <= 80) {
+                    cells.iter().map(|c| format!("{c:<80}")).collect()
+                } else {
+                    cells.concat()
+                };
+                Some(fits::parse_header_records(&text))
             }
             None => None,
         };
@@ -280,27 +290,13 @@ fn scan_fits(path: &Path) -> Result<Content, String> {
             image_header,
         });
     }
-    let naxes = |i: usize| {
-        let naxis = h[i].number("NAXIS").unwrap_or(0.0) as usize;
-        (1..=naxis)
-            .map(|k| h[i].number(&format!("NAXIS{k}")).unwrap_or(0.0) as usize)
-            .collect::<Vec<_>>()
-    };
-    for i in 0..n {
-        let xt = h[i].text("XTENSION").unwrap_or_default().to_ascii_uppercase();
-        let compressed = matches!(h[i].get("ZIMAGE"), Some(HeaderValue::Bool(true)));
-        let image = (i == 0 || xt == "IMAGE") && naxes(i).len() >= 2 && naxes(i).iter().all(|&a| a > 0);
-        if image || compressed {
-            return Ok(Content::Image {
-                hdu: i,
-                cards: if compressed {
-                    // cfitsio presents a tile-compressed image's header as
-                    // the image's own; read it through the image HDU.
-                    fits::read_header(path, i).map_err(|e| format!("HDU {i}: {e}"))?
-                } else {
-                    headers[i].clone()
-                },
-            });
+    // cfitsio finds the first image, a tile-compressed one included (its
+    // header is then the image's, not the table's that holds it).
+    if let Ok(i) = fits::first_image_hdu(path) {
+        let info = fits::image_info(path, i).map_err(|e| format!("HDU {i}: {e}"))?;
+        if info.width > 0 && info.height > 0 {
+            let cards = fits::read_header(path, i).map_err(|e| format!("HDU {i}: {e}"))?;
+            return Ok(Content::Image { hdu: i, cards });
         }
     }
     if let Some(t) = (1..n).find(|&i| h[i].text("XTENSION").is_some_and(|x| x.trim() == "BINTABLE")) {
