@@ -439,6 +439,40 @@ fn same_exposure(a: &Header, b: &Header) -> bool {
     start && agree(CHIP_KEYWORDS) && agree(&["FILTER"])
 }
 
+/// The batch items that lie on a cycle of batch edges.
+fn cycle_members(plan: &Plan) -> Vec<usize> {
+    // Tarjan-free: an item is on a cycle when it can reach itself.
+    let n = plan.items.len();
+    let parents: Vec<Vec<usize>> = plan
+        .items
+        .iter()
+        .map(|it| {
+            it.edges
+                .iter()
+                .filter_map(|e| match e.parent {
+                    Parent::Batch(j) => Some(j),
+                    Parent::Catalogue(_) => None,
+                })
+                .collect()
+        })
+        .collect();
+    (0..n)
+        .filter(|&start| {
+            let mut seen = vec![false; n];
+            let mut stack = parents[start].clone();
+            while let Some(j) = stack.pop() {
+                if j == start {
+                    return true;
+                }
+                if !std::mem::replace(&mut seen[j], true) {
+                    stack.extend(&parents[j]);
+                }
+            }
+            false
+        })
+        .collect()
+}
+
 /// Infers classes and edges for a batch. `overrides` are keyed by file
 /// name and by absolute path.
 pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Override>) -> Plan {
@@ -928,6 +962,14 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
         if !problems.is_empty() {
             failed.insert(i, problems);
         }
+    }
+    // A cycle among the inferred edges (two combined frames naming each
+    // other) fails every file on it.
+    for i in cycle_members(&plan) {
+        failed
+            .entry(i)
+            .or_default()
+            .push("its inferred dependencies form a cycle".into());
     }
     for (i, problems) in failed {
         plan.errors.push(FileError {

@@ -9,7 +9,7 @@
 //! HDU.
 
 use crate::imaging::fits::{self, Card};
-use crate::imaging::wcs::{Header, KeywordSource};
+use crate::imaging::wcs::{Header, KeywordSource, Wcs, WcsKeywords};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -296,6 +296,17 @@ fn scan_fits(path: &Path) -> Result<Content, String> {
         let info = fits::image_info(path, i).map_err(|e| format!("HDU {i}: {e}"))?;
         if info.width > 0 && info.height > 0 {
             let cards = fits::read_header(path, i).map_err(|e| format!("HDU {i}: {e}"))?;
+            // A truncated file keeps an intact header: reading the last row
+            // (the last tile of a compressed image) finds it cheaply.
+            fits::read_region::<f32>(path, i, 0, info.height - 1, info.width, 1)
+                .map_err(|e| format!("HDU {i}: the image data are incomplete or unreadable: {e}"))?;
+            // A WCS that does not parse is the file's problem, said here
+            // so `--keep-going` can leave the file out.
+            let h = Header::new(&cards);
+            if let Some(k) = WcsKeywords::from_header(&h).map_err(|e| format!("HDU {i}: its WCS does not parse: {e}"))? {
+                Wcs::new(&k, info.width, info.height)
+                    .map_err(|e| format!("HDU {i}: its WCS does not parse: {e}"))?;
+            }
             return Ok(Content::Image { hdu: i, cards });
         }
     }
