@@ -18,7 +18,7 @@ use wisecut::imaging::fits::{self, Card, Compression, PixelData};
 use wisecut::imaging::raster::Raster;
 
 fn write(dir: &Path, name: &str, cards: Vec<Card>, seed: usize) {
-    let mut img = Raster::<f32>::new(64, 64);
+    let mut img = Raster::<f32>::filled(64, 64, 0.0);
     for (i, v) in img.data.iter_mut().enumerate() {
         *v = ((i * 31 + seed * 17) % 97) as f32;
     }

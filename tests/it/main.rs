@@ -12,6 +12,7 @@ mod deps;
 mod e2e;
 mod image;
 mod ingest;
+mod ingest_paths;
 mod ingest_pipeline;
 mod jobs;
 mod lineage;

@@ -343,8 +343,18 @@ impl Catalog {
             if !outside.is_empty() {
                 match &req.allow_outside {
                     Some(name) => {
-                        let dirs: Vec<PathBuf> = outside.iter().map(|p| p.to_path_buf()).collect();
-                        let dir = common_dir(&dirs).ok_or_else(|| invalid("the files have no common directory"))?;
+                        // The root is what the user named: the directories
+                        // given (a file stands for its directory).
+                        let named: Vec<PathBuf> = req
+                            .paths
+                            .iter()
+                            .filter_map(|p| p.canonicalize().ok())
+                            // `common_dir` takes parents: a named directory
+                            // stands in as a child of itself.
+                            .map(|p| if p.is_dir() { p.join("-") } else { p })
+                            .chain(outside.iter().map(|p| p.to_path_buf()))
+                            .collect();
+                        let dir = common_dir(&named).ok_or_else(|| invalid("the files have no common directory"))?;
                         let dir = self.register_root(name, &dir).await?;
                         roots.insert(0, (name.clone(), dir));
                     }
