@@ -268,9 +268,22 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             creator: args.creator.clone(),
             project: args.project.clone(),
             privileges: args.privileges,
+            progress: None,
+        };
+        let (pb, _) = progress_bar();
+        pb.set_message("reading the files");
+        let bar = pb.clone();
+        let req = PathIngest {
+            progress: Some(Arc::new(move |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })),
+            ..req
         };
         if args.explain {
-            let plan = catalog.plan_paths(&req).await?;
+            let plan = catalog.plan_paths(&req).await;
+            pb.finish_and_clear();
+            let plan = plan?;
             print!("{}", plan.explain());
             eprintln!(
                 "wisecut: {} files would be ingested, {} unchanged, {} ignored, {} unresolved references, {} errors (nothing written)",
@@ -285,13 +298,14 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             }
             bail!("the batch cannot be ingested as it is");
         }
-        let (pb, _) = progress_bar();
-        pb.set_message("reading and checking the files");
         let outcome = catalog.ingest_paths(&req, &data).await;
         pb.finish_and_clear();
         let outcome = outcome?;
         for (p, k) in &outcome.plan.unchanged {
             eprintln!("unchanged {}: already {} #{}", p.display(), k.class, k.object_id);
+        }
+        for (p, why) in &outcome.plan.ignored {
+            eprintln!("ignored {}: {why}", p.display());
         }
         if !outcome.failures.is_empty() {
             wisecut::vo::obscore::sync_table(&catalog).await?;

@@ -20,8 +20,11 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+/// Reports how many of the batch's files have been read.
+pub type Progress = std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>;
+
 /// An ingest of paths.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct PathIngest {
     /// Files, directories and glob patterns.
     pub paths: Vec<PathBuf>,
@@ -44,6 +47,8 @@ pub struct PathIngest {
     pub project: Option<String>,
     /// Privilege level.
     pub privileges: Option<i32>,
+    /// Called as files are read (the CLI's progress bar).
+    pub progress: Option<Progress>,
 }
 
 /// What an ingest of paths did.
@@ -230,7 +235,10 @@ impl Catalog {
     /// Reads the paths and infers the plan, writing nothing.
     pub async fn plan_paths(&self, req: &PathIngest) -> Result<Plan, CatalogError> {
         let files = scan::expand(&req.paths).map_err(invalid)?;
+        let progress = req.progress.clone();
+        let done = std::sync::atomic::AtomicUsize::new(0);
         let scanned = tokio::task::spawn_blocking(move || {
+            let total = files.len();
             files
                 .par_iter()
                 .map(|(p, explicit)| {
@@ -239,6 +247,9 @@ impl Catalog {
                         path: p.clone(),
                         message: e.to_string(),
                     })?;
+                    if let Some(report) = &progress {
+                        report(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+                    }
                     Ok(Input { file, checksum })
                 })
                 .collect::<Vec<Result<Input, FileError>>>()
