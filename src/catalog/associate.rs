@@ -45,6 +45,13 @@
 //! source is compared only with those cells' members, not with every
 //! source. Separations are exact ([`sphere::separation_deg`]), and HEALPix
 //! has no seam at RA = 0/360 nor a singularity at the poles.
+//!
+//! ## Memory
+//! Every position of every member list is held while matching (a match is
+//! certain only once all candidates are known): about 24 bytes a source
+//! plus 12 for the index. Candidate pairs are bounded by
+//! [`MAX_CANDIDATES`]: a radius so large for the lists' density that more
+//! pairs fall within it is refused rather than allowed to fill memory.
 
 use super::{Catalog, CatalogError, entity};
 use crate::ids::{Alid, ObjectId, Slid};
@@ -167,8 +174,22 @@ struct Pairing {
     b_taken: Vec<bool>,
 }
 
-fn pair(a: &[Position], b: &[Position], b_index: &CellIndex, radius_deg: f64) -> Pairing {
-    // Candidates (separation, i in a, j in b), found in parallel.
+/// Candidate pairs one pairing may hold (16 bytes each): beyond this the
+/// radius is too large for the lists' density to mean a positional match,
+/// and memory would grow with the square of the radius.
+pub const MAX_CANDIDATES: usize = 10_000_000;
+
+fn pair(
+    a: &[Position],
+    b: &[Position],
+    b_index: &CellIndex,
+    radius_deg: f64,
+    max_candidates: usize,
+) -> Result<Pairing, CatalogError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let total = AtomicUsize::new(0);
+    // Candidates (separation, i in a, j in b), found in parallel; once the
+    // count passes the bound the remaining sources are skipped.
     let mut candidates: Vec<(f64, u32, u32)> = a
         .par_iter()
         .enumerate()
@@ -176,6 +197,10 @@ fn pair(a: &[Position], b: &[Position], b_index: &CellIndex, radius_deg: f64) ->
         .fold(
             || (Vec::new(), Vec::new()),
             |(mut found, mut near), (i, p)| {
+                if total.load(Ordering::Relaxed) > max_candidates {
+                    return (found, near);
+                }
+                let before = found.len();
                 b_index.near(p, &mut near);
                 for &j in near.iter() {
                     let q = &b[j as usize];
@@ -184,6 +209,7 @@ fn pair(a: &[Position], b: &[Position], b_index: &CellIndex, radius_deg: f64) ->
                         found.push((d, i as u32, j));
                     }
                 }
+                total.fetch_add(found.len() - before, Ordering::Relaxed);
                 (found, near)
             },
         )
@@ -192,6 +218,13 @@ fn pair(a: &[Position], b: &[Position], b_index: &CellIndex, radius_deg: f64) ->
             x.append(&mut y);
             x
         });
+    if candidates.len() > max_candidates {
+        return Err(CatalogError::Query(format!(
+            "radius: more than {max_candidates} pairs of sources lie within {} arcsec of \
+             each other; give a smaller radius",
+            radius_deg * 3600.0
+        )));
+    }
     // Nearest first; equal separations in input order (the tie rule).
     candidates
         .par_sort_unstable_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
@@ -210,16 +243,32 @@ fn pair(a: &[Position], b: &[Position], b_index: &CellIndex, radius_deg: f64) ->
             b_taken[j] = true;
         }
     }
-    Pairing { a_to_b, b_taken }
+    Ok(Pairing { a_to_b, b_taken })
 }
 
 /// Matches `lists` by position within `radius_arcsec` under `kind`'s rule
 /// (see the module documentation). Members come ordered by AID, then list.
 /// Sources without a usable position (non-finite, Dec outside ±90°) are never
-/// matched. The radius must pass [`check_radius`].
-pub fn match_lists(lists: &[Vec<Position>], kind: AssocType, radius_arcsec: f64) -> Vec<Member> {
-    if lists.len() < 2 || !(radius_arcsec > 0.0 && radius_arcsec <= MAX_RADIUS_ARCSEC) {
-        return Vec::new();
+/// matched. Fails on a radius [`check_radius`] refuses, and when a pairing
+/// would hold more than [`MAX_CANDIDATES`] candidate pairs.
+pub fn match_lists(
+    lists: &[Vec<Position>],
+    kind: AssocType,
+    radius_arcsec: f64,
+) -> Result<Vec<Member>, CatalogError> {
+    match_capped(lists, kind, radius_arcsec, MAX_CANDIDATES)
+}
+
+/// [`match_lists`] with a bound on the candidate pairs of one pairing.
+fn match_capped(
+    lists: &[Vec<Position>],
+    kind: AssocType,
+    radius_arcsec: f64,
+    max_candidates: usize,
+) -> Result<Vec<Member>, CatalogError> {
+    check_radius(radius_arcsec)?;
+    if lists.len() < 2 {
+        return Ok(Vec::new());
     }
     let radius_deg = radius_arcsec / 3600.0;
     let depth = depth_for(radius_deg);
@@ -229,8 +278,16 @@ pub fn match_lists(lists: &[Vec<Position>], kind: AssocType, radius_arcsec: f64)
     match kind {
         AssocType::Chain => {
             let pairings: Vec<Pairing> = (0..lists.len() - 1)
-                .map(|k| pair(&lists[k], &lists[k + 1], &index(k + 1), radius_deg))
-                .collect();
+                .map(|k| {
+                    pair(
+                        &lists[k],
+                        &lists[k + 1],
+                        &index(k + 1),
+                        radius_deg,
+                        max_candidates,
+                    )
+                })
+                .collect::<Result<_, _>>()?;
             for (k, list) in lists.iter().enumerate().take(lists.len() - 1) {
                 for start in 0..list.len() {
                     // A chain starts where no earlier list reaches it.
@@ -257,8 +314,8 @@ pub fn match_lists(lists: &[Vec<Position>], kind: AssocType, radius_arcsec: f64)
         }
         AssocType::Master | AssocType::Matched => {
             let pairings: Vec<Pairing> = (1..lists.len())
-                .map(|k| pair(&lists[0], &lists[k], &index(k), radius_deg))
-                .collect();
+                .map(|k| pair(&lists[0], &lists[k], &index(k), radius_deg, max_candidates))
+                .collect::<Result<_, _>>()?;
             for i in 0..lists[0].len() {
                 let mut members = vec![(0, i)];
                 let mut ambiguous = false;
@@ -291,7 +348,7 @@ pub fn match_lists(lists: &[Vec<Position>], kind: AssocType, radius_arcsec: f64)
             });
         }
     }
-    out
+    Ok(out)
 }
 
 /// What to associate, and who owns the new AssociateList.
@@ -426,13 +483,9 @@ impl Catalog {
             lists.push(self.positions(Slid(m.slid)).await?);
         }
         let (kind, radius) = (req.kind, req.radius_arcsec);
-        let (rows, lists) = tokio::task::spawn_blocking(move || {
-            let rows = match_lists(&lists, kind, radius);
-            (rows, lists)
-        })
-        .await
-        .map_err(|e| CatalogError::Invalid(format!("association worker failed: {e}")))?;
-        drop(lists);
+        let rows = tokio::task::spawn_blocking(move || match_lists(&lists, kind, radius))
+            .await
+            .map_err(|e| CatalogError::Invalid(format!("association worker failed: {e}")))??;
         self.write_associate_list(req, &members, &rows).await
     }
 
@@ -604,14 +657,14 @@ mod tests {
                 dec,
             ));
         }
-        let rows = match_lists(&[a.clone(), b.clone()], AssocType::Chain, 1.0);
+        let rows = match_lists(&[a.clone(), b.clone()], AssocType::Chain, 1.0).unwrap();
         let want: Vec<_> = (0..100)
             .flat_map(|k| [(k + 1, 0, k + 1, 0), (k + 1, 1, k + 1001, 0)])
             .collect();
         assert_eq!(tuples(&rows), want);
         // With a 4" radius the decoys are candidates too: the nearest (the
         // 0.5" partner) still wins, and the association is flagged.
-        let rows = match_lists(&[a, b], AssocType::Chain, 4.0);
+        let rows = match_lists(&[a, b], AssocType::Chain, 4.0).unwrap();
         let want: Vec<_> = (0..100)
             .flat_map(|k| [(k + 1, 0, k + 1, 1), (k + 1, 1, k + 1001, 1)])
             .collect();
@@ -624,12 +677,12 @@ mod tests {
         // the other stays unmatched although the B source is within 1".
         let a = vec![at(1, 10.0, 0.6 * ARCSEC), at(2, 10.0, -0.4 * ARCSEC)];
         let b = vec![at(7, 10.0, 0.0)];
-        let rows = match_lists(&[a, b], AssocType::Master, 1.0);
+        let rows = match_lists(&[a, b], AssocType::Master, 1.0).unwrap();
         assert_eq!(tuples(&rows), vec![(1, 0, 2, 1), (1, 1, 7, 1)]);
         // Exactly equal separations: the source that comes first wins.
         let a = vec![at(1, 10.0, 0.5 * ARCSEC), at(2, 10.0, -0.5 * ARCSEC)];
         let b = vec![at(7, 10.0, 0.0)];
-        let rows = match_lists(&[a, b], AssocType::Master, 1.0);
+        let rows = match_lists(&[a, b], AssocType::Master, 1.0).unwrap();
         assert_eq!(tuples(&rows), vec![(1, 0, 1, 1), (1, 1, 7, 1)]);
     }
 
@@ -655,7 +708,7 @@ mod tests {
         let c = vec![p(1, 1.2), p(2, 100.3), p(3, 200.4), p(4, 300.5)];
         let lists = [a, b, c];
         assert_eq!(
-            tuples(&match_lists(&lists, AssocType::Chain, 1.0)),
+            tuples(&match_lists(&lists, AssocType::Chain, 1.0).unwrap()),
             vec![
                 (1, 0, 1, 0),
                 (1, 1, 1, 0),
@@ -668,7 +721,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            tuples(&match_lists(&lists, AssocType::Master, 1.0)),
+            tuples(&match_lists(&lists, AssocType::Master, 1.0).unwrap()),
             vec![
                 (1, 0, 1, 0),
                 (1, 1, 1, 0),
@@ -680,7 +733,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            tuples(&match_lists(&lists, AssocType::Matched, 1.0)),
+            tuples(&match_lists(&lists, AssocType::Matched, 1.0).unwrap()),
             vec![(1, 0, 3, 0), (1, 1, 2, 0), (1, 2, 3, 0)]
         );
     }
@@ -692,7 +745,7 @@ mod tests {
         // Near the pole RA means little: 0.18" from the pole on the other
         // side is 0.36" from A2, though 180° away in RA.
         let b = vec![at(5, 0.000_05, 0.0), at(6, 0.0, 89.999_95)];
-        let rows = match_lists(&[a.clone(), b.clone()], AssocType::Chain, 0.5);
+        let rows = match_lists(&[a.clone(), b.clone()], AssocType::Chain, 0.5).unwrap();
         assert_eq!(
             tuples(&rows),
             vec![(1, 0, 1, 0), (1, 1, 5, 0), (2, 0, 2, 0), (2, 1, 6, 0)]
@@ -700,7 +753,7 @@ mod tests {
         // The same at the south pole, and at an exact pole.
         let a = vec![at(1, 45.0, -89.999_95), at(2, 0.0, 90.0)];
         let b = vec![at(5, 225.0, -89.999_95), at(6, 123.0, 89.999_99)];
-        let rows = match_lists(&[a, b], AssocType::Chain, 0.5);
+        let rows = match_lists(&[a, b], AssocType::Chain, 0.5).unwrap();
         assert_eq!(
             tuples(&rows),
             vec![(1, 0, 1, 0), (1, 1, 5, 0), (2, 0, 2, 0), (2, 1, 6, 0)]
@@ -732,7 +785,7 @@ mod tests {
         let (a, b) = (mk(300), mk(300));
         for radius in [0.5, 2.0, 5.0, 20.0] {
             let r = radius * ARCSEC;
-            let rows = match_lists(&[a.clone(), b.clone()], AssocType::Master, radius);
+            let rows = match_lists(&[a.clone(), b.clone()], AssocType::Master, radius).unwrap();
             let matched: std::collections::HashMap<i64, i64> = rows
                 .chunks(2)
                 .map(|pair| (pair[0].sid, pair[1].sid))
@@ -758,6 +811,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_radius_that_makes_too_many_pairs_is_refused() {
+        // 40 sources within 4" of each other and a 10" radius: 1,600
+        // candidate pairs, over a bound of 1,000 (and under one of 2,000).
+        let list: Vec<Position> = (0..40)
+            .map(|k| at(k, 10.0, k as f64 * 0.1 * ARCSEC))
+            .collect();
+        let lists = [list.clone(), list];
+        let e = match_capped(&lists, AssocType::Chain, 10.0, 1000)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("radius: more than 1000 pairs"), "{e}");
+        assert_eq!(
+            match_capped(&lists, AssocType::Chain, 10.0, 2000)
+                .unwrap()
+                .len(),
+            80
+        );
     }
 
     #[test]
