@@ -105,8 +105,7 @@ fn write_survey(dir: &Path, n: usize) -> Manifest {
         name: format!("bench list {k}"),
         frame: "frame".into(),
         path: format!("{k}.fits"),
-        hdu: None,
-        creation_date: None,
+        ..Default::default()
     };
     Manifest {
         creator: "bench".into(),

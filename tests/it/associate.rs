@@ -90,8 +90,7 @@ fn write_survey(dir: &Path, lists: &[Vec<(i64, f64, f64)>]) -> Manifest {
             name: format!("list {k}"),
             frame: "frame".into(),
             path,
-            hdu: None,
-            creation_date: None,
+            ..Default::default()
         });
     }
     m
