@@ -28,6 +28,8 @@ pub enum Command {
     Lineage(LineageArgs),
     /// Ingest FITS files described by a lineage manifest.
     Ingest(IngestArgs),
+    /// Match SourceLists by position into a new AssociateList.
+    Associate(AssociateArgs),
     /// Cut a rectangle out of a FITS file (no catalogue needed).
     Cutout(CutoutArgs),
 }
@@ -308,6 +310,29 @@ pub struct IngestArgs {
     /// stored).
     #[arg(long)]
     pub privileges: Option<i32>,
+    /// Catalogue and data.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `wisecut associate`.
+#[derive(Debug, Args, Clone)]
+pub struct AssociateArgs {
+    /// How the lists are matched: `chain` (each list with the next),
+    /// `master` (every list with the first) or `matched` (master
+    /// associations with a member in every list).
+    #[arg(long = "type", value_parser = ["chain", "master", "matched"])]
+    pub kind: String,
+    /// Search radius in arcsec (greater than 0, at most 3600).
+    #[arg(long)]
+    pub radius: f64,
+    /// Name of the new AssociateList (default: the rule, the lists and the
+    /// radius).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The member SourceLists' SLIDs, as `1:5,20` (ascending; the first is
+    /// the master).
+    pub slids: String,
     /// Catalogue and data.
     #[command(flatten)]
     pub store: StoreArgs,

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use wisecut::catalog::Catalog;
 use wisecut::catalog::lineage::{Direction, MAX_DEPTH};
 use wisecut::cli::{
-    Cli, Command, CutoutArgs, IngestArgs, LineageArgs, SampleArgs, ServeArgs, StoreArgs,
+    AssociateArgs, Cli, Command, CutoutArgs, IngestArgs, LineageArgs, SampleArgs, ServeArgs,
+    StoreArgs,
 };
 use wisecut::config::{Config, SAMPLE_DIR};
 use wisecut::ids::ObjectId;
@@ -38,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Sample(a) => build_sample(a).await,
         Command::Lineage(a) => lineage(a).await,
         Command::Ingest(a) => ingest(a).await,
+        Command::Associate(a) => associate(a).await,
         Command::Cutout(a) => cutout(a),
     }
 }
@@ -338,6 +340,35 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         } else {
             format!("; {} older versions superseded", report.superseded.len())
         }
+    );
+    Ok(())
+}
+
+/// `wisecut associate`: a new AssociateList from SourceLists. Frames do
+/// not change, so the ObsCore rows need no sync.
+async fn associate(args: AssociateArgs) -> anyhow::Result<()> {
+    use wisecut::catalog::associate::AssociateRequest;
+    let kind = wisecut::model::AssocType::parse(&args.kind)
+        .context("--type must be chain, master or matched")?;
+    let slids = wisecut::params::id_ranges::parse_ids(&args.slids)
+        .map_err(|e| anyhow::anyhow!("SLIDS: {e}"))?;
+    let mut req = AssociateRequest::new(
+        slids.into_iter().map(wisecut::ids::Slid).collect(),
+        kind,
+        args.radius,
+    );
+    req.name = args.name;
+    let catalog = open_catalog(&args.store).await?;
+    let started = std::time::Instant::now();
+    let report = catalog.associate(&req).await?;
+    println!(
+        "AssociateList ALID {} (object {}): {} associations ({} rows, {} flagged ambiguous) in {:.2} s",
+        report.alid,
+        report.object_id,
+        report.associations,
+        report.rows,
+        report.ambiguous,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

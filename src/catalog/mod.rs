@@ -6,6 +6,7 @@
 //! (see [`Catalog::stmt`]), and only portable SQL (`WITH RECURSIVE`, plain
 //! joins and aggregates) is used.
 
+pub mod associate;
 pub mod browse;
 pub mod entity;
 pub mod ingest;

@@ -2,6 +2,7 @@
 //! fixtures in `common`.
 
 mod api;
+mod associate;
 mod bad_input;
 mod batch;
 mod browse;
