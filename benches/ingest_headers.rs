@@ -2,9 +2,9 @@
 //! ingest DIR` from directory walk to commit, on SQLite (and PostgreSQL when
 //! `WISECUT_BENCH_PG` names a server).
 //!
-//! The directory holds a night as a ccdproc user leaves it: 250 raw biases
-//! (`IMAGETYP = 'zero'`), 5 master biases combining 50 each (`IMCMBnnn`),
-//! 370 raw science exposures and 370 reduced frames (`ZEROCOR`, same
+//! The directory holds a night as a ccdproc user leaves it: 200 raw biases
+//! (`IMAGETYP = 'zero'`), 4 master biases combining 50 each (`IMCMBnnn`),
+//! 398 raw science exposures and 398 reduced frames (`ZEROCOR`, same
 //! `DATE-OBS` as their raw exposure), each a small 64 × 64 image with a
 //! TAN WCS, so the rules, not the pixels, are what is timed.
 //!
@@ -41,7 +41,7 @@ fn wcs(ra: f64) -> Vec<Card> {
 
 fn night(dir: &Path) -> usize {
     let mut n = 0;
-    for b in 0..5 {
+    for b in 0..4 {
         let mut master = vec![
             Card::new("IMAGETYP", "zero", ""),
             Card::new("CHIPID", "ccd1", ""),
@@ -56,7 +56,7 @@ fn night(dir: &Path) -> usize {
         write(dir, &format!("masterbias_{b}.fits"), master, n);
         n += 1;
     }
-    for s in 0..370 {
+    for s in 0..398 {
         let date = format!("2026-03-10T{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
         let mut raw = vec![
             Card::new("IMAGETYP", "object", ""),
@@ -67,7 +67,7 @@ fn night(dir: &Path) -> usize {
         ];
         raw.extend(wcs(150.0 + s as f64 * 0.001));
         let mut red = raw.clone();
-        red.push(Card::new("ZEROCOR", format!("masterbias_{}.fits", s % 5).as_str(), ""));
+        red.push(Card::new("ZEROCOR", format!("masterbias_{}.fits", s % 4).as_str(), ""));
         write(dir, &format!("raw_{s:03}.fits"), raw, n);
         write(dir, &format!("red_{s:03}.fits"), red, n + 1);
         n += 2;
