@@ -515,8 +515,10 @@ pub(super) fn parse_record(record: &str) -> Option<Card> {
 }
 
 /// Parses a concatenation of 80-character records up to `END`, merging
-/// `CONTINUE` long strings into the card they continue.
-fn parse_header_records(text: &str) -> Vec<Card> {
+/// `CONTINUE` long strings into the card they continue. Public for headers
+/// that travel inside other structures (a SExtractor FITS_LDAC catalog keeps
+/// its image's header in one table cell).
+pub fn parse_header_records(text: &str) -> Vec<Card> {
     let bytes = text.as_bytes();
     let mut cards: Vec<Card> = Vec::new();
     for chunk in bytes.chunks(CARD_LEN) {

@@ -74,7 +74,9 @@ mod table_hdu;
 #[cfg(test)]
 mod test_fixtures;
 
-pub use cards::{Card, HeaderValue, card_is_writable, read_header, read_keyword};
+pub use cards::{
+    Card, HeaderValue, card_is_writable, parse_header_records, read_header, read_keyword,
+};
 pub use encode::{RawPixels, encode_header, encode_image};
 pub use handle::hdu_count;
 pub use image_hdu::{
