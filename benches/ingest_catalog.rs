@@ -69,11 +69,7 @@ fn write_inputs(dir: &Path, rows: usize) -> Manifest {
     fits::write_table(
         &cat,
         tables::LDAC_IMHEAD,
-        &[Column::new(
-            "Field Header Card",
-            "",
-            ColumnData::Str(&cell),
-        )],
+        &[Column::new("Field Header Card", "", ColumnData::Str(&cell))],
         &[],
     )
     .unwrap();

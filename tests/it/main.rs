@@ -5,6 +5,7 @@ mod api;
 mod bad_input;
 mod batch;
 mod browse;
+mod catalog_formats;
 mod cli;
 mod common;
 mod crash;

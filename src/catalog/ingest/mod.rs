@@ -25,7 +25,7 @@
 //! wisecut's column names (`RA`, `DEC`, `X`, `Y`, …) or SExtractor's
 //! (`ALPHA_J2000`, `X_IMAGE`, …).
 
-pub mod bulk;
+mod bulk;
 pub mod tables;
 
 use super::{Catalog, CatalogError, HPX_DEPTH, entity};
