@@ -142,8 +142,7 @@ fn write_inputs(dir: &Path, rows: usize) -> Manifest {
             name: "bench catalog".into(),
             frame: "frame".into(),
             path: "frame.ldac".into(),
-            hdu: None,
-            creation_date: None,
+            ..Default::default()
         }],
         ..Default::default()
     }

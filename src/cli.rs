@@ -28,6 +28,8 @@ pub enum Command {
     Lineage(LineageArgs),
     /// Ingest FITS files described by a lineage manifest.
     Ingest(IngestArgs),
+    /// Match SourceLists by position into a new AssociateList.
+    Associate(AssociateArgs),
     /// Cut a rectangle out of a FITS file (no catalogue needed).
     Cutout(CutoutArgs),
 }
@@ -265,9 +267,72 @@ pub struct LineageArgs {
 /// `wisecut ingest`.
 #[derive(Debug, Args, Clone)]
 pub struct IngestArgs {
-    /// The lineage manifest (JSON); file paths in it are relative to its
-    /// directory.
-    pub manifest: PathBuf,
+    /// Files, directories (walked recursively) and glob patterns of a
+    /// pipeline's products; or one lineage manifest (`.json`/`.toml`) whose
+    /// paths are relative to its directory.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// A manifest (JSON or TOML) that overrides or completes what the
+    /// headers say (classes and dependencies by file).
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Print, per file, the class, metadata and each inferred edge with the
+    /// rule that found it, and the unresolved references; write nothing.
+    #[arg(long, alias = "dry-run")]
+    pub explain: bool,
+    /// Ingest what can be ingested and list the failures at the end (the
+    /// exit status is still non-zero).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Copy the files into the store (`--data`) instead of recording them
+    /// in place.
+    #[arg(long)]
+    pub copy: bool,
+    /// Register a named data root, NAME=DIR; files under it are recorded by
+    /// their path relative to it.
+    #[arg(long = "root", value_name = "NAME=DIR")]
+    pub roots: Vec<String>,
+    /// Accept files outside every data root by registering their common
+    /// directory as the root NAME.
+    #[arg(long, value_name = "NAME")]
+    pub allow_outside: Option<String>,
+    /// Catalog column mapping for tables that do not use SExtractor's names,
+    /// e.g. `RA=ra_deg,DEC=dec_deg,MAG_AUTO=gmag`.
+    #[arg(long)]
+    pub columns: Option<String>,
+    /// Creator of the new products.
+    #[arg(long)]
+    pub creator: Option<String>,
+    /// Project of the new products.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Privileges of the new products (1 private, 2 project, 3 public… as
+    /// stored).
+    #[arg(long)]
+    pub privileges: Option<i32>,
+    /// Catalogue and data.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `wisecut associate`.
+#[derive(Debug, Args, Clone)]
+pub struct AssociateArgs {
+    /// How the lists are matched: `chain` (each list with the next),
+    /// `master` (every list with the first) or `matched` (master
+    /// associations with a member in every list).
+    #[arg(long = "type", value_parser = ["chain", "master", "matched"])]
+    pub kind: String,
+    /// Search radius in arcsec (greater than 0, at most 3600).
+    #[arg(long)]
+    pub radius: f64,
+    /// Name of the new AssociateList (default: the rule, the lists and the
+    /// radius).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The member SourceLists' SLIDs, as `1:5,20` (ascending; the first is
+    /// the master).
+    pub slids: String,
     /// Catalogue and data.
     #[command(flatten)]
     pub store: StoreArgs,

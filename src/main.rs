@@ -9,7 +9,8 @@ use std::sync::Arc;
 use wisecut::catalog::Catalog;
 use wisecut::catalog::lineage::{Direction, MAX_DEPTH};
 use wisecut::cli::{
-    Cli, Command, CutoutArgs, IngestArgs, LineageArgs, SampleArgs, ServeArgs, StoreArgs,
+    AssociateArgs, Cli, Command, CutoutArgs, IngestArgs, LineageArgs, SampleArgs, ServeArgs,
+    StoreArgs,
 };
 use wisecut::config::{Config, SAMPLE_DIR};
 use wisecut::ids::ObjectId;
@@ -38,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Sample(a) => build_sample(a).await,
         Command::Lineage(a) => lineage(a).await,
         Command::Ingest(a) => ingest(a).await,
+        Command::Associate(a) => associate(a).await,
         Command::Cutout(a) => cutout(a),
     }
 }
@@ -236,22 +238,141 @@ async fn lineage(args: LineageArgs) -> anyhow::Result<()> {
 }
 
 async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+    use wisecut::catalog::ingest::batch::PathIngest;
     let (db, data) = resolve_store(&args.store).await?;
     let catalog = Catalog::connect(&db)
         .await
         .context("opening the catalogue")?;
     let started = std::time::Instant::now();
-    let report = catalog.ingest(&args.manifest, &data).await?;
+    let legacy = args.paths.len() == 1
+        && args.manifest.is_none()
+        && args.paths[0]
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json") || e.eq_ignore_ascii_case("toml"));
+    let report = if legacy {
+        catalog.ingest(&args.paths[0], &data).await?
+    } else {
+        let mut roots = Vec::new();
+        for r in &args.roots {
+            let (name, dir) = r
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--root {r:?}: expected NAME=DIR"))?;
+            roots.push((name.to_owned(), PathBuf::from(dir)));
+        }
+        let req = PathIngest {
+            paths: args.paths.clone(),
+            manifest: args.manifest.clone(),
+            roots,
+            allow_outside: args.allow_outside.clone(),
+            copy: args.copy,
+            keep_going: args.keep_going,
+            columns: args.columns.clone(),
+            creator: args.creator.clone(),
+            project: args.project.clone(),
+            privileges: args.privileges,
+            progress: None,
+        };
+        let (pb, _) = progress_bar();
+        pb.set_message("reading the files");
+        let bar = pb.clone();
+        let req = PathIngest {
+            progress: Some(Arc::new(move |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })),
+            ..req
+        };
+        if args.explain {
+            let plan = catalog.plan_paths(&req).await;
+            pb.finish_and_clear();
+            let plan = plan?;
+            print!("{}", plan.explain());
+            eprintln!(
+                "wisecut: {} files would be ingested, {} unchanged, {} ignored, {} unresolved references, {} errors (nothing written)",
+                plan.items.len(),
+                plan.unchanged.len(),
+                plan.ignored.len(),
+                plan.unresolved.len(),
+                plan.errors.len()
+            );
+            if plan.errors.is_empty() && plan.unresolved.is_empty() {
+                return Ok(());
+            }
+            bail!("the batch cannot be ingested as it is");
+        }
+        let outcome = catalog.ingest_paths(&req, &data).await;
+        pb.finish_and_clear();
+        let outcome = outcome?;
+        for (p, k) in &outcome.plan.unchanged {
+            eprintln!(
+                "unchanged {}: already {} #{}",
+                p.display(),
+                k.class,
+                k.object_id
+            );
+        }
+        for (p, why) in &outcome.plan.ignored {
+            eprintln!("ignored {}: {why}", p.display());
+        }
+        if !outcome.failures.is_empty() {
+            wisecut::vo::obscore::sync_table(&catalog).await?;
+            eprintln!(
+                "wisecut: ingested {} frames and {} source lists; {} files were not:",
+                outcome.report.frames,
+                outcome.report.slids.len(),
+                outcome.failures.len()
+            );
+            for f in &outcome.failures {
+                eprintln!("  {f}");
+            }
+            bail!("{} files were not ingested", outcome.failures.len());
+        }
+        outcome.report
+    };
     wisecut::vo::obscore::sync_table(&catalog)
         .await
         .context("writing the ObsCore rows of the new frames")?;
     eprintln!(
-        "wisecut: ingested {} frames, {} source lists ({} sources), {} associate lists ({} rows) in {:.1} s",
+        "wisecut: ingested {} frames, {} source lists ({} sources), {} associate lists ({} rows) in {:.1} s{}",
         report.frames,
         report.slids.len(),
         report.sources,
         report.alids.len(),
         report.associations,
+        started.elapsed().as_secs_f64(),
+        if report.superseded.is_empty() {
+            String::new()
+        } else {
+            format!("; {} older versions superseded", report.superseded.len())
+        }
+    );
+    Ok(())
+}
+
+/// `wisecut associate`: a new AssociateList from SourceLists. Frames do
+/// not change, so the ObsCore rows need no sync.
+async fn associate(args: AssociateArgs) -> anyhow::Result<()> {
+    use wisecut::catalog::associate::AssociateRequest;
+    let kind = wisecut::model::AssocType::parse(&args.kind)
+        .context("--type must be chain, master or matched")?;
+    let slids = wisecut::params::id_ranges::parse_ids(&args.slids)
+        .map_err(|e| anyhow::anyhow!("SLIDS: {e}"))?;
+    let mut req = AssociateRequest::new(
+        slids.into_iter().map(wisecut::ids::Slid).collect(),
+        kind,
+        args.radius,
+    );
+    req.name = args.name;
+    let catalog = open_catalog(&args.store).await?;
+    let started = std::time::Instant::now();
+    let report = catalog.associate(&req).await?;
+    println!(
+        "AssociateList ALID {} (object {}): {} associations ({} rows, {} flagged ambiguous) in {:.2} s",
+        report.alid,
+        report.object_id,
+        report.associations,
+        report.rows,
+        report.ambiguous,
         started.elapsed().as_secs_f64()
     );
     Ok(())

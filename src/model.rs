@@ -186,6 +186,9 @@ pub struct ProcessTarget {
     pub project: String,
     /// See [`privileges`].
     pub privileges: i32,
+    /// The newer version of the same product that replaced this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<ObjectId>,
 }
 
 /// A frame with its file location, metadata and sky geometry.
@@ -197,8 +200,13 @@ pub struct Frame {
     pub class: FrameClass,
     /// Unique file name.
     pub filename: String,
-    /// Name of the data store holding the file.
+    /// Name of the data store holding the file: `local` (the server's data
+    /// directory), `file` (an absolute path) or a named data root.
     pub store: String,
+    /// The directory of the named data root `store`, resolved by the
+    /// catalogue when the frame is read.
+    #[serde(skip)]
+    pub root_dir: Option<std::path::PathBuf>,
     /// Path relative to the store's root.
     pub path: String,
     /// HDU index of the image (0 = primary; 1 for tile-compressed files).
@@ -250,13 +258,14 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// Where the frame's file is: relative to the data root for the `local`
-    /// store, an absolute path for the `file` store.
+    /// Where the frame's file is: relative to the data directory for the
+    /// `local` store, relative to its named data root for a root's store,
+    /// an absolute path for the `file` store.
     pub fn file_path(&self, data_root: &std::path::Path) -> std::path::PathBuf {
-        if self.store == "local" {
-            data_root.join(&self.path)
-        } else {
-            std::path::PathBuf::from(&self.path)
+        match (&self.root_dir, self.store.as_str()) {
+            (_, "local") => data_root.join(&self.path),
+            (Some(root), _) => root.join(&self.path),
+            _ => std::path::PathBuf::from(&self.path),
         }
     }
 }

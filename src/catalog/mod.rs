@@ -6,6 +6,7 @@
 //! (see [`Catalog::stmt`]), and only portable SQL (`WITH RECURSIVE`, plain
 //! joins and aggregates) is used.
 
+pub mod associate;
 pub mod browse;
 pub mod entity;
 pub mod ingest;
@@ -57,6 +58,9 @@ pub enum CatalogError {
 #[derive(Clone, Debug)]
 pub struct Catalog {
     db: DatabaseConnection,
+    /// Named data roots (`data_root`), read once and again when a frame
+    /// names a root not seen yet (an ingest in another process added it).
+    roots: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, std::path::PathBuf>>>,
 }
 
 /// The number of rows of one table category, for the home page.
@@ -98,7 +102,12 @@ impl Catalog {
                 .await?;
         }
         Migrator::up(&db, None).await?;
-        Ok(Self { db })
+        let catalog = Self {
+            db,
+            roots: Default::default(),
+        };
+        catalog.reload_roots().await?;
+        Ok(catalog)
     }
 
     /// Closes the connection pool (so a SQLite file can be moved).
@@ -252,7 +261,7 @@ impl Catalog {
                 id: id.to_string(),
             })?;
         let t = self.process_target(id).await?;
-        frame_from_models(t, f)
+        self.frame_from_models(t, f).await
     }
 
     /// A frame by its unique file name.
@@ -266,7 +275,7 @@ impl Catalog {
                 id: filename.to_owned(),
             })?;
         let t = self.process_target(ObjectId(f.object_id)).await?;
-        frame_from_models(t, f)
+        self.frame_from_models(t, f).await
     }
 
     /// The first frame (by object id) of the most processed class that has
@@ -408,7 +417,7 @@ impl Catalog {
             let t = by_id.remove(&f.object_id).ok_or_else(|| {
                 CatalogError::Invalid(format!("frame {} has no process target", f.object_id))
             })?;
-            out.push(frame_from_models(target_from_model(t), f)?);
+            out.push(self.frame_from_models(target_from_model(t), f).await?);
         }
         out.sort_by_key(|f| f.target.object_id);
         Ok(out)
@@ -477,6 +486,55 @@ fn target_from_model(t: entity::process_target::Model) -> ProcessTarget {
         creator: t.creator,
         project: t.project,
         privileges: t.privileges,
+        superseded_by: t.superseded_by.map(ObjectId),
+    }
+}
+
+impl Catalog {
+    /// Re-reads the named data roots.
+    pub async fn reload_roots(&self) -> Result<(), CatalogError> {
+        let rows = entity::data_root::Entity::find().all(&self.db).await?;
+        let map = rows
+            .into_iter()
+            .map(|r| (r.name, std::path::PathBuf::from(r.path)))
+            .collect();
+        *self.roots.write().unwrap_or_else(|e| e.into_inner()) = map;
+        Ok(())
+    }
+
+    /// The named data roots, by name.
+    pub fn data_roots(&self) -> std::collections::HashMap<String, std::path::PathBuf> {
+        self.roots.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The directory of the data root `store`, if it is a named root.
+    async fn root_dir(&self, store: &str) -> Result<Option<std::path::PathBuf>, CatalogError> {
+        if store == "local" || store == "file" {
+            return Ok(None);
+        }
+        let known = |c: &Self| {
+            c.roots
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(store)
+                .cloned()
+        };
+        if let Some(dir) = known(self) {
+            return Ok(Some(dir));
+        }
+        self.reload_roots().await?;
+        Ok(known(self))
+    }
+
+    async fn frame_from_models(
+        &self,
+        target: ProcessTarget,
+        f: entity::frame::Model,
+    ) -> Result<Frame, CatalogError> {
+        let root_dir = self.root_dir(&f.store).await?;
+        let mut frame = frame_from_models(target, f)?;
+        frame.root_dir = root_dir;
+        Ok(frame)
     }
 }
 
@@ -510,6 +568,7 @@ fn frame_from_models(
         class,
         filename: f.filename,
         store: f.store,
+        root_dir: None,
         path: f.path,
         hdu: f.hdu,
         checksum: f.checksum,

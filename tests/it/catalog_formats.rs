@@ -174,8 +174,7 @@ fn list_entry(key: &str, path: &str) -> SourceListEntry {
         name: key.into(),
         frame: "frame".into(),
         path: path.into(),
-        hdu: None,
-        creation_date: None,
+        ..Default::default()
     }
 }
 

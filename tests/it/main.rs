@@ -2,6 +2,7 @@
 //! fixtures in `common`.
 
 mod api;
+mod associate;
 mod bad_input;
 mod batch;
 mod browse;
@@ -13,6 +14,8 @@ mod deps;
 mod e2e;
 mod image;
 mod ingest;
+mod ingest_paths;
+mod ingest_pipeline;
 mod jobs;
 mod lineage;
 mod migrations;

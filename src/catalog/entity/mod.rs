@@ -5,6 +5,7 @@
 
 pub mod associate_list;
 pub mod association;
+pub mod data_root;
 pub mod dependency;
 pub mod frame;
 pub mod job;

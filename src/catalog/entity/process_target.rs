@@ -25,6 +25,8 @@ pub struct Model {
     pub project: String,
     /// Privilege level.
     pub privileges: i32,
+    /// The newer version that replaced this one, if any.
+    pub superseded_by: Option<i64>,
 }
 
 /// No navigable relations; joins are written where they are needed.

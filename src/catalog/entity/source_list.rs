@@ -27,6 +27,8 @@ pub struct Model {
     pub path: Option<String>,
     /// HDU of the table in that file.
     pub hdu: Option<i32>,
+    /// SHA-256 of that file, when ingested from one.
+    pub checksum: Option<String>,
 }
 
 /// No navigable relations.

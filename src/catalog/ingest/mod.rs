@@ -37,10 +37,17 @@ use crate::model::{
 };
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rayon::prelude::*;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, TransactionTrait, Value};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+    Value, sea_query::Expr,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+
+pub mod batch;
+pub mod infer;
+pub mod scan;
 
 /// The manifest file format.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -146,6 +153,18 @@ pub struct FrameEntry {
     /// What it was made from.
     #[serde(default)]
     pub deps: Vec<DepRef>,
+    /// The catalogue file name, when not the file's own name (two files of
+    /// one name in different directories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// Where the file is recorded (store, path), when decided by the
+    /// caller (a named data root, a copy in the store).
+    #[serde(skip)]
+    pub placement: Option<(String, String)>,
+    /// The current product this one replaces, and the name the old one
+    /// takes (`name;N`) so the new one can have its name.
+    #[serde(skip)]
+    pub supersedes: Option<(i64, String)>,
 }
 
 impl FrameEntry {
@@ -165,19 +184,36 @@ impl FrameEntry {
             is_valid: None,
             quality_flags: None,
             deps,
+            filename: None,
+            placement: None,
+            supersedes: None,
         }
     }
 }
 
 /// One source list of the manifest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SourceListEntry {
     /// Manifest-local key.
     pub key: String,
     /// Name.
     pub name: String,
-    /// Key of the frame it was extracted from.
+    /// Key of the frame it was extracted from (or empty with
+    /// `frame_object_id`).
+    #[serde(default)]
     pub frame: String,
+    /// A frame already in the catalogue it was extracted from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_object_id: Option<i64>,
+    /// SExtractor-style column mapping (`RA=ra_deg,DEC=dec_deg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<String>,
+    /// Where the file is recorded (store, path), when decided by the caller.
+    #[serde(skip)]
+    pub placement: Option<(String, String)>,
+    /// The file's SHA-256, when the caller computed it.
+    #[serde(skip)]
+    pub checksum: Option<String>,
     /// FITS table file, relative to the manifest's directory.
     pub path: String,
     /// HDU of the table; by default 1.
@@ -227,6 +263,8 @@ pub struct IngestReport {
     pub sources: usize,
     /// Associations rows added.
     pub associations: usize,
+    /// Older versions the new products replaced.
+    pub superseded: Vec<ObjectId>,
 }
 
 /// Header keywords kept as free-form frame attributes.
@@ -395,11 +433,17 @@ fn prepare_frame(
             extra.insert((*key).into(), v);
         }
     }
-    let filename = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| fail(&"no file name"))?;
-    let (store, rel) = store_path(data_root, &path);
+    let filename = match &entry.filename {
+        Some(n) => n.clone(),
+        None => path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| fail(&"no file name"))?,
+    };
+    let (store, rel) = entry
+        .placement
+        .clone()
+        .unwrap_or_else(|| store_path(data_root, &path));
     let chip = ["CHIPID", "CCDNAME", "CCD_NAME", "DETECTOR"]
         .iter()
         .find_map(|k| header.text(k));
@@ -462,7 +506,12 @@ fn prepare_source_list(
             })
         })
         .transpose()?;
-    let table = tables::read_source_table(&path, hdu, &tables::ColumnMap::default())?;
+    let map = match &entry.columns {
+        Some(spec) => tables::ColumnMap::parse(spec)
+            .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?,
+        None => tables::ColumnMap::default(),
+    };
+    let table = tables::read_source_table(&path, hdu, &map)?;
     // The HDU the reader picked (an LDAC file's objects are in HDU 2).
     let mut entry = entry.clone();
     entry.hdu = table.hdu.and_then(|h| i32::try_from(h).ok());
@@ -554,6 +603,9 @@ fn check_graph(m: &Manifest) -> Result<(), CatalogError> {
         }
     }
     for s in &m.source_lists {
+        if s.frame.is_empty() && s.frame_object_id.is_some() {
+            continue;
+        }
         parents.entry(&s.key).or_default().push(&s.frame);
         if !frame_keys.contains(s.frame.as_str()) {
             return Err(CatalogError::Invalid(format!(
@@ -690,6 +742,18 @@ impl Catalog {
         let mut frame_rows = Vec::with_capacity(frames.len());
         for pf in frames {
             let e = &pf.entry;
+            if let Some((old, old_name)) = &e.supersedes {
+                // The old version gives up its name first: file names are
+                // unique, and the newest version answers to the name.
+                entity::frame::Entity::update_many()
+                    .col_expr(
+                        entity::frame::Column::Filename,
+                        Expr::value(old_name.clone()),
+                    )
+                    .filter(entity::frame::Column::ObjectId.eq(*old))
+                    .exec(&txn)
+                    .await?;
+            }
             let res = entity::process_target::Entity::insert(new_target(
                 pf.class.name(),
                 e.creation_date,
@@ -699,6 +763,17 @@ impl Catalog {
             .exec(&txn)
             .await?;
             let id = res.last_insert_id;
+            if let Some((old, _)) = &e.supersedes {
+                entity::process_target::Entity::update_many()
+                    .col_expr(
+                        entity::process_target::Column::SupersededBy,
+                        Expr::value(id),
+                    )
+                    .filter(entity::process_target::Column::ObjectId.eq(*old))
+                    .exec(&txn)
+                    .await?;
+                report.superseded.push(ObjectId(*old));
+            }
             report.object_ids.insert(e.key.clone(), ObjectId(id));
             let mut model = pf.model;
             model.object_id = id;
@@ -725,11 +800,23 @@ impl Catalog {
             .unwrap_or(0);
         for pl in lists {
             let e = &pl.entry;
-            let frame_id = report.object_ids[&e.frame].0;
-            let frame = frame_rows
-                .iter()
-                .find(|f| f.object_id == frame_id)
-                .ok_or_else(|| CatalogError::Invalid(format!("frame of {} missing", e.key)))?;
+            let frame_id = match e.frame_object_id {
+                Some(id) if e.frame.is_empty() => id,
+                _ => report.object_ids[&e.frame].0,
+            };
+            let frame = match frame_rows.iter().find(|f| f.object_id == frame_id) {
+                Some(f) => f.clone(),
+                None => entity::frame::Entity::find_by_id(frame_id)
+                    .one(&txn)
+                    .await?
+                    .ok_or_else(|| {
+                        CatalogError::Invalid(format!(
+                            "source list {}: frame #{frame_id} does not exist",
+                            e.key
+                        ))
+                    })?,
+            };
+            let placement = e.placement.clone().unwrap_or_else(|| pl.rel_path.clone());
             let id = entity::process_target::Entity::insert(new_target(
                 SOURCE_LIST_CLASS,
                 e.creation_date,
@@ -751,9 +838,10 @@ impl Catalog {
                     filter: frame.filter.clone(),
                     chip: frame.chip.clone(),
                     n_sources: pl.rows.len() as i64,
-                    store: Some(pl.rel_path.0.clone()),
-                    path: Some(pl.rel_path.1.clone()),
+                    store: Some(placement.0),
+                    path: Some(placement.1),
                     hdu: Some(e.hdu.unwrap_or(1)),
+                    checksum: e.checksum.clone(),
                 },
             ))
             .exec(&txn)

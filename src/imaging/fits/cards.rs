@@ -514,10 +514,19 @@ pub(super) fn parse_record(record: &str) -> Option<Card> {
     }
 }
 
+/// Parses header text written one card per line (a SCAMP `.head` file, an
+/// ASCII header dump): each line is padded to a record of 80 characters.
+pub fn parse_header_lines(text: &str) -> Vec<Card> {
+    let records: String = text
+        .lines()
+        .map(|l| format!("{:<80.80}", l.trim_end_matches('\r')))
+        .collect();
+    parse_header_records(&records)
+}
+
 /// Parses a concatenation of 80-character records up to `END`, merging
-/// `CONTINUE` long strings into the card they continue. Public for headers
-/// that travel inside other structures (a SExtractor FITS_LDAC catalog keeps
-/// its image's header in one table cell).
+/// `CONTINUE` long strings into the card they continue (a FITS header, or
+/// the image header SExtractor keeps in a FITS_LDAC `LDAC_IMHEAD` cell).
 pub fn parse_header_records(text: &str) -> Vec<Card> {
     let bytes = text.as_bytes();
     let mut cards: Vec<Card> = Vec::new();

@@ -75,7 +75,8 @@ mod table_hdu;
 mod test_fixtures;
 
 pub use cards::{
-    Card, HeaderValue, card_is_writable, parse_header_records, read_header, read_keyword,
+    Card, HeaderValue, card_is_writable, parse_header_lines, parse_header_records, read_header,
+    read_keyword,
 };
 pub use encode::{RawPixels, encode_header, encode_image};
 pub use handle::hdu_count;

@@ -97,6 +97,7 @@ impl Lineage {
             path: format!("cat/{key}.fits"),
             hdu: None,
             creation_date: Some(created),
+            ..Default::default()
         });
     }
 
