@@ -361,7 +361,19 @@ async fn a_catalog_without_ra_names_the_file_and_its_columns_and_writes_nothing(
             db.backend
         );
     }
-    // The same file reads with a mapping.
+    // The same file ingests with the manifest's column mapping.
+    let mut mapped_manifest = manifest.clone();
+    mapped_manifest.source_lists[1].columns = Some("ra=LON".into());
+    let db = common::sqlite().await;
+    let report = db
+        .catalog
+        .ingest_manifest(&mapped_manifest, dir, dir)
+        .await
+        .unwrap();
+    let rows = rows_of(&db.url, report.slids["bad"].0).await;
+    assert_eq!(rows.len(), 10);
+    assert_eq!((rows[3].sid, rows[3].ra), (4, t.ra[3]));
+    // And by the reader directly.
     let mapped = tables::read_source_table(
         &dir.join("bad.fits"),
         None,
