@@ -304,7 +304,12 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         pb.finish_and_clear();
         let outcome = outcome?;
         for (p, k) in &outcome.plan.unchanged {
-            eprintln!("unchanged {}: already {} #{}", p.display(), k.class, k.object_id);
+            eprintln!(
+                "unchanged {}: already {} #{}",
+                p.display(),
+                k.class,
+                k.object_id
+            );
         }
         for (p, why) in &outcome.plan.ignored {
             eprintln!("ignored {}: {why}", p.display());

@@ -61,7 +61,11 @@ impl MigrationTrait for Migration {
         m.alter_table(
             Table::alter()
                 .table(ProcessTarget::Table)
-                .add_column(ColumnDef::new(ProcessTarget::SupersededBy).big_integer().null())
+                .add_column(
+                    ColumnDef::new(ProcessTarget::SupersededBy)
+                        .big_integer()
+                        .null(),
+                )
                 .to_owned(),
         )
         .await?;

@@ -22,7 +22,11 @@ fn write(path: &Path, cards: Vec<Card>, level: f32) {
 }
 
 fn bias(i: usize) -> Vec<Card> {
-    vec![Card::new("IMAGETYP", "zero", ""), Card::new("CHIPID", "ccd1", ""), Card::new("EXPTIME", i as f64 * 0.0, "")]
+    vec![
+        Card::new("IMAGETYP", "zero", ""),
+        Card::new("CHIPID", "ccd1", ""),
+        Card::new("EXPTIME", i as f64 * 0.0, ""),
+    ]
 }
 
 /// A night: three raw biases and a master bias combining them.
@@ -33,8 +37,16 @@ fn night(dir: &Path, level: f32) {
         Card::new("CHIPID", "ccd1", ""),
     ];
     for i in 1..=3 {
-        write(&dir.join(format!("raw/b{i}.fits")), bias(i), 100.0 + i as f32);
-        master.push(Card::new(format!("IMCMB{i:03}"), format!("b{i}.fits").as_str(), ""));
+        write(
+            &dir.join(format!("raw/b{i}.fits")),
+            bias(i),
+            100.0 + i as f32,
+        );
+        master.push(Card::new(
+            format!("IMCMB{i:03}"),
+            format!("b{i}.fits").as_str(),
+            "",
+        ));
     }
     write(&dir.join("cal/masterbias.fits"), master, level);
 }
@@ -88,21 +100,40 @@ async fn a_changed_file_is_a_new_version_and_the_old_one_is_kept() {
         assert_eq!(second.plan.unchanged.len(), 3, "{be}");
         assert_eq!(second.report.superseded.len(), 1, "{be}");
         let rows = frames(&db).await;
-        let masters: Vec<_> = rows.iter().filter(|r| r.3 == "cal/masterbias.fits").collect();
+        let masters: Vec<_> = rows
+            .iter()
+            .filter(|r| r.3 == "cal/masterbias.fits")
+            .collect();
         assert_eq!(masters.len(), 2, "{be}: both versions kept: {rows:?}");
         let (old, new) = (masters[0], masters[1]);
-        assert_eq!(old.4, Some(new.0), "{be}: the old version points at the new");
+        assert_eq!(
+            old.4,
+            Some(new.0),
+            "{be}: the old version points at the new"
+        );
         assert_eq!(new.4, None, "{be}");
-        assert_eq!(new.1, "masterbias.fits", "{be}: the newest answers to the name");
+        assert_eq!(
+            new.1, "masterbias.fits",
+            "{be}: the newest answers to the name"
+        );
         assert_eq!(old.1, format!("masterbias.fits;{}", old.0), "{be}");
         // The name resolves to the newest valid version.
-        let f = db.catalog.frame_by_filename("masterbias.fits").await.unwrap();
+        let f = db
+            .catalog
+            .frame_by_filename("masterbias.fits")
+            .await
+            .unwrap();
         assert_eq!(f.target.object_id.0, new.0, "{be}");
         assert_eq!(f.target.superseded_by, None, "{be}");
         // Both have their lineage.
         let conn = common::raw_db(&db).await;
         for id in [old.0, new.0] {
-            let n = common::sql(&conn, "SELECT COUNT(*) AS n FROM dependency WHERE child_id = $1", vec![id.into()]).await[0]
+            let n = common::sql(
+                &conn,
+                "SELECT COUNT(*) AS n FROM dependency WHERE child_id = $1",
+                vec![id.into()],
+            )
+            .await[0]
                 .try_get::<i64>("", "n")
                 .unwrap();
             assert_eq!(n, 3, "{be}: version #{id} has its three raw biases");
@@ -118,8 +149,16 @@ async fn files_outside_every_root_are_refused_unless_named_or_copied() {
     std::fs::create_dir_all(&store).unwrap();
     let dir = tmp.path().join("elsewhere");
     night(&dir, 5.0);
-    let err = db.catalog.ingest_paths(&req(vec![dir.clone()]), &store).await.unwrap_err().to_string();
-    assert!(err.contains("outside every data root") && err.contains("--allow-outside"), "{err}");
+    let err = db
+        .catalog
+        .ingest_paths(&req(vec![dir.clone()]), &store)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("outside every data root") && err.contains("--allow-outside"),
+        "{err}"
+    );
     assert!(frames(&db).await.is_empty());
     // Copied into the store: recorded in the `local` store, files there.
     let copied = PathIngest {
@@ -141,13 +180,31 @@ async fn files_outside_every_root_are_refused_unless_named_or_copied() {
     };
     let out = db.catalog.ingest_paths(&named, &store).await.unwrap();
     assert_eq!((out.report.frames, out.plan.unchanged.len()), (1, 3));
-    let f = db.catalog.frame_by_filename("masterbias.fits").await.unwrap();
-    assert_eq!((f.store.as_str(), f.path.as_str()), ("elsewhere", "cal/masterbias.fits"));
-    assert_eq!(f.file_path(&store), dir.canonicalize().unwrap().join("cal/masterbias.fits"));
-    assert_eq!(db.catalog.data_roots()["elsewhere"], dir.canonicalize().unwrap());
+    let f = db
+        .catalog
+        .frame_by_filename("masterbias.fits")
+        .await
+        .unwrap();
+    assert_eq!(
+        (f.store.as_str(), f.path.as_str()),
+        ("elsewhere", "cal/masterbias.fits")
+    );
+    assert_eq!(
+        f.file_path(&store),
+        dir.canonicalize().unwrap().join("cal/masterbias.fits")
+    );
+    assert_eq!(
+        db.catalog.data_roots()["elsewhere"],
+        dir.canonicalize().unwrap()
+    );
     // A root name cannot be moved silently.
     let other = tmp.path().join("store");
-    let err = db.catalog.register_root("elsewhere", &other).await.unwrap_err().to_string();
+    let err = db
+        .catalog
+        .register_root("elsewhere", &other)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("already"), "{err}");
 }
 
@@ -175,7 +232,12 @@ async fn bad_files_are_named_and_nothing_is_written_unless_keep_going() {
             roots: vec![("n".into(), dir.clone())],
             ..req(vec![dir.clone()])
         };
-        let err = db.catalog.ingest_paths(&r, tmp.path()).await.unwrap_err().to_string();
+        let err = db
+            .catalog
+            .ingest_paths(&r, tmp.path())
+            .await
+            .unwrap_err()
+            .to_string();
         for (file, what) in [
             ("notes.fits", "not a FITS file"),
             ("cut.fits", "incomplete"),
@@ -207,24 +269,36 @@ async fn two_candidates_and_cycles_are_errors_and_their_children_wait() {
     for sub in ["a", "b"] {
         write(
             &dir.join(format!("{sub}/masterbias.fits")),
-            vec![Card::new("IMAGETYP", "zero", ""), Card::new("NCOMBINE", 2i64, "")],
+            vec![
+                Card::new("IMAGETYP", "zero", ""),
+                Card::new("NCOMBINE", 2i64, ""),
+            ],
             if sub == "a" { 1.0 } else { 2.0 },
         );
     }
     write(
         &dir.join("red/r1.fits"),
-        vec![Card::new("IMAGETYP", "object", ""), Card::new("ZEROCOR", "masterbias", "")],
+        vec![
+            Card::new("IMAGETYP", "object", ""),
+            Card::new("ZEROCOR", "masterbias", ""),
+        ],
         3.0,
     );
     // Two combined flats naming each other.
     write(
         &dir.join("c/f1.fits"),
-        vec![Card::new("IMAGETYP", "flat", ""), Card::new("IMCMB001", "f2.fits", "")],
+        vec![
+            Card::new("IMAGETYP", "flat", ""),
+            Card::new("IMCMB001", "f2.fits", ""),
+        ],
         4.0,
     );
     write(
         &dir.join("c/f2.fits"),
-        vec![Card::new("IMAGETYP", "flat", ""), Card::new("IMCMB001", "f1.fits", "")],
+        vec![
+            Card::new("IMAGETYP", "flat", ""),
+            Card::new("IMCMB001", "f1.fits", ""),
+        ],
         5.0,
     );
     let r = PathIngest {
@@ -234,9 +308,24 @@ async fn two_candidates_and_cycles_are_errors_and_their_children_wait() {
     };
     let plan = db.catalog.plan_paths(&r).await.unwrap();
     let errors: Vec<String> = plan.errors.iter().map(|e| e.to_string()).collect();
-    assert!(errors.iter().any(|e| e.contains("r1.fits") && e.contains("2 files of this batch")), "{errors:?}");
-    assert!(errors.iter().any(|e| e.contains("f1.fits") && e.contains("cycle")), "{errors:?}");
-    assert!(errors.iter().any(|e| e.contains("f2.fits") && e.contains("cycle")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("r1.fits") && e.contains("2 files of this batch")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("f1.fits") && e.contains("cycle")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("f2.fits") && e.contains("cycle")),
+        "{errors:?}"
+    );
     let out = db.catalog.ingest_paths(&r, tmp.path()).await.unwrap();
     // Both master biases go in: same file name, so the second is recorded
     // by its path in the root.
@@ -254,7 +343,11 @@ async fn a_toml_manifest_completes_what_headers_do_not_say() {
     night(&dir, 5.0);
     // A frame with no IMAGETYP and an unconventional name: the manifest
     // gives its class and its flat.
-    write(&dir.join("red/ngc253_r.fits"), vec![Card::new("FILTER", "r", "")], 7.0);
+    write(
+        &dir.join("red/ngc253_r.fits"),
+        vec![Card::new("FILTER", "r", "")],
+        7.0,
+    );
     let plan = db
         .catalog
         .plan_paths(&PathIngest {
@@ -263,7 +356,13 @@ async fn a_toml_manifest_completes_what_headers_do_not_say() {
         })
         .await
         .unwrap();
-    assert!(plan.errors.iter().any(|e| e.to_string().contains("cannot tell its class")), "{}", plan.explain());
+    assert!(
+        plan.errors
+            .iter()
+            .any(|e| e.to_string().contains("cannot tell its class")),
+        "{}",
+        plan.explain()
+    );
     std::fs::write(
         tmp.path().join("fix.toml"),
         r#"
@@ -288,8 +387,14 @@ path = "n/cal/masterbias.fits"
     let plan = db.catalog.plan_paths(&r).await.unwrap();
     let text = plan.explain();
     assert!(plan.errors.is_empty(), "{text}");
-    assert!(text.contains("ReducedScienceFrame (HDU 0)  [manifest:"), "{text}");
-    assert!(text.contains("bias    ← masterbias.fits  [manifest:"), "{text}");
+    assert!(
+        text.contains("ReducedScienceFrame (HDU 0)  [manifest:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bias    ← masterbias.fits  [manifest:"),
+        "{text}"
+    );
     // Headers still decide what the manifest does not mention.
     assert!(text.contains("raw     ← b1.fits  [iraf_imcmb:"), "{text}");
     let out = db.catalog.ingest_paths(&r, tmp.path()).await.unwrap();

@@ -82,7 +82,11 @@ async fn a_real_pipelines_directory_ingests_with_the_lineage_its_tools_followed(
             (s("child"), s("parent"), s("role"))
         })
         .collect();
-    assert!(want_edges.len() >= 15, "the pipeline recorded {} edges", want_edges.len());
+    assert!(
+        want_edges.len() >= 15,
+        "the pipeline recorded {} edges",
+        want_edges.len()
+    );
     for db in common::all_backends().await {
         let be = db.backend;
         let data = tempfile::tempdir().unwrap();
@@ -93,23 +97,41 @@ async fn a_real_pipelines_directory_ingests_with_the_lineage_its_tools_followed(
         };
         // The plan first: everything resolved, nothing written.
         let plan = db.catalog.plan_paths(&req).await.unwrap();
-        assert!(plan.errors.is_empty() && plan.unresolved.is_empty(), "{be}:\n{}", plan.explain());
-        assert_eq!(plan.items.len(), want_classes.len(), "{be}:\n{}", plan.explain());
+        assert!(
+            plan.errors.is_empty() && plan.unresolved.is_empty(),
+            "{be}:\n{}",
+            plan.explain()
+        );
+        assert_eq!(
+            plan.items.len(),
+            want_classes.len(),
+            "{be}:\n{}",
+            plan.explain()
+        );
         assert!(products(&db).await.is_empty(), "{be}: planning wrote");
 
         let outcome = db.catalog.ingest_paths(&req, data.path()).await.unwrap();
         assert!(outcome.failures.is_empty(), "{be}: {:?}", outcome.failures);
         let got = products(&db).await;
-        let got_classes: BTreeMap<String, String> =
-            got.iter().map(|(p, (_, c))| (p.clone(), c.clone())).collect();
+        let got_classes: BTreeMap<String, String> = got
+            .iter()
+            .map(|(p, (_, c))| (p.clone(), c.clone()))
+            .collect();
         assert_eq!(got_classes, want_classes, "{be}: classes");
 
         // Every stored edge among them is one the tools followed, and every
         // edge they followed is stored.
-        let by_id: BTreeMap<i64, String> = got.iter().map(|(p, (id, _))| (*id, p.clone())).collect();
+        let by_id: BTreeMap<i64, String> =
+            got.iter().map(|(p, (id, _))| (*id, p.clone())).collect();
         let conn = common::raw_db(&db).await;
         let mut got_edges = BTreeSet::new();
-        for r in common::sql(&conn, "SELECT child_id, parent_id, role FROM dependency", vec![]).await {
+        for r in common::sql(
+            &conn,
+            "SELECT child_id, parent_id, role FROM dependency",
+            vec![],
+        )
+        .await
+        {
             let c: i64 = r.try_get("", "child_id").unwrap();
             let p: i64 = r.try_get("", "parent_id").unwrap();
             let role: String = r.try_get("", "role").unwrap();
@@ -117,7 +139,10 @@ async fn a_real_pipelines_directory_ingests_with_the_lineage_its_tools_followed(
         }
         let missing: Vec<_> = want_edges.difference(&got_edges).collect();
         let extra: Vec<_> = got_edges.difference(&want_edges).collect();
-        assert!(missing.is_empty() && extra.is_empty(), "{be}: missing {missing:?}, extra {extra:?}");
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{be}: missing {missing:?}, extra {extra:?}"
+        );
 
         // The catalogs hold SExtractor's rows.
         for (path, (id, class)) in &got {
@@ -139,9 +164,17 @@ async fn a_real_pipelines_directory_ingests_with_the_lineage_its_tools_followed(
 
         // Ingesting the directory again changes nothing.
         let again = db.catalog.ingest_paths(&req, data.path()).await.unwrap();
-        assert_eq!((again.report.frames, again.report.slids.len()), (0, 0), "{be}");
+        assert_eq!(
+            (again.report.frames, again.report.slids.len()),
+            (0, 0),
+            "{be}"
+        );
         assert_eq!(again.plan.unchanged.len(), want_classes.len(), "{be}");
-        assert_eq!(products(&db).await, got, "{be}: a second ingest changed the catalogue");
+        assert_eq!(
+            products(&db).await,
+            got,
+            "{be}: a second ingest changed the catalogue"
+        );
 
         // A SExtractor source of a reduced frame: its dependency cutouts
         // reach the raw exposure, the bias and the flat.
@@ -180,7 +213,12 @@ async fn a_real_pipelines_directory_ingests_with_the_lineage_its_tools_followed(
             .map(|c| c.as_str().unwrap())
             .collect();
         let cells = result["rows"][0]["cells"].as_array().unwrap();
-        for want in ["RawScienceFrame", "BiasFrame", "MasterFlatFrame", "ReducedScienceFrame"] {
+        for want in [
+            "RawScienceFrame",
+            "BiasFrame",
+            "MasterFlatFrame",
+            "ReducedScienceFrame",
+        ] {
             let k = classes
                 .iter()
                 .position(|c| *c == want)
@@ -190,7 +228,9 @@ async fn a_real_pipelines_directory_ingests_with_the_lineage_its_tools_followed(
             assert!(cell[0]["error"].is_null(), "{be}: {want}: {:#}", cell[0]);
             let file = cell[0]["filename"].as_str().unwrap_or_default();
             assert!(
-                want_classes.iter().any(|(p, c)| c == want && p.ends_with(file)),
+                want_classes
+                    .iter()
+                    .any(|(p, c)| c == want && p.ends_with(file)),
                 "{be}: the {want} cutout is of {file:?}"
             );
         }
@@ -214,17 +254,38 @@ async fn explain_lists_a_missing_flat_and_writes_nothing() {
     let unresolved: Vec<String> = plan.unresolved.iter().map(|e| e.to_string()).collect();
     assert_eq!(unresolved.len(), 4, "{text}");
     assert!(
-        unresolved.iter().any(|u| u.contains("FLATCOR = 'masterflat_g_")),
+        unresolved
+            .iter()
+            .any(|u| u.contains("FLATCOR = 'masterflat_g_")),
         "{unresolved:?}"
     );
     assert!(text.contains("[same_exposure:"), "{text}");
-    let err = db.catalog.ingest_paths(&req, Path::new("/tmp")).await.unwrap_err().to_string();
-    assert!(err.contains("nothing was ingested") && err.contains("FLATCOR"), "{err}");
+    let err = db
+        .catalog
+        .ingest_paths(&req, Path::new("/tmp"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nothing was ingested") && err.contains("FLATCOR"),
+        "{err}"
+    );
     assert!(products(&db).await.is_empty(), "a refused batch wrote");
     // With --keep-going the raw frames go in and the reduced ones are listed.
-    let keep = PathIngest { keep_going: true, ..req };
-    let outcome = db.catalog.ingest_paths(&keep, Path::new("/tmp")).await.unwrap();
+    let keep = PathIngest {
+        keep_going: true,
+        ..req
+    };
+    let outcome = db
+        .catalog
+        .ingest_paths(&keep, Path::new("/tmp"))
+        .await
+        .unwrap();
     let got = products(&db).await;
-    assert!(got.values().all(|(_, c)| c == "RawScienceFrame" || c == "RawBiasFrame" || c == "RawDomeFlatFrame"), "{got:?}");
+    assert!(
+        got.values()
+            .all(|(_, c)| c == "RawScienceFrame" || c == "RawBiasFrame" || c == "RawDomeFlatFrame"),
+        "{got:?}"
+    );
     assert_eq!(outcome.failures.len(), 4, "{:?}", outcome.failures);
 }

@@ -6,6 +6,7 @@ mod associate;
 mod bad_input;
 mod batch;
 mod browse;
+mod catalog_formats;
 mod cli;
 mod common;
 mod crash;

@@ -10,7 +10,9 @@
 //! Files are recorded in place under a named data root, or copied into the
 //! store (`--copy`); a file outside every root is refused.
 
-use super::infer::{self, Input, ItemKind, Known, KnownProduct, Override, OverrideParent, Parent, Plan};
+use super::infer::{
+    self, Input, ItemKind, Known, KnownProduct, Override, OverrideParent, Parent, Plan,
+};
 use super::scan::{self, FileError};
 use super::{DepRef, FrameEntry, IngestReport, Manifest, SourceListEntry};
 use crate::catalog::{Catalog, CatalogError, entity};
@@ -68,7 +70,10 @@ fn invalid(e: impl std::fmt::Display) -> CatalogError {
 }
 
 /// Reads a manifest's overrides, keyed by absolute path and by file name.
-fn overrides_of(manifest: &Manifest, dir: &Path) -> Result<HashMap<String, Override>, CatalogError> {
+fn overrides_of(
+    manifest: &Manifest,
+    dir: &Path,
+) -> Result<HashMap<String, Override>, CatalogError> {
     let mut out = HashMap::new();
     for f in &manifest.frames {
         let class = f
@@ -86,10 +91,15 @@ fn overrides_of(manifest: &Manifest, dir: &Path) -> Result<HashMap<String, Overr
             .map(|d| match (&d.key, d.object_id) {
                 (Some(k), _) => Ok((
                     d.role.clone(),
-                    OverrideParent::File(key_to_path.get(k.as_str()).copied().unwrap_or(k).to_owned()),
+                    OverrideParent::File(
+                        key_to_path.get(k.as_str()).copied().unwrap_or(k).to_owned(),
+                    ),
                 )),
                 (None, Some(id)) => Ok((d.role.clone(), OverrideParent::Object(id))),
-                _ => Err(invalid(format!("manifest frame {}: a dependency names neither key nor object_id", f.key))),
+                _ => Err(invalid(format!(
+                    "manifest frame {}: a dependency names neither key nor object_id",
+                    f.key
+                ))),
             })
             .collect::<Result<Vec<_>, _>>()?;
         let ov = Override {
@@ -108,12 +118,17 @@ fn overrides_of(manifest: &Manifest, dir: &Path) -> Result<HashMap<String, Overr
 
 /// Loads a manifest, JSON or TOML by its ending.
 pub fn load_manifest(path: &Path) -> Result<Manifest, CatalogError> {
-    let text = std::fs::read_to_string(path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
-    let toml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    let text =
+        std::fs::read_to_string(path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    let toml = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
     if toml {
-        toml::from_str(&text).map_err(|e| invalid(format!("{}: not a valid manifest: {e}", path.display())))
+        toml::from_str(&text)
+            .map_err(|e| invalid(format!("{}: not a valid manifest: {e}", path.display())))
     } else {
-        serde_json::from_str(&text).map_err(|e| invalid(format!("{}: not a valid manifest: {e}", path.display())))
+        serde_json::from_str(&text)
+            .map_err(|e| invalid(format!("{}: not a valid manifest: {e}", path.display())))
     }
 }
 
@@ -135,7 +150,9 @@ impl Catalog {
     pub async fn register_root(&self, name: &str, dir: &Path) -> Result<PathBuf, CatalogError> {
         let ok_name = !name.is_empty()
             && name.len() <= 64
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
             && !matches!(name, "local" | "file");
         if !ok_name {
             return Err(invalid(format!(
@@ -146,7 +163,10 @@ impl Catalog {
             .canonicalize()
             .map_err(|e| invalid(format!("data root {name}: {}: {e}", dir.display())))?;
         if !dir.is_dir() {
-            return Err(invalid(format!("data root {name}: {} is not a directory", dir.display())));
+            return Err(invalid(format!(
+                "data root {name}: {} is not a directory",
+                dir.display()
+            )));
         }
         match self.data_roots().get(name) {
             Some(d) if *d == dir => return Ok(dir),
@@ -221,7 +241,10 @@ impl Catalog {
                 .into_iter()
                 .map(|t| t.object_id)
                 .collect();
-            for f in frames.into_iter().filter(|f| !superseded.contains(&f.object_id)) {
+            for f in frames
+                .into_iter()
+                .filter(|f| !superseded.contains(&f.object_id))
+            {
                 known.add_frame(KnownProduct {
                     object_id: f.object_id,
                     filename: f.filename,
@@ -248,7 +271,10 @@ impl Catalog {
                         message: e.to_string(),
                     })?;
                     if let Some(report) = &progress {
-                        report(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+                        report(
+                            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                            total,
+                        );
                     }
                     Ok(Input { file, checksum })
                 })
@@ -267,7 +293,10 @@ impl Catalog {
         let overrides = match &req.manifest {
             Some(m) => {
                 let manifest = load_manifest(m)?;
-                let dir = m.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+                let dir = m
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("."));
                 overrides_of(&manifest, &dir)?
             }
             None => HashMap::new(),
@@ -290,7 +319,12 @@ impl Catalog {
             self.register_root(name, dir).await?;
         }
         let mut plan = self.plan_paths(req).await?;
-        let mut failures: Vec<FileError> = plan.errors.iter().chain(&plan.unresolved).cloned().collect();
+        let mut failures: Vec<FileError> = plan
+            .errors
+            .iter()
+            .chain(&plan.unresolved)
+            .cloned()
+            .collect();
         if !failures.is_empty() {
             if !req.keep_going {
                 return Err(invalid(format!(
@@ -298,7 +332,11 @@ impl Catalog {
                     failures.len(),
                     if failures.len() == 1 { "" } else { "s" },
                     "errors and unresolved references",
-                    failures.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+                    failures
+                        .iter()
+                        .map(|e| format!("  {e}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 )));
             }
             failures.extend(plan.drop_failed());
@@ -311,7 +349,9 @@ impl Catalog {
             });
         }
         // Where each file will be recorded.
-        let data_dir = data_dir.canonicalize().unwrap_or_else(|_| data_dir.to_path_buf());
+        let data_dir = data_dir
+            .canonicalize()
+            .unwrap_or_else(|_| data_dir.to_path_buf());
         let mut roots: Vec<(String, PathBuf)> = self.data_roots().into_iter().collect();
         roots.push(("local".into(), data_dir.clone()));
         // The deepest root wins (a root inside another).
@@ -338,7 +378,10 @@ impl Catalog {
                     })();
                     if let Err(e) = copied {
                         remove_copies(&copies);
-                        return Err(invalid(format!("copying {} into the store: {e}", it.path.display())));
+                        return Err(invalid(format!(
+                            "copying {} into the store: {e}",
+                            it.path.display()
+                        )));
                     }
                     copies.push(dest);
                 }
@@ -365,7 +408,8 @@ impl Catalog {
                             .map(|p| if p.is_dir() { p.join("-") } else { p })
                             .chain(outside.iter().map(|p| p.to_path_buf()))
                             .collect();
-                        let dir = common_dir(&named).ok_or_else(|| invalid("the files have no common directory"))?;
+                        let dir = common_dir(&named)
+                            .ok_or_else(|| invalid("the files have no common directory"))?;
                         let dir = self.register_root(name, &dir).await?;
                         roots.insert(0, (name.clone(), dir));
                     }
@@ -457,7 +501,9 @@ impl Catalog {
                         .await?;
                     let mut current = None;
                     for f in previous {
-                        let t = entity::process_target::Entity::find_by_id(f.object_id).one(self.db()).await?;
+                        let t = entity::process_target::Entity::find_by_id(f.object_id)
+                            .one(self.db())
+                            .await?;
                         if t.is_some_and(|t| t.superseded_by.is_none()) {
                             current = Some(f);
                         }
@@ -465,7 +511,10 @@ impl Catalog {
                     let mut name = it.name.clone();
                     match (&current, taken.get(&name)) {
                         (Some(old), _) if old.filename == name => {
-                            entry.supersedes = Some((old.object_id, format!("{};{}", old.filename, old.object_id)));
+                            entry.supersedes = Some((
+                                old.object_id,
+                                format!("{};{}", old.filename, old.object_id),
+                            ));
                         }
                         (Some(old), _) => {
                             entry.supersedes = Some((old.object_id, old.filename.clone()));
@@ -479,7 +528,9 @@ impl Catalog {
                     if used.contains(&name) {
                         name = placement.1.clone();
                     }
-                    if (taken.contains_key(&name) && entry.supersedes.is_none() && name != it.name) || !used.insert(name.clone()) {
+                    if (taken.contains_key(&name) && entry.supersedes.is_none() && name != it.name)
+                        || !used.insert(name.clone())
+                    {
                         return Err(invalid(format!(
                             "{}: the catalogue already has a frame named {name:?}",
                             it.path.display()
@@ -496,7 +547,12 @@ impl Catalog {
                     let (frame_key, frame_object_id) = match frame.map(|e| &e.parent) {
                         Some(Parent::Batch(j)) => (key(*j), None),
                         Some(Parent::Catalogue(k)) => (String::new(), Some(k.object_id)),
-                        None => return Err(invalid(format!("{}: no frame for the catalog", it.path.display()))),
+                        None => {
+                            return Err(invalid(format!(
+                                "{}: no frame for the catalog",
+                                it.path.display()
+                            )));
+                        }
                     };
                     m.source_lists.push(SourceListEntry {
                         key: key(i),
@@ -513,7 +569,8 @@ impl Catalog {
                 }
             }
         }
-        self.ingest_manifest(&m, Path::new("/"), Path::new("/")).await
+        self.ingest_manifest(&m, Path::new("/"), Path::new("/"))
+            .await
     }
 }
 

@@ -164,7 +164,11 @@ const CALIBRATION_KEYWORDS: &[(&str, &str, FrameClass)] = &[
     ("ZEROCOR", "bias", FrameClass::BiasFrame),
     ("FLATCOR", "flat", FrameClass::MasterFlatFrame),
     ("FRINGCOR", "fringe", FrameClass::FringeFrame),
-    ("ILLUMCOR", "illumination", FrameClass::IlluminationCorrection),
+    (
+        "ILLUMCOR",
+        "illumination",
+        FrameClass::IlluminationCorrection,
+    ),
 ];
 
 /// Keywords that say an image was processed: IRAF's and astropy-ccdproc's
@@ -216,11 +220,13 @@ fn class_from_swarp_runs(name: &str, runs: &[SwarpRun]) -> Option<(FrameClass, S
         if r.coadd.as_deref().is_some_and(|c| base(c) == name) {
             return Some((
                 FrameClass::CoaddedRegriddedFrame,
-                format!("the coadd (ImageOut_Name) of a SWarp run of {} images", r.inputs.len()),
+                format!(
+                    "the coadd (ImageOut_Name) of a SWarp run of {} images",
+                    r.inputs.len()
+                ),
             ));
         }
-        if r
-            .inputs
+        if r.inputs
             .iter()
             .any(|i| format!("{}{}", stem(base(i)), r.resample_suffix) == name)
         {
@@ -387,7 +393,10 @@ fn resolve(
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
-        _ => Err(format!("{value:?} names {} files of this batch", batch.len())),
+        _ => Err(format!(
+            "{value:?} names {} files of this batch",
+            batch.len()
+        )),
     }
 }
 
@@ -425,7 +434,10 @@ const CHIP_KEYWORDS: &[&str] = &["CHIPID", "CCDNAME", "CCD_NAME", "DETECTOR", "E
 /// else MJD-OBS to 0.1 s), chip and filter, each compared where both say.
 fn same_exposure(a: &Header, b: &Header) -> bool {
     let start = match (a.text("DATE-OBS"), b.text("DATE-OBS")) {
-        (Some(x), Some(y)) => super::parse_fits_date(&x).is_some() && super::parse_fits_date(&x) == super::parse_fits_date(&y),
+        (Some(x), Some(y)) => {
+            super::parse_fits_date(&x).is_some()
+                && super::parse_fits_date(&x) == super::parse_fits_date(&y)
+        }
         _ => match (a.number("MJD-OBS"), b.number("MJD-OBS")) {
             (Some(x), Some(y)) => (x - y).abs() < 0.1 / 86400.0,
             _ => false,
@@ -527,7 +539,11 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
                     (
                         "catalog_format",
                         match image_header {
-                            Some(c) => format!("a {} catalog carrying its image's header ({} cards)", format.name(), c.len()),
+                            Some(c) => format!(
+                                "a {} catalog carrying its image's header ({} cards)",
+                                format.name(),
+                                c.len()
+                            ),
                             None => format!("a {} catalog", format.name()),
                         },
                     ),
@@ -541,7 +557,8 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
                 if lower.contains(".weight.") || lower.ends_with(".wht.fits") {
                     plan.ignored.push((
                         f.path.clone(),
-                        "a weight map (SWarp's .weight.fits): not a product of the data model".into(),
+                        "a weight map (SWarp's .weight.fits): not a product of the data model"
+                            .into(),
                     ));
                     continue;
                 }
@@ -592,7 +609,11 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
             notes.push(format!(
                 "a SCAMP solution ({}.head{}) goes with it",
                 stem(&f.name),
-                if rms.is_empty() { String::new() } else { format!(", rms {rms}") }
+                if rms.is_empty() {
+                    String::new()
+                } else {
+                    format!(", rms {rms}")
+                }
             ));
         }
         plan.items.push(Item {
@@ -753,11 +774,21 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
                 // exposure of the same chip, filter and start time — what
                 // identifies an exposure in Astro-WISE; ccdproc and IRAF
                 // record no raw file name.
-                if class == FrameClass::ReducedScienceFrame && !edges.iter().any(|e| e.role == "raw") {
+                if class == FrameClass::ReducedScienceFrame
+                    && !edges.iter().any(|e| e.role == "raw")
+                {
                     let raws: Vec<usize> = (0..plan.items.len())
                         .filter(|&j| {
-                            matches!(plan.items[j].kind, ItemKind::Frame { class: FrameClass::RawScienceFrame, .. })
-                                && plan.items[j].header.as_ref().is_some_and(|o| same_exposure(&h, o))
+                            matches!(
+                                plan.items[j].kind,
+                                ItemKind::Frame {
+                                    class: FrameClass::RawScienceFrame,
+                                    ..
+                                }
+                            ) && plan.items[j]
+                                .header
+                                .as_ref()
+                                .is_some_and(|o| same_exposure(&h, o))
                         })
                         .collect();
                     match raws.as_slice() {
@@ -767,16 +798,22 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
                             rule: "same_exposure",
                             evidence: format!(
                                 "same DATE-OBS {}, chip and filter",
-                                h.text("DATE-OBS").or_else(|| h.text("MJD-OBS")).unwrap_or_default()
+                                h.text("DATE-OBS")
+                                    .or_else(|| h.text("MJD-OBS"))
+                                    .unwrap_or_default()
                             ),
                         }),
                         [] => plan.items[i].notes.push(
-                            "no raw exposure of the same chip, filter and time in this batch".into(),
+                            "no raw exposure of the same chip, filter and time in this batch"
+                                .into(),
                         ),
                         many => problems.push(format!(
                             "{} raw exposures share its chip, filter and time: {}",
                             many.len(),
-                            many.iter().map(|&j| plan.items[j].name.as_str()).collect::<Vec<_>>().join(", ")
+                            many.iter()
+                                .map(|&j| plan.items[j].name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         )),
                     }
                 }
@@ -814,7 +851,8 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
                 if let Some(ch) = &catalog_headers[i] {
                     let mut best: Vec<(usize, usize)> = Vec::new();
                     for (j, other) in plan.items.iter().enumerate() {
-                        let (ItemKind::Frame { .. }, Some(oh)) = (&other.kind, &other.header) else {
+                        let (ItemKind::Frame { .. }, Some(oh)) = (&other.kind, &other.header)
+                        else {
                             continue;
                         };
                         if let Some(n) = header_agreement(ch, oh).filter(|n| *n >= 3) {
@@ -875,7 +913,10 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
                         evidence: if rule == "ldac_fitsfile" {
                             format!("FITSFILE = '{}' in its LDAC_IMHEAD", plan.items[j].name)
                         } else {
-                            format!("its LDAC_IMHEAD agrees with {}'s header", plan.items[j].name)
+                            format!(
+                                "its LDAC_IMHEAD agrees with {}'s header",
+                                plan.items[j].name
+                            )
                         },
                     });
                 } else if problems.is_empty() {
@@ -980,7 +1021,8 @@ pub fn infer(inputs: Vec<Input>, known: &Known, overrides: &HashMap<String, Over
     plan.unresolved = unresolved;
     if !ignored_late.is_empty() {
         for (i, why) in &ignored_late {
-            plan.ignored.push((plan.items[*i].path.clone(), why.clone()));
+            plan.ignored
+                .push((plan.items[*i].path.clone(), why.clone()));
         }
         let gone: Vec<usize> = ignored_late.iter().map(|(i, _)| *i).collect();
         plan.remove_items(&gone);
@@ -1014,7 +1056,9 @@ pub fn reference_names(inputs: &[Input]) -> Vec<String> {
                     }
                 }
                 for n in 1..=999 {
-                    let Some(v) = h.text(&format!("IMCMB{n:03}")) else { break };
+                    let Some(v) = h.text(&format!("IMCMB{n:03}")) else {
+                        break;
+                    };
                     tokens(&v).into_iter().for_each(&mut push);
                 }
                 if let Some(pos) = i.file.name.to_ascii_lowercase().find(".resamp") {
@@ -1024,7 +1068,11 @@ pub fn reference_names(inputs: &[Input]) -> Vec<String> {
             Content::SwarpXml(r) => r.inputs.iter().for_each(|x| push(base(x))),
             Content::Catalog { .. } => {
                 let s = stem(&i.file.name);
-                push(s.strip_suffix("_cat").or_else(|| s.strip_suffix(".cat")).unwrap_or(s));
+                push(
+                    s.strip_suffix("_cat")
+                        .or_else(|| s.strip_suffix(".cat"))
+                        .unwrap_or(s),
+                );
             }
             _ => {}
         }
@@ -1058,11 +1106,20 @@ impl Plan {
                 if bad[i] {
                     continue;
                 }
-                if let Some(e) = self.items[i].edges.iter().find(|e| matches!(e.parent, Parent::Batch(j) if bad[j])) {
-                    let Parent::Batch(j) = e.parent else { unreachable!() };
+                if let Some(e) = self.items[i]
+                    .edges
+                    .iter()
+                    .find(|e| matches!(e.parent, Parent::Batch(j) if bad[j]))
+                {
+                    let Parent::Batch(j) = e.parent else {
+                        unreachable!()
+                    };
                     knock_on.push(FileError {
                         path: self.items[i].path.clone(),
-                        message: format!("not ingested: its {} {} was not", e.role, self.items[j].name),
+                        message: format!(
+                            "not ingested: its {} {} was not",
+                            e.role, self.items[j].name
+                        ),
                     });
                     bad[i] = true;
                     changed = true;
@@ -1107,14 +1164,24 @@ impl Plan {
         for it in &self.items {
             let what = match &it.kind {
                 ItemKind::Frame { class, hdu } => format!("{} (HDU {hdu})", class.name()),
-                ItemKind::SourceList { format, hdu } => format!("SourceList ({}, HDU {hdu})", format.name()),
+                ItemKind::SourceList { format, hdu } => {
+                    format!("SourceList ({}, HDU {hdu})", format.name())
+                }
             };
-            let _ = writeln!(s, "{}\n  class   {what}  [{}: {}]", it.path.display(), it.class_rule.0, it.class_rule.1);
+            let _ = writeln!(
+                s,
+                "{}\n  class   {what}  [{}: {}]",
+                it.path.display(),
+                it.class_rule.0,
+                it.class_rule.1
+            );
             if let Some(h) = &it.header {
-                let meta: Vec<String> = ["INSTRUME", "FILTER", "DATE-OBS", "EXPTIME", "OBJECT", "CCDNAME", "CHIPID"]
-                    .iter()
-                    .filter_map(|k| h.text(k).map(|v| format!("{k}={v}")))
-                    .collect();
+                let meta: Vec<String> = [
+                    "INSTRUME", "FILTER", "DATE-OBS", "EXPTIME", "OBJECT", "CCDNAME", "CHIPID",
+                ]
+                .iter()
+                .filter_map(|k| h.text(k).map(|v| format!("{k}={v}")))
+                .collect();
                 if !meta.is_empty() {
                     let _ = writeln!(s, "  meta    {}", meta.join(" "));
                 }
@@ -1122,16 +1189,28 @@ impl Plan {
             for e in &it.edges {
                 let parent = match &e.parent {
                     Parent::Batch(j) => self.items[*j].name.clone(),
-                    Parent::Catalogue(k) => format!("{} (#{} in the catalogue)", k.filename, k.object_id),
+                    Parent::Catalogue(k) => {
+                        format!("{} (#{} in the catalogue)", k.filename, k.object_id)
+                    }
                 };
-                let _ = writeln!(s, "  {:<7} ← {parent}  [{}: {}]", e.role, e.rule, e.evidence);
+                let _ = writeln!(
+                    s,
+                    "  {:<7} ← {parent}  [{}: {}]",
+                    e.role, e.rule, e.evidence
+                );
             }
             for n in &it.notes {
                 let _ = writeln!(s, "  note    {n}");
             }
         }
         for (p, k) in &self.unchanged {
-            let _ = writeln!(s, "unchanged {}: already in the catalogue as {} #{} (same checksum)", p.display(), k.class, k.object_id);
+            let _ = writeln!(
+                s,
+                "unchanged {}: already in the catalogue as {} #{} (same checksum)",
+                p.display(),
+                k.class,
+                k.object_id
+            );
         }
         for (p, why) in &self.ignored {
             let _ = writeln!(s, "ignored {}: {why}", p.display());
@@ -1166,39 +1245,76 @@ mod tests {
     #[test]
     fn imagetyp_with_processing_state_decides_the_class() {
         let raw = h(&[("IMAGETYP", s("zero"))]);
-        assert_eq!(class_from_imagetyp(&raw).unwrap().unwrap().0, FrameClass::RawBiasFrame);
+        assert_eq!(
+            class_from_imagetyp(&raw).unwrap().unwrap().0,
+            FrameClass::RawBiasFrame
+        );
         let master = h(&[("IMAGETYP", s("zero")), ("NCOMBINE", HeaderValue::Int(5))]);
-        assert_eq!(class_from_imagetyp(&master).unwrap().unwrap().0, FrameClass::BiasFrame);
+        assert_eq!(
+            class_from_imagetyp(&master).unwrap().unwrap().0,
+            FrameClass::BiasFrame
+        );
         let flat = h(&[("OBSTYPE", s("DOME FLAT")), ("IMCMB001", s("f1.fits"))]);
-        assert_eq!(class_from_imagetyp(&flat).unwrap().unwrap().0, FrameClass::MasterFlatFrame);
+        assert_eq!(
+            class_from_imagetyp(&flat).unwrap().unwrap().0,
+            FrameClass::MasterFlatFrame
+        );
         let red = h(&[("IMAGETYP", s("object")), ("SUBBIAS", s("ccd=<CCDData>"))]);
-        assert_eq!(class_from_imagetyp(&red).unwrap().unwrap().0, FrameClass::ReducedScienceFrame);
+        assert_eq!(
+            class_from_imagetyp(&red).unwrap().unwrap().0,
+            FrameClass::ReducedScienceFrame
+        );
         let raw_sci = h(&[("IMAGETYP", s("LIGHT"))]);
-        assert_eq!(class_from_imagetyp(&raw_sci).unwrap().unwrap().0, FrameClass::RawScienceFrame);
-        assert!(class_from_imagetyp(&h(&[("IMAGETYP", s("dark"))])).unwrap().is_err());
+        assert_eq!(
+            class_from_imagetyp(&raw_sci).unwrap().unwrap().0,
+            FrameClass::RawScienceFrame
+        );
+        assert!(
+            class_from_imagetyp(&h(&[("IMAGETYP", s("dark"))]))
+                .unwrap()
+                .is_err()
+        );
         assert!(class_from_imagetyp(&h(&[("IMAGETYP", s("weird"))])).is_none());
     }
 
     #[test]
     fn iraf_sentences_and_file_names_resolve_to_one_file() {
-        let names: HashMap<String, Vec<usize>> =
-            [("Zero".to_owned(), vec![3]), ("flat_r.fits".to_owned(), vec![4]), ("flat_r".to_owned(), vec![4])]
-                .into_iter()
-                .collect();
+        let names: HashMap<String, Vec<usize>> = [
+            ("Zero".to_owned(), vec![3]),
+            ("flat_r.fits".to_owned(), vec![4]),
+            ("flat_r".to_owned(), vec![4]),
+        ]
+        .into_iter()
+        .collect();
         let k = Known::default();
         assert_eq!(
-            resolve("Dec 14 10:23 Zero level correction image is Zero", &names, &k).unwrap(),
+            resolve(
+                "Dec 14 10:23 Zero level correction image is Zero",
+                &names,
+                &k
+            )
+            .unwrap(),
             Some(Parent::Batch(3))
         );
-        assert_eq!(resolve("cal/flat_r.fits", &names, &k).unwrap(), Some(Parent::Batch(4)));
-        assert_eq!(resolve("flat_r", &names, &k).unwrap(), Some(Parent::Batch(4)));
+        assert_eq!(
+            resolve("cal/flat_r.fits", &names, &k).unwrap(),
+            Some(Parent::Batch(4))
+        );
+        assert_eq!(
+            resolve("flat_r", &names, &k).unwrap(),
+            Some(Parent::Batch(4))
+        );
         assert_eq!(resolve("other.fits", &names, &k).unwrap(), None);
         assert!(resolve("Zero and flat_r.fits", &names, &k).is_err());
         let mut k = Known::default();
         for id in [7, 9] {
             k.add_frame(KnownProduct {
                 object_id: id,
-                filename: if id == 7 { "b.fits".into() } else { "b.fit".into() },
+                filename: if id == 7 {
+                    "b.fits".into()
+                } else {
+                    "b.fit".into()
+                },
                 class: "BiasFrame".into(),
             });
         }
@@ -1208,19 +1324,40 @@ mod tests {
 
     #[test]
     fn names_are_the_last_resort() {
-        assert_eq!(class_from_name("red_001.resamp.fits").unwrap().0, FrameClass::RegriddedFrame);
-        assert_eq!(class_from_name("coadd.fits").unwrap().0, FrameClass::CoaddedRegriddedFrame);
-        assert_eq!(class_from_name("masterbias.fits").unwrap().0, FrameClass::BiasFrame);
-        assert_eq!(class_from_name("bias_003.fits").unwrap().0, FrameClass::RawBiasFrame);
+        assert_eq!(
+            class_from_name("red_001.resamp.fits").unwrap().0,
+            FrameClass::RegriddedFrame
+        );
+        assert_eq!(
+            class_from_name("coadd.fits").unwrap().0,
+            FrameClass::CoaddedRegriddedFrame
+        );
+        assert_eq!(
+            class_from_name("masterbias.fits").unwrap().0,
+            FrameClass::BiasFrame
+        );
+        assert_eq!(
+            class_from_name("bias_003.fits").unwrap().0,
+            FrameClass::RawBiasFrame
+        );
         assert!(class_from_name("ngc253.fits").is_none());
     }
 
     #[test]
     fn a_catalog_header_must_agree_on_every_shared_identity_card() {
-        let img = h(&[("NAXIS1", HeaderValue::Int(100)), ("NAXIS2", HeaderValue::Int(80)), ("DATE-OBS", s("2026-01-01T00:00:00")), ("CRVAL1", HeaderValue::Float(10.0))]);
+        let img = h(&[
+            ("NAXIS1", HeaderValue::Int(100)),
+            ("NAXIS2", HeaderValue::Int(80)),
+            ("DATE-OBS", s("2026-01-01T00:00:00")),
+            ("CRVAL1", HeaderValue::Float(10.0)),
+        ]);
         let same = img.clone();
         assert_eq!(header_agreement(&same, &img), Some(4));
-        let other = h(&[("NAXIS1", HeaderValue::Int(100)), ("NAXIS2", HeaderValue::Int(81)), ("DATE-OBS", s("2026-01-01T00:00:00"))]);
+        let other = h(&[
+            ("NAXIS1", HeaderValue::Int(100)),
+            ("NAXIS2", HeaderValue::Int(81)),
+            ("DATE-OBS", s("2026-01-01T00:00:00")),
+        ]);
         assert_eq!(header_agreement(&other, &img), None);
     }
 }

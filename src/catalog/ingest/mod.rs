@@ -25,6 +25,9 @@
 //! wisecut's column names (`RA`, `DEC`, `X`, `Y`, …) or SExtractor's
 //! (`ALPHA_J2000`, `X_IMAGE`, …).
 
+mod bulk;
+pub mod tables;
+
 use super::{Catalog, CatalogError, HPX_DEPTH, entity};
 use crate::ids::{Alid, ObjectId, Slid};
 use crate::imaging::fits::{self, HeaderValue};
@@ -489,90 +492,32 @@ fn prepare_frame(
     })
 }
 
-/// Reads a numeric column by any of its accepted names.
-fn column(path: &Path, hdu: usize, names: &[&str]) -> Result<Vec<f64>, CatalogError> {
-    let mut last = None;
-    for n in names {
-        match fits::read_column_f64(path, hdu, n) {
-            Ok(v) => return Ok(v),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(CatalogError::Invalid(format!(
-        "{}: table HDU {hdu} has no column {} ({})",
-        path.display(),
-        names.join(" or "),
-        last.map(|e| e.to_string()).unwrap_or_default()
-    )))
-}
-
 fn prepare_source_list(
     dir: &Path,
     data_root: &Path,
     entry: &SourceListEntry,
 ) -> Result<PreparedSourceList, CatalogError> {
     let path = dir.join(&entry.path);
-    let hdu = entry.hdu.unwrap_or(1) as usize;
-    let n = fits::table_rows(&path, hdu)
-        .map_err(|e| CatalogError::Invalid(format!("{}: cannot ingest: {e}", path.display())))?;
-    let col = |names: &[&str]| column(&path, hdu, names);
-    let ra = col(&["RA", "ALPHA_J2000", "ALPHAWIN_J2000"])?;
-    let dec = col(&["DEC", "DELTA_J2000", "DELTAWIN_J2000"])?;
-    let x = col(&["X", "X_IMAGE", "XWIN_IMAGE"])?;
-    let y = col(&["Y", "Y_IMAGE", "YWIN_IMAGE"])?;
-    let a = col(&["A", "A_IMAGE"])?;
-    let b = col(&["B", "B_IMAGE"])?;
-    let theta = col(&["THETA", "THETA_IMAGE"])?;
-    let mag = col(&["MAG_AUTO"])?;
-    let magerr = col(&["MAGERR_AUTO"])?;
-    let flux = col(&["FLUX_AUTO"])?;
-    let fwhm = col(&["FWHM", "FWHM_IMAGE"])?;
-    let class_star = col(&["CLASS_STAR"])?;
-    let flags = col(&["FLAGS"])?;
-    let sid = match fits::read_column_i64(&path, hdu, "SID") {
-        Ok(v) => v,
-        Err(_) => (1..=n as i64).collect(),
+    let hdu = entry
+        .hdu
+        .map(|h| {
+            usize::try_from(h).map_err(|_| {
+                CatalogError::Invalid(format!("{}: HDU {h} is not an HDU index", path.display()))
+            })
+        })
+        .transpose()?;
+    let map = match &entry.columns {
+        Some(spec) => tables::ColumnMap::parse(spec)
+            .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?,
+        None => tables::ColumnMap::default(),
     };
-    let mut rows = Vec::with_capacity(n);
-    let mut seen = HashSet::new();
-    for i in 0..n {
-        if !seen.insert(sid[i]) {
-            return Err(CatalogError::Invalid(format!(
-                "{}: SID {} occurs twice",
-                path.display(),
-                sid[i]
-            )));
-        }
-        if !(ra[i].is_finite() && dec[i].is_finite() && (-90.0..=90.0).contains(&dec[i])) {
-            return Err(CatalogError::Invalid(format!(
-                "{}: row {} has no valid RA/DEC",
-                path.display(),
-                i + 1
-            )));
-        }
-        let finite = |v: f64| v.is_finite().then_some(v);
-        rows.push(entity::source::Model {
-            slid: 0,
-            sid: sid[i],
-            ra: ra[i].rem_euclid(360.0),
-            dec: dec[i],
-            x: x[i],
-            y: y[i],
-            a: a[i],
-            b: b[i],
-            theta: theta[i],
-            mag_auto: finite(mag[i]).filter(|m| *m < 90.0),
-            magerr_auto: finite(magerr[i]).filter(|m| *m < 90.0),
-            flux_auto: flux[i],
-            fwhm: fwhm[i],
-            class_star: class_star[i],
-            flags: flags[i] as i32,
-            hpx: hpx_index(ra[i], dec[i]),
-        });
-    }
+    let table = tables::read_source_table(&path, hdu, &map)?;
+    // The HDU the reader picked (an LDAC file's objects are in HDU 2).
+    let mut entry = entry.clone();
+    entry.hdu = table.hdu.and_then(|h| i32::try_from(h).ok());
     Ok(PreparedSourceList {
-        entry: entry.clone(),
-        rows,
+        entry,
+        rows: table.rows,
         rel_path: store_path(data_root, &path),
     })
 }
@@ -801,7 +746,10 @@ impl Catalog {
                 // The old version gives up its name first: file names are
                 // unique, and the newest version answers to the name.
                 entity::frame::Entity::update_many()
-                    .col_expr(entity::frame::Column::Filename, Expr::value(old_name.clone()))
+                    .col_expr(
+                        entity::frame::Column::Filename,
+                        Expr::value(old_name.clone()),
+                    )
                     .filter(entity::frame::Column::ObjectId.eq(*old))
                     .exec(&txn)
                     .await?;
@@ -817,7 +765,10 @@ impl Catalog {
             let id = res.last_insert_id;
             if let Some((old, _)) = &e.supersedes {
                 entity::process_target::Entity::update_many()
-                    .col_expr(entity::process_target::Column::SupersededBy, Expr::value(id))
+                    .col_expr(
+                        entity::process_target::Column::SupersededBy,
+                        Expr::value(id),
+                    )
                     .filter(entity::process_target::Column::ObjectId.eq(*old))
                     .exec(&txn)
                     .await?;
@@ -902,13 +853,15 @@ impl Catalog {
                 ordinal: 0,
             });
             report.sources += pl.rows.len();
-            for chunk in pl.rows.chunks(INSERT_CHUNK) {
-                entity::source::Entity::insert_many(chunk.iter().map(|r| {
-                    entity::source::ActiveModel::from(entity::source::Model { slid, ..r.clone() })
-                }))
-                .exec(&txn)
-                .await?;
-            }
+            let mut rows = pl.rows;
+            let size = |n: i32| usize::try_from(n).unwrap_or(0);
+            tables::fill_pixel_positions(
+                &mut rows,
+                frame.wcs.as_deref(),
+                size(frame.naxis1),
+                size(frame.naxis2),
+            );
+            bulk::insert_sources(&txn, slid, &rows).await?;
         }
 
         let mut alid = txn

@@ -186,7 +186,9 @@ fn has_suffix(name: &str, suffixes: &[&str]) -> bool {
 /// `a.resamp.fits` → `a.resamp`).
 pub fn stem(name: &str) -> &str {
     let lower = name.to_ascii_lowercase();
-    for s in [".fits.fz", ".fits.gz", ".fits", ".fit", ".fts", ".fz", ".imh", ".cat", ".ldac", ".csv"] {
+    for s in [
+        ".fits.fz", ".fits.gz", ".fits", ".fit", ".fts", ".fz", ".imh", ".cat", ".ldac", ".csv",
+    ] {
         if lower.ends_with(s) {
             return &name[..name.len() - s.len()];
         }
@@ -235,10 +237,7 @@ pub fn scan(path: &Path, explicit: bool) -> Result<ScannedFile, FileError> {
         }
     } else if starts_as_fits(path).map_err(|e| fail(e.to_string()))? {
         scan_fits(path).map_err(fail)?
-    } else if explicit
-        || has_suffix(&name, FITS_SUFFIXES)
-        || has_suffix(&name, CATALOG_SUFFIXES)
-    {
+    } else if explicit || has_suffix(&name, FITS_SUFFIXES) || has_suffix(&name, CATALOG_SUFFIXES) {
         // A FITS name (or a named file) that does not start as FITS is
         // damaged or mislabelled: say so rather than skip it.
         return Err(fail(
@@ -265,7 +264,11 @@ fn scan_fits(path: &Path) -> Result<Content, String> {
         headers.push(cards);
     }
     let h: Vec<Header> = headers.iter().map(|c| Header::new(c)).collect();
-    let extname = |i: usize| h[i].text("EXTNAME").unwrap_or_default().to_ascii_uppercase();
+    let extname = |i: usize| {
+        h[i].text("EXTNAME")
+            .unwrap_or_default()
+            .to_ascii_uppercase()
+    };
     if let Some(objects) = (0..n).find(|&i| extname(i) == "LDAC_OBJECTS") {
         // The LDAC_IMHEAD before the objects holds the image's header as
         // one string cell of 80-character records.
@@ -298,19 +301,25 @@ fn scan_fits(path: &Path) -> Result<Content, String> {
             let cards = fits::read_header(path, i).map_err(|e| format!("HDU {i}: {e}"))?;
             // A truncated file keeps an intact header: reading the last row
             // (the last tile of a compressed image) finds it cheaply.
-            fits::read_region::<f32>(path, i, 0, info.height - 1, info.width, 1)
-                .map_err(|e| format!("HDU {i}: the image data are incomplete or unreadable: {e}"))?;
+            fits::read_region::<f32>(path, i, 0, info.height - 1, info.width, 1).map_err(|e| {
+                format!("HDU {i}: the image data are incomplete or unreadable: {e}")
+            })?;
             // A WCS that does not parse is the file's problem, said here
             // so `--keep-going` can leave the file out.
             let h = Header::new(&cards);
-            if let Some(k) = WcsKeywords::from_header(&h).map_err(|e| format!("HDU {i}: its WCS does not parse: {e}"))? {
+            if let Some(k) = WcsKeywords::from_header(&h)
+                .map_err(|e| format!("HDU {i}: its WCS does not parse: {e}"))?
+            {
                 Wcs::new(&k, info.width, info.height)
                     .map_err(|e| format!("HDU {i}: its WCS does not parse: {e}"))?;
             }
             return Ok(Content::Image { hdu: i, cards });
         }
     }
-    if let Some(t) = (1..n).find(|&i| h[i].text("XTENSION").is_some_and(|x| x.trim() == "BINTABLE")) {
+    if let Some(t) = (1..n).find(|&i| {
+        h[i].text("XTENSION")
+            .is_some_and(|x| x.trim() == "BINTABLE")
+    }) {
         return Ok(Content::Catalog {
             format: CatalogFormat::FitsTable,
             hdu: t,
@@ -328,7 +337,8 @@ pub fn parse_swarp_xml(text: &str) -> Result<Option<SwarpRun>, String> {
     let doc = roxmltree::Document::parse(text).map_err(|e| format!("not well-formed XML: {e}"))?;
     let is_swarp = doc.descendants().any(|n| {
         (n.has_tag_name("RESOURCE") || n.has_tag_name("PARAM") || n.has_tag_name("INFO"))
-            && n.attributes().any(|a| a.value().eq_ignore_ascii_case("swarp"))
+            && n.attributes()
+                .any(|a| a.value().eq_ignore_ascii_case("swarp"))
     });
     if !is_swarp {
         return Ok(None);
@@ -336,7 +346,10 @@ pub fn parse_swarp_xml(text: &str) -> Result<Option<SwarpRun>, String> {
     let param = |name: &str| {
         doc.descendants()
             .filter(|n| n.has_tag_name("PARAM"))
-            .find(|n| n.attribute("name").is_some_and(|v| v.eq_ignore_ascii_case(name)))
+            .find(|n| {
+                n.attribute("name")
+                    .is_some_and(|v| v.eq_ignore_ascii_case(name))
+            })
             .and_then(|n| n.attribute("value"))
             .map(str::trim)
             .map(str::to_owned)
@@ -355,7 +368,10 @@ pub fn parse_swarp_xml(text: &str) -> Result<Option<SwarpRun>, String> {
             .filter(|n| n.has_tag_name("FIELD"))
             .map(|n| n.attribute("name").unwrap_or_default().to_owned())
             .collect();
-        let Some(col) = fields.iter().position(|f| f.eq_ignore_ascii_case("Image_Name")) else {
+        let Some(col) = fields
+            .iter()
+            .position(|f| f.eq_ignore_ascii_case("Image_Name"))
+        else {
             continue;
         };
         for tr in table.descendants().filter(|n| n.has_tag_name("TR")) {
@@ -405,10 +421,17 @@ mod tests {
         assert_eq!(run.inputs, ["red_1.fits", "red_2.fits"]);
         assert_eq!(run.coadd.as_deref(), Some("coadd.fits"));
         assert_eq!(run.resample_suffix, ".resamp.fits");
-        let resample_only = xml.replace(r#"name="Combine" datatype="boolean" value="T""#, r#"name="Combine" datatype="boolean" value="F""#);
+        let resample_only = xml.replace(
+            r#"name="Combine" datatype="boolean" value="T""#,
+            r#"name="Combine" datatype="boolean" value="F""#,
+        );
         let run = parse_swarp_xml(&resample_only).unwrap().unwrap();
         assert!(!run.combine && run.coadd.is_none());
-        assert!(parse_swarp_xml("<VOTABLE><RESOURCE name=\"other\"/></VOTABLE>").unwrap().is_none());
+        assert!(
+            parse_swarp_xml("<VOTABLE><RESOURCE name=\"other\"/></VOTABLE>")
+                .unwrap()
+                .is_none()
+        );
         assert!(parse_swarp_xml("<VOTABLE").is_err());
     }
 }
