@@ -22,8 +22,13 @@ fn write(dir: &Path, name: &str, cards: Vec<Card>, seed: usize) {
     for (i, v) in img.data.iter_mut().enumerate() {
         *v = ((i * 31 + seed * 17) % 97) as f32;
     }
-    fits::write_image(&dir.join(name), PixelData::F32(&img), &cards, &Compression::None)
-        .expect("write bench frame");
+    fits::write_image(
+        &dir.join(name),
+        PixelData::F32(&img),
+        &cards,
+        &Compression::None,
+    )
+    .expect("write bench frame");
 }
 
 fn wcs(ra: f64) -> Vec<Card> {
@@ -49,7 +54,15 @@ fn night(dir: &Path) -> usize {
         ];
         for i in 0..50 {
             let name = format!("bias_{b}_{i:02}.fits");
-            write(dir, &name, vec![Card::new("IMAGETYP", "zero", ""), Card::new("CHIPID", "ccd1", "")], n);
+            write(
+                dir,
+                &name,
+                vec![
+                    Card::new("IMAGETYP", "zero", ""),
+                    Card::new("CHIPID", "ccd1", ""),
+                ],
+                n,
+            );
             master.push(Card::new(format!("IMCMB{:03}", i + 1), name.as_str(), ""));
             n += 1;
         }
@@ -57,7 +70,12 @@ fn night(dir: &Path) -> usize {
         n += 1;
     }
     for s in 0..398 {
-        let date = format!("2026-03-10T{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
+        let date = format!(
+            "2026-03-10T{:02}:{:02}:{:02}",
+            s / 3600,
+            (s / 60) % 60,
+            s % 60
+        );
         let mut raw = vec![
             Card::new("IMAGETYP", "object", ""),
             Card::new("CHIPID", "ccd1", ""),
@@ -67,7 +85,11 @@ fn night(dir: &Path) -> usize {
         ];
         raw.extend(wcs(150.0 + s as f64 * 0.001));
         let mut red = raw.clone();
-        red.push(Card::new("ZEROCOR", format!("masterbias_{}.fits", s % 4).as_str(), ""));
+        red.push(Card::new(
+            "ZEROCOR",
+            format!("masterbias_{}.fits", s % 4).as_str(),
+            "",
+        ));
         write(dir, &format!("raw_{s:03}.fits"), raw, n);
         write(dir, &format!("red_{s:03}.fits"), red, n + 1);
         n += 2;
@@ -97,16 +119,33 @@ async fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let n = night(&dir);
     assert_eq!(n, 1000);
-    let url = format!("sqlite://{}?mode=rwc", tmp.path().join("bench.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        tmp.path().join("bench.db").display()
+    );
     let secs = run(&url, &dir, tmp.path()).await;
-    println!("ingest_headers sqlite: 1000 frames (rules, checksums, one transaction) in {secs:.2} s = {:.0} frames/s", 1000.0 / secs);
+    println!(
+        "ingest_headers sqlite: 1000 frames (rules, checksums, one transaction) in {secs:.2} s = {:.0} frames/s",
+        1000.0 / secs
+    );
     if let Ok(base) = std::env::var("WISECUT_BENCH_PG") {
         use sea_orm::{ConnectionTrait, Database};
         let name = format!("wisecut_bench_headers_{}", std::process::id());
-        let admin = Database::connect(format!("{base}/postgres")).await.expect("pg");
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create db");
+        let admin = Database::connect(format!("{base}/postgres"))
+            .await
+            .expect("pg");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create db");
         let secs = run(&format!("{base}/{name}"), &dir, tmp.path()).await;
-        println!("ingest_headers postgres: 1000 frames in {secs:.2} s = {:.0} frames/s", 1000.0 / secs);
-        admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.expect("drop db");
+        println!(
+            "ingest_headers postgres: 1000 frames in {secs:.2} s = {:.0} frames/s",
+            1000.0 / secs
+        );
+        admin
+            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .expect("drop db");
     }
 }

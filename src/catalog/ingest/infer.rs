@@ -10,7 +10,8 @@
 //! candidates are an error, nothing is guessed. Everything here is pure
 //! and synchronous, so `--explain` and the real ingest see the same plan.
 
-use super::scan::{CatalogFormat, Content, FileError, ScannedFile, SwarpRun, stem};
+use super::scan::{Content, FileError, ScannedFile, SwarpRun, stem};
+use super::tables::TableFormat;
 use crate::imaging::fits::{Card, HeaderValue};
 use crate::imaging::wcs::{Header, KeywordSource};
 use crate::model::FrameClass;
@@ -64,7 +65,7 @@ pub enum ItemKind {
     /// A source catalog.
     SourceList {
         /// Its format.
-        format: CatalogFormat,
+        format: TableFormat,
         /// The table HDU.
         hdu: usize,
     },

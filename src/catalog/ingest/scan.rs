@@ -8,6 +8,7 @@
 //! is the fallible part, so every error names the file and, for FITS, the
 //! HDU.
 
+use super::tables::{self, TableFormat};
 use crate::imaging::fits::{self, Card};
 use crate::imaging::wcs::{Header, KeywordSource, Wcs, WcsKeywords};
 use std::collections::BTreeSet;
@@ -44,7 +45,7 @@ pub enum Content {
     /// A source catalog.
     Catalog {
         /// Its format.
-        format: CatalogFormat,
+        format: TableFormat,
         /// The HDU of the table (FITS formats).
         hdu: usize,
         /// The image header a FITS_LDAC catalog carries (`LDAC_IMHEAD`).
@@ -56,28 +57,6 @@ pub enum Content {
     ScampHead(Vec<Card>),
     /// Left alone, with the reason.
     Ignored(String),
-}
-
-/// Catalog formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CatalogFormat {
-    /// SExtractor's FITS_LDAC (`LDAC_IMHEAD` + `LDAC_OBJECTS`).
-    Ldac,
-    /// A FITS binary table.
-    FitsTable,
-    /// Comma-separated values with a header line.
-    Csv,
-}
-
-impl CatalogFormat {
-    /// A short name for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            CatalogFormat::Ldac => "FITS_LDAC",
-            CatalogFormat::FitsTable => "FITS table",
-            CatalogFormat::Csv => "CSV",
-        }
-    }
 }
 
 /// What one SWarp run read and wrote, from its XML metadata.
@@ -231,7 +210,7 @@ pub fn scan(path: &Path, explicit: bool) -> Result<ScannedFile, FileError> {
         Content::ScampHead(cards)
     } else if lower.ends_with(".csv") {
         Content::Catalog {
-            format: CatalogFormat::Csv,
+            format: TableFormat::Csv,
             hdu: 0,
             image_header: None,
         }
@@ -270,25 +249,9 @@ fn scan_fits(path: &Path) -> Result<Content, String> {
             .to_ascii_uppercase()
     };
     if let Some(objects) = (0..n).find(|&i| extname(i) == "LDAC_OBJECTS") {
-        // The LDAC_IMHEAD before the objects holds the image's header as
-        // one string cell of 80-character records.
-        let image_header = match (0..objects).rev().find(|&i| extname(i) == "LDAC_IMHEAD") {
-            Some(i) => {
-                let cells = fits::read_column_string(path, i, "Field Header Card")
-                    .map_err(|e| format!("HDU {i} (LDAC_IMHEAD): {e}"))?;
-                // With its `TDIM` (80, n) cfitsio hands the cell over as n
-                // cards with their trailing blanks cut: pad them back.
-                let text: String = if cells.iter().all(|c| c.len() <= 80) {
-                    cells.iter().map(|c| format!("{c:<80}")).collect()
-                } else {
-                    cells.concat()
-                };
-                Some(fits::parse_header_records(&text))
-            }
-            None => None,
-        };
+        let image_header = tables::ldac_image_cards(path, objects).map_err(|e| e.to_string())?;
         return Ok(Content::Catalog {
-            format: CatalogFormat::Ldac,
+            format: TableFormat::Ldac,
             hdu: objects,
             image_header,
         });
@@ -321,7 +284,7 @@ fn scan_fits(path: &Path) -> Result<Content, String> {
             .is_some_and(|x| x.trim() == "BINTABLE")
     }) {
         return Ok(Content::Catalog {
-            format: CatalogFormat::FitsTable,
+            format: TableFormat::FitsTable,
             hdu: t,
             image_header: None,
         });

@@ -589,6 +589,14 @@ pub fn read_source_table(
     })
 }
 
+/// The image header a FITS_LDAC catalog keeps for object table `hdu` (the
+/// `LDAC_IMHEAD` just before it) as cards; `None` when there is none.
+pub fn ldac_image_cards(path: &Path, hdu: usize) -> Result<Option<Vec<Card>>, CatalogError> {
+    let hdus = fits_hdus(path).map_err(|e| CatalogError::Invalid(format!("{e}")))?;
+    Ok(ldac_image_header(path, &hdus, hdu)?
+        .map(|records| fits::parse_header_records(&records.concat())))
+}
+
 /// The header records in the `LDAC_IMHEAD` just before object table `hdu`.
 fn ldac_image_header(
     path: &Path,
