@@ -101,7 +101,13 @@ impl Catalog {
             db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000;")
                 .await?;
         }
-        Migrator::up(&db, None).await?;
+        // All pending migrations in one transaction: SQLite and PostgreSQL
+        // both take DDL in transactions, so a process killed mid-migration
+        // leaves the schema as it was, not half changed (a rerun would then
+        // meet a table or column that already exists).
+        let txn = sea_orm::TransactionTrait::begin(&db).await?;
+        Migrator::up(&txn, None).await?;
+        txn.commit().await?;
         let catalog = Self {
             db,
             roots: Default::default(),

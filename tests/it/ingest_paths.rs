@@ -400,3 +400,111 @@ path = "n/cal/masterbias.fits"
     let out = db.catalog.ingest_paths(&r, tmp.path()).await.unwrap();
     assert_eq!(out.report.frames, 5);
 }
+
+#[test]
+fn the_cli_explains_ingests_and_says_what_it_did() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("n");
+    night(&dir, 5.0);
+    let url = wisecut::config::Config::sqlite_url(&tmp.path().join("cli.db"));
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wisecut"))
+            .arg("ingest")
+            .args(extra)
+            .arg(&dir)
+            .arg("--root")
+            .arg(format!("n={}", dir.display()))
+            .args(["--db", &url, "--data"])
+            .arg(tmp.path())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, plan, said) = run(&["--explain"]);
+    assert!(ok, "{said}");
+    assert!(
+        plan.contains("BiasFrame (HDU 0)  [iraf_imagetyp: IMAGETYP = 'zero', combined]"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("[iraf_imcmb: IMCMB002 = 'b2.fits']"),
+        "{plan}"
+    );
+    assert!(
+        said.contains("4 files would be ingested") && said.contains("nothing written"),
+        "{said}"
+    );
+    let (ok, _, said) = run(&[]);
+    assert!(ok && said.contains("ingested 4 frames"), "{said}");
+    let (ok, _, said) = run(&[]);
+    assert!(
+        ok && said.contains("ingested 0 frames") && said.contains("unchanged"),
+        "{said}"
+    );
+    std::fs::write(dir.join("raw/broken.fits"), "SIMPLE  = T").unwrap();
+    let (ok, _, said) = run(&[]);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("broken.fits") && said.contains("nothing was ingested"),
+        "{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_multi_extension_file_is_refused_not_cut_to_its_first_chip() {
+    let db = common::sqlite().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("mef.fits");
+    // A camera's multi-extension file, written card by card: an empty
+    // primary and two 4 × 4 chips.
+    let block = |cards: &[String]| {
+        let mut h: String = cards.iter().map(|c| format!("{c:<80}")).collect();
+        h.push_str(&format!("{:<80}", "END"));
+        let mut b = h.into_bytes();
+        b.resize(b.len().div_ceil(2880) * 2880, b' ');
+        b
+    };
+    let num = |k: &str, v: i64| format!("{k:<8}= {v:>20}");
+    let mut bytes = block(&[
+        "SIMPLE  =                    T".into(),
+        num("BITPIX", 8),
+        num("NAXIS", 0),
+        "EXTEND  =                    T".into(),
+    ]);
+    for chip in 1..=2 {
+        bytes.extend(block(&[
+            "XTENSION= 'IMAGE   '".into(),
+            num("BITPIX", 8),
+            num("NAXIS", 2),
+            num("NAXIS1", 4),
+            num("NAXIS2", 4),
+            num("PCOUNT", 0),
+            num("GCOUNT", 1),
+            format!("EXTNAME = 'CCD{chip}    '"),
+        ]));
+        let mut data = vec![chip as u8; 16];
+        data.resize(2880, 0);
+        bytes.extend(data);
+    }
+    std::fs::write(&path, bytes).unwrap();
+    assert_eq!(fits::hdu_count(&path).unwrap(), 3);
+    let r = PathIngest {
+        copy: true,
+        ..req(vec![path.clone()])
+    };
+    let plan = db.catalog.plan_paths(&r).await.unwrap();
+    let e = plan
+        .errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        e.contains("mef.fits") && e.contains("multi-extension file of 2 images"),
+        "{e}"
+    );
+}

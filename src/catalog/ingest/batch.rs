@@ -315,9 +315,6 @@ impl Catalog {
         req: &PathIngest,
         data_dir: &Path,
     ) -> Result<PathIngestOutcome, CatalogError> {
-        for (name, dir) in &req.roots {
-            self.register_root(name, dir).await?;
-        }
         let mut plan = self.plan_paths(req).await?;
         let mut failures: Vec<FileError> = plan
             .errors
@@ -340,6 +337,11 @@ impl Catalog {
                 )));
             }
             failures.extend(plan.drop_failed());
+        }
+        // Roots are registered once the batch is known to be good, so a
+        // refused batch leaves the catalogue as it was.
+        for (name, dir) in &req.roots {
+            self.register_root(name, dir).await?;
         }
         if plan.items.is_empty() {
             return Ok(PathIngestOutcome {

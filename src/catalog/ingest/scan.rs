@@ -248,7 +248,33 @@ fn scan_fits(path: &Path) -> Result<Content, String> {
             .unwrap_or_default()
             .to_ascii_uppercase()
     };
-    if let Some(objects) = (0..n).find(|&i| extname(i) == "LDAC_OBJECTS") {
+    // wisecut records one image per file; a multi-extension file (one HDU
+    // per chip) would otherwise lose all chips but the first without a word.
+    let objects: Vec<usize> = (0..n).filter(|&i| extname(i) == "LDAC_OBJECTS").collect();
+    if objects.len() > 1 {
+        return Err(format!(
+            "a FITS_LDAC catalog of {} image extensions (HDUs {objects:?}): wisecut ingests one \
+             catalog per file; split it per extension (e.g. ldactoasc, or SExtractor on each \
+             extension) first",
+            objects.len()
+        ));
+    }
+    let is_image = |i: usize| {
+        let naxis = h[i].number("NAXIS").unwrap_or(0.0) as usize;
+        let plain = (i == 0 || h[i].text("XTENSION").is_some_and(|x| x.trim() == "IMAGE"))
+            && naxis >= 2
+            && (1..=naxis).all(|k| h[i].number(&format!("NAXIS{k}")).is_some_and(|v| v > 0.0));
+        plain || h[i].get("ZIMAGE").is_some() || h[i].get("ZNAXIS").is_some()
+    };
+    let images: Vec<usize> = (0..n).filter(|&i| is_image(i)).collect();
+    if objects.is_empty() && images.len() > 1 {
+        return Err(format!(
+            "a multi-extension file of {} images (HDUs {images:?}): wisecut ingests one image \
+             per file; split it first (e.g. missfits -OUTFILE_TYPE SPLIT)",
+            images.len()
+        ));
+    }
+    if let Some(&objects) = objects.first() {
         let image_header = tables::ldac_image_cards(path, objects).map_err(|e| e.to_string())?;
         return Ok(Content::Catalog {
             format: TableFormat::Ldac,
