@@ -116,22 +116,6 @@ fn overrides_of(
     Ok(out)
 }
 
-/// Loads a manifest, JSON or TOML by its ending.
-pub fn load_manifest(path: &Path) -> Result<Manifest, CatalogError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
-    let toml = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
-    if toml {
-        toml::from_str(&text)
-            .map_err(|e| invalid(format!("{}: not a valid manifest: {e}", path.display())))
-    } else {
-        serde_json::from_str(&text)
-            .map_err(|e| invalid(format!("{}: not a valid manifest: {e}", path.display())))
-    }
-}
-
 /// The deepest directory holding every path.
 fn common_dir(paths: &[PathBuf]) -> Option<PathBuf> {
     let mut it = paths.iter();
@@ -292,7 +276,7 @@ impl Catalog {
         }
         let overrides = match &req.manifest {
             Some(m) => {
-                let manifest = load_manifest(m)?;
+                let manifest = Manifest::load(m)?;
                 let dir = m
                     .parent()
                     .map(Path::to_path_buf)

@@ -1,5 +1,6 @@
 //! Ingest: FITS files plus a lineage manifest into the catalogue, all or
-//! nothing.
+//! nothing. `wisecut ingest PATH…` without a manifest goes through `batch`
+//! (scan the files, infer classes and edges, then the same write path).
 //!
 //! Everything that can fail on the input (unreadable or corrupt FITS, a
 //! missing column, a dependency on an unknown key, a cycle) is checked while
@@ -25,7 +26,10 @@
 //! wisecut's column names (`RA`, `DEC`, `X`, `Y`, …) or SExtractor's
 //! (`ALPHA_J2000`, `X_IMAGE`, …).
 
+pub mod batch;
 mod bulk;
+pub mod infer;
+pub mod scan;
 pub mod tables;
 
 use super::{Catalog, CatalogError, HPX_DEPTH, entity};
@@ -44,10 +48,6 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-
-pub mod batch;
-pub mod infer;
-pub mod scan;
 
 /// The manifest file format.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -73,13 +73,22 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Reads and parses a manifest file; errors name the file.
+    /// Reads and parses a manifest file, JSON or (by its `.toml` ending)
+    /// TOML; errors name the file.
     pub fn load(path: &Path) -> Result<Self, CatalogError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CatalogError::Invalid(format!("{}: {e}", path.display())))?;
-        serde_json::from_str(&text).map_err(|e| {
+        let bad = |e: &dyn std::fmt::Display| {
             CatalogError::Invalid(format!("{}: not a valid manifest: {e}", path.display()))
-        })
+        };
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+        {
+            toml::from_str(&text).map_err(|e| bad(&e))
+        } else {
+            serde_json::from_str(&text).map_err(|e| bad(&e))
+        }
     }
 }
 
