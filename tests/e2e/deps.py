@@ -127,6 +127,16 @@ with sync_playwright() as p:
         page.wait_for_load_state("networkidle")
         inner = "table#deps tbody tr:first-child details.more figure.cut img"
         n = page.locator(inner).count()
+        # "networkidle" can come before the last thumbnail is decoded on a
+        # busy machine: wait (bounded) for all of them, then check.
+        try:
+            page.wait_for_function(
+                "s => [...document.querySelectorAll(s)].every(e => e.complete && e.naturalWidth > 0)",
+                arg=inner,
+                timeout=15000,
+            )
+        except Exception:
+            pass
         assert n >= 1 and loaded(page, inner) == n, f"{loaded(page, inner)} of {n} folded thumbnails"
         assert_fits(page, "with the folds of the first row open")
         shot(page, "folds_open_1366", full_page=False)
