@@ -59,8 +59,8 @@ use crate::imaging::sphere;
 use crate::model::{ASSOCIATE_LIST_CLASS, AssocType, privileges, process_status};
 use rayon::prelude::*;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 use serde::Serialize;
 use std::collections::HashSet;
@@ -461,10 +461,6 @@ pub struct AssociateReport {
     pub ambiguous: usize,
 }
 
-/// Rows per multi-row INSERT of associations: 5 values a row, well under
-/// SQLite's 32,766 bound values per statement.
-const ASSOCIATION_CHUNK: usize = 6000;
-
 impl Catalog {
     /// Matches the sources of `req.slids` and stores the result as a new
     /// AssociateList, depending on each member list (role `sourcelist`,
@@ -529,7 +525,6 @@ impl Catalog {
     ) -> Result<AssociateReport, CatalogError> {
         let name = req.list_name();
         let txn = self.db().begin().await?;
-        let b = txn.get_database_backend();
         // The lists were read outside the transaction: make sure none went
         // away meanwhile (SQLite may not enforce the foreign keys).
         for m in members {
@@ -557,17 +552,7 @@ impl Catalog {
         .exec(&txn)
         .await?
         .last_insert_id;
-        let alid = txn
-            .query_one_raw(Catalog::stmt(
-                b,
-                "SELECT COALESCE(MAX(alid), 0) AS m FROM associate_list",
-                vec![],
-            ))
-            .await?
-            .map(|r| r.try_get::<i64>("", "m"))
-            .transpose()?
-            .unwrap_or(0)
-            + 1;
+        let alid = Catalog::max_id(&txn, "associate_list", "alid").await? + 1;
         let n_assoc = rows.last().map_or(0, |r| r.aid as usize);
         let ambiguous = rows
             .iter()
@@ -598,19 +583,17 @@ impl Catalog {
         }))
         .exec(&txn)
         .await?;
-        for chunk in rows.chunks(ASSOCIATION_CHUNK) {
-            entity::association::Entity::insert_many(chunk.iter().map(|r| {
-                entity::association::ActiveModel::from(entity::association::Model {
-                    alid,
-                    aid: r.aid,
-                    slid: members[r.list].slid,
-                    sid: r.sid,
-                    flag: r.flag,
-                })
-            }))
-            .exec(&txn)
-            .await?;
-        }
+        let association_rows: Vec<entity::association::Model> = rows
+            .iter()
+            .map(|r| entity::association::Model {
+                alid,
+                aid: r.aid,
+                slid: members[r.list].slid,
+                sid: r.sid,
+                flag: r.flag,
+            })
+            .collect();
+        crate::catalog::ingest::bulk::insert_associations(&txn, &association_rows).await?;
         txn.commit().await?;
         Ok(AssociateReport {
             alid: Alid(alid),

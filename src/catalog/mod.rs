@@ -132,6 +132,23 @@ impl Catalog {
         self.db.get_database_backend()
     }
 
+    /// The largest value of an id column (`slid`, `alid`), 0 for an empty
+    /// table: what the next list number is counted from, inside the
+    /// writer's transaction.
+    pub(crate) async fn max_id(
+        txn: &impl ConnectionTrait,
+        table: &'static str,
+        column: &'static str,
+    ) -> Result<i64, CatalogError> {
+        let sql = format!("SELECT COALESCE(MAX({column}), 0) AS m FROM {table}");
+        Ok(txn
+            .query_one_raw(Self::stmt(txn.get_database_backend(), &sql, vec![]))
+            .await?
+            .map(|r| r.try_get::<i64>("", "m"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
     /// Builds a statement from SQL written with `$n` placeholders.
     pub(crate) fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
         let sql = match backend {

@@ -241,12 +241,15 @@ impl Catalog {
 
     /// Reads the paths and infers the plan, writing nothing.
     pub async fn plan_paths(&self, req: &PathIngest) -> Result<Plan, CatalogError> {
-        let files = scan::expand(&req.paths).map_err(invalid)?;
+        let paths = req.paths.clone();
         let progress = req.progress.clone();
         let done = std::sync::atomic::AtomicUsize::new(0);
+        // Walking directories, reading headers and hashing are file I/O:
+        // all of it on a blocking thread, none on the async executor.
         let scanned = tokio::task::spawn_blocking(move || {
+            let files = scan::expand(&paths)?;
             let total = files.len();
-            files
+            let scanned = files
                 .par_iter()
                 .map(|(p, explicit)| {
                     let file = scan::scan(p, *explicit)?;
@@ -262,10 +265,12 @@ impl Catalog {
                     }
                     Ok(Input { file, checksum })
                 })
-                .collect::<Vec<Result<Input, FileError>>>()
+                .collect::<Vec<Result<Input, FileError>>>();
+            Ok::<_, FileError>(scanned)
         })
         .await
-        .map_err(|e| invalid(format!("ingest worker failed: {e}")))?;
+        .map_err(|e| invalid(format!("ingest worker failed: {e}")))?
+        .map_err(invalid)?;
         let mut inputs = Vec::new();
         let mut read_errors = Vec::new();
         for r in scanned {
@@ -352,27 +357,25 @@ impl Catalog {
         let mut copies: Vec<PathBuf> = Vec::new();
         let mut placements: Vec<(String, String)> = Vec::with_capacity(plan.items.len());
         if req.copy {
-            for it in &plan.items {
-                let rel = format!("ingested/{}/{}", &it.checksum[..12], it.name);
-                let dest = data_dir.join(&rel);
-                if !dest.exists() {
-                    let copied = (|| {
-                        std::fs::create_dir_all(dest.parent().unwrap_or(&data_dir))?;
-                        let tmp = dest.with_extension("part");
-                        std::fs::copy(&it.path, &tmp)?;
-                        std::fs::rename(&tmp, &dest)
-                    })();
-                    if let Err(e) = copied {
-                        remove_copies(&copies);
-                        return Err(invalid(format!(
-                            "copying {} into the store: {e}",
-                            it.path.display()
-                        )));
-                    }
-                    copies.push(dest);
-                }
-                placements.push(("local".into(), rel));
-            }
+            let files: Vec<(PathBuf, String)> = plan
+                .items
+                .iter()
+                .map(|it| {
+                    (
+                        it.path.clone(),
+                        format!("ingested/{}/{}", &it.checksum[..12], it.name),
+                    )
+                })
+                .collect();
+            placements = files
+                .iter()
+                .map(|(_, rel)| ("local".to_owned(), rel.clone()))
+                .collect();
+            // Copies can be gigabytes: made on a blocking thread.
+            let dir = data_dir.clone();
+            copies = tokio::task::spawn_blocking(move || copy_into_store(&files, &dir))
+                .await
+                .map_err(|e| invalid(format!("copy worker failed: {e}")))??;
         } else {
             let outside: Vec<&Path> = plan
                 .items
@@ -558,6 +561,38 @@ impl Catalog {
         self.ingest_manifest(&m, Path::new("/"), Path::new("/"))
             .await
     }
+}
+
+/// Copies `(source, path in the store)` pairs into `data_dir`, each through
+/// a `.part` file renamed when complete; returns the files it made (a file
+/// already there is the same content: its name holds the checksum). On a
+/// failure the copies made so far are removed again.
+fn copy_into_store(
+    files: &[(PathBuf, String)],
+    data_dir: &Path,
+) -> Result<Vec<PathBuf>, CatalogError> {
+    let mut copies = Vec::new();
+    for (src, rel) in files {
+        let dest = data_dir.join(rel);
+        if dest.exists() {
+            continue;
+        }
+        let copied = (|| {
+            std::fs::create_dir_all(dest.parent().unwrap_or(data_dir))?;
+            let tmp = dest.with_extension("part");
+            std::fs::copy(src, &tmp)?;
+            std::fs::rename(&tmp, &dest)
+        })();
+        if let Err(e) = copied {
+            remove_copies(&copies);
+            return Err(invalid(format!(
+                "copying {} into the store: {e}",
+                src.display()
+            )));
+        }
+        copies.push(dest);
+    }
+    Ok(copies)
 }
 
 fn remove_copies(copies: &[PathBuf]) {

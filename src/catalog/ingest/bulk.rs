@@ -26,7 +26,7 @@
 use super::CatalogError;
 use crate::catalog::entity;
 use sea_orm::sea_query::ArrayType;
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, Value};
 
 /// Rows per `unnest` statement on PostgreSQL: 400 kB per column on the
 /// wire, few enough statements that the round trips do not matter.
@@ -73,6 +73,29 @@ pub(crate) async fn insert_sources(
         DbBackend::Postgres => insert_sources_pg(txn, slid, rows).await,
         backend => insert_sources_values(txn, backend, slid, rows).await,
     }
+}
+
+/// Rows per multi-row INSERT of associations: 5 values a row, well under
+/// SQLite's 32,766 bound values a statement.
+const ASSOCIATION_CHUNK: usize = 6000;
+
+/// Inserts association rows, in the caller's transaction: the one writer
+/// of `association` for ingest and `wisecut associate`.
+pub(crate) async fn insert_associations(
+    txn: &impl ConnectionTrait,
+    rows: &[entity::association::Model],
+) -> Result<(), CatalogError> {
+    for chunk in rows.chunks(ASSOCIATION_CHUNK) {
+        entity::association::Entity::insert_many(
+            chunk
+                .iter()
+                .cloned()
+                .map(entity::association::ActiveModel::from),
+        )
+        .exec(txn)
+        .await?;
+    }
+    Ok(())
 }
 
 fn check_finite(rows: &[entity::source::Model]) -> Result<(), CatalogError> {

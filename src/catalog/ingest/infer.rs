@@ -428,9 +428,6 @@ fn header_agreement(a: &Header, b: &Header) -> Option<usize> {
     Some(shared)
 }
 
-/// Chip keywords, in the order pipelines use them.
-const CHIP_KEYWORDS: &[&str] = &["CHIPID", "CCDNAME", "CCD_NAME", "DETECTOR", "EXTNAME"];
-
 /// Whether two headers describe the same exposure: same start (DATE-OBS,
 /// else MJD-OBS to 0.1 s), chip and filter, each compared where both say.
 fn same_exposure(a: &Header, b: &Header) -> bool {
@@ -449,7 +446,7 @@ fn same_exposure(a: &Header, b: &Header) -> bool {
             .find_map(|k| a.text(k).zip(b.text(k)))
             .is_none_or(|(x, y)| x.eq_ignore_ascii_case(&y))
     };
-    start && agree(CHIP_KEYWORDS) && agree(&["FILTER"])
+    start && agree(super::CHIP_KEYWORDS) && agree(&["FILTER"])
 }
 
 /// The batch items that lie on a cycle of batch edges.

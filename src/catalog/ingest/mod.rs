@@ -27,7 +27,7 @@
 //! (`ALPHA_J2000`, `X_IMAGE`, …).
 
 pub mod batch;
-mod bulk;
+pub(crate) mod bulk;
 pub mod infer;
 pub mod scan;
 pub mod tables;
@@ -276,6 +276,10 @@ pub struct IngestReport {
     pub superseded: Vec<ObjectId>,
 }
 
+/// Chip keywords, in the order pipelines use them: a frame's chip, and what
+/// two exposures must share to be the same one.
+pub const CHIP_KEYWORDS: &[&str] = &["CHIPID", "CCDNAME", "CCD_NAME", "DETECTOR"];
+
 /// Header keywords kept as free-form frame attributes.
 const EXTRA_KEYS: &[&str] = &[
     "TELESCOP", "OBSERVER", "GAIN", "RDNOISE", "SATURATE", "AIRMASS", "BIASSEC", "DATASEC",
@@ -453,9 +457,7 @@ fn prepare_frame(
         .placement
         .clone()
         .unwrap_or_else(|| store_path(data_root, &path));
-    let chip = ["CHIPID", "CCDNAME", "CCD_NAME", "DETECTOR"]
-        .iter()
-        .find_map(|k| header.text(k));
+    let chip = CHIP_KEYWORDS.iter().find_map(|k| header.text(k));
     let model = entity::frame::Model {
         object_id: 0,
         frame_class: class.name().into(),
@@ -797,16 +799,7 @@ impl Catalog {
             .await?;
         }
 
-        let next_id = |table: &'static str, col: &'static str| {
-            let sql = format!("SELECT COALESCE(MAX({col}), 0) AS m FROM {table}");
-            Catalog::stmt(b, &sql, vec![])
-        };
-        let mut slid = txn
-            .query_one_raw(next_id("source_list", "slid"))
-            .await?
-            .map(|r| r.try_get::<i64>("", "m"))
-            .transpose()?
-            .unwrap_or(0);
+        let mut slid = Catalog::max_id(&txn, "source_list", "slid").await?;
         for pl in lists {
             let e = &pl.entry;
             let frame_id = match e.frame_object_id {
@@ -873,12 +866,7 @@ impl Catalog {
             bulk::insert_sources(&txn, slid, &rows).await?;
         }
 
-        let mut alid = txn
-            .query_one_raw(next_id("associate_list", "alid"))
-            .await?
-            .map(|r| r.try_get::<i64>("", "m"))
-            .transpose()?
-            .unwrap_or(0);
+        let mut alid = Catalog::max_id(&txn, "associate_list", "alid").await?;
         for pa in assocs {
             let e = &pa.entry;
             let id = entity::process_target::Entity::insert(new_target(
@@ -917,21 +905,18 @@ impl Catalog {
             }
             let member_slids: Vec<i64> = e.members.iter().map(|k| report.slids[k].0).collect();
             report.associations += pa.rows.len();
-            for chunk in pa.rows.chunks(INSERT_CHUNK) {
-                entity::association::Entity::insert_many(chunk.iter().map(
-                    |&(aid, m, sid, flag)| {
-                        entity::association::ActiveModel::from(entity::association::Model {
-                            alid,
-                            aid,
-                            slid: member_slids[m],
-                            sid,
-                            flag,
-                        })
-                    },
-                ))
-                .exec(&txn)
-                .await?;
-            }
+            let rows: Vec<entity::association::Model> = pa
+                .rows
+                .iter()
+                .map(|&(aid, m, sid, flag)| entity::association::Model {
+                    alid,
+                    aid,
+                    slid: member_slids[m],
+                    sid,
+                    flag,
+                })
+                .collect();
+            bulk::insert_associations(&txn, &rows).await?;
         }
 
         // Frame dependencies last: a frame may depend on a source list (an
