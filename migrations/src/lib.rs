@@ -11,6 +11,7 @@ mod m20261121_000002_job_lease;
 mod m20261203_000001_fresh_files_and_job_keys;
 mod m20261203_000010_obscore;
 mod m20261203_000020_data_roots_and_versions;
+mod m20261204_000030_users_and_access;
 
 /// The ordered list of wisecut's migrations.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_fresh_files_and_job_keys::Migration),
             Box::new(m20261203_000010_obscore::Migration),
             Box::new(m20261203_000020_data_roots_and_versions::Migration),
+            Box::new(m20261204_000030_users_and_access::Migration),
         ]
     }
 }

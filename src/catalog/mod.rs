@@ -6,6 +6,7 @@
 //! (see [`Catalog::stmt`]), and only portable SQL (`WITH RECURSIVE`, plain
 //! joins and aggregates) is used.
 
+pub mod access;
 pub mod associate;
 pub mod browse;
 pub mod entity;
@@ -61,6 +62,9 @@ pub struct Catalog {
     /// Named data roots (`data_root`), read once and again when a frame
     /// names a root not seen yet (an ingest in another process added it).
     roots: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, std::path::PathBuf>>>,
+    /// Whose view of the catalogue this is (`None`: the system's, which
+    /// sees everything); see [`access`].
+    viewer: Option<std::sync::Arc<access::Viewer>>,
 }
 
 /// The number of rows of one table category, for the home page.
@@ -111,6 +115,7 @@ impl Catalog {
         let catalog = Self {
             db,
             roots: Default::default(),
+            viewer: None,
         };
         catalog.reload_roots().await?;
         Ok(catalog)
@@ -168,7 +173,12 @@ impl Catalog {
             .db
             .query_all_raw(Self::stmt(
                 b,
-                "SELECT frame_class, COUNT(*) AS n FROM frame GROUP BY frame_class",
+                &format!(
+                    "SELECT f.frame_class, COUNT(*) AS n FROM frame f \
+                     JOIN process_target t ON t.object_id = f.object_id \
+                     WHERE {} GROUP BY f.frame_class",
+                    self.visible("t")
+                ),
                 vec![],
             ))
             .await?;
@@ -196,7 +206,10 @@ impl Catalog {
                 .db
                 .query_one_raw(Self::stmt(
                     b,
-                    &format!("SELECT COUNT(*) AS n FROM {table}"),
+                    &format!(
+                        "SELECT COUNT(*) AS n FROM {table} x WHERE {}",
+                        self.visible_id(owner_of(table))
+                    ),
                     vec![],
                 ))
                 .await?
@@ -219,10 +232,12 @@ impl Catalog {
         use entity::process_target::{Column, Entity};
         use sea_orm::QueryOrder;
         let first = Entity::find()
+            .filter(self.visible_cond("process_target"))
             .order_by_asc(Column::CreationDate)
             .one(&self.db)
             .await?;
         let last = Entity::find()
+            .filter(self.visible_cond("process_target"))
             .order_by_desc(Column::CreationDate)
             .one(&self.db)
             .await?;
@@ -238,11 +253,15 @@ impl Catalog {
             .db
             .query_all_raw(Self::stmt(
                 self.backend(),
-                "SELECT f.object, f.frame_class, f.filter, COUNT(*) AS n \
-                 FROM frame f JOIN process_target t ON t.object_id = f.object_id \
-                 WHERE f.object IS NOT NULL AND f.wcs IS NOT NULL AND t.is_valid > 0 \
-                 GROUP BY f.object, f.frame_class, f.filter \
-                 ORDER BY f.object, f.frame_class, f.filter",
+                &format!(
+                    "SELECT f.object, f.frame_class, f.filter, COUNT(*) AS n \
+                     FROM frame f JOIN process_target t ON t.object_id = f.object_id \
+                     WHERE f.object IS NOT NULL AND f.wcs IS NOT NULL AND t.is_valid > 0 \
+                     AND {} \
+                     GROUP BY f.object, f.frame_class, f.filter \
+                     ORDER BY f.object, f.frame_class, f.filter",
+                    self.visible("t")
+                ),
                 vec![],
             ))
             .await?;
@@ -265,6 +284,7 @@ impl Catalog {
     /// The process-target row of an object.
     pub async fn process_target(&self, id: ObjectId) -> Result<ProcessTarget, CatalogError> {
         entity::process_target::Entity::find_by_id(id.0)
+            .filter(self.visible_cond("process_target"))
             .one(&self.db)
             .await?
             .map(target_from_model)
@@ -410,6 +430,7 @@ impl Catalog {
         for chunk in aids.chunks(1000) {
             let rows = entity::association::Entity::find()
                 .filter(C::Alid.eq(alid.0))
+                .filter(self.visible_list_cond())
                 .filter(C::Aid.is_in(chunk.iter().map(|a| a.0)))
                 .all(&self.db)
                 .await?;
@@ -431,15 +452,24 @@ impl Catalog {
         let ids: Vec<i64> = frames.iter().map(|f| f.object_id).collect();
         let targets = entity::process_target::Entity::find()
             .filter(entity::process_target::Column::ObjectId.is_in(ids))
+            .filter(self.visible_cond("process_target"))
             .all(&self.db)
             .await?;
         let mut by_id: std::collections::HashMap<i64, _> =
             targets.into_iter().map(|t| (t.object_id, t)).collect();
         let mut out = Vec::with_capacity(frames.len());
         for f in frames {
-            let t = by_id.remove(&f.object_id).ok_or_else(|| {
-                CatalogError::Invalid(format!("frame {} has no process target", f.object_id))
-            })?;
+            let Some(t) = by_id.remove(&f.object_id) else {
+                // Frames the viewer may not see are left out, as if they
+                // did not exist.
+                if self.viewer.is_some() {
+                    continue;
+                }
+                return Err(CatalogError::Invalid(format!(
+                    "frame {} has no process target",
+                    f.object_id
+                )));
+            };
             out.push(self.frame_from_models(target_from_model(t), f).await?);
         }
         out.sort_by_key(|f| f.target.object_id);
@@ -470,7 +500,10 @@ impl Catalog {
 
     /// All AssociateLists.
     pub async fn associate_lists(&self) -> Result<Vec<AssociateListInfo>, CatalogError> {
-        let lists = entity::associate_list::Entity::find().all(&self.db).await?;
+        let lists = entity::associate_list::Entity::find()
+            .filter(self.visible_cond("associate_list"))
+            .all(&self.db)
+            .await?;
         let mut out = Vec::new();
         for al in lists {
             out.push(self.associate_list_info(al).await?);
@@ -495,6 +528,45 @@ impl Catalog {
             n_associations: al.n_associations,
             n_members: al.n_members,
         })
+    }
+}
+
+/// The object-id column of the process target that owns each row of a
+/// counted table (`x` is the table's alias): sources and associations are
+/// as visible as their lists.
+fn owner_of(table: &str) -> &'static str {
+    match table {
+        "source" => "(SELECT sl.object_id FROM source_list sl WHERE sl.slid = x.slid)",
+        "association" => {
+            "(SELECT al.object_id FROM associate_list al WHERE al.alid = x.alid)"
+        }
+        _ => "x.object_id",
+    }
+}
+
+impl Catalog {
+    /// [`Catalog::visible_id`] on the `object_id` column of `table` (as
+    /// sea-orm names it in its queries), as a filter.
+    pub(crate) fn visible_cond(&self, table: &str) -> sea_orm::sea_query::SimpleExpr {
+        sea_orm::sea_query::Expr::cust(self.visible_id(&format!("\"{table}\".\"object_id\"")))
+    }
+
+    /// Association rows of visible lists whose member SourceList is
+    /// visible too: a public AssociateList does not show a private list's
+    /// sources.
+    pub(crate) fn visible_list_cond(&self) -> sea_orm::sea_query::SimpleExpr {
+        if self.viewer.is_none() {
+            return sea_orm::sea_query::Expr::cust("1=1");
+        }
+        sea_orm::sea_query::Expr::cust(format!(
+            "{} AND {}",
+            self.visible_id(
+                "(SELECT al.object_id FROM associate_list al WHERE al.alid = \"association\".\"alid\")"
+            ),
+            self.visible_id(
+                "(SELECT sl.object_id FROM source_list sl WHERE sl.slid = \"association\".\"slid\")"
+            )
+        ))
     }
 }
 

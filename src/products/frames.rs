@@ -109,8 +109,13 @@ impl FrameRef {
 #[derive(Debug)]
 pub struct FrameLookup {
     capacity: usize,
-    entries: Mutex<HashMap<FrameKey, (Instant, Arc<FrameRef>)>>,
+    /// Keyed by the viewer's scope too ([`crate::catalog::access::Viewer::scope_key`]):
+    /// a frame resolved for its owner is never handed to someone else.
+    entries: Mutex<MemoEntries>,
 }
+
+/// The memo's map: (viewer scope, key) → when resolved, what.
+type MemoEntries = HashMap<(String, FrameKey), (Instant, Arc<FrameRef>)>;
 
 /// How long a resolved frame is trusted before the database is asked again.
 const FRAME_TTL: Duration = Duration::from_secs(30);
@@ -131,7 +136,11 @@ impl FrameLookup {
         data_root: &Path,
         key: &FrameKey,
     ) -> Result<Arc<FrameRef>, ProductError> {
-        if let Some((at, frame)) = self.lock().get(key)
+        let scoped = (
+            catalog.viewer().map(|v| v.scope_key()).unwrap_or_default(),
+            key.clone(),
+        );
+        if let Some((at, frame)) = self.lock().get(&scoped)
             && at.elapsed() < FRAME_TTL
         {
             return Ok(Arc::clone(frame));
@@ -144,11 +153,11 @@ impl FrameLookup {
             // one query per frame.
             entries.clear();
         }
-        entries.insert(key.clone(), (Instant::now(), Arc::clone(&r)));
+        entries.insert(scoped, (Instant::now(), Arc::clone(&r)));
         Ok(r)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FrameKey, (Instant, Arc<FrameRef>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoEntries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -124,8 +124,9 @@ pub struct Products {
     pub catalog: Catalog,
     /// Opening frames' pixels.
     pub images: FrameImages,
-    /// Recently resolved frames.
-    pub frames: FrameLookup,
+    /// Recently resolved frames (shared by every viewer's scoped service;
+    /// entries are kept per viewer scope).
+    pub frames: Arc<FrameLookup>,
     /// The on-demand product cache (rendered images, cutouts of compressed
     /// frames).
     pub cache: DiskCache,
@@ -148,11 +149,27 @@ impl Products {
             budget,
             catalog,
             images,
-            frames: FrameLookup::new(4096),
+            frames: Arc::new(FrameLookup::new(4096)),
             cache,
             cores: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
+        })
+    }
+}
+
+impl Products {
+    /// The same service over `catalog` (the catalogue as one request's
+    /// viewer sees it): caches, memory budget and core permits are shared;
+    /// only what the service may look up changes.
+    pub fn scoped(&self, catalog: Catalog) -> Arc<Self> {
+        Arc::new(Self {
+            catalog,
+            images: self.images.clone(),
+            frames: Arc::clone(&self.frames),
+            cache: self.cache.clone(),
+            cores: Arc::clone(&self.cores),
+            budget: Arc::clone(&self.budget),
         })
     }
 }

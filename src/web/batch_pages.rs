@@ -6,7 +6,7 @@
 //! broken header is a 400 at once; malformed rows are reported by the job.
 
 use askama::Template;
-use axum::extract::{Multipart, RawQuery, State};
+use axum::extract::{Multipart, RawQuery};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
@@ -55,7 +55,7 @@ async fn submit(
 }
 
 /// `POST /batch` (multipart form).
-pub async fn batch_post(State(st): State<AppState>, mut form: Multipart) -> Response {
+pub async fn batch_post(super::auth::Scoped(st): super::auth::Scoped, mut form: Multipart) -> Response {
     let mut csv: Option<String> = None;
     let mut filename = None;
     let mut options = Vec::new();
@@ -127,7 +127,7 @@ pub async fn batch_post(State(st): State<AppState>, mut form: Multipart) -> Resp
 
 /// `POST /api/batch?OPTION=…` with the CSV as the body.
 pub async fn batch_api(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: String,

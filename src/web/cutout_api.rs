@@ -11,12 +11,12 @@
 
 use std::time::Instant;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::query_params::QueryParams;
-use super::{ApiError, AppState};
+use super::ApiError;
 use crate::model::{Frame, FrameClass};
 use crate::params::cutout::{CutoutFormat, SpecParams};
 use crate::params::rendering::RenderingParams;
@@ -99,7 +99,7 @@ pub fn cutout_request(
 
 /// `GET /api/cutout`.
 pub async fn cutout(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -232,7 +232,7 @@ struct Covering {
 /// `GET /api/images`: frames covering `ra`, `dec`, farthest from an edge
 /// first, as JSON (default) or CSV.
 pub async fn images(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = QueryParams::parse(query.as_deref(), IMAGES_PARAMS)?;

@@ -22,7 +22,7 @@
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
@@ -214,7 +214,7 @@ pub struct DepsPage {
 
 /// `GET /deps`: the form, filled in from the query string; a request that
 /// already has a job redirects to it.
-pub async fn deps_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
+pub async fn deps_page(super::auth::Scoped(st): super::auth::Scoped, RawQuery(q): RawQuery) -> Response {
     let (params, asked) = match dep_params(q.as_deref()) {
         Ok(x) => x,
         Err(e) => return failed(&st, DepParams::default(), e).await,
@@ -250,7 +250,7 @@ pub async fn deps_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Res
 
 /// `POST /deps`: runs the request and redirects (303) to its job.
 pub async fn deps_post(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -342,7 +342,7 @@ pub async fn deps_api_get() -> Response {
 
 /// `POST /api/deps`: JSON.
 pub async fn deps_api(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,

@@ -15,14 +15,14 @@
 use std::time::Instant;
 
 use askama::Template;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::ApiError;
 use super::cutout_api::{self, CUTOUT_PARAMS};
 use super::query_params::QueryParams;
-use super::{AppError, AppState};
+use super::AppError;
 use crate::catalog::browse::{self, Cell, Query, Table};
 use crate::ids::{ObjectId, Slid};
 use crate::imaging::cutout::{self, Geometry};
@@ -437,7 +437,7 @@ pub struct ImagePage {
 
 /// `GET /image/{id}`.
 pub async fn image(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
@@ -593,7 +593,7 @@ fn intervals(shown: &str) -> Vec<String> {
 /// `GET /render/{id}?…`: a cutout of frame `id` without the cutout size
 /// limit, for the image view (whole frames).
 pub async fn render(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: HeaderMap,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
@@ -613,7 +613,7 @@ pub async fn render(
 /// `GET /api/pixel?frame=ID&x=&y=`: the value, RA and Dec of one pixel
 /// (FITS 1-based position) as JSON.
 pub async fn pixel(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = QueryParams::parse(raw.as_deref(), &["frame", "x", "y"])?;

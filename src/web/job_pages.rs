@@ -9,7 +9,7 @@
 
 use askama::Template;
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::extract::{Path as UrlPath, RawQuery};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
@@ -111,7 +111,7 @@ fn with_urls(mut r: DepResult, id: JobId, base: &str) -> DepResult {
 
 /// `GET /api/jobs/{id}`.
 pub async fn job_api(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -151,7 +151,7 @@ pub const JOBS_PARAMS: &[&str] = &["kind"];
 
 /// `GET /jobs[?kind=deps]`.
 pub async fn jobs_page(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     RawQuery(q): RawQuery,
 ) -> Result<Html<String>, AppError> {
     let p = QueryParams::parse(q.as_deref(), JOBS_PARAMS)?;
@@ -196,7 +196,7 @@ pub struct JobPage {
 
 /// `GET /jobs/{id}`.
 pub async fn job_page(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Html<String>, AppError> {
     let id = job_id(&id).map_err(AppError::BadRequest)?;
@@ -237,7 +237,7 @@ pub async fn job_page(
 
 /// `GET /jobs/{id}/files/{*path}`.
 pub async fn job_file(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     UrlPath((id, rel)): UrlPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id = job_id(&id).map_err(ApiError::bad)?;
@@ -289,7 +289,7 @@ pub async fn job_file(
 
 /// `GET /jobs/{id}/zip`.
 pub async fn job_zip(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let id = job_id(&id).map_err(ApiError::bad)?;

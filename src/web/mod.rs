@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod api_docs;
+pub mod auth;
 pub mod batch_pages;
 pub mod cell_format;
 pub mod cutout_api;
@@ -45,11 +46,15 @@ use axum::routing::get;
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
 
-/// State shared by all handlers.
+/// State shared by all handlers. The router holds the system's view;
+/// handlers get it through [`auth::Scoped`], scoped to the request's
+/// identity (catalogue, products and identity replaced).
 #[derive(Clone, Debug)]
 pub struct AppState {
-    /// The catalogue.
+    /// The catalogue (as the request's identity sees it, in handlers).
     pub catalog: Catalog,
+    /// Who is asking (anonymous in the router's own state).
+    pub identity: Arc<auth::Identity>,
     /// The configuration the server runs with.
     pub config: Arc<Config>,
     /// The product service and the job service.
@@ -118,9 +123,27 @@ impl AppState {
         };
         Ok(Self {
             catalog,
+            identity: Arc::new(auth::Identity::anonymous()),
             config,
             services: Arc::new(services),
         })
+    }
+
+    /// This state as `identity` sees it: the catalogue and the product
+    /// service limited to what it may see; caches, budget and jobs shared.
+    pub fn scoped(&self, identity: Arc<auth::Identity>) -> Self {
+        let catalog = self.catalog.for_viewer(identity.viewer.clone());
+        let services = Services {
+            products: self.services.products.scoped(catalog.clone()),
+            jobs: Arc::clone(&self.services.jobs),
+            admission: Arc::clone(&self.services.admission),
+        };
+        Self {
+            catalog,
+            identity,
+            config: Arc::clone(&self.config),
+            services: Arc::new(services),
+        }
     }
 }
 
@@ -203,6 +226,7 @@ pub fn app(state: AppState) -> Router {
         .route("/static/style.css", get(stylesheet))
         .merge(vo_routes())
         .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), auth::identify))
         .layer(from_fn_with_state(state.clone(), admission::admit))
         .layer(from_fn_with_state(state.clone(), deadlines::time_limits))
         .layer(TraceLayer::new_for_http())
@@ -286,7 +310,7 @@ fn vo_routes() -> Router<AppState> {
 
 /// `GET /health`: 200 and `ok` when the database answers.
 async fn health(
-    axum::extract::State(state): axum::extract::State<AppState>,
+    auth::Scoped(state): auth::Scoped,
 ) -> Result<&'static str, AppError> {
     state.catalog.category_counts().await?;
     Ok("ok")

@@ -15,13 +15,13 @@
 use std::collections::HashSet;
 
 use askama::Template;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::cell_format::{self, Coords};
 use super::query_params::QueryParams;
-use super::{AppError, AppState};
+use super::AppError;
 use crate::catalog::browse::{self, Cell, Query, Table};
 use crate::catalog::lineage::{Direction, Lineage, MAX_DEPTH};
 use crate::ids::ObjectId;
@@ -110,7 +110,7 @@ pub struct ObjectPage {
 
 /// `GET /object/{id}`.
 pub async fn object(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
@@ -351,7 +351,7 @@ pub const THUMB_PX: usize = 128;
 /// `GET /thumb/{id}`: the whole frame, zscale, linear, at most 128 px, JPEG.
 /// A missing file is a 404, a damaged one a 500, as for any cutout.
 pub async fn thumbnail(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {

@@ -8,7 +8,6 @@ use super::{AppError, AppState};
 use crate::catalog::CategoryCount;
 use crate::catalog::browse::Table;
 use askama::Template;
-use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -47,7 +46,7 @@ pub struct HomePage {
 }
 
 /// `GET /`: the table categories with their row counts.
-pub async fn home(State(state): State<AppState>) -> Result<Html<String>, AppError> {
+pub async fn home(super::auth::Scoped(state): super::auth::Scoped) -> Result<Html<String>, AppError> {
     let counts = state.catalog.category_counts().await?;
     let pick = |names: &[&str]| -> Vec<CategoryCount> {
         names
@@ -338,7 +337,7 @@ fn examples(id: &str, x: &ExampleIds, base: &str) -> Vec<Example> {
 /// `GET /help`: the query syntax, the lineage tree and the reference of
 /// every script-facing endpoint, with examples from this archive.
 pub async fn help(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: HeaderMap,
 ) -> Result<Html<String>, AppError> {
     let base = super::vo_endpoints::base_url(&st, &headers);
@@ -435,7 +434,7 @@ fn disk_use(dir: &std::path::Path) -> u64 {
 
 /// `GET /status`: version, database, counts, disk use and limits, as HTML
 /// or, on `Accept: application/json`, as JSON. Probes use `/health`.
-pub async fn status(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn status(super::auth::Scoped(st): super::auth::Scoped, headers: HeaderMap) -> Result<Response, AppError> {
     let counts = st.catalog.category_counts().await?;
     let c = st.services.products.cache.stats();
     let jobs_dir = st.config.jobs_dir.clone();
@@ -579,7 +578,7 @@ pub struct VoPage {
 
 /// `GET /vo`.
 pub async fn vo(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: axum::http::HeaderMap,
 ) -> Result<Html<String>, AppError> {
     use crate::model::FrameClass;

@@ -15,7 +15,7 @@
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
@@ -288,7 +288,7 @@ pub struct RgbPage {
 
 /// `GET /rgb`: the form, filled in from the query string; a request that
 /// already has a job redirects to it.
-pub async fn rgb_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
+pub async fn rgb_page(super::auth::Scoped(st): super::auth::Scoped, RawQuery(q): RawQuery) -> Response {
     let (p, asked) = match parse(q.as_deref()) {
         Ok(x) => x,
         Err(e) => return failed(&st, RgbParams::default(), e).await,
@@ -317,7 +317,7 @@ pub async fn rgb_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Resp
 
 /// `POST /rgb`: makes the picture and redirects (303) to its job.
 pub async fn rgb_post(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -407,7 +407,7 @@ pub struct GalleryPage {
 }
 
 /// `GET /rgb/gallery`.
-pub async fn gallery(State(st): State<AppState>) -> Result<Html<String>, AppError> {
+pub async fn gallery(super::auth::Scoped(st): super::auth::Scoped) -> Result<Html<String>, AppError> {
     let pictures = pictures(&st, 500).await;
     Ok(Html(GalleryPage { pictures }.render()?))
 }
@@ -420,7 +420,7 @@ pub async fn rgb_api_get() -> Response {
 /// `POST /api/rgb`: the picture (PNG or JPEG), with `X-Wisecut-Job`; 202
 /// and the job's URL when it was queued.
 pub async fn rgb_api(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,

@@ -24,7 +24,7 @@
 //! Aladin Lite, 404 when there is none, so the page falls back to CDS).
 
 use askama::Template;
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -194,7 +194,7 @@ pub struct SkyPage {
 
 /// `GET /sky?frame=ID&slid=N&ids=1:5`.
 pub async fn sky(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Html<String>, AppError> {
@@ -358,7 +358,7 @@ pub async fn aladin_view_css() -> impl IntoResponse {
 }
 
 /// `GET /static/aladin/aladin.js`: the local Aladin Lite, or 404.
-pub async fn aladin_js(State(st): State<AppState>) -> Response {
+pub async fn aladin_js(super::auth::Scoped(st): super::auth::Scoped) -> Response {
     let Some(dir) = &st.config.aladin_dir else {
         return (
             StatusCode::NOT_FOUND,

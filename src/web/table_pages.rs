@@ -18,7 +18,7 @@
 //! them).
 
 use askama::Template;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -288,7 +288,7 @@ fn table_named(name: &str) -> Result<Table, AppError> {
 
 /// `GET /table/{name}`.
 pub async fn table(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: HeaderMap,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
@@ -378,7 +378,7 @@ async fn list_missing(
 /// `GET /table/{name}/{id}`: the sources of a SourceList or the
 /// associations of an AssociateList.
 pub async fn list_rows(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: HeaderMap,
     Path((name, id)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
@@ -1220,7 +1220,7 @@ pub struct TablesPage {
 }
 
 /// `GET /tables`: every table with its row count.
-pub async fn tables(State(st): State<AppState>) -> Result<Html<String>, AppError> {
+pub async fn tables(super::auth::Scoped(st): super::auth::Scoped) -> Result<Html<String>, AppError> {
     let counts = st.catalog.category_counts().await?;
     let tables = counts
         .into_iter()

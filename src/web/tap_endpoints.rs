@@ -11,7 +11,7 @@
 //! `PHASE=RUN` waits, PENDING, until it is started.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, RawQuery, Request, State};
+use axum::extract::{FromRequest, Path, RawQuery, Request};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -211,7 +211,7 @@ impl From<TapError> for VoError<AsVoTable> {
 
 /// `GET|POST /vo/tap/sync`.
 pub async fn sync(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     req: Request,
@@ -229,7 +229,7 @@ pub async fn sync(
 }
 
 /// `GET /vo/tap`: what the service is, for a person who opens the URL.
-pub async fn root(State(st): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn root(super::auth::Scoped(st): super::auth::Scoped, headers: HeaderMap) -> Response {
     let base = base_url(&st, &headers);
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -350,7 +350,7 @@ async fn tap_job(st: &AppState, id: &str) -> Result<JobRecord, VoError<AsVoTable
 /// `GET /vo/tap/async`: the job list (UWS 1.1 `PHASE` and `LAST` filters).
 /// `POST /vo/tap/async`: a new job, PENDING unless `PHASE=RUN`.
 pub async fn async_jobs(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -450,7 +450,7 @@ pub async fn async_jobs(
 /// active, at most [`MAX_WAIT_S`] seconds), `POST` with `ACTION=DELETE`,
 /// `PHASE=RUN|ABORT` or new parameters of a pending job, `DELETE`.
 pub async fn async_job(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     method: Method,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -593,7 +593,7 @@ async fn set_parameters(
 /// `GET|POST /vo/tap/async/{id}/{resource}`: phase, parameters, results,
 /// error, executionduration, destruction, quote, owner.
 pub async fn async_job_resource(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     method: Method,
     headers: HeaderMap,
     Path((id, resource)): Path<(String, String)>,
@@ -658,7 +658,7 @@ pub async fn async_job_resource(
 }
 
 /// `GET /vo/tap/async/{id}/results/result`: the query's VOTable.
-pub async fn async_result(State(st): State<AppState>, Path(id): Path<String>) -> Answer {
+pub async fn async_result(super::auth::Scoped(st): super::auth::Scoped, Path(id): Path<String>) -> Answer {
     let job = tap_job(&st, &id).await?;
     if phase(&job) != Phase::Completed {
         return Err(VoError::not_found(format!(
@@ -777,7 +777,7 @@ pub fn tableset_xml(tables: &[TapTable]) -> String {
 /// `GET /vo/tap/capabilities`: VOSI capabilities with the TAPRegExt
 /// description of this service (language and its features, output
 /// formats, upload method, limits).
-pub async fn capabilities(State(st): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn capabilities(super::auth::Scoped(st): super::auth::Scoped, headers: HeaderMap) -> Response {
     let base = escape(&base_url(&st, &headers));
     let keep = st.services.jobs.retention().max_age.as_secs();
     let vosi = |standard: &str, path: &str| {

@@ -13,7 +13,7 @@
 //! reached under any name links back to itself.
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -250,7 +250,7 @@ type TextAnswer = Result<Response, VoError<AsText>>;
 
 /// `GET|POST /vo/sia` and `/vo/sia/query`.
 pub async fn sia_query(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -299,7 +299,7 @@ pub async fn availability() -> Response {
 /// FITS cutout from the product service (same bytes and ETag as
 /// `/api/cutout` for the same box); 204 when the region misses the frame.
 pub async fn soda_sync(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -353,7 +353,7 @@ pub async fn soda_sync(
 
 /// `GET|POST /vo/links`.
 pub async fn links(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -489,7 +489,7 @@ async fn subject(
 /// `GET /data/{id}`: a frame's stored FITS file, as it is on disk
 /// (tile-compressed files stay compressed: cfitsio and astropy read them).
 pub async fn data(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     Path(id): Path<String>,
 ) -> Result<Response, super::ApiError> {
     use super::ApiError;
@@ -543,7 +543,7 @@ pub async fn data(
 /// `RESPONSEFORMAT` (`PROV-JSON`, the default, or `PROV-N`). Rendering a
 /// deep lineage is CPU work and runs on a blocking thread.
 pub async fn provenance(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -612,7 +612,7 @@ pub async fn provenance(
 /// default: every class on the sky), `filter` (default: all), `depth`
 /// (HEALPix order, default 14), `format` (`json`, the default, or `fits`).
 pub async fn moc(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     RawQuery(query): RawQuery,
 ) -> Result<Response, super::ApiError> {
     use super::ApiError;

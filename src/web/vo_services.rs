@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{Any, CorsLayer};
@@ -296,13 +296,13 @@ fn xml(body: String) -> Response {
 
 /// `GET /vo/capabilities` and `GET /vo/scs/capabilities` (VOSI): every
 /// service.
-pub async fn capabilities(State(st): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn capabilities(super::auth::Scoped(st): super::auth::Scoped, headers: HeaderMap) -> Response {
     xml(capabilities_xml(&base_url(&st, &headers)))
 }
 
 /// `GET /vo/resource`: the registry record.
 pub async fn resource(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: HeaderMap,
 ) -> Result<Response, super::ApiError> {
     let span = st.catalog.creation_span().await?;
@@ -346,7 +346,7 @@ fn scs_error(message: &str) -> Response {
 
 /// `GET|POST /vo/scs`: a cone over the sources of every SourceList.
 pub async fn scs_all(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -358,7 +358,7 @@ pub async fn scs_all(
 
 /// `GET|POST /vo/scs/{slid}`: a cone over one SourceList's sources.
 pub async fn scs_list(
-    State(st): State<AppState>,
+    super::auth::Scoped(st): super::auth::Scoped,
     Path(slid): Path<String>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
