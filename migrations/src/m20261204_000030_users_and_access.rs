@@ -138,7 +138,11 @@ impl MigrationTrait for Migration {
                         .string_len(64)
                         .not_null(),
                 )
-                .col(ColumnDef::new(ProjectMember::Role).string_len(16).not_null())
+                .col(
+                    ColumnDef::new(ProjectMember::Role)
+                        .string_len(16)
+                        .not_null(),
+                )
                 .primary_key(
                     Index::create()
                         .col(ProjectMember::Project)
@@ -220,8 +224,14 @@ impl MigrationTrait for Migration {
         .await?;
         // SQLite adds one column per ALTER TABLE.
         for col in [
-            ColumnDef::new(Job::PublicId).string_len(32).null().to_owned(),
-            ColumnDef::new(Job::OwnerUser).string_len(64).null().to_owned(),
+            ColumnDef::new(Job::PublicId)
+                .string_len(32)
+                .null()
+                .to_owned(),
+            ColumnDef::new(Job::OwnerUser)
+                .string_len(64)
+                .null()
+                .to_owned(),
             ColumnDef::new(Job::OwnerBrowser)
                 .string_len(64)
                 .null()
@@ -236,13 +246,8 @@ impl MigrationTrait for Migration {
                 .default("private")
                 .to_owned(),
         ] {
-            m.alter_table(
-                Table::alter()
-                    .table(Job::Table)
-                    .add_column(col)
-                    .to_owned(),
-            )
-            .await?;
+            m.alter_table(Table::alter().table(Job::Table).add_column(col).to_owned())
+                .await?;
         }
         m.create_index(
             Index::create()

@@ -584,7 +584,10 @@ impl Catalog {
     ) -> Result<(), CatalogError> {
         self.exec(
             "UPDATE web_session SET project = $1 WHERE id_hash = $2",
-            vec![project.map(str::to_owned).into(), secret_hash(secret).into()],
+            vec![
+                project.map(str::to_owned).into(),
+                secret_hash(secret).into(),
+            ],
         )
         .await?;
         Ok(())

@@ -297,6 +297,7 @@ impl Catalog {
     /// A frame by object id.
     pub async fn frame(&self, id: ObjectId) -> Result<Frame, CatalogError> {
         let f = entity::frame::Entity::find_by_id(id.0)
+            .filter(self.visible_cond("frame"))
             .one(&self.db)
             .await?
             .ok_or_else(|| CatalogError::NotFound {
@@ -311,6 +312,7 @@ impl Catalog {
     pub async fn frame_by_filename(&self, filename: &str) -> Result<Frame, CatalogError> {
         let f = entity::frame::Entity::find()
             .filter(entity::frame::Column::Filename.eq(filename))
+            .filter(self.visible_cond("frame"))
             .one(&self.db)
             .await?
             .ok_or_else(|| CatalogError::NotFound {
@@ -409,6 +411,7 @@ impl Catalog {
     ) -> Result<AssociateListInfo, CatalogError> {
         let al = entity::associate_list::Entity::find()
             .filter(entity::associate_list::Column::Alid.eq(alid.0))
+            .filter(self.visible_cond("associate_list"))
             .one(&self.db)
             .await?
             .ok_or_else(|| CatalogError::NotFound {
@@ -480,6 +483,7 @@ impl Catalog {
     pub async fn source_list(&self, slid: Slid) -> Result<SourceListInfo, CatalogError> {
         let sl = entity::source_list::Entity::find()
             .filter(entity::source_list::Column::Slid.eq(slid.0))
+            .filter(self.visible_cond("source_list"))
             .one(&self.db)
             .await?
             .ok_or_else(|| CatalogError::NotFound {
@@ -537,9 +541,7 @@ impl Catalog {
 fn owner_of(table: &str) -> &'static str {
     match table {
         "source" => "(SELECT sl.object_id FROM source_list sl WHERE sl.slid = x.slid)",
-        "association" => {
-            "(SELECT al.object_id FROM associate_list al WHERE al.alid = x.alid)"
-        }
+        "association" => "(SELECT al.object_id FROM associate_list al WHERE al.alid = x.alid)",
         _ => "x.object_id",
     }
 }

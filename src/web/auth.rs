@@ -96,9 +96,11 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Paths answered to scripts and VO clients: they never get a cookie.
 fn is_machine_path(path: &str) -> bool {
-    ["/vo", "/api", "/data", "/prov", "/static", "/thumb", "/render"]
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    [
+        "/vo", "/api", "/data", "/prov", "/static", "/thumb", "/render",
+    ]
+    .iter()
+    .any(|p| path == *p || path.starts_with(&format!("{p}/")))
         || path == "/health"
         || path.starts_with("/favicon")
 }
@@ -129,7 +131,11 @@ async fn from_authorization(
     let catalog = &st.catalog;
     let db_fault = |e: crate::catalog::CatalogError| {
         tracing::error!("authorization: {e}");
-        (StatusCode::SERVICE_UNAVAILABLE, "the user database did not answer\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the user database did not answer\n",
+        )
+            .into_response()
     };
     if scheme.eq_ignore_ascii_case("bearer") {
         return match catalog.token_user(rest).await.map_err(db_fault)? {
@@ -167,9 +173,7 @@ async fn from_authorization(
             .map_err(db_fault)?
         {
             Some(user) => Ok(Some((user, Via::Basic))),
-            None => Err(unauthorized(
-                "Authorization: wrong user name or password",
-            )),
+            None => Err(unauthorized("Authorization: wrong user name or password")),
         };
     }
     Err(unauthorized(

@@ -55,7 +55,10 @@ async fn submit(
 }
 
 /// `POST /batch` (multipart form).
-pub async fn batch_post(super::auth::Scoped(st): super::auth::Scoped, mut form: Multipart) -> Response {
+pub async fn batch_post(
+    super::auth::Scoped(st): super::auth::Scoped,
+    mut form: Multipart,
+) -> Response {
     let mut csv: Option<String> = None;
     let mut filename = None;
     let mut options = Vec::new();

@@ -15,8 +15,8 @@ use axum::extract::RawQuery;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::query_params::QueryParams;
 use super::ApiError;
+use super::query_params::QueryParams;
 use crate::model::{Frame, FrameClass};
 use crate::params::cutout::{CutoutFormat, SpecParams};
 use crate::params::rendering::RenderingParams;

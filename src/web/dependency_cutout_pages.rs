@@ -214,7 +214,10 @@ pub struct DepsPage {
 
 /// `GET /deps`: the form, filled in from the query string; a request that
 /// already has a job redirects to it.
-pub async fn deps_page(super::auth::Scoped(st): super::auth::Scoped, RawQuery(q): RawQuery) -> Response {
+pub async fn deps_page(
+    super::auth::Scoped(st): super::auth::Scoped,
+    RawQuery(q): RawQuery,
+) -> Response {
     let (params, asked) = match dep_params(q.as_deref()) {
         Ok(x) => x,
         Err(e) => return failed(&st, DepParams::default(), e).await,

@@ -20,9 +20,9 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::ApiError;
+use super::AppError;
 use super::cutout_api::{self, CUTOUT_PARAMS};
 use super::query_params::QueryParams;
-use super::AppError;
 use crate::catalog::browse::{self, Cell, Query, Table};
 use crate::ids::{ObjectId, Slid};
 use crate::imaging::cutout::{self, Geometry};

@@ -309,9 +309,7 @@ fn vo_routes() -> Router<AppState> {
 }
 
 /// `GET /health`: 200 and `ok` when the database answers.
-async fn health(
-    auth::Scoped(state): auth::Scoped,
-) -> Result<&'static str, AppError> {
+async fn health(auth::Scoped(state): auth::Scoped) -> Result<&'static str, AppError> {
     state.catalog.category_counts().await?;
     Ok("ok")
 }

@@ -19,9 +19,9 @@ use axum::extract::{Path, RawQuery};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 
+use super::AppError;
 use super::cell_format::{self, Coords};
 use super::query_params::QueryParams;
-use super::AppError;
 use crate::catalog::browse::{self, Cell, Query, Table};
 use crate::catalog::lineage::{Direction, Lineage, MAX_DEPTH};
 use crate::ids::ObjectId;

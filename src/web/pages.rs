@@ -46,7 +46,9 @@ pub struct HomePage {
 }
 
 /// `GET /`: the table categories with their row counts.
-pub async fn home(super::auth::Scoped(state): super::auth::Scoped) -> Result<Html<String>, AppError> {
+pub async fn home(
+    super::auth::Scoped(state): super::auth::Scoped,
+) -> Result<Html<String>, AppError> {
     let counts = state.catalog.category_counts().await?;
     let pick = |names: &[&str]| -> Vec<CategoryCount> {
         names
@@ -434,7 +436,10 @@ fn disk_use(dir: &std::path::Path) -> u64 {
 
 /// `GET /status`: version, database, counts, disk use and limits, as HTML
 /// or, on `Accept: application/json`, as JSON. Probes use `/health`.
-pub async fn status(super::auth::Scoped(st): super::auth::Scoped, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn status(
+    super::auth::Scoped(st): super::auth::Scoped,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     let counts = st.catalog.category_counts().await?;
     let c = st.services.products.cache.stats();
     let jobs_dir = st.config.jobs_dir.clone();

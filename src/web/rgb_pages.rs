@@ -288,7 +288,10 @@ pub struct RgbPage {
 
 /// `GET /rgb`: the form, filled in from the query string; a request that
 /// already has a job redirects to it.
-pub async fn rgb_page(super::auth::Scoped(st): super::auth::Scoped, RawQuery(q): RawQuery) -> Response {
+pub async fn rgb_page(
+    super::auth::Scoped(st): super::auth::Scoped,
+    RawQuery(q): RawQuery,
+) -> Response {
     let (p, asked) = match parse(q.as_deref()) {
         Ok(x) => x,
         Err(e) => return failed(&st, RgbParams::default(), e).await,
@@ -407,7 +410,9 @@ pub struct GalleryPage {
 }
 
 /// `GET /rgb/gallery`.
-pub async fn gallery(super::auth::Scoped(st): super::auth::Scoped) -> Result<Html<String>, AppError> {
+pub async fn gallery(
+    super::auth::Scoped(st): super::auth::Scoped,
+) -> Result<Html<String>, AppError> {
     let pictures = pictures(&st, 500).await;
     Ok(Html(GalleryPage { pictures }.render()?))
 }

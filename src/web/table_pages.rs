@@ -1220,7 +1220,9 @@ pub struct TablesPage {
 }
 
 /// `GET /tables`: every table with its row count.
-pub async fn tables(super::auth::Scoped(st): super::auth::Scoped) -> Result<Html<String>, AppError> {
+pub async fn tables(
+    super::auth::Scoped(st): super::auth::Scoped,
+) -> Result<Html<String>, AppError> {
     let counts = st.catalog.category_counts().await?;
     let tables = counts
         .into_iter()

@@ -658,7 +658,10 @@ pub async fn async_job_resource(
 }
 
 /// `GET /vo/tap/async/{id}/results/result`: the query's VOTable.
-pub async fn async_result(super::auth::Scoped(st): super::auth::Scoped, Path(id): Path<String>) -> Answer {
+pub async fn async_result(
+    super::auth::Scoped(st): super::auth::Scoped,
+    Path(id): Path<String>,
+) -> Answer {
     let job = tap_job(&st, &id).await?;
     if phase(&job) != Phase::Completed {
         return Err(VoError::not_found(format!(
@@ -777,7 +780,10 @@ pub fn tableset_xml(tables: &[TapTable]) -> String {
 /// `GET /vo/tap/capabilities`: VOSI capabilities with the TAPRegExt
 /// description of this service (language and its features, output
 /// formats, upload method, limits).
-pub async fn capabilities(super::auth::Scoped(st): super::auth::Scoped, headers: HeaderMap) -> Response {
+pub async fn capabilities(
+    super::auth::Scoped(st): super::auth::Scoped,
+    headers: HeaderMap,
+) -> Response {
     let base = escape(&base_url(&st, &headers));
     let keep = st.services.jobs.retention().max_age.as_secs();
     let vosi = |standard: &str, path: &str| {

@@ -296,7 +296,10 @@ fn xml(body: String) -> Response {
 
 /// `GET /vo/capabilities` and `GET /vo/scs/capabilities` (VOSI): every
 /// service.
-pub async fn capabilities(super::auth::Scoped(st): super::auth::Scoped, headers: HeaderMap) -> Response {
+pub async fn capabilities(
+    super::auth::Scoped(st): super::auth::Scoped,
+    headers: HeaderMap,
+) -> Response {
     xml(capabilities_xml(&base_url(&st, &headers)))
 }
 

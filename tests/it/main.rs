@@ -1,6 +1,7 @@
 //! The integration-test binary: one binary, one module per area, sharing the
 //! fixtures in `common`.
 
+mod access;
 mod api;
 mod associate;
 mod bad_input;
