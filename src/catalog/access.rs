@@ -117,6 +117,14 @@ impl Viewer {
         if self.context.is_empty() {
             return format!("{alias}.privileges >= {USERS_LEVEL}");
         }
+        // Names are checked when made; a name that somehow is not (an edited
+        // database) denies rather than reaches the SQL text.
+        let names_ok = std::iter::once(user)
+            .chain(&self.context)
+            .all(|n| check_name("name", n).is_ok());
+        if !names_ok {
+            return format!("{alias}.privileges >= {PUBLIC_LEVEL}");
+        }
         let projects: Vec<String> = self.context.iter().map(|p| quote(p)).collect();
         format!(
             "({alias}.privileges >= {USERS_LEVEL} OR ({alias}.project IN ({}) AND \

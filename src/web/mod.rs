@@ -20,6 +20,8 @@ pub mod object_view;
 pub mod pages;
 pub mod query_params;
 pub mod rgb_pages;
+#[cfg(test)]
+mod scoping_guard;
 pub mod security_headers;
 pub mod server;
 pub mod sky_view;
