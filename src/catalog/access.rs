@@ -288,8 +288,11 @@ impl Catalog {
     pub fn visible_id(&self, id: &str) -> String {
         match &self.viewer {
             None => "1=1".to_owned(),
+            // A correlated EXISTS is one primary-key probe per candidate
+            // row on both backends; `IN (SELECT …)` would make SQLite build
+            // the set of every visible object first.
             Some(v) => format!(
-                "{id} IN (SELECT vt.object_id FROM process_target vt WHERE {})",
+                "EXISTS (SELECT 1 FROM process_target vt WHERE vt.object_id = {id} AND {})",
                 v.sql("vt")
             ),
         }

@@ -357,3 +357,63 @@ async fn object_pages_answer_404_to_outsiders_as_for_a_missing_object() {
         assert!(s.public_child.is_some(), "the fixture has a public child");
     }
 }
+
+/// pyvo (over requests) as a script authenticates: a Bearer token, HTTP
+/// Basic, another project's token and nothing, against a live server with
+/// its job worker (`tests/peer/check_access.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vo_clients_see_private_data_only_with_their_owners_credentials() {
+    let Some(python) = common::peer_python("the VO access check") else {
+        return;
+    };
+    for db in common::all_backends().await {
+        let backend = db.backend;
+        let s = Secret::new(db).await;
+        let frame = s.db.catalog.frame(s.private_frame).await.unwrap();
+        let (ra, dec) = frame.center.expect("the private frame is on the sky");
+        let st = s.state();
+        let worker = st.services.jobs.start();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server =
+            tokio::spawn(async move { axum::serve(listener, wisecut::web::app(st)).await });
+        let token = |who| {
+            s.auth(who)
+                .unwrap()
+                .trim_start_matches("Bearer ")
+                .to_owned()
+        };
+        let args: Vec<String> = vec![
+            format!("http://{addr}"),
+            "--token".into(),
+            token(Who::Owner),
+            "--eve-token".into(),
+            token(Who::Eve),
+            "--user".into(),
+            "owner1".into(),
+            "--password".into(),
+            PASSWORD.into(),
+            "--private".into(),
+            s.private_frame.0.to_string(),
+            "--ra".into(),
+            ra.to_string(),
+            "--dec".into(),
+            dec.to_string(),
+        ];
+        let python = python.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+            common::run_peer(&python, "check_access.py", &args)
+        })
+        .await
+        .unwrap();
+        server.abort();
+        worker.abort();
+        for area in ["sia", "tap", "async", "denied"] {
+            assert!(
+                out.contains(&format!("access: {area} ok")),
+                "{backend}: {area}\n{out}"
+            );
+        }
+    }
+}
