@@ -536,6 +536,85 @@ impl Catalog {
         })
     }
 
+    /// The viewer behind a live API token (every project of its user), in
+    /// one query: tokens are checked on every request, so a revoked one
+    /// stops at once, and this keeps that check a single round trip.
+    pub async fn viewer_by_token(&self, secret: &str) -> Result<Option<Viewer>, CatalogError> {
+        let rows = self
+            .db
+            .query_all_raw(Self::stmt(
+                self.backend(),
+                "SELECT u.name, u.superuser, m.project, m.role FROM api_token k \
+                 JOIN wc_user u ON u.name = k.user_name \
+                 LEFT JOIN project_member m ON m.user_name = u.name \
+                 WHERE k.token_hash = $1 AND k.revoked_at IS NULL ORDER BY m.project",
+                vec![secret_hash(secret).into()],
+            ))
+            .await?;
+        Self::viewer_from_rows(&rows, None)
+    }
+
+    /// The live browser session whose cookie is `secret` and its viewer
+    /// (working in the session's project), in one query.
+    pub async fn viewer_by_session(
+        &self,
+        secret: &str,
+    ) -> Result<Option<(Session, Viewer)>, CatalogError> {
+        let rows = self
+            .db
+            .query_all_raw(Self::stmt(
+                self.backend(),
+                "SELECT u.name, u.superuser, m.project, m.role, s.project AS working_in \
+                 FROM web_session s JOIN wc_user u ON u.name = s.user_name \
+                 LEFT JOIN project_member m ON m.user_name = u.name \
+                 WHERE s.id_hash = $1 AND s.expires_at > $2 ORDER BY m.project",
+                vec![secret_hash(secret).into(), Utc::now().into()],
+            ))
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let project: Option<String> = first.try_get("", "working_in")?;
+        let Some(viewer) = Self::viewer_from_rows(&rows, Some(project.as_deref()))? else {
+            return Ok(None);
+        };
+        let session = Session {
+            user: viewer.user.clone().unwrap_or_default(),
+            project,
+        };
+        Ok(Some((session, viewer)))
+    }
+
+    /// A viewer from rows of (name, superuser, project, role): working in
+    /// `working_in` (`Some(None)`: no project), or in every membership.
+    fn viewer_from_rows(
+        rows: &[sea_orm::QueryResult],
+        working_in: Option<Option<&str>>,
+    ) -> Result<Option<Viewer>, CatalogError> {
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut memberships = Vec::new();
+        for r in rows {
+            if let Some(p) = r.try_get::<Option<String>>("", "project")? {
+                let role = Role::parse(&r.try_get::<String>("", "role")?)?;
+                memberships.push((p, role));
+            }
+        }
+        let context = memberships
+            .iter()
+            .map(|(p, _)| p.clone())
+            .filter(|p| working_in.is_none_or(|w| w == Some(p.as_str())))
+            .collect();
+        Ok(Some(Viewer {
+            user: Some(first.try_get("", "name")?),
+            context,
+            memberships,
+            superuser: first.try_get::<i32>("", "superuser")? != 0,
+            browser: None,
+        }))
+    }
+
     /// Starts a browser session for `user` in `project`; returns the
     /// cookie's secret (stored only as its hash).
     pub async fn create_session(

@@ -417,3 +417,48 @@ async fn vo_clients_see_private_data_only_with_their_owners_credentials() {
         }
     }
 }
+
+#[tokio::test]
+async fn one_query_viewers_agree_with_the_long_way_and_revocation_is_immediate() {
+    for db in common::all_backends().await {
+        let backend = db.backend;
+        let s = Secret::new(db).await;
+        let c = &s.db.catalog;
+        for (who, user) in [
+            (Who::Owner, "owner1"),
+            (Who::Eve, "eve"),
+            (Who::Root, "root"),
+        ] {
+            let token = s
+                .auth(who)
+                .unwrap()
+                .trim_start_matches("Bearer ")
+                .to_owned();
+            let quick = c.viewer_by_token(&token).await.unwrap();
+            let long = c.viewer_of(user, None).await.unwrap();
+            assert_eq!(quick.as_ref(), Some(&long), "{backend} {user}: by token");
+            let secret = c.create_session(user, Some("SECRET")).await.unwrap();
+            let (session, v) = c.viewer_by_session(&secret).await.unwrap().unwrap();
+            assert_eq!(session.user, user);
+            assert_eq!(
+                v,
+                c.viewer_of(user, Some("SECRET")).await.unwrap(),
+                "{backend} {user}: by session"
+            );
+            c.end_session(&secret).await.unwrap();
+            assert!(c.viewer_by_session(&secret).await.unwrap().is_none());
+        }
+        let token = c.create_token("member2", "to revoke").await.unwrap();
+        assert!(c.viewer_by_token(&token).await.unwrap().is_some());
+        let id = c.tokens("member2").await.unwrap()[0].id;
+        c.revoke_token("member2", id).await.unwrap();
+        assert!(
+            c.viewer_by_token(&token).await.unwrap().is_none(),
+            "{backend}: a revoked token still works"
+        );
+        // Someone else's token number is "not found", not revocable.
+        let eves = c.tokens("eve").await.unwrap()[0].id;
+        assert!(c.revoke_token("member2", eves).await.is_err());
+        assert!(c.viewer_by_token("wct_nothing").await.unwrap().is_none());
+    }
+}
