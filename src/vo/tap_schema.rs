@@ -881,6 +881,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_published_data_table_has_a_visibility_owner() {
+        // A data table without a known owner would show nothing to a
+        // viewer (fail closed): each must name its catalogue table.
+        for t in published() {
+            match owner_table(&t) {
+                None => assert_eq!(t.schema, "TAP_SCHEMA", "{}", t.qualified_name()),
+                Some(o) => assert!(!o.is_empty(), "{} has no owner", t.qualified_name()),
+            }
+        }
+    }
+
+    #[test]
     fn every_table_is_described_in_tap_schema() {
         let tables = published();
         let names: Vec<String> = tables.iter().map(TapTable::qualified_name).collect();
