@@ -717,7 +717,27 @@ impl Catalog {
             .map(Alid))
     }
 
-    /// One page of `table` under `query`, and the total count.
+    /// The condition that a row of `table` (under the aliases of its FROM
+    /// clause) is visible to this catalogue's viewer; `None` for the system
+    /// view. Frames and lists are as visible as their process target;
+    /// sources as their SourceList; associations as their AssociateList
+    /// and, member by member, the member's SourceList (a public
+    /// AssociateList does not show a private list's sources).
+    fn table_visibility(&self, table: &Table) -> Option<String> {
+        self.viewer()?;
+        Some(match table {
+            Table::Frames(_) | Table::SourceLists | Table::AssociateLists => self.visible("t"),
+            Table::Sources(_) => self.visible_slid("s.slid"),
+            Table::Associations(_) => format!(
+                "{} AND {}",
+                self.visible_alid("a.alid"),
+                self.visible_slid("a.slid")
+            ),
+        })
+    }
+
+    /// One page of `table` under `query`, and the total count: only what
+    /// this catalogue's viewer may see.
     pub async fn browse(&self, table: &Table, query: &Query) -> Result<Page, CatalogError> {
         let (from, fixed) = table.from();
         let mut values: Vec<Value> = Vec::new();
@@ -726,6 +746,9 @@ impl Catalog {
             values.push(v);
             clauses.push(format!("{col} = $1"));
         }
+        // What the viewer may not see is not there: rows, counts and pages
+        // alike (a condition in SQL, so paging and totals stay exact).
+        clauses.extend(self.table_visibility(table));
         for c in &query.conditions {
             clauses.push(condition_sql(c, &mut values));
         }

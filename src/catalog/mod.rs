@@ -207,8 +207,15 @@ impl Catalog {
                 .query_one_raw(Self::stmt(
                     b,
                     &format!(
-                        "SELECT COUNT(*) AS n FROM {table} x WHERE {}",
-                        self.visible_id(owner_of(table))
+                        "SELECT COUNT(*) AS n FROM {table} x WHERE {}{}",
+                        self.visible_id(owner_of(table)),
+                        // Association members count only where their
+                        // SourceList is visible too, as the table shows them.
+                        if table == "association" && self.viewer.is_some() {
+                            format!(" AND {}", self.visible_slid("x.slid"))
+                        } else {
+                            String::new()
+                        }
                     ),
                     vec![],
                 ))

@@ -117,9 +117,38 @@ pub fn cone_candidates_sql(
 }
 
 impl Catalog {
+    /// The condition that the SLID expression `slid` names a SourceList
+    /// this catalogue's viewer may see: sources are as visible as their
+    /// list.
+    pub(crate) fn visible_slid(&self, slid: &str) -> String {
+        if self.viewer().is_none() {
+            return "1=1".to_owned();
+        }
+        self.visible_id(&format!(
+            "(SELECT vsl.object_id FROM source_list vsl WHERE vsl.slid = {slid})"
+        ))
+    }
+
+    /// The condition that the ALID expression `alid` names an
+    /// AssociateList this catalogue's viewer may see.
+    pub(crate) fn visible_alid(&self, alid: &str) -> String {
+        if self.viewer().is_none() {
+            return "1=1".to_owned();
+        }
+        self.visible_id(&format!(
+            "(SELECT val.object_id FROM associate_list val WHERE val.alid = {alid})"
+        ))
+    }
+
+    /// [`Catalog::visible_slid`] as a filter of sea-orm's `source` queries.
+    fn visible_source_cond(&self) -> sea_orm::sea_query::SimpleExpr {
+        sea_orm::sea_query::Expr::cust(self.visible_slid("\"source\".\"slid\""))
+    }
+
     /// One source by (SLID, SID).
     pub async fn source(&self, slid: Slid, sid: Sid) -> Result<Source, CatalogError> {
         entity::source::Entity::find_by_id((slid.0, sid.0))
+            .filter(self.visible_source_cond())
             .one(self.db())
             .await?
             .map(Source::from)
@@ -137,6 +166,7 @@ impl Catalog {
             let models = entity::source::Entity::find()
                 .filter(entity::source::Column::Slid.eq(slid.0))
                 .filter(entity::source::Column::Sid.is_in(chunk.iter().map(|s| s.0)))
+                .filter(self.visible_source_cond())
                 .all(self.db())
                 .await?;
             out.extend(models.into_iter().map(Source::from));
@@ -155,9 +185,14 @@ impl Catalog {
         slid: Option<Slid>,
         limit: usize,
     ) -> Result<Vec<(f64, Source)>, CatalogError> {
-        let Some((sql, values)) = cone_candidates_sql(ra, dec, radius_deg, slid) else {
+        let Some((mut sql, values)) = cone_candidates_sql(ra, dec, radius_deg, slid) else {
             return Ok(Vec::new());
         };
+        // Sources of lists the viewer may not see are not candidates: the
+        // cone, its count and its overflow are those of the visible part.
+        if self.viewer().is_some() {
+            sql.push_str(&format!(" AND {}", self.visible_slid("source.slid")));
+        }
         let rows = self
             .db()
             .query_all_raw(Self::stmt(self.backend(), &sql, values))

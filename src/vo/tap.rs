@@ -322,7 +322,9 @@ pub async fn run(
     uploads: Vec<(TapTable, UploadTable)>,
     base: &str,
 ) -> Result<Document, TapError> {
-    let mut tables = tap_schema::published();
+    // The catalogue's viewer decides which rows the data tables hold (the
+    // submitter's, for an async job the runner scoped to them).
+    let mut tables = tap_schema::scoped(tap_schema::published(), catalog);
     let mut data = Vec::with_capacity(uploads.len());
     for (t, d) in uploads {
         tables.push(t);

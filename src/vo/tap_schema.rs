@@ -30,6 +30,9 @@ pub enum Relation {
     Subquery(&'static str),
     /// Constant rows (one value per column), served as a subquery.
     Rows(Vec<Vec<Value>>),
+    /// A subquery made for one query: a published relation limited to the
+    /// rows the asking viewer may see (see [`scoped`]).
+    Scoped(String),
 }
 
 /// One column of a published table.
@@ -259,6 +262,52 @@ pub fn published() -> Vec<TapTable> {
     ];
     let meta = tap_schema_tables(&tables);
     tables.extend(meta);
+    tables
+}
+
+/// The catalogue table whose rows a published data table shows (the
+/// owner of each row decides its visibility); `None` for TAP_SCHEMA and
+/// uploads, which are not the archive's objects.
+fn owner_table(t: &TapTable) -> Option<&'static str> {
+    if t.schema == UPLOAD_SCHEMA || t.schema.eq_ignore_ascii_case("TAP_SCHEMA") {
+        return None;
+    }
+    Some(match t.name.as_str() {
+        "ObsCore" => "obscore",
+        "sources" => "source",
+        "source_lists" => "source_list",
+        "associate_lists" => "associate_list",
+        "associations" => "association",
+        "dependency" => "dependency",
+        // Unknown data tables get the catalogue's fail-closed rule.
+        _ => "",
+    })
+}
+
+/// `tables` as `catalog`'s viewer sees them: every published data table
+/// reads only the rows the viewer may see (the condition is the
+/// catalogue's, [`Catalog::tap_row_visibility`]), so TOP, ORDER BY, COUNT
+/// and joins are exact over the visible part. TAP_SCHEMA (the description)
+/// and uploads stay as they are. The system view changes nothing.
+///
+/// [`Catalog::tap_row_visibility`]: crate::catalog::Catalog::tap_row_visibility
+pub fn scoped(mut tables: Vec<TapTable>, catalog: &crate::catalog::Catalog) -> Vec<TapTable> {
+    for t in &mut tables {
+        let Some(owner) = owner_table(t) else {
+            continue;
+        };
+        let Some(cond) = catalog.tap_row_visibility(owner, "vis") else {
+            continue;
+        };
+        let inner = match &t.relation {
+            Relation::Table(name) => name.clone(),
+            Relation::Subquery(q) => format!("({q})"),
+            Relation::Scoped(q) => format!("({q})"),
+            // Constant rows are not archive objects.
+            Relation::Rows(_) => continue,
+        };
+        t.relation = Relation::Scoped(format!("SELECT * FROM {inner} vis WHERE {cond}"));
+    }
     tables
 }
 
@@ -830,6 +879,18 @@ pub fn datatype_name(d: DataType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_published_data_table_has_a_visibility_owner() {
+        // A data table without a known owner would show nothing to a
+        // viewer (fail closed): each must name its catalogue table.
+        for t in published() {
+            match owner_table(&t) {
+                None => assert_eq!(t.schema, "TAP_SCHEMA", "{}", t.qualified_name()),
+                Some(o) => assert!(!o.is_empty(), "{} has no owner", t.qualified_name()),
+            }
+        }
+    }
 
     #[test]
     fn every_table_is_described_in_tap_schema() {

@@ -171,6 +171,7 @@ impl<'a> Scope<'a> {
         let rel = match &inst.table.relation {
             Relation::Table(t) => t.clone(),
             Relation::Subquery(q) => format!("({q})"),
+            Relation::Scoped(q) => format!("({q})"),
             Relation::Rows(rows) => {
                 let cols = &inst.table.columns;
                 if rows.is_empty() {
