@@ -143,17 +143,30 @@ pub(super) fn job_id(s: &str) -> Result<String, String> {
     }
 }
 
-/// Who submits a job on behalf of this request: the signed-in user (with
-/// the project its session works in; a token or Basic credentials work
-/// in every project of the user, recorded as none), else the anonymous
-/// browser, else nobody (a script without cookie or token: its job is
-/// reachable by its link only).
+/// Who submits a job on behalf of this request: the signed-in user, else
+/// the anonymous browser, else nobody (a script without cookie or token:
+/// its job is reachable by its link only).
+///
+/// A user's job records the project worked in: the session's chosen one,
+/// or (a token, Basic credentials or a session without a chosen project,
+/// which see every project of the user) the one project of the view when
+/// there is exactly one. The runner makes the job with that same view, and
+/// sharing with "the project" needs one; a view spanning several projects
+/// records none and cannot be shared with a project (its results may hold
+/// data of each).
 pub(super) fn submitter(identity: &super::auth::Identity) -> JobOwner {
     match (identity.user(), &identity.viewer.browser) {
-        (Some(user), _) => JobOwner::user(
-            user,
-            identity.session.as_ref().and_then(|s| s.project.as_deref()),
-        ),
+        (Some(user), _) => {
+            let chosen = identity.session.as_ref().and_then(|s| s.project.clone());
+            let only = match identity.viewer.context.as_slice() {
+                [one] => Some(one.clone()),
+                _ => None,
+            };
+            JobOwner::user(user, chosen.or(only).as_deref())
+        }
+        // A cookie made for this very answer: the client sent none (a
+        // script), so it is nobody, as its submissions are.
+        (None, Some(_)) if identity.new_cookie => JobOwner::nobody(),
         (None, Some(browser)) => JobOwner::browser(browser),
         (None, None) => JobOwner::nobody(),
     }
