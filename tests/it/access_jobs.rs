@@ -206,7 +206,7 @@ async fn a_batch_csv_is_its_owners_until_shared_on_both_backends() {
 
         let done = wait_done(&st, &s, Who::Owner, &id).await;
         assert_eq!(done["status"], "done", "{backend}: {done:#}");
-        let v = seen(&st, &s, Who::Owner, &id, &backend.to_string()).await;
+        let v = seen(&st, &s, Who::Owner, &id, backend).await;
         assert!(
             v.to_string().contains(secret_name),
             "the owner reads the CSV"
