@@ -165,7 +165,7 @@ impl Viewer {
 }
 
 /// An SQL string literal (single quotes doubled).
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 

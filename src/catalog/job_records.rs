@@ -8,7 +8,22 @@
 //! after too many attempts) by [`Catalog::recover_jobs`]. Every write after
 //! the claim names the owner, so a process that lost its lease cannot
 //! overwrite the record of the one that took over.
+//!
+//! Jobs belong to their submitter (issue 17): a signed-in user (with the
+//! project worked in), or an anonymous browser (the SHA-256 of its
+//! cookie). A job is private by default; its owner may share it with
+//! whoever has its link ([`Share::Link`]) or with the members working in
+//! its project ([`Share::Project`]). Every URL names a job by its
+//! unguessable `public_id` (128 random bits), never by its sequential id.
+//! A catalogue scoped to a viewer ([`Catalog::for_viewer`]) finds only the
+//! jobs that viewer may see ([`Catalog::job_by_public_id`]) and lists only
+//! its own and its project's shared ones ([`Catalog::jobs`]); an unseen job
+//! is "not found", exactly as a missing one. A job submitted with no
+//! identity at all (a script or VO client without cookie or token) has no
+//! owner: it is stored shared by link, so only its unguessable URL reaches
+//! it and no listing shows it.
 
+use super::access::{Viewer, quote};
 use super::{Catalog, CatalogError, entity};
 use crate::ids::JobId;
 use chrono::{DateTime, Utc};
@@ -103,11 +118,115 @@ impl std::fmt::Display for JobKind {
     }
 }
 
+/// Who besides its owner may see a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Share {
+    /// Its owner only (the default).
+    Private,
+    /// Anyone who has its URL (its unguessable public id).
+    Link,
+    /// The members working in the project its owner worked in.
+    Project,
+}
+
+impl Share {
+    /// Every choice, in the order forms offer them.
+    pub const ALL: [Share; 3] = [Self::Private, Self::Link, Self::Project];
+
+    /// The stored (and form) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Private => "private",
+            Self::Link => "link",
+            Self::Project => "project",
+        }
+    }
+
+    /// The share named `s`; the error names `share` and the choices.
+    pub fn parse(s: &str) -> Result<Self, CatalogError> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.name() == s.trim())
+            .ok_or_else(|| {
+                CatalogError::Query(format!(
+                    "share: {:?} is not allowed; use private, link or project",
+                    crate::params::shown(s)
+                ))
+            })
+    }
+}
+
+/// Who submitted a job: a signed-in user (with the project worked in), an
+/// anonymous browser, or nobody (no cookie, no token).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobOwner {
+    /// The signed-in user.
+    pub user: Option<String>,
+    /// The anonymous browser (SHA-256 of its cookie); only without a user.
+    pub browser: Option<String>,
+    /// The project the user worked in (only with a user).
+    pub project: Option<String>,
+}
+
+impl JobOwner {
+    /// No owner: the job is reachable by its link only.
+    pub fn nobody() -> Self {
+        Self::default()
+    }
+
+    /// A signed-in user working in `project` (`None`: every project of the
+    /// user, as API tokens see them).
+    pub fn user(user: &str, project: Option<&str>) -> Self {
+        Self {
+            user: Some(user.to_owned()),
+            browser: None,
+            project: project.map(str::to_owned),
+        }
+    }
+
+    /// An anonymous browser, by the SHA-256 of its cookie.
+    pub fn browser(hash: &str) -> Self {
+        Self {
+            user: None,
+            browser: Some(hash.to_owned()),
+            project: None,
+        }
+    }
+
+    /// Whether there is no owner.
+    pub fn is_nobody(&self) -> bool {
+        self.user.is_none() && self.browser.is_none()
+    }
+
+    /// A text naming the owner and the view its jobs are made with, mixed
+    /// into request keys so that two owners never share a job (nor a
+    /// result made with other privileges).
+    pub fn key(&self) -> String {
+        match (&self.user, &self.browser) {
+            (Some(u), _) => format!("user\u{0}{u}\u{0}{}", self.project.as_deref().unwrap_or("")),
+            (None, Some(b)) => format!("browser\u{0}{b}"),
+            (None, None) => String::new(),
+        }
+    }
+}
+
 /// A job as stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobRecord {
-    /// Its id.
+    /// Its internal id (leases, directories); never in a URL.
     pub id: JobId,
+    /// Its name in URLs: 32 hex digits, unguessable.
+    pub public_id: String,
+    /// The signed-in user who submitted it.
+    pub owner_user: Option<String>,
+    /// The anonymous browser that submitted it (SHA-256 of its cookie).
+    #[serde(skip)]
+    pub owner_browser: Option<String>,
+    /// The project its submitter worked in.
+    pub owner_project: Option<String>,
+    /// Who else may see it.
+    pub share: Share,
     /// What kind of work.
     pub kind: JobKind,
     /// One line saying what it makes.
@@ -156,6 +275,14 @@ impl JobRecord {
             kind: JobKind::parse(&m.kind).ok_or_else(|| {
                 CatalogError::Invalid(format!("job {}: unknown kind {:?}", m.id, m.kind))
             })?,
+            public_id: m.public_id.unwrap_or_default(),
+            owner_user: m.owner_user,
+            owner_browser: m.owner_browser,
+            owner_project: m.owner_project,
+            share: Share::ALL
+                .into_iter()
+                .find(|s| s.name() == m.share)
+                .unwrap_or(Share::Private),
             title: m.title,
             progress: m.progress,
             log: m.log,
@@ -169,6 +296,29 @@ impl JobRecord {
             expired: m.expired,
             bytes: m.bytes,
         })
+    }
+
+    /// Whether `v` submitted this job (or is a superuser): who may change
+    /// its sharing.
+    pub fn owned_by(&self, v: &Viewer) -> bool {
+        if v.superuser {
+            return true;
+        }
+        match (&v.user, &self.owner_user) {
+            (Some(u), Some(o)) => u == o,
+            (Some(_), None) | (None, Some(_)) => false,
+            (None, None) => v.browser.is_some() && v.browser == self.owner_browser,
+        }
+    }
+
+    /// Whether nobody owns it (submitted without cookie or token).
+    pub fn is_ownerless(&self) -> bool {
+        self.owner_user.is_none() && self.owner_browser.is_none()
+    }
+
+    /// The first 8 digits of its public id, to show in lists.
+    pub fn short_id(&self) -> &str {
+        self.public_id.get(..8).unwrap_or(&self.public_id)
     }
 
     /// Seconds from start to end (or to now while running).
@@ -191,7 +341,7 @@ pub struct Recovery {
 /// Every column, in the order `row_to_model` reads them.
 const COLUMNS: &str = "id, kind, status, progress, params, log, result, error, created_at, \
                        started_at, finished_at, title, owner, heartbeat_at, attempts, expired, bytes, \
-                       request_key";
+                       request_key, public_id, owner_user, owner_browser, owner_project, share";
 
 impl Catalog {
     /// Stores a new job. `owner` given means the caller runs it at once
@@ -203,12 +353,15 @@ impl Catalog {
         params: &serde_json::Value,
         owner: Option<&str>,
     ) -> Result<JobRecord, CatalogError> {
-        self.create_keyed_job(kind, title, params, owner, None)
+        self.create_keyed_job(kind, title, params, owner, None, &JobOwner::nobody())
             .await
     }
 
     /// [`Catalog::create_job`] with the hash of the job's canonical
-    /// parameters, by which [`Catalog::job_by_request_key`] finds it again.
+    /// parameters, by which [`Catalog::job_by_request_key`] finds it again,
+    /// and its submitter (`submitter`; with nobody, the job is shared by
+    /// link: its unguessable URL is the only way to it). `owner` is the
+    /// server process running it, if it runs at once.
     pub async fn create_keyed_job(
         &self,
         kind: JobKind,
@@ -216,6 +369,7 @@ impl Catalog {
         params: &serde_json::Value,
         owner: Option<&str>,
         request_key: Option<&str>,
+        submitter: &JobOwner,
     ) -> Result<JobRecord, CatalogError> {
         let now = Utc::now();
         let status = if owner.is_some() {
@@ -226,9 +380,25 @@ impl Catalog {
         let started = owner.map(|_| now);
         let sql = format!(
             "INSERT INTO job (kind, status, progress, params, log, created_at, started_at, \
-               title, owner, heartbeat_at, attempts, expired, bytes, request_key) \
-             VALUES ($1, $2, 0, $3, '', $4, $5, $6, $7, $5, $8, $9, 0, $10) RETURNING {COLUMNS}"
+               title, owner, heartbeat_at, attempts, expired, bytes, request_key, \
+               public_id, owner_user, owner_browser, owner_project, share) \
+             VALUES ($1, $2, 0, $3, '', $4, $5, $6, $7, $5, $8, $9, 0, $10, $11, $12, $13, $14, \
+               $15) RETURNING {COLUMNS}"
         );
+        let share = if submitter.is_nobody() {
+            Share::Link
+        } else {
+            Share::Private
+        };
+        // The browser owns a job only when nobody is signed in.
+        let browser = submitter
+            .browser
+            .clone()
+            .filter(|_| submitter.user.is_none());
+        let project = submitter
+            .project
+            .clone()
+            .filter(|_| submitter.user.is_some());
         let values = vec![
             kind.name().into(),
             status.name().into(),
@@ -240,6 +410,11 @@ impl Catalog {
             i32::from(owner.is_some()).into(),
             false.into(),
             request_key.map(str::to_owned).into(),
+            super::access::new_public_id().into(),
+            submitter.user.clone().into(),
+            browser.into(),
+            project.into(),
+            share.name().into(),
         ];
         self.job_query(&sql, values)
             .await?
@@ -253,8 +428,11 @@ impl Catalog {
         kind: JobKind,
         title: &str,
         params: &serde_json::Value,
+        submitter: &JobOwner,
     ) -> Result<JobRecord, CatalogError> {
-        let job = self.create_job(kind, title, params, None).await?;
+        let job = self
+            .create_keyed_job(kind, title, params, None, None, submitter)
+            .await?;
         self.job_exec(
             "UPDATE job SET status = 'pending' WHERE id = $1 AND status = 'queued'",
             vec![job.id.0.into()],
@@ -450,6 +628,118 @@ impl Catalog {
             })
     }
 
+    /// The job named `public_id` in URLs, if this catalogue's viewer may
+    /// see it (see [`Catalog::jobs_reachable`]); an unseen job is "not
+    /// found", exactly as a missing one.
+    pub async fn job_by_public_id(&self, public_id: &str) -> Result<JobRecord, CatalogError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM job WHERE public_id = $1 AND {}",
+            self.jobs_reachable()
+        );
+        self.job_query(&sql, vec![public_id.into()])
+            .await?
+            .ok_or_else(|| CatalogError::NotFound {
+                what: "job",
+                id: crate::params::shown(public_id),
+            })
+    }
+
+    /// Changes who may see a job besides its owner. Only its owner (or a
+    /// superuser) may: anyone else is told it is not found, as is a viewer
+    /// who cannot see it. Sharing with the project needs the job to have
+    /// been submitted in one.
+    pub async fn set_job_share(
+        &self,
+        public_id: &str,
+        share: Share,
+    ) -> Result<JobRecord, CatalogError> {
+        let job = self.job_by_public_id(public_id).await?;
+        if let Some(v) = self.viewer()
+            && !job.owned_by(v)
+        {
+            return Err(CatalogError::NotFound {
+                what: "job",
+                id: crate::params::shown(public_id),
+            });
+        }
+        if share == Share::Project && job.owner_project.is_none() {
+            return Err(CatalogError::Query(
+                "share: this job was not submitted in a project (sign in and choose one \
+                 first); use private or link"
+                    .into(),
+            ));
+        }
+        self.job_exec(
+            "UPDATE job SET share = $1 WHERE id = $2",
+            vec![share.name().into(), job.id.0.into()],
+        )
+        .await?;
+        self.job(job.id).await
+    }
+
+    /// The condition (on table `job`) that this catalogue's viewer lists
+    /// a job: it submitted it, or the job is shared with a project the
+    /// viewer works in. Names are quoted as [`Viewer::sql`] does.
+    pub fn jobs_listed(&self) -> String {
+        let Some(v) = self.viewer() else {
+            return "1=1".to_owned();
+        };
+        if v.superuser {
+            return "1=1".to_owned();
+        }
+        let mut any = Vec::new();
+        if let Some(u) = &v.user {
+            any.push(format!("job.owner_user = {}", quote(u)));
+            if !v.context.is_empty() {
+                let projects: Vec<String> = v.context.iter().map(|p| quote(p)).collect();
+                any.push(format!(
+                    "(job.share = 'project' AND job.owner_project IN ({}))",
+                    projects.join(", ")
+                ));
+            }
+        } else if let Some(b) = &v.browser {
+            any.push(format!(
+                "(job.owner_user IS NULL AND job.owner_browser = {})",
+                quote(b)
+            ));
+        }
+        if any.is_empty() {
+            "1=0".to_owned()
+        } else {
+            format!("({})", any.join(" OR "))
+        }
+    }
+
+    /// The condition (on table `job`) that this catalogue's viewer may see
+    /// a job whose public id it has: one it lists, or one shared by link.
+    pub fn jobs_reachable(&self) -> String {
+        match self.viewer() {
+            None => "1=1".to_owned(),
+            Some(_) => format!("(job.share = 'link' OR {})", self.jobs_listed()),
+        }
+    }
+
+    /// Gives every job made before jobs had public ids one (their URLs
+    /// change; the old numeric ones name nothing any more).
+    pub async fn assign_public_ids(&self) -> Result<u64, CatalogError> {
+        let ids = self
+            .job_ids("SELECT id FROM job WHERE public_id IS NULL", vec![])
+            .await?;
+        let mut n = 0;
+        for id in ids {
+            if self
+                .job_exec(
+                    "UPDATE job SET public_id = $1 WHERE id = $2 AND public_id IS NULL",
+                    vec![super::access::new_public_id().into(), id.0.into()],
+                )
+                .await?
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// The newest job of `kind` made for the request with this key that can
     /// still serve it: queued, running, or done with its files.
     pub async fn job_by_request_key(
@@ -467,7 +757,10 @@ impl Catalog {
         rows.into_iter().next().map(Ok).transpose()
     }
 
-    /// Jobs newest first, optionally of one kind, with the total count.
+    /// Jobs newest first, optionally of one kind, with the total count:
+    /// those this catalogue's viewer owns or that are shared with the
+    /// project it works in (every job for a superuser and the system view;
+    /// a job shared by link is listed to its owner only).
     pub async fn jobs(
         &self,
         kind: Option<JobKind>,
@@ -477,7 +770,8 @@ impl Catalog {
     ) -> Result<(u64, Vec<JobRecord>), CatalogError> {
         use entity::job::Column as C;
         use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
-        let mut q = entity::job::Entity::find();
+        let mut q =
+            entity::job::Entity::find().filter(sea_orm::sea_query::Expr::cust(self.jobs_listed()));
         if let Some(k) = kind {
             q = q.filter(C::Kind.eq(k.name()));
         }
@@ -605,5 +899,10 @@ fn row_to_model(r: &sea_orm::QueryResult) -> Result<entity::job::Model, sea_orm:
         expired: r.try_get("", "expired")?,
         bytes: r.try_get("", "bytes")?,
         request_key: r.try_get("", "request_key")?,
+        public_id: r.try_get("", "public_id")?,
+        owner_user: r.try_get("", "owner_user")?,
+        owner_browser: r.try_get("", "owner_browser")?,
+        owner_project: r.try_get("", "owner_project")?,
+        share: r.try_get("", "share")?,
     })
 }

@@ -18,6 +18,11 @@
 //!   whichever server notices first, or failed after [`MAX_ATTEMPTS`];
 //! * results are kept under a retention policy (age and total bytes, oldest
 //!   first); the record stays, marked expired.
+//!
+//! A job is made with its *submitter's* view of the catalogue (see
+//! [`Jobs::owner_view`]), never the system's: it reaches exactly the frames
+//! and lists its owner may see. Only the bookkeeping (claims, leases, logs,
+//! results) uses the system view.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,7 +32,8 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
+use crate::catalog::access::Viewer;
+use crate::catalog::job_records::{JobKind, JobOwner, JobRecord, JobStatus};
 use crate::catalog::{Catalog, CatalogError};
 use crate::ids::JobId;
 use crate::products::ProductError;
@@ -246,6 +252,8 @@ impl Jobs {
 
     /// Requeues (or fails) jobs of dead processes and applies retention.
     pub async fn recover(&self) -> Result<(), JobError> {
+        // Jobs recorded before jobs had public ids get one (once).
+        self.catalog.assign_public_ids().await?;
         let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(30));
         let r = self.catalog.recover_jobs(lease, MAX_ATTEMPTS).await?;
         let parts: Vec<PathBuf> = r
@@ -270,7 +278,9 @@ impl Jobs {
     /// is equal for equal requests) already has a job that is queued,
     /// running or done and still kept: then that job is the answer, and no
     /// work is started. A resubmitted form, a script's retry or a reload do
-    /// not queue the work twice.
+    /// not queue the work twice. The same request of another submitter is
+    /// another job: its result may differ (other privileges), and it is
+    /// theirs to see.
     pub async fn submit(
         &self,
         kind: JobKind,
@@ -278,15 +288,16 @@ impl Jobs {
         params: serde_json::Value,
         canonical: &str,
         inline: bool,
+        submitter: &JobOwner,
     ) -> Result<JobRecord, JobError> {
-        if let Some(existing) = self.existing(kind, canonical).await? {
+        if let Some(existing) = self.existing(kind, canonical, submitter).await? {
             return Ok(existing);
         }
-        let key = request_key(kind, canonical);
+        let key = request_key(kind, submitter, canonical);
         let owner = inline.then_some(self.owner.as_str());
         let job = self
             .catalog
-            .create_keyed_job(kind, title, &params, owner, Some(&key))
+            .create_keyed_job(kind, title, &params, owner, Some(&key), submitter)
             .await?;
         if inline {
             self.run(job.clone()).await;
@@ -399,12 +410,29 @@ impl Jobs {
     }
 
     async fn execute(&self, job: &JobRecord, dir: &Path, progress: Arc<Progress>) -> Outcome {
+        let view = self.owner_view(job).await?;
         match job.kind {
-            JobKind::DependencyCutouts => self.run_deps(job, dir, progress).await,
-            JobKind::Rgb => self.run_rgb(job, dir).await,
-            JobKind::Batch => self.run_batch(job, dir, progress).await,
-            JobKind::Tap => self.run_tap(job, dir).await,
+            JobKind::DependencyCutouts => self.run_deps(&view, job, dir, progress).await,
+            JobKind::Rgb => self.run_rgb(&view, job, dir).await,
+            JobKind::Batch => self.run_batch(&view, job, dir, progress).await,
+            JobKind::Tap => self.run_tap(&view, job, dir).await,
         }
+    }
+
+    /// The product service as the job's submitter sees the catalogue: the
+    /// user working in the project the job was submitted in, or an
+    /// anonymous visitor (public data only) for a browser's or nobody's
+    /// job. A user removed since fails the job ("user not found").
+    pub async fn owner_view(&self, job: &JobRecord) -> Result<Arc<Products>, JobError> {
+        let viewer = match &job.owner_user {
+            Some(user) => {
+                self.catalog
+                    .viewer_of(user, job.owner_project.as_deref())
+                    .await?
+            }
+            None => Viewer::anonymous(),
+        };
+        Ok(self.products.scoped(self.catalog.for_viewer(viewer)))
     }
 
     /// How the makers open frames (cheap to clone into blocking tasks).
@@ -434,17 +462,17 @@ impl Jobs {
     /// An RGB job: reads the region of each band, brings bands 2 and 3 onto
     /// the first one's grid when needed, maps to colour and writes the
     /// picture.
-    async fn run_rgb(&self, job: &JobRecord, dir: &Path) -> Outcome {
+    async fn run_rgb(&self, view: &Products, job: &JobRecord, dir: &Path) -> Outcome {
         let params: RgbParams = serde_json::from_value(job.params.clone())
             .map_err(|e| JobError::Failed(format!("stored parameters unreadable: {e}")))?;
         params.validate()?;
-        let frames = params.frames(&self.catalog).await?;
-        let images = self.images();
+        let frames = params.frames(&view.catalog).await?;
+        let images = view.images.clone();
         let dir = dir.to_path_buf();
-        let job_id = job.id;
+        let job_id = job.public_id.clone();
         let reserve = self.blocking_reserve("an RGB picture");
         let (summary, log) = tokio::task::spawn_blocking(move || {
-            rgb_composite::make(&images, &params, &frames, &dir, job_id, &*reserve)
+            rgb_composite::make(&images, &params, &frames, &dir, &job_id, &*reserve)
         })
         .await
         .map_err(|e| JobError::Failed(format!("RGB task: {e}")))??;
@@ -456,10 +484,16 @@ impl Jobs {
 
     /// A batch job: every row's cutouts and colour pictures, the summary,
     /// the positions CSV and the log.
-    async fn run_batch(&self, job: &JobRecord, dir: &Path, progress: Arc<Progress>) -> Outcome {
+    async fn run_batch(
+        &self,
+        view: &Products,
+        job: &JobRecord,
+        dir: &Path,
+        progress: Arc<Progress>,
+    ) -> Outcome {
         let (summary, log) = batch::make(
-            &self.catalog,
-            &self.products.images,
+            &view.catalog,
+            &view.images,
             job,
             dir,
             &|d, t| progress.set(d, t),
@@ -474,7 +508,7 @@ impl Jobs {
     /// tables) are read as the sync endpoint reads a request, and the
     /// answer written as `result.vot`. A query the client must change fails
     /// the job with the message (UWS phase ERROR).
-    async fn run_tap(&self, job: &JobRecord, dir: &Path) -> Outcome {
+    async fn run_tap(&self, view: &Products, job: &JobRecord, dir: &Path) -> Outcome {
         let stored: TapParams = serde_json::from_value(job.params.clone())
             .map_err(|e| JobError::Failed(format!("stored parameters unreadable: {e}")))?;
         let mut p = crate::vo::DalParams::default();
@@ -484,7 +518,7 @@ impl Jobs {
         let req = crate::vo::tap::Request::parse(&p).map_err(JobError::Failed)?;
         let uploads =
             crate::vo::tap::read_uploads(&req, &stored.uploads).map_err(JobError::Failed)?;
-        let doc = crate::vo::tap::run(&self.catalog, &req, uploads, &stored.base)
+        let doc = crate::vo::tap::run(&view.catalog, &req, uploads, &stored.base)
             .await
             .map_err(|e| match e {
                 crate::vo::tap::TapError::Usage(m) => JobError::Failed(m),
@@ -517,11 +551,17 @@ impl Jobs {
         Ok(serde_json::json!({ "rows": rows, "overflow": overflow }))
     }
 
-    async fn run_deps(&self, job: &JobRecord, dir: &Path, progress: Arc<Progress>) -> Outcome {
+    async fn run_deps(
+        &self,
+        view: &Products,
+        job: &JobRecord,
+        dir: &Path,
+        progress: Arc<Progress>,
+    ) -> Outcome {
         let params: DepParams = serde_json::from_value(job.params.clone())
             .map_err(|e| JobError::Failed(format!("stored parameters unreadable: {e}")))?;
         let req = params.validate()?;
-        let planned = dependency_cutouts::resolve(&self.catalog, &req).await?;
+        let planned = dependency_cutouts::resolve(&view.catalog, &req).await?;
         let n_missing = planned.iter().filter(|p| p.error.is_some()).count();
         self.log(
             job.id,
@@ -537,10 +577,10 @@ impl Jobs {
             ),
         )
         .await;
-        let ctx = self.images();
+        let ctx = view.images.clone();
         let out = dir.to_path_buf();
         let header = json!({
-            "job": job.id,
+            "job": job.public_id,
             "kind": JobKind::DependencyCutouts,
             "title": job.title,
             "request": job.params,
@@ -677,12 +717,22 @@ impl Jobs {
         &self,
         kind: JobKind,
         canonical: &str,
+        submitter: &JobOwner,
     ) -> Result<Option<JobRecord>, JobError> {
-        let key = request_key(kind, canonical);
+        let key = request_key(kind, submitter, canonical);
         match self.catalog.job_by_request_key(kind, &key).await? {
             Some(job) => Ok(Some(self.as_it_stands(job).await?).filter(|j| !j.expired)),
             None => Ok(None),
         }
+    }
+
+    /// The job named `public_id` as `catalog` (scoped to the request's
+    /// viewer) may see it, as it stands on this server (see
+    /// [`Jobs::current`]): "not found" when it is missing or not the
+    /// viewer's to see.
+    pub async fn find(&self, catalog: &Catalog, public_id: &str) -> Result<JobRecord, JobError> {
+        let job = catalog.job_by_public_id(public_id).await?;
+        self.as_it_stands(job).await
     }
 
     /// The record of job `id` as it stands on this server: a done job
@@ -713,7 +763,7 @@ impl Jobs {
     }
 
     /// What a client asking for the files of an expired job is told.
-    pub fn gone(id: JobId) -> JobError {
+    pub fn gone(id: &str) -> JobError {
         JobError::Gone(format!(
             "job {id}'s files are no longer on this server (removed by the retention policy \
              or by hand); submit the request again"
@@ -741,7 +791,7 @@ impl Jobs {
             return Err(JobError::Failed("the job has no result to download".into()));
         }
         let dir = self.result_dir(job.id);
-        let name = format!("wisecut_job{}.zip", job.id);
+        let name = format!("wisecut_job{}.zip", job.public_id);
         let zip_path = self.zip_path(job.id);
         if zip_path.is_file() {
             return Ok((zip_path, None));
@@ -860,11 +910,14 @@ pub fn dir_bytes(p: &Path) -> u64 {
     total
 }
 
-/// The key of a request: the SHA-256 of its kind and canonical form.
-fn request_key(kind: JobKind, canonical: &str) -> String {
+/// The key of a request: the SHA-256 of its kind, its submitter and its
+/// canonical form.
+fn request_key(kind: JobKind, submitter: &JobOwner, canonical: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(kind.name().as_bytes());
+    h.update([0u8]);
+    h.update(submitter.key().as_bytes());
     h.update([0u8]);
     h.update(canonical.as_bytes());
     hex::encode(h.finalize())

@@ -449,7 +449,7 @@ pub fn make(
     params: &RgbParams,
     frames: &[Frame; 3],
     dir: &Path,
-    job: crate::ids::JobId,
+    job: &str,
     reserve: &dyn Fn(u64) -> Result<MemoryGrant, ProductError>,
 ) -> Result<Made, ProductError> {
     let Picture {

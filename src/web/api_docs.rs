@@ -841,12 +841,19 @@ pub fn endpoints() -> Vec<Endpoint> {
             id: "api-jobs",
             method: "GET",
             path: "/jobs, /jobs/ID, /api/jobs/ID, /jobs/ID/zip, /jobs/ID/files/NAME",
-            summary: "Jobs: the list (HTML), one job (HTML or JSON: status, progress, log, result, file URLs), its files and a ZIP of them.",
+            summary: "Jobs: the list (HTML: your jobs and those shared with your project), one job (HTML or JSON: status, progress, log, result, file URLs), its files and a ZIP of them. ID is the job's public id (32 hex digits). A job is its submitter's: private unless its owner shares it by link or with the project (POST /jobs/ID/share, form field share=private|link|project); a job submitted without cookie or token is reachable by its link only.",
             accepts: || job_pages::JOBS_PARAMS.to_vec(),
             params: JOBS,
             answers: "200; JSON status is queued, running, done or failed; a removed result says expired (410 for its files).",
             errors: &[
-                ("404", "no such job or file"),
+                (
+                    "400",
+                    "ID is not 32 hex digits; share is not private, link or project",
+                ),
+                (
+                    "404",
+                    "no such job or file, or a job that is not yours to see",
+                ),
                 ("410", "the result was removed by retention"),
             ],
         },

@@ -49,7 +49,14 @@ async fn submit(
     let canonical = params.to_string();
     st.services
         .jobs
-        .submit(JobKind::Batch, &title, params, &canonical, false)
+        .submit(
+            JobKind::Batch,
+            &title,
+            params,
+            &canonical,
+            false,
+            &super::job_pages::submitter(&st.identity),
+        )
         .await
         .map_err(ApiError::from)
 }
@@ -123,7 +130,7 @@ pub async fn batch_post(
     )
     .await
     {
-        Ok(job) => Redirect::to(&format!("/jobs/{}", job.id)).into_response(),
+        Ok(job) => Redirect::to(&format!("/jobs/{}", job.public_id)).into_response(),
         Err(e) => fail(e.status(), e.message().to_owned()),
     }
 }

@@ -176,6 +176,7 @@ async fn submit_deps(st: &AppState, params: &DepParams) -> Result<Submitted, Api
             stored,
             &canonical(&req),
             inline,
+            &super::job_pages::submitter(&st.identity),
         )
         .await
         .map_err(ApiError::from)?;
@@ -235,10 +236,14 @@ pub async fn deps_page(
     match st
         .services
         .jobs
-        .existing(JobKind::DependencyCutouts, &canonical(&req))
+        .existing(
+            JobKind::DependencyCutouts,
+            &canonical(&req),
+            &super::job_pages::submitter(&st.identity),
+        )
         .await
     {
-        Ok(Some(job)) => Redirect::to(&format!("/jobs/{}", job.id)).into_response(),
+        Ok(Some(job)) => Redirect::to(&format!("/jobs/{}", job.public_id)).into_response(),
         Ok(None) => {
             let notice = format!(
                 "Not started yet: check the request and press \u{201c}Make cutouts\u{201d} ({} source{}).",
@@ -266,7 +271,7 @@ pub async fn deps_post(
     };
     match submit_deps(&st, &params).await {
         Ok(Submitted::Done(job)) | Ok(Submitted::Queued(job)) => {
-            Redirect::to(&format!("/jobs/{}", job.id)).into_response()
+            Redirect::to(&format!("/jobs/{}", job.public_id)).into_response()
         }
         Err(e) => failed(&st, params, e).await,
     }

@@ -6,6 +6,13 @@
 //!   are absolute URLs (`--public-url`, else the request's `Host`).
 //! * `GET /jobs/{id}/files/{*path}` — one result file;
 //!   `GET /jobs/{id}/zip` — all of them with `manifest.json`.
+//! * `POST /jobs/{id}/share` (form field `share=private|link|project`) —
+//!   its owner changes who else may see it.
+//!
+//! `{id}` is the job's public id (32 hex digits, unguessable); the
+//! sequential id never appears in a URL. Every lookup goes through the
+//! request's scoped catalogue ([`crate::catalog::Catalog::job_by_public_id`]),
+//! so a job one may not see is "not found" exactly as a missing one.
 
 use askama::Template;
 use axum::body::Body;
@@ -18,7 +25,7 @@ use super::ApiError;
 use super::dependency_cutout_pages::ResultTable;
 use super::query_params::QueryParams;
 use super::{AppError, AppState};
-use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
+use crate::catalog::job_records::{JobKind, JobOwner, JobRecord, JobStatus, Share};
 use crate::ids::JobId;
 use crate::jobs::Jobs;
 use crate::products::dependency_cutouts::DepResult;
@@ -31,7 +38,7 @@ pub(super) async fn accepted(st: &AppState, base: &str, job: &JobRecord) -> Resp
         axum::Json(job_json(st, base, job).await),
     )
         .into_response();
-    if let Ok(v) = format!("{base}/api/jobs/{}", job.id).parse() {
+    if let Ok(v) = format!("{base}/api/jobs/{}", job.public_id).parse() {
         r.headers_mut().insert(header::LOCATION, v);
     }
     r
@@ -43,8 +50,9 @@ pub(super) async fn accepted(st: &AppState, base: &str, job: &JobRecord) -> Resp
 /// a path alone would leave them guessing the host.
 pub(super) async fn job_json(st: &AppState, base: &str, job: &JobRecord) -> serde_json::Value {
     let mut v = json!({
-        "id": job.id,
+        "id": job.public_id,
         "kind": job.kind,
+        "share": job.share,
         "title": job.title,
         "status": job.status,
         "progress": job.progress,
@@ -58,14 +66,15 @@ pub(super) async fn job_json(st: &AppState, base: &str, job: &JobRecord) -> serd
         "params": job.params,
         "summary": job.result,
         "log": job.log,
-        "page": format!("{base}/jobs/{}", job.id),
-        "poll": format!("{base}/api/jobs/{}", job.id),
+        "page": format!("{base}/jobs/{}", job.public_id),
+        "poll": format!("{base}/api/jobs/{}", job.public_id),
     });
     if job.status == JobStatus::Done && !job.expired {
-        v["zip"] = json!(format!("{base}/jobs/{}/zip", job.id));
-        v["manifest"] = json!(format!("{base}/jobs/{}/files/manifest.json", job.id));
+        v["zip"] = json!(format!("{base}/jobs/{}/zip", job.public_id));
+        v["manifest"] = json!(format!("{base}/jobs/{}/files/manifest.json", job.public_id));
         if let Some(r) = load_result(st, job).await {
-            v["result"] = serde_json::to_value(with_urls(r, job.id, base)).unwrap_or_default();
+            v["result"] =
+                serde_json::to_value(with_urls(r, &job.public_id, base)).unwrap_or_default();
         }
     }
     v
@@ -90,7 +99,7 @@ async fn load_result(st: &AppState, job: &JobRecord) -> Option<DepResult> {
 
 /// Rewrites the result's relative file paths as URLs under `base` (empty
 /// for the site's own pages).
-fn with_urls(mut r: DepResult, id: JobId, base: &str) -> DepResult {
+fn with_urls(mut r: DepResult, id: &str, base: &str) -> DepResult {
     let url = |p: &mut Option<String>| {
         if let Some(s) = p {
             *s = format!("{base}/jobs/{id}/files/{s}");
@@ -116,16 +125,51 @@ pub async fn job_api(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = job_id(&id).map_err(ApiError::bad)?;
-    let job = st.services.jobs.current(id).await?;
+    let job = st.services.jobs.find(&st.catalog, &id).await?;
     let base = super::vo_endpoints::base_url(&st, &headers);
     Ok(axum::Json(job_json(&st, &base, &job).await).into_response())
 }
 
-fn job_id(s: &str) -> Result<JobId, String> {
-    s.trim()
-        .parse::<i64>()
-        .map(JobId)
-        .map_err(|_| format!("{s:?} is not a job id"))
+/// A job's public id from a URL: 32 hex digits (case ignored).
+pub(super) fn job_id(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(t.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "job: {:?} is not a job id (32 hex digits, as in the job's URL)",
+            crate::params::shown(s)
+        ))
+    }
+}
+
+/// Who submits a job on behalf of this request: the signed-in user, else
+/// the anonymous browser, else nobody (a script without cookie or token:
+/// its job is reachable by its link only).
+///
+/// A user's job records the project worked in: the session's chosen one,
+/// or (a token, Basic credentials or a session without a chosen project,
+/// which see every project of the user) the one project of the view when
+/// there is exactly one. The runner makes the job with that same view, and
+/// sharing with "the project" needs one; a view spanning several projects
+/// records none and cannot be shared with a project (its results may hold
+/// data of each).
+pub(super) fn submitter(identity: &super::auth::Identity) -> JobOwner {
+    match (identity.user(), &identity.viewer.browser) {
+        (Some(user), _) => {
+            let chosen = identity.session.as_ref().and_then(|s| s.project.clone());
+            let only = match identity.viewer.context.as_slice() {
+                [one] => Some(one.clone()),
+                _ => None,
+            };
+            JobOwner::user(user, chosen.or(only).as_deref())
+        }
+        // A cookie made for this very answer: the client sent none (a
+        // script), so it is nobody, as its submissions are.
+        (None, Some(_)) if identity.new_cookie => JobOwner::nobody(),
+        (None, Some(browser)) => JobOwner::browser(browser),
+        (None, None) => JobOwner::nobody(),
+    }
 }
 
 /// The jobs page.
@@ -192,6 +236,10 @@ pub struct JobPage {
     pub files: Vec<(String, String, String)>,
     /// Progress in percent.
     pub percent: u32,
+    /// Whether the viewer may change who sees it (its owner).
+    pub can_share: bool,
+    /// The CSRF token the share form carries.
+    pub csrf: String,
 }
 
 /// `GET /jobs/{id}`.
@@ -200,11 +248,16 @@ pub async fn job_page(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Html<String>, AppError> {
     let id = job_id(&id).map_err(AppError::BadRequest)?;
-    let job = st.services.jobs.current(id).await.map_err(ApiError::from)?;
+    let job = st
+        .services
+        .jobs
+        .find(&st.catalog, &id)
+        .await
+        .map_err(ApiError::from)?;
     let deps = if job.status == JobStatus::Done && !job.expired {
         load_result(&st, &job)
             .await
-            .map(|r| ResultTable::new(&with_urls(r, job.id, "")))
+            .map(|r| ResultTable::new(&with_urls(r, &job.public_id, "")))
     } else {
         None
     };
@@ -216,7 +269,7 @@ pub async fn job_page(
         for f in manifest["files"].as_array().into_iter().flatten() {
             if let (Some(p), Some(k)) = (f["path"].as_str(), f["kind"].as_str()) {
                 files.push((
-                    format!("/jobs/{}/files/{p}", job.id),
+                    format!("/jobs/{}/files/{p}", job.public_id),
                     p.to_owned(),
                     k.to_owned(),
                 ));
@@ -224,15 +277,39 @@ pub async fn job_page(
         }
     }
     let percent = (job.progress * 100.0).round().clamp(0.0, 100.0) as u32;
+    let can_share = job.owned_by(&st.identity.viewer) && !job.is_ownerless();
     Ok(Html(
         JobPage {
             job,
             deps,
             files,
             percent,
+            can_share,
+            csrf: st.identity.csrf_token().unwrap_or_default(),
         }
         .render()?,
     ))
+}
+
+/// `POST /jobs/{id}/share` with the form field `share` (`private`, `link`
+/// or `project`): the job's owner changes who else may see it, and is
+/// sent back to the job's page. Anyone else is told the job is not found.
+pub async fn job_share(
+    super::auth::Scoped(st): super::auth::Scoped,
+    UrlPath(id): UrlPath<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id).map_err(ApiError::bad)?;
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+        .map_err(|e| ApiError::bad(format!("the form is malformed: {e}")))?;
+    let share = fields
+        .iter()
+        .find(|(k, _)| k == "share")
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| ApiError::bad("share: missing; use private, link or project"))?;
+    let share = Share::parse(share)?;
+    let job = st.catalog.set_job_share(&id, share).await?;
+    Ok(axum::response::Redirect::to(&format!("/jobs/{}", job.public_id)).into_response())
 }
 
 /// `GET /jobs/{id}/files/{*path}`.
@@ -242,9 +319,11 @@ pub async fn job_file(
 ) -> Result<Response, ApiError> {
     let id = job_id(&id).map_err(ApiError::bad)?;
     let jobs = &st.services.jobs;
-    let Some(path) = jobs.file(id, &rel) else {
-        if jobs.current(id).await?.expired {
-            return Err(Jobs::gone(id).into());
+    // The job first: a job one may not see has no files either.
+    let job = jobs.find(&st.catalog, &id).await?;
+    let Some(path) = jobs.file(job.id, &rel) else {
+        if job.expired {
+            return Err(Jobs::gone(&id).into());
         }
         return Err(ApiError::not_found(format!(
             "job {id} has no file {}",
@@ -276,10 +355,11 @@ pub async fn job_file(
         [
             (header::CONTENT_TYPE, mime.to_owned()),
             (header::CONTENT_DISPOSITION, disposition),
-            // Results never change once written.
+            // Results never change once written; but they are their
+            // owner's, so no shared cache may keep them.
             (
                 header::CACHE_CONTROL,
-                "public, max-age=86400, immutable".to_owned(),
+                "private, max-age=86400, immutable".to_owned(),
             ),
         ],
         bytes,
@@ -294,7 +374,8 @@ pub async fn job_zip(
 ) -> Result<Response, ApiError> {
     let id = job_id(&id).map_err(ApiError::bad)?;
     let jobs = st.services.jobs.clone();
-    let job = jobs.current(id).await?;
+    let job = jobs.find(&st.catalog, &id).await?;
+    let number = job.id;
     if job.status != JobStatus::Done {
         return Err(ApiError::conflict(format!(
             "job {id} is {}; its ZIP exists once it is done",
@@ -302,7 +383,7 @@ pub async fn job_zip(
         )));
     }
     if job.expired {
-        return Err(Jobs::gone(id).into());
+        return Err(Jobs::gone(&id).into());
     }
     let (path, made) = tokio::task::spawn_blocking(move || jobs.zip(&job))
         .await
@@ -311,7 +392,7 @@ pub async fn job_zip(
     if let Some(bytes) = made {
         // The ZIP is part of the job's footprint: counted, and removed with
         // its files by retention.
-        st.catalog.add_job_bytes(id, bytes).await?;
+        st.catalog.add_job_bytes(number, bytes).await?;
         if let Err(e) = st.services.jobs.apply_retention().await {
             tracing::warn!("job retention: {e}");
         }

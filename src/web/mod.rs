@@ -206,6 +206,10 @@ pub fn app(state: AppState) -> Router {
         .route("/jobs", get(job_pages::jobs_page))
         .route("/jobs/{id}", get(job_pages::job_page))
         .route("/jobs/{id}/zip", get(job_pages::job_zip))
+        .route(
+            "/jobs/{id}/share",
+            axum::routing::post(job_pages::job_share),
+        )
         .route("/jobs/{id}/files/{*path}", get(job_pages::job_file))
         .route("/api/jobs/{id}", get(job_pages::job_api))
         .route(

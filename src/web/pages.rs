@@ -132,7 +132,7 @@ struct ExampleIds {
     dec: f64,
     target: Option<String>,
     slid: Option<i64>,
-    job: Option<i64>,
+    job: Option<String>,
 }
 
 async fn example_ids(st: &AppState) -> Result<Option<ExampleIds>, AppError> {
@@ -160,7 +160,7 @@ async fn example_ids(st: &AppState) -> Result<Option<ExampleIds>, AppError> {
         .jobs(None, None, 0, 1)
         .await
         .ok()
-        .and_then(|(_, j)| j.first().map(|j| j.id.0));
+        .and_then(|(_, j)| j.first().map(|j| j.public_id.clone()));
     let (ra, dec) = f.center.unwrap_or_default();
     Ok(Some(ExampleIds {
         frame: id,
@@ -297,7 +297,7 @@ fn examples(id: &str, x: &ExampleIds, base: &str) -> Vec<Example> {
         ))],
         "api-jobs" => {
             let mut v = vec![Get("/jobs?kind=rgb".into())];
-            if let Some(j) = x.job {
+            if let Some(j) = &x.job {
                 v.push(Get(format!("/api/jobs/{j}")));
             }
             v

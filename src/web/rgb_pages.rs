@@ -116,7 +116,14 @@ async fn submit(st: &AppState, p: &RgbParams) -> Result<JobRecord, ApiError> {
     let job = st
         .services
         .jobs
-        .submit(JobKind::Rgb, &title, params, &canonical(p), inline)
+        .submit(
+            JobKind::Rgb,
+            &title,
+            params,
+            &canonical(p),
+            inline,
+            &super::job_pages::submitter(&st.identity),
+        )
         .await
         .map_err(ApiError::from)?;
     if job.status == JobStatus::Failed {
@@ -305,10 +312,14 @@ pub async fn rgb_page(
     match st
         .services
         .jobs
-        .existing(JobKind::Rgb, &canonical(&p))
+        .existing(
+            JobKind::Rgb,
+            &canonical(&p),
+            &super::job_pages::submitter(&st.identity),
+        )
         .await
     {
-        Ok(Some(job)) => Redirect::to(&format!("/jobs/{}", job.id)).into_response(),
+        Ok(Some(job)) => Redirect::to(&format!("/jobs/{}", job.public_id)).into_response(),
         Ok(None) => {
             let notice =
                 "Not started yet: check the request and press \u{201c}Make picture\u{201d}.";
@@ -330,7 +341,7 @@ pub async fn rgb_post(
         Err(e) => return failed(&st, RgbParams::default(), e).await,
     };
     match submit(&st, &p).await {
-        Ok(job) => Redirect::to(&format!("/jobs/{}", job.id)).into_response(),
+        Ok(job) => Redirect::to(&format!("/jobs/{}", job.public_id)).into_response(),
         Err(e) => failed(&st, p, e).await,
     }
 }
@@ -368,7 +379,7 @@ async fn pictures(st: &AppState, limit: u64) -> Vec<(JobRecord, String)> {
         else {
             continue;
         };
-        let url = format!("/jobs/{}/files/{name}", j.id);
+        let url = format!("/jobs/{}/files/{name}", j.public_id);
         shown.push((j, url));
     }
     shown
@@ -461,7 +472,7 @@ pub async fn rgb_api(
         "image/jpeg"
     };
     let mut r = ([(header::CONTENT_TYPE, mime)], bytes).into_response();
-    if let Ok(v) = job.id.to_string().parse() {
+    if let Ok(v) = job.public_id.parse() {
         r.headers_mut().insert("x-wisecut-job", v);
     }
     Ok(r)

@@ -18,7 +18,6 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::vo_endpoints::{AsVoTable, VoError, base_url, votable_response};
 use crate::catalog::job_records::{JobKind, JobRecord, JobStatus};
-use crate::ids::JobId;
 use crate::jobs::TapParams;
 use crate::vo::DalParams;
 use crate::vo::tap::{self, TapError};
@@ -273,8 +272,9 @@ pub fn phase(job: &JobRecord) -> Phase {
     }
 }
 
-fn job_url(base: &str, id: JobId) -> String {
-    format!("{base}/vo/tap/async/{}", id.0)
+/// A TAP job's URL: by its public id (unguessable), never its number.
+fn job_url(base: &str, id: &str) -> String {
+    format!("{base}/vo/tap/async/{id}")
 }
 
 fn stored(job: &JobRecord) -> TapParams {
@@ -291,7 +291,7 @@ fn view(st: &AppState, base: &str, job: &JobRecord) -> JobView {
     let keep = chrono::Duration::from_std(st.services.jobs.retention().max_age)
         .unwrap_or(chrono::Duration::days(7));
     JobView {
-        id: job.id.0.to_string(),
+        id: job.public_id.clone(),
         run_id: p
             .pairs
             .iter()
@@ -307,7 +307,7 @@ fn view(st: &AppState, base: &str, job: &JobRecord) -> JobView {
         results: if ph == Phase::Completed {
             vec![(
                 "result".into(),
-                format!("{}/results/result", job_url(base, job.id)),
+                format!("{}/results/result", job_url(base, &job.public_id)),
             )]
         } else {
             vec![]
@@ -327,21 +327,22 @@ fn job_parameters(p: &DalParams) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A TAP job by its URL id; any other job (or none) is not found.
+/// A TAP job by its URL id (its public id) as the request's viewer may
+/// see it; any other job, one not the viewer's to see, or none is not
+/// found, all alike.
 async fn tap_job(st: &AppState, id: &str) -> Result<JobRecord, VoError<AsVoTable>> {
-    let n = id
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| {
-            VoError::not_found(format!("job {:?}: no such job", crate::params::shown(id)))
-        })?;
-    match st.services.jobs.current(JobId(n)).await {
+    let not_found = || {
+        VoError::not_found(format!(
+            "job {:?}: no such TAP job",
+            crate::params::shown(id)
+        ))
+    };
+    let public = super::job_pages::job_id(id).map_err(|_| not_found())?;
+    match st.services.jobs.find(&st.catalog, &public).await {
         Ok(j) if j.kind == JobKind::Tap => Ok(j),
         Ok(_)
         | Err(crate::jobs::JobError::Catalog(crate::catalog::CatalogError::NotFound { .. })) => {
-            Err(VoError::not_found(format!("job {n}: no such TAP job")))
+            Err(not_found())
         }
         Err(e) => Err(VoError::internal(e)),
     }
@@ -389,7 +390,7 @@ pub async fn async_jobs(
                 let v = view(&st, &base, j);
                 uws::JobRef {
                     id: v.id,
-                    href: job_url(&base, j.id),
+                    href: job_url(&base, &j.public_id),
                     phase: v.phase,
                     run_id: v.run_id,
                     creation: v.creation,
@@ -434,6 +435,7 @@ pub async fn async_jobs(
             JobKind::Tap,
             &format!("TAP: {title}"),
             &serde_json::to_value(&params).map_err(VoError::internal)?,
+            &super::job_pages::submitter(&st.identity),
         )
         .await?;
     if run {
@@ -443,7 +445,7 @@ pub async fn async_jobs(
             .await
             .map_err(VoError::internal)?;
     }
-    Ok(see_other(job_url(&base, job.id)))
+    Ok(see_other(job_url(&base, &job.public_id)))
 }
 
 /// `GET /vo/tap/async/{id}` (UWS 1.1 `WAIT` blocks while the job is
@@ -490,7 +492,7 @@ pub async fn async_job(
         if let Some(p) = inp.params.one("PHASE").map_err(VoError::usage)? {
             change_phase(&st, &job, p).await?;
         }
-        return Ok(see_other(job_url(&base, job.id)));
+        return Ok(see_other(job_url(&base, &job.public_id)));
     }
     let job = wait(&st, job, &inp.params).await?;
     Ok(xml(uws::job_xml(&view(&st, &base, &job))))
@@ -583,7 +585,7 @@ async fn set_parameters(
     if !st.catalog.set_pending_job_params(job.id, &value).await? {
         return Err(VoError::usage(format!(
             "job {}: parameters can only change while the job is PENDING; it is {}",
-            job.id.0,
+            job.public_id,
             phase(job).name()
         )));
     }
@@ -613,12 +615,12 @@ pub async fn async_job_resource(
                 .map_err(VoError::usage)?
                 .ok_or_else(|| VoError::usage("PHASE: missing; allowed: RUN, ABORT"))?;
             change_phase(&st, &job, p).await?;
-            Ok(see_other(job_url(&base, job.id)))
+            Ok(see_other(job_url(&base, &job.public_id)))
         }
         "phase" => Ok(plain(v.phase.name().to_owned())),
         "parameters" if post => {
             set_parameters(&st, &job, job_parameters(&inp.params), inp.parts).await?;
-            Ok(see_other(job_url(&base, job.id)))
+            Ok(see_other(job_url(&base, &job.public_id)))
         }
         "parameters" => Ok(xml(uws::parameters_xml(&v.parameters))),
         "results" => Ok(xml(uws::results_xml(&v.results))),
@@ -638,20 +640,22 @@ pub async fn async_job_resource(
             }
             None => Err(VoError::not_found(format!(
                 "job {}: it is {}, and has no error",
-                job.id.0,
+                job.public_id,
                 v.phase.name()
             ))),
         },
         // The service keeps its own limits; a client's new value is
         // accepted and the job keeps the service's (UWS allows that).
-        "executionduration" | "destruction" if post => Ok(see_other(job_url(&base, job.id))),
+        "executionduration" | "destruction" if post => {
+            Ok(see_other(job_url(&base, &job.public_id)))
+        }
         "executionduration" => Ok(plain(v.execution_duration.to_string())),
         "destruction" => Ok(plain(v.destruction.unwrap_or_default())),
         "quote" => Ok(plain(String::new())),
-        "owner" => Ok(plain(String::new())),
+        "owner" => Ok(plain(job.owner_user.clone().unwrap_or_default())),
         other => Err(VoError::not_found(format!(
             "job {}: no resource {:?}; resources: phase, parameters, results, error, executionduration, destruction, quote, owner",
-            job.id.0,
+            job.public_id,
             crate::params::shown(other)
         ))),
     }
@@ -666,15 +670,14 @@ pub async fn async_result(
     if phase(&job) != Phase::Completed {
         return Err(VoError::not_found(format!(
             "job {}: it is {}; results exist once it is COMPLETED",
-            job.id.0,
+            job.public_id,
             phase(&job).name()
         )));
     }
-    let path = st
-        .services
-        .jobs
-        .file(job.id, "result.vot")
-        .ok_or_else(|| VoError::not_found(format!("job {}: its result is gone", job.id.0)))?;
+    let path =
+        st.services.jobs.file(job.id, "result.vot").ok_or_else(|| {
+            VoError::not_found(format!("job {}: its result is gone", job.public_id))
+        })?;
     let media_type = std::fs::read(path.with_file_name("manifest.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())

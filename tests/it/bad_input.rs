@@ -256,7 +256,7 @@ struct Subjects {
     dec: f64,
     slid: i64,
     alid: i64,
-    job: i64,
+    job: String,
 }
 
 /// Plausible values of a parameter, by its (lower-case) name, so that
@@ -556,7 +556,7 @@ fn segment(rng: &mut ChaCha8Rng, slot: &str, s: &Subjects, corpus: &[String]) ->
             "AssociateList".into(),
             "RawBiasFrame".into(),
         ],
-        "job" => vec![s.job.to_string()],
+        "job" => vec![s.job.clone()],
         "slid" => vec![s.slid.to_string()],
         "path" => vec!["manifest.json".into(), "../../etc/passwd".into()],
         _ => vec![],
@@ -734,7 +734,7 @@ async fn subjects(st: &AppState, db: &common::TestDb) -> Subjects {
         dec,
         slid,
         alid,
-        job: job["id"].as_i64().expect("a job id"),
+        job: job["id"].as_str().expect("a job id").to_owned(),
     }
 }
 

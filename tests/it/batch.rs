@@ -27,7 +27,7 @@ async fn post(st: &wisecut::web::AppState, uri: &str, body: &str) -> (StatusCode
     )
 }
 
-async fn wait_done(st: &wisecut::web::AppState, id: i64) -> serde_json::Value {
+async fn wait_done(st: &wisecut::web::AppState, id: &str) -> serde_json::Value {
     for _ in 0..600 {
         let j = common::fetch_json(st, &format!("/api/jobs/{id}")).await;
         match j["status"].as_str() {
@@ -64,7 +64,8 @@ async fn batch_reports_malformed_rows_by_line_and_processes_the_others() {
         String::from_utf8_lossy(&body)
     );
     let job: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let id = job["id"].as_i64().unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    assert!(super::jobs::is_public_id(&id), "{id}");
     // The 202 is the job's JSON with absolute links, as /api/deps answers
     // (no Host in this request: the configured public URL).
     for (key, path) in [
@@ -77,7 +78,7 @@ async fn batch_reports_malformed_rows_by_line_and_processes_the_others() {
             "{key}: {job}"
         );
     }
-    let done = wait_done(&st, id).await;
+    let done = wait_done(&st, &id).await;
     assert_eq!(done["status"], "done", "{done}");
     let log = done["log"].as_str().unwrap();
     assert!(log.contains("line 4: DEC"), "{log}");
@@ -174,12 +175,19 @@ async fn rgb_pictures_have_the_requested_size_and_reach_the_gallery() {
         .take(3)
         .map(|f| f.target.object_id.to_string())
         .collect();
+    // One browser makes them all: the gallery shows a visitor its own
+    // pictures (and those shared with its project).
+    let cookie = wisecut::catalog::access::new_secret();
+    let as_browser = |method: axum::http::Method, uri: String| {
+        let (st, cookie) = (st.clone(), cookie.clone());
+        async move { super::access_jobs::browser_request(&st, &cookie, method, &uri, None).await }
+    };
     for method in ["lupton", "stiff", "linear"] {
         let uri = format!(
             "/api/rgb?red={}&green={}&blue={}&ra={ra}&dec={dec}&size=41&unit=px&method={method}",
             ids[0], ids[1], ids[2]
         );
-        let (s, h, body) = common::submit_full(&st, &uri).await;
+        let (s, h, body) = as_browser(axum::http::Method::POST, uri).await;
         assert_eq!(
             s,
             StatusCode::OK,
@@ -198,7 +206,7 @@ async fn rgb_pictures_have_the_requested_size_and_reach_the_gallery() {
         "/api/rgb?red={}&green={}&blue={}&format=jpeg",
         coadds[0].filename, coadds[1].filename, coadds[2].filename
     );
-    let (s, h, body) = common::submit_full(&st, &uri).await;
+    let (s, h, body) = as_browser(axum::http::Method::POST, uri).await;
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert_eq!(h["content-type"], "image/jpeg");
     let img = image::load_from_memory(&body).unwrap();
@@ -207,7 +215,7 @@ async fn rgb_pictures_have_the_requested_size_and_reach_the_gallery() {
         (coadds[0].naxis1, coadds[0].naxis2)
     );
     // The gallery shows all four.
-    let (s, _, html) = common::fetch_full(&st, "/rgb/gallery").await;
+    let (s, _, html) = as_browser(axum::http::Method::GET, "/rgb/gallery".into()).await;
     assert_eq!(s, StatusCode::OK);
     let doc = scraper::Html::parse_document(&String::from_utf8(html).unwrap());
     assert_eq!(doc.select(&common::sel("#gallery figure")).count(), 4);
@@ -224,7 +232,7 @@ async fn rgb_pictures_have_the_requested_size_and_reach_the_gallery() {
         .await
         .unwrap();
     std::fs::remove_dir_all(st.config.jobs_dir.join(rgb_jobs[0].id.to_string())).unwrap();
-    let (_, _, html) = common::fetch_full(&st, "/rgb/gallery").await;
+    let (_, _, html) = as_browser(axum::http::Method::GET, "/rgb/gallery".into()).await;
     let doc = scraper::Html::parse_document(&String::from_utf8(html).unwrap());
     assert_eq!(doc.select(&common::sel("#gallery figure")).count(), 3);
     // Bad input names the parameter; unknown frames are 404.

@@ -116,9 +116,11 @@ async fn a_server_killed_during_a_job_never_serves_its_half_result_and_rebuilds_
     )
     .unwrap();
     assert_eq!(s, 202, "{body}");
-    let id = json(&body)["id"].as_i64().unwrap();
-    let part = jobs.join(format!("{id}.part"));
-    let result = jobs.join(id.to_string());
+    let id = json(&body)["id"].as_str().unwrap().to_owned();
+    // The directories are named by the job's internal number.
+    let number = super::jobs::job_number(&db, &id).await.0;
+    let part = jobs.join(format!("{number}.part"));
+    let result = jobs.join(number.to_string());
     let t = Instant::now();
     loop {
         let (_, body) = http(port, "GET", &format!("/api/jobs/{id}")).unwrap();
@@ -154,7 +156,7 @@ async fn a_server_killed_during_a_job_never_serves_its_half_result_and_rebuilds_
     common::sql(
         &conn,
         "UPDATE job SET heartbeat_at = $1 WHERE id = $2",
-        vec![old.into(), id.into()],
+        vec![old.into(), number.into()],
     )
     .await;
     let port = free_port();

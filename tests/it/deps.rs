@@ -261,7 +261,11 @@ async fn the_star_sits_at_the_centre_of_every_sky_frame_cutout() {
                 .as_str()
                 .unwrap_or_else(|| panic!("{what}: {cell}"));
             assert!(
-                url.starts_with(&format!("{}/jobs/{}/files/", st.config.public_url, v["id"])),
+                url.starts_with(&format!(
+                    "{}/jobs/{}/files/",
+                    st.config.public_url,
+                    v["id"].as_str().unwrap()
+                )),
                 "{url}"
             );
             let (img, h) = common::read_fits(&download(&st, url).await);
@@ -545,7 +549,7 @@ async fn the_zip_holds_exactly_the_files_of_its_manifest() {
     let st = super::web::state(&db);
     let star = bright_star(&db).await;
     let v = deps_json(&st, &format!("slid={}&ids=1:3&size=24", star.slid)).await;
-    let id = v["id"].as_i64().unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
     let base = &st.config.public_url;
     assert_eq!(
         v["zip"].as_str(),
@@ -781,11 +785,11 @@ async fn the_html_request_redirects_to_a_job_page_with_one_row_per_source() {
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let location = headers["location"].to_str().unwrap().to_owned();
-    let id: i64 = location
+    let id = location
         .strip_prefix("/jobs/")
-        .and_then(|s| s.parse().ok())
+        .filter(|s| super::jobs::is_public_id(s))
         .unwrap_or_else(|| panic!("{location}"));
-    let job = db.catalog.job(wisecut::ids::JobId(id)).await.unwrap();
+    let job = db.catalog.job_by_public_id(id).await.unwrap();
     assert_eq!(job.params["classes"], "raw,bias", "checkboxes are joined");
     let (status, _, body) = common::fetch(&st, &location).await;
     assert_eq!(status, StatusCode::OK);
@@ -1011,7 +1015,7 @@ async fn the_deps_api_answers_absolute_urls_from_the_host_or_the_public_url() {
     let st = super::web::state(&db);
     let (status, _, v) = with_host(&st, Method::POST, &query, "cutouts.test:8443").await;
     assert_eq!(status, StatusCode::OK, "{v:#}");
-    let id = v["id"].as_i64().unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
     let (mut urls, mut relative) = (Vec::new(), Vec::new());
     links(&v, "", &mut urls, &mut relative);
     assert!(relative.is_empty(), "relative links: {relative:?}");
@@ -1051,7 +1055,7 @@ async fn the_deps_api_answers_absolute_urls_from_the_host_or_the_public_url() {
     });
     let (status, headers, v) = with_host(&st, Method::POST, &query, "cutouts.test:8443").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v:#}");
-    let id = v["id"].as_i64().unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
     let want = format!("https://survey.example.org/wisecut/api/jobs/{id}");
     assert_eq!(headers["location"].to_str().unwrap(), want);
     assert_eq!(v["poll"], want);

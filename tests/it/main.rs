@@ -3,6 +3,7 @@
 
 mod access;
 mod access_vo;
+mod access_jobs;
 mod api;
 mod associate;
 mod bad_input;

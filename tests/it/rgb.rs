@@ -159,9 +159,15 @@ async fn a_target_with_several_frames_per_filter_asks_which_and_captions_say_wha
     // The second of each list: the same chip in every filter (in object-id
     // order), so the three overlap.
     let (red, green, blue) = (&regridded("i")[1], &regridded("r")[1], &regridded("g")[1]);
-    let (s, h, body) = common::submit_full(
-        &st,
-        &format!("/rgb?red={red}&green={green}&blue={blue}&method=stiff&gamma=2"),
+    // As one browser: the gallery and the jobs list show its own jobs.
+    let cookie = wisecut::catalog::access::new_secret();
+    let as_browser = |method: axum::http::Method, uri: String| {
+        let (st, cookie) = (st.clone(), cookie.clone());
+        async move { super::access_jobs::browser_request(&st, &cookie, method, &uri, None).await }
+    };
+    let (s, h, body) = as_browser(
+        axum::http::Method::POST,
+        format!("/rgb?red={red}&green={green}&blue={blue}&method=stiff&gamma=2"),
     )
     .await;
     assert_eq!(
@@ -172,7 +178,11 @@ async fn a_target_with_several_frames_per_filter_asks_which_and_captions_say_wha
     );
     assert!(h["location"].to_str().unwrap().starts_with("/jobs/"));
     // And a coadd picture by target.
-    let (s, _, body) = common::submit_full(&st, &format!("/rgb?target={target}&filters=irg")).await;
+    let (s, _, body) = as_browser(
+        axum::http::Method::POST,
+        format!("/rgb?target={target}&filters=irg"),
+    )
+    .await;
     assert_eq!(
         s,
         StatusCode::SEE_OTHER,
@@ -196,12 +206,12 @@ async fn a_target_with_several_frames_per_filter_asks_which_and_captions_say_wha
             target.clone(),
         ],
     ];
-    let (_, _, body) = common::fetch(&st, "/rgb/gallery").await;
+    let (_, _, body) = as_browser(axum::http::Method::GET, "/rgb/gallery".into()).await;
     let gallery: Vec<String> = html(&body)
         .select(&sel("#gallery figcaption"))
         .map(|e| e.text().collect())
         .collect();
-    let (_, _, body) = common::fetch(&st, "/jobs?kind=rgb").await;
+    let (_, _, body) = as_browser(axum::http::Method::GET, "/jobs?kind=rgb".into()).await;
     let jobs: Vec<String> = html(&body)
         .select(&sel("table#jobs tbody tr td:nth-child(3)"))
         .map(|e| e.text().collect())

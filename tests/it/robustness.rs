@@ -202,7 +202,7 @@ async fn jobs_start_only_on_post_and_the_same_request_gets_the_same_job() {
     let first = h["location"].to_str().unwrap().to_owned();
     let again =
         common::submit_json(&st, &format!("/api/deps?slid={slid}&ids=3,2,1&size=20.0")).await;
-    assert_eq!(format!("/jobs/{}", again["id"]), first);
+    assert_eq!(format!("/jobs/{}", again["id"].as_str().unwrap()), first);
     let form_post = {
         use http_body_util::BodyExt;
         use tower::ServiceExt;
@@ -229,14 +229,15 @@ async fn jobs_start_only_on_post_and_the_same_request_gets_the_same_job() {
     assert_eq!(h["location"], first.as_str());
     // A different request is a different job.
     let other = common::submit_json(&st, &format!("/api/deps?slid={slid}&ids=1:2&size=20")).await;
-    assert_ne!(format!("/jobs/{}", other["id"]), first);
+    assert_ne!(format!("/jobs/{}", other["id"].as_str().unwrap()), first);
     assert_eq!(jobs(&db).await, 2);
     // When the job's files are gone from this server, the same request is
     // made again (a new job, done), not answered from the missing files.
-    let other_id = other["id"].as_i64().unwrap();
-    std::fs::remove_dir_all(st.config.jobs_dir.join(other_id.to_string())).unwrap();
+    let other_id = other["id"].as_str().unwrap().to_owned();
+    let other_number = super::jobs::job_number(&db, &other_id).await;
+    std::fs::remove_dir_all(st.config.jobs_dir.join(other_number.to_string())).unwrap();
     let again = common::submit_json(&st, &format!("/api/deps?slid={slid}&ids=1:2&size=20")).await;
-    assert_ne!(again["id"].as_i64().unwrap(), other_id);
+    assert_ne!(again["id"].as_str().unwrap(), other_id);
     assert_eq!(again["status"], "done", "{again:#}");
     assert_eq!(jobs(&db).await, 3);
     // A body that is not a form is refused, naming the header.
@@ -488,13 +489,14 @@ async fn a_job_passing_its_disk_allowance_fails_and_leaves_nothing() {
     let error = big["error"].as_str().unwrap_or_default();
     assert!(error.contains("--job-mib"), "{error}");
     let dir = &st.config.jobs_dir;
-    let id = big["id"].as_i64().unwrap();
+    let id = super::jobs::job_number(&db, big["id"].as_str().unwrap()).await;
     for name in [id.to_string(), format!("{id}.part")] {
         assert!(!dir.join(&name).exists(), "{name} left behind");
     }
-    let small_id = small["id"].as_i64().unwrap();
+    let small_id = small["id"].as_str().unwrap().to_owned();
+    let small_number = super::jobs::job_number(&db, &small_id).await;
     assert!(
-        dir.join(small_id.to_string()).is_dir(),
+        dir.join(small_number.to_string()).is_dir(),
         "the other result was removed"
     );
     let (s, _, _) = common::fetch(&st, &format!("/jobs/{small_id}/zip")).await;
@@ -513,9 +515,10 @@ async fn zips_are_counted_missing_results_are_gone_and_old_records_are_deleted()
     let (slid, _, _) = common::biggest_source_list(&db.catalog).await;
     let q = |ids: &str| format!("/api/deps?slid={slid}&ids={ids}&classes=raw,reduced&size=24");
     let first = common::submit_json(&st, &q("1")).await;
-    let a = wisecut::ids::JobId(first["id"].as_i64().unwrap());
+    let a_public = first["id"].as_str().unwrap().to_owned();
+    let a = super::jobs::job_number(&db, &a_public).await;
     let before = db.catalog.job(a).await.unwrap().bytes;
-    let (s, _, zip) = common::fetch(&st, &format!("/jobs/{a}/zip")).await;
+    let (s, _, zip) = common::fetch(&st, &format!("/jobs/{a_public}/zip")).await;
     assert_eq!(s, StatusCode::OK);
     let after = db.catalog.job(a).await.unwrap().bytes;
     assert_eq!(after - before, zip.len() as i64, "the ZIP is counted");
@@ -523,14 +526,15 @@ async fn zips_are_counted_missing_results_are_gone_and_old_records_are_deleted()
     assert!(zip_file.is_file());
     // A newer result pushes the first one out: its ZIP goes too.
     let second = common::submit_json(&st, &q("2")).await;
-    let b = wisecut::ids::JobId(second["id"].as_i64().unwrap());
+    let b_public = second["id"].as_str().unwrap().to_owned();
+    let b = super::jobs::job_number(&db, &b_public).await;
     assert!(db.catalog.job(a).await.unwrap().expired);
     assert!(!zip_file.exists(), "the expired job's ZIP was kept");
     // The newest result's directory removed by hand: 410, and marked.
     std::fs::remove_dir_all(st.config.jobs_dir.join(b.to_string())).unwrap();
     for uri in [
-        format!("/jobs/{b}/zip"),
-        format!("/jobs/{b}/files/manifest.json"),
+        format!("/jobs/{b_public}/zip"),
+        format!("/jobs/{b_public}/files/manifest.json"),
     ] {
         let (s, _, body) = common::fetch(&st, &uri).await;
         assert_eq!(s, StatusCode::GONE, "{uri}: {}", text(&body));

@@ -47,6 +47,17 @@ pub struct Model {
     pub bytes: i64,
     /// Hash of its canonical parameters, for finding it again.
     pub request_key: Option<String>,
+    /// The job's name in every URL: 128 random bits, hex (the numeric id
+    /// stays internal: leases, directories).
+    pub public_id: Option<String>,
+    /// The signed-in user who submitted it.
+    pub owner_user: Option<String>,
+    /// The anonymous browser that submitted it (SHA-256 of its cookie).
+    pub owner_browser: Option<String>,
+    /// The project its submitter worked in.
+    pub owner_project: Option<String>,
+    /// Who else may see it: `private`, `link` or `project`.
+    pub share: String,
 }
 
 /// No navigable relations.

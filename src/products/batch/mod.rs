@@ -278,7 +278,7 @@ pub async fn make(
         })
         .collect();
     let positions = positions_csv::write_positions_csv(&records);
-    let positions_name = format!("positions_{}.csv", job.id);
+    let positions_name = format!("positions_{}.csv", job.public_id);
     write_file(
         dir,
         &positions_name,
@@ -293,7 +293,7 @@ pub async fn make(
         .collect();
     let total_bytes: u64 = files.iter().map(|f| f.bytes).sum();
     let summary_file = json!({
-        "job": job.id,
+        "job": job.public_id,
         "options": {
             "system_defaults": Options::system_defaults(),
             "job_layer": job_opts,
@@ -343,7 +343,7 @@ pub async fn make(
     )?;
     write_manifest(
         dir,
-        json!({"job": job.id, "kind": job.kind, "title": job.title}),
+        json!({"job": job.public_id, "kind": job.kind, "title": job.title}),
         &files,
     )?;
     let summary = json!({
