@@ -491,6 +491,9 @@ pub async fn set_privileges(
     st.catalog
         .set_privileges(Some(viewer), &[ObjectId(id)], level)
         .await?;
+    // The frame memo is per viewer: entries made while the object was
+    // visible to someone must not outlive the change.
+    st.services.products.frames.forget_all();
     Ok(Redirect::to(&format!("/object/{id}")).into_response())
 }
 

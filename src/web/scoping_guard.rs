@@ -25,7 +25,10 @@ fn no_handler_takes_the_unscoped_state() {
             }
         }
     }
-    assert!(checked > 10, "only {checked} handler files found in {dir:?}");
+    assert!(
+        checked > 10,
+        "only {checked} handler files found in {dir:?}"
+    );
     assert!(
         offenders.is_empty(),
         "handlers must take auth::Scoped, not the unscoped router state:\n{}",

@@ -2,6 +2,7 @@
 //! fixtures in `common`.
 
 mod access;
+mod access_views;
 mod api;
 mod associate;
 mod bad_input;
