@@ -6,6 +6,14 @@
 //! graph even though a pipeline DAG reaches the same bias frame through many
 //! paths. Each object's level is its shortest distance from the root, which is
 //! what the object view's "level" means.
+//!
+//! Walks honour the catalogue's viewer: an object the viewer may not see
+//! is reached as a *restricted* node — its class name only, under a
+//! placeholder id (negative, unique within the walk, so edges can still be
+//! drawn) — and the walk does not go beyond it, so what it was made from
+//! (or what was made from it) stays unseen. A public product made from a
+//! private one shows that it was, and nothing more. A root the viewer may
+//! not see is "not found", exactly as a missing one.
 
 use super::{Catalog, CatalogError};
 use crate::ids::ObjectId;
@@ -13,7 +21,7 @@ use crate::model::FrameClass;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Value};
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 /// Pipelines are a dozen levels deep at most; the cap keeps a corrupt (cyclic)
@@ -31,9 +39,16 @@ pub enum Direction {
 }
 
 /// An object reached by a lineage walk.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// A restricted node (one the viewer may not see; see the module doc) has
+/// a negative placeholder `object_id`, its class name and level, and
+/// nothing else: no file name, filter, chip, date or validity (those fields
+/// hold neutral values and are left out when it is serialized, as
+/// `{"object_id": -1, "class_name": …, "level": …, "restricted": true}`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct LineageNode {
-    /// The object.
+    /// The object; a negative placeholder for a restricted node (real
+    /// object ids are positive).
     pub object_id: ObjectId,
     /// Its class name.
     pub class_name: String,
@@ -53,6 +68,59 @@ pub struct LineageNode {
     pub is_valid: i32,
     /// Creation date.
     pub creation_date: DateTime<Utc>,
+}
+
+impl LineageNode {
+    /// Whether the viewer may not see this object: only its class is
+    /// known, and its id is a placeholder.
+    pub fn is_restricted(&self) -> bool {
+        self.object_id.0 < 0
+    }
+
+    /// The restricted node standing for a hidden object of `class_name`.
+    fn restricted(placeholder: ObjectId, class_name: String, level: u32) -> Self {
+        LineageNode {
+            object_id: placeholder,
+            class_name,
+            level,
+            filename: None,
+            name: String::new(),
+            filter: None,
+            chip: None,
+            mjd_obs: None,
+            is_valid: 1,
+            creation_date: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+}
+
+impl Serialize for LineageNode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        if self.is_restricted() {
+            // Only what the viewer may know: that an object of this class
+            // is there.
+            let mut st = s.serialize_struct("LineageNode", 4)?;
+            st.serialize_field("object_id", &self.object_id)?;
+            st.serialize_field("class_name", &self.class_name)?;
+            st.serialize_field("level", &self.level)?;
+            st.serialize_field("restricted", &true)?;
+            return st.end();
+        }
+        let mut st = s.serialize_struct("LineageNode", 11)?;
+        st.serialize_field("object_id", &self.object_id)?;
+        st.serialize_field("class_name", &self.class_name)?;
+        st.serialize_field("level", &self.level)?;
+        st.serialize_field("filename", &self.filename)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("filter", &self.filter)?;
+        st.serialize_field("chip", &self.chip)?;
+        st.serialize_field("mjd_obs", &self.mjd_obs)?;
+        st.serialize_field("is_valid", &self.is_valid)?;
+        st.serialize_field("creation_date", &self.creation_date)?;
+        st.serialize_field("restricted", &false)?;
+        st.end()
+    }
 }
 
 /// One dependency edge: `child` was made from `parent` in `role`.
@@ -89,11 +157,12 @@ impl Lineage {
         self.nodes.iter().find(|n| n.object_id == id)
     }
 
-    /// The nodes of one frame class.
+    /// The nodes of one frame class the viewer may see (restricted nodes
+    /// are left out: their ids are placeholders).
     pub fn of_class(&self, class: FrameClass) -> Vec<&LineageNode> {
         self.nodes
             .iter()
-            .filter(|n| n.class_name == class.name())
+            .filter(|n| n.class_name == class.name() && !n.is_restricted())
             .collect()
     }
 
@@ -130,6 +199,7 @@ impl Lineage {
     ) {
         let indent = "  ".repeat(depth);
         let label = match self.node(id) {
+            Some(n) if n.is_restricted() => format!("{} (restricted)", n.class_name),
             Some(n) => {
                 let name = &n.name;
                 let valid = if n.is_valid > 0 { "" } else { " INVALID" };
@@ -159,7 +229,9 @@ impl Lineage {
 
 impl Catalog {
     /// Walks the lineage of `root` in `direction` up to `max_depth` levels
-    /// (capped at [`MAX_DEPTH`]).
+    /// (capped at [`MAX_DEPTH`]), as this catalogue's viewer may see it:
+    /// hidden objects become restricted leaves (see the module doc), and a
+    /// hidden root is [`CatalogError::NotFound`] like a missing one.
     pub async fn lineage(
         &self,
         root: ObjectId,
@@ -181,12 +253,26 @@ impl Catalog {
                  LEFT JOIN associate_list al ON al.object_id = {id}"
             )
         };
+        // The walk goes on only from objects the viewer may see: a hidden
+        // one is reached (and shown restricted) but not walked through.
+        // The system view needs no join.
+        let (walk_join, walk_cond, near_join, near_cond) = if self.viewer().is_some() {
+            (
+                "JOIN process_target wt ON wt.object_id = w.node".to_owned(),
+                format!(" AND {}", self.visible("wt")),
+                format!("JOIN process_target npt ON npt.object_id = d.{from}"),
+                format!(" AND {}", self.visible("npt")),
+            )
+        } else {
+            (String::new(), String::new(), String::new(), String::new())
+        };
         let walk = format!(
             "WITH RECURSIVE walk(node, depth) AS ( \
                SELECT CAST($1 AS BIGINT), 0 \
                UNION \
                SELECT d.{to}, w.depth + 1 FROM dependency d \
-                 JOIN walk w ON d.{from} = w.node WHERE w.depth < $2 \
+                 JOIN walk w ON d.{from} = w.node {walk_join} \
+                 WHERE w.depth < $2{walk_cond} \
              ), levels AS (SELECT node, MIN(depth) AS level FROM walk GROUP BY node)"
         );
         // One row per edge, carrying the far end's attributes: every object
@@ -194,18 +280,21 @@ impl Catalog {
         // much cheaper than a query of nodes plus a query of edges.
         let edge_sql = format!(
             "{walk} SELECT d.child_id, d.parent_id, d.role, d.ordinal, \
-               CAST(l2.level AS BIGINT) AS level, {cols} \
+               CAST(l2.level AS BIGINT) AS level, \
+               CAST(CASE WHEN {} THEN 1 ELSE 0 END AS BIGINT) AS shown, {cols} \
              FROM dependency d \
                JOIN levels l ON d.{from} = l.node \
-               JOIN levels l2 ON l2.node = d.{to} \
+               JOIN levels l2 ON l2.node = d.{to} {near_join} \
                JOIN process_target pt ON pt.object_id = d.{to} {} \
-             WHERE l.level < $2",
+             WHERE l.level < $2{near_cond}",
+            self.visible("pt"),
             joins(&format!("d.{to}"))
         );
         let root_sql = format!(
             "SELECT CAST(0 AS BIGINT) AS level, {cols} FROM process_target pt {} \
-             WHERE pt.object_id = $1",
-            joins("pt.object_id")
+             WHERE pt.object_id = $1 AND {}",
+            joins("pt.object_id"),
+            self.visible("pt")
         );
         let b = self.backend();
         let db = self.db();
@@ -223,6 +312,9 @@ impl Catalog {
                 vec![Value::from(root.0), Value::from(i64::from(max_depth))],
             ))
             .await?;
+        let level_of = |r: &sea_orm::QueryResult| -> Result<u32, sea_orm::DbErr> {
+            Ok(u32::try_from(r.try_get::<i64>("", "level")?).unwrap_or(u32::MAX))
+        };
         let node_from =
             |id: ObjectId, r: &sea_orm::QueryResult| -> Result<LineageNode, sea_orm::DbErr> {
                 let filename: Option<String> = r.try_get("", "filename")?;
@@ -232,7 +324,7 @@ impl Catalog {
                     name: filename.clone().or(sl_name).or(al_name).unwrap_or_default(),
                     object_id: id,
                     class_name: r.try_get("", "class_name")?,
-                    level: u32::try_from(r.try_get::<i64>("", "level")?).unwrap_or(u32::MAX),
+                    level: level_of(r)?,
                     filename,
                     filter: r.try_get("", "filter")?,
                     chip: r.try_get("", "chip")?,
@@ -243,6 +335,8 @@ impl Catalog {
             };
         let mut nodes = vec![node_from(root, &root_row)?];
         let mut seen = HashSet::from([root]);
+        // Hidden objects reached: (level, class rank, id) → class name.
+        let mut hidden: BTreeMap<(u32, usize, ObjectId), String> = BTreeMap::new();
         let mut edges = Vec::with_capacity(edge_rows.len());
         for r in &edge_rows {
             let edge = LineageEdge {
@@ -256,9 +350,29 @@ impl Catalog {
                 Direction::Down => edge.child,
             };
             if seen.insert(far) {
-                nodes.push(node_from(far, r)?);
+                if r.try_get::<i64>("", "shown")? != 0 {
+                    nodes.push(node_from(far, r)?);
+                } else {
+                    let class: String = r.try_get("", "class_name")?;
+                    hidden.insert((level_of(r)?, class_rank(&class), far), class);
+                }
             }
             edges.push(edge);
+        }
+        // Placeholders in a fixed order, so one walk always draws the same;
+        // the real ids go no further than this function.
+        let mut placeholder = std::collections::HashMap::with_capacity(hidden.len());
+        for (n, ((level, _, id), class)) in hidden.into_iter().enumerate() {
+            let p = ObjectId(-1 - i64::try_from(n).unwrap_or(i64::MAX - 1));
+            placeholder.insert(id, p);
+            nodes.push(LineageNode::restricted(p, class, level));
+        }
+        for e in &mut edges {
+            for end in [&mut e.child, &mut e.parent] {
+                if let Some(p) = placeholder.get(end) {
+                    *end = *p;
+                }
+            }
         }
         nodes.sort_by(|a, b| {
             (a.level, class_rank(&a.class_name), a.object_id).cmp(&(
@@ -267,15 +381,6 @@ impl Catalog {
                 b.object_id,
             ))
         });
-        let mut edges = Vec::with_capacity(edge_rows.len());
-        for r in edge_rows {
-            edges.push(LineageEdge {
-                child: ObjectId(r.try_get("", "child_id")?),
-                parent: ObjectId(r.try_get("", "parent_id")?),
-                role: r.try_get("", "role")?,
-                ordinal: r.try_get("", "ordinal")?,
-            });
-        }
         edges.sort_by(|a, b| {
             (a.child, &a.role, a.ordinal, a.parent).cmp(&(b.child, &b.role, b.ordinal, b.parent))
         });
@@ -288,7 +393,8 @@ impl Catalog {
         })
     }
 
-    /// Every frame of `class` anywhere upstream of `root`, by object id.
+    /// Every frame of `class` anywhere upstream of `root` that the viewer
+    /// may see, by object id.
     pub async fn ancestors_of_class(
         &self,
         root: ObjectId,

@@ -157,6 +157,13 @@ impl FrameLookup {
         Ok(r)
     }
 
+    /// Forgets every memoised frame: after a privileges change, so nobody
+    /// keeps being handed a frame they may no longer see. (A change made by
+    /// another process is seen within [`FRAME_TTL`].)
+    pub fn forget_all(&self) {
+        self.lock().clear();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoEntries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -457,6 +457,8 @@ pub struct Thumb {
     /// `via ColdPixelMap cold_n1_ccd1`, for indirect frames, cut where it
     /// may wrap (between words of the class, after each `_`).
     pub via: Option<Vec<String>>,
+    /// A frame the requester may not see: "restricted <class>", no link.
+    pub restricted: Option<String>,
 }
 
 /// Longest frame name shown in full under a thumbnail.
@@ -497,6 +499,19 @@ fn words(name: &str) -> Vec<String> {
 
 impl Thumb {
     fn new(c: &CellCutout) -> Self {
+        if c.restricted {
+            return Thumb {
+                frame_id: 0,
+                name: Vec::new(),
+                title: format!("a {} you may not see", c.class),
+                png: None,
+                fits: None,
+                error: None,
+                indirect: false,
+                via: None,
+                restricted: Some(c.class.clone()),
+            };
+        }
         let mut title = format!(
             "{} {} {} at ({:.1}, {:.1})",
             c.class, c.frame_id, c.filename, c.x, c.y
@@ -536,6 +551,7 @@ impl Thumb {
                 parts.extend(short_name(file).split_inclusive('_').map(str::to_owned));
                 parts
             }),
+            restricted: None,
         }
     }
 }

@@ -189,6 +189,10 @@ pub fn app(state: AppState) -> Router {
         .route("/favicon.svg", get(pages::favicon))
         .route("/favicon.ico", get(pages::favicon))
         .route("/object/{id}", get(object_view::object))
+        .route(
+            "/object/{id}/privileges",
+            axum::routing::post(object_view::set_privileges),
+        )
         .route("/thumb/{id}", get(object_view::thumbnail))
         .route("/image/{id}", get(image_view::image))
         .route("/render/{id}", get(image_view::render))

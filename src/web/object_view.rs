@@ -11,13 +11,24 @@
 //!
 //! Also `/thumb/{id}`: a whole frame rendered small (zscale, 128 px), through
 //! the product cache, for the thumbnails.
+//!
+//! Everything goes through the request's scoped catalogue: an object the
+//! viewer may not see is a 404 exactly like a missing one, and in a tree
+//! it is a "restricted <class>" leaf without a link, a name or a
+//! thumbnail (the lineage walk itself makes it so).
+//!
+//! `POST /object/{id}/privileges` (`level`, and the `csrf` field of the
+//! browser session) changes an object's privileges level, for its creator,
+//! an admin of its project or a superuser; the object page shows the form
+//! to them.
 
 use std::collections::HashSet;
 
 use askama::Template;
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
-use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::AppError;
 use super::cell_format::{self, Coords};
@@ -65,6 +76,8 @@ pub struct TreeNode {
     pub frame: bool,
     /// Already shown earlier in this tree.
     pub repeat: bool,
+    /// The viewer may not see it: shown by class only, without a link.
+    pub restricted: bool,
     /// Children.
     pub children: Vec<TreeNode>,
 }
@@ -106,7 +119,28 @@ pub struct ObjectPage {
     pub similar_url: String,
     /// Link to the rows of a list (sources, associations).
     pub rows_url: Option<String>,
+    /// The privileges form, for those who may change them.
+    pub privileges: Option<PrivilegesForm>,
 }
+
+/// The privileges form of the object page.
+pub struct PrivilegesForm {
+    /// The current level.
+    pub level: i32,
+    /// The levels offered: (value, label, current).
+    pub levels: Vec<(i32, &'static str, bool)>,
+    /// The browser session's CSRF token (none for API clients).
+    pub csrf: Option<String>,
+}
+
+/// The privileges levels, Astro-WISE's, with what each means.
+pub const LEVELS: [(i32, &str); 5] = [
+    (1, "1 private (creator, in the project)"),
+    (2, "2 project (members working in it)"),
+    (3, "3 signed-in users"),
+    (4, "4 public"),
+    (5, "5 public (world)"),
+];
 
 /// `GET /object/{id}`.
 pub async fn object(
@@ -231,6 +265,18 @@ pub async fn object(
         down_html: tree(&down, down.root, "", 0, &mut HashSet::new()).html(true),
         similar_url: similar,
         rows_url,
+        privileges: st
+            .identity
+            .viewer
+            .can_change_privileges(&target)
+            .then(|| PrivilegesForm {
+                level: target.privileges,
+                levels: LEVELS
+                    .iter()
+                    .map(|&(v, label)| (v, label, v == target.privileges))
+                    .collect(),
+                csrf: st.identity.csrf_token(),
+            }),
     };
     Ok(Html(page.render()?).into_response())
 }
@@ -247,6 +293,23 @@ fn tree(
 ) -> TreeNode {
     let repeat = !seen.insert(id);
     let n = l.node(id);
+    let restricted = n.is_some_and(|n| n.is_restricted());
+    if restricted {
+        // Its class, and nothing that would tell which object it is.
+        return TreeNode {
+            id: 0,
+            role: role.to_owned(),
+            level,
+            class_name: n.map(|n| n.class_name.clone()).unwrap_or_default(),
+            name: String::new(),
+            date: String::new(),
+            valid: true,
+            frame: false,
+            repeat: false,
+            restricted: true,
+            children: Vec::new(),
+        };
+    }
     let children = if repeat {
         Vec::new()
     } else {
@@ -269,6 +332,7 @@ fn tree(
         valid: n.is_some_and(|n| n.is_valid > 0),
         frame: n.is_some_and(|n| n.class_name.parse::<FrameClass>().is_ok()),
         repeat,
+        restricted: false,
         children,
     }
 }
@@ -285,6 +349,25 @@ impl TreeNode {
 
     fn write(&self, open: bool, out: &mut String) {
         use std::fmt::Write;
+        if self.restricted {
+            let role = if self.role.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "<span class=\"role\">+{}</span> ",
+                    crate::markup::escape(&self.role)
+                )
+            };
+            let _ = write!(
+                out,
+                "<li class=\"node restricted\" data-level=\"{level}\" data-class=\"{class}\">\
+                 <div class=\"leaf\">{role}<span class=\"level\">[level: {level}]</span> \
+                 <span class=\"restricted\">restricted {class}</span></div></li>",
+                level = self.level,
+                class = crate::markup::escape(&self.class_name),
+            );
+            return;
+        }
         let _ = write!(
             out,
             "<li class=\"node{}\" data-object=\"{}\" data-level=\"{}\" data-class=\"{}\">",
@@ -367,4 +450,64 @@ pub async fn thumbnail(
         )
         .await?;
     Ok(super::cutout_api::product_response(product, started))
+}
+
+/// `POST /object/{id}/privileges` (form: `level`, and `csrf` from a
+/// browser session): sets the object's privileges level and redirects
+/// (303) back to its page. An object the viewer may not see is a 404 like
+/// a missing one; one it sees but may not change is a 403 saying who may;
+/// a bad level is a 400 naming `level` and the allowed values.
+pub async fn set_privileges(
+    super::auth::Scoped(st): super::auth::Scoped,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let id = super::object_id(&id).map_err(AppError::BadRequest)?;
+    let target = st.catalog.process_target(ObjectId(id)).await?;
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+        .map_err(|e| AppError::BadRequest(format!("the form is malformed: {e}")))?;
+    let given = fields
+        .iter()
+        .find(|(k, _)| k == "level")
+        .map(|(_, v)| v.trim())
+        .unwrap_or("");
+    let level = parse_level(given).map_err(AppError::BadRequest)?;
+    let viewer = &st.identity.viewer;
+    if !viewer.can_change_privileges(&target) {
+        let who = if viewer.user.is_none() {
+            "sign in: "
+        } else {
+            ""
+        };
+        return Ok(super::error::error_page(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{who}only the creator of object {id} ({}), an admin of its project {} or a \
+                 superuser may change its privileges",
+                target.creator, target.project
+            ),
+        ));
+    }
+    st.catalog
+        .set_privileges(Some(viewer), &[ObjectId(id)], level)
+        .await?;
+    // The frame memo is per viewer: entries made while the object was
+    // visible to someone must not outlive the change.
+    st.services.products.frames.forget_all();
+    Ok(Redirect::to(&format!("/object/{id}")).into_response())
+}
+
+/// A privileges level, `1` to `5`; the error names `level` and the
+/// allowed values.
+pub fn parse_level(text: &str) -> Result<i32, String> {
+    text.parse::<i32>()
+        .ok()
+        .filter(|l| LEVELS.iter().any(|(v, _)| v == l))
+        .ok_or_else(|| {
+            let shown: String = text.chars().take(40).collect();
+            format!(
+                "level: {shown:?} is not a privileges level; use 1 (private), 2 (project), \
+                 3 (signed-in users), 4 or 5 (public)"
+            )
+        })
 }

@@ -4,6 +4,7 @@
 mod access;
 mod access_vo;
 mod access_jobs;
+mod access_views;
 mod api;
 mod associate;
 mod bad_input;

@@ -260,6 +260,7 @@ fn write_source(
             fits: None,
             png: None,
             error: None,
+            restricted: false,
         };
         let outcome = side.as_ref().map_err(Clone::clone).and_then(|s| {
             match made.get(&cut_key(p, *s)).map(|m| m.as_ref()) {
@@ -331,6 +332,30 @@ fn write_source(
             }
         }
         cells[col].push(cell);
+    }
+    // Frames the requester may not see: their class in their cell, after
+    // what it may see, and nothing else (no pixels, file or position).
+    for r in &ps.restricted {
+        let Some(col) = req.classes.iter().position(|c| *c == r.class) else {
+            continue;
+        };
+        cells[col].push(CellCutout {
+            frame_id: r.placeholder.0,
+            filename: String::new(),
+            class: r.class.name().to_owned(),
+            via: Some(r.via.frame.target.object_id.0),
+            via_class: Some(r.via.frame.class.name().to_owned()),
+            via_filename: Some(r.via.frame.filename.clone()),
+            role: r.role.clone(),
+            indirect: false,
+            x: 0.0,
+            y: 0.0,
+            date: None,
+            fits: None,
+            png: None,
+            error: None,
+            restricted: true,
+        });
     }
     let opts = GifOptions::default();
     let mut row = DepRow {

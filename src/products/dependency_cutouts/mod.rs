@@ -24,7 +24,7 @@ use crate::imaging::cutout::SizeUnit;
 use crate::imaging::render::{Interval, Stretch};
 use crate::model::FrameClass;
 use crate::params::ParamError;
-use placement::{Graph, Placement};
+use placement::{Graph, Placement, Restricted};
 
 /// The ten frame classes of a pipeline, in pipeline order: the default
 /// selection and the column order of the result table.
@@ -251,10 +251,16 @@ pub struct PlannedSource {
     /// Pixel scale of the source's own frame (arcsec), which a size in px
     /// refers to even when that frame's class is not shown.
     pub root_scale: Option<f64>,
+    /// Frames of its lineage (of the requested classes) the viewer may not
+    /// see: shown as restricted cells, never cut.
+    pub restricted: Vec<Restricted>,
 }
 
 /// Looks up the requested sources and places each on its lineage. An unknown
-/// list is an error (404); unknown ids become rows with an error.
+/// list is an error (404); unknown ids become rows with an error. Everything
+/// is looked up as `catalog`'s viewer sees it: a list it may not see is
+/// unknown, and frames of a lineage it may not see become
+/// [`PlannedSource::restricted`] entries.
 pub async fn resolve(
     catalog: &Catalog,
     req: &DepRequest,
@@ -313,6 +319,7 @@ pub async fn resolve(
             placements: Vec::new(),
             epochs: Vec::new(),
             root_scale: None,
+            restricted: Vec::new(),
         };
         match (&row.source, graphs.get(&slid)) {
             (None, _) => {
@@ -323,6 +330,11 @@ pub async fn resolve(
                 row.root_scale = graph.frames.get(&graph.root).and_then(|n| n.scale_arcsec());
                 let all = graph.place(source);
                 row.epochs = graph.epochs(&all, source);
+                row.restricted = graph
+                    .restricted_near(&all)
+                    .into_iter()
+                    .filter(|r| req.classes.contains(&r.class))
+                    .collect();
                 let mut keep: Vec<Placement> = all
                     .into_iter()
                     .filter(|p| req.classes.contains(&p.frame.frame.class))
@@ -360,6 +372,7 @@ pub async fn resolve(
             placements: Vec::new(),
             epochs: Vec::new(),
             root_scale: None,
+            restricted: Vec::new(),
         });
     }
     Ok(out)
@@ -421,11 +434,16 @@ pub struct DepRow {
 }
 
 /// One cutout in a cell.
+///
+/// A restricted one (`restricted`: a frame the requester may not see) has
+/// its class and what it was reached through, and nothing else: its
+/// `frame_id` is a negative placeholder, `filename` is empty, the position
+/// 0 and there are no files.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CellCutout {
-    /// The frame's object id.
+    /// The frame's object id (a negative placeholder when restricted).
     pub frame_id: i64,
-    /// Its file name.
+    /// Its file name (empty when restricted).
     pub filename: String,
     /// Its class.
     pub class: String,
@@ -460,6 +478,9 @@ pub struct CellCutout {
     pub png: Option<String>,
     /// Why there is no cutout (a missing file).
     pub error: Option<String>,
+    /// A frame the requester may not see: shown as "restricted <class>".
+    #[serde(default)]
+    pub restricted: bool,
 }
 
 #[cfg(test)]

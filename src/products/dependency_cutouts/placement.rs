@@ -29,6 +29,13 @@
 //! same piece of silicon. A calibration frame reached through several
 //! science frames (one bias for many dithers) is placed once per distinct
 //! position.
+//!
+//! The lineage is walked as the catalogue's viewer sees it: a frame the
+//! viewer may not see is a restricted node (class only) that the walk does
+//! not pass. Wherever a placed frame has such a neighbour, the source gets
+//! a [`Restricted`] entry for that class — "there is a frame here you may
+//! not see" — with no pixels, file or position; hidden frames are never
+//! placed, cut or animated.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -117,15 +124,56 @@ pub struct Graph {
     /// each.
     children: HashMap<ObjectId, Vec<(ObjectId, String)>>,
     /// For each coadd downstream of the root: the regridded frames stacked
-    /// into it (the candidates of the epoch sequence).
+    /// into it (the candidates of the epoch sequence) that the viewer may
+    /// see.
     pub coadd_inputs: BTreeMap<ObjectId, Vec<ObjectId>>,
+    /// The frames the viewer may not see, by placeholder id (unique over
+    /// both walks): their class.
+    restricted: HashMap<ObjectId, FrameClass>,
+}
+
+/// A frame of a source's lineage the viewer may not see: its class only.
+#[derive(Debug, Clone)]
+pub struct Restricted {
+    /// Its placeholder id in the lineage walk (negative; not an object id).
+    pub placeholder: ObjectId,
+    /// Its class.
+    pub class: FrameClass,
+    /// The placed frame it neighbours.
+    pub via: Arc<FrameNode>,
+    /// The role it plays in `via`, when reached walking up.
+    pub role: Option<String>,
+    /// Edges from the source's own frame.
+    pub level: u32,
 }
 
 impl Graph {
     /// Loads the up and down lineage of `root` and the frames in it.
     pub async fn load(catalog: &Catalog, root: ObjectId) -> Result<Self, CatalogError> {
         let up = catalog.lineage(root, Direction::Up, MAX_DEPTH).await?;
-        let down = catalog.lineage(root, Direction::Down, MAX_DEPTH).await?;
+        let mut down = catalog.lineage(root, Direction::Down, MAX_DEPTH).await?;
+        // Each walk numbers its restricted nodes -1, -2, …: the downward
+        // ones are moved below the upward ones so the two never share one.
+        let shift = up.nodes.iter().filter(|n| n.is_restricted()).count() as i64;
+        let moved = |id: &mut ObjectId| {
+            if id.0 < 0 {
+                id.0 -= shift;
+            }
+        };
+        for n in &mut down.nodes {
+            moved(&mut n.object_id);
+        }
+        for e in &mut down.edges {
+            moved(&mut e.child);
+            moved(&mut e.parent);
+        }
+        let restricted: HashMap<ObjectId, FrameClass> = up
+            .nodes
+            .iter()
+            .chain(&down.nodes)
+            .filter(|n| n.is_restricted())
+            .filter_map(|n| Some((n.object_id, n.class_name.parse::<FrameClass>().ok()?)))
+            .collect();
         let mut parents: HashMap<ObjectId, Vec<(ObjectId, String)>> = HashMap::new();
         for e in &up.edges {
             parents
@@ -158,6 +206,7 @@ impl Graph {
             .iter()
             .chain(std::iter::once(&up.nodes[0]))
             .filter(|n| n.class_name == FrameClass::CoaddedRegriddedFrame.name())
+            .filter(|n| !n.is_restricted())
             .map(|n| n.object_id)
             .collect();
         coadds.sort();
@@ -169,12 +218,18 @@ impl Graph {
                 .nodes
                 .iter()
                 .filter(|n| n.class_name == FrameClass::RegriddedFrame.name())
+                .filter(|n| !n.is_restricted())
                 .map(|n| n.object_id)
                 .collect();
             coadd_inputs.insert(c, inputs);
         }
-        let mut ids: HashSet<ObjectId> = up.nodes.iter().map(|n| n.object_id).collect();
-        ids.extend(down.nodes.iter().map(|n| n.object_id));
+        let mut ids: HashSet<ObjectId> = up
+            .nodes
+            .iter()
+            .chain(&down.nodes)
+            .filter(|n| !n.is_restricted())
+            .map(|n| n.object_id)
+            .collect();
         ids.extend(coadd_inputs.values().flatten().copied());
         let ids: Vec<ObjectId> = ids.into_iter().collect();
         let frames = catalog
@@ -189,7 +244,46 @@ impl Graph {
             parents,
             children,
             coadd_inputs,
+            restricted,
         })
+    }
+
+    /// The frames next to `placements` (those [`Self::place`] made) that
+    /// the viewer may not see, each once: what the dependency cutouts show
+    /// as restricted cells. Walking up from the source's own frame and the
+    /// frames placed walking up, down from it and those placed walking down.
+    pub fn restricted_near(&self, placements: &[Placement]) -> Vec<Restricted> {
+        let mut out: Vec<Restricted> = Vec::new();
+        for p in placements {
+            let directions: &[Direction] = match (&p.via, &p.role) {
+                (None, _) => &[Direction::Up, Direction::Down],
+                (Some(_), Some(_)) => &[Direction::Up],
+                (Some(_), None) => &[Direction::Down],
+            };
+            for &d in directions {
+                for (next, role) in self.next(p.frame.frame.target.object_id, d) {
+                    let Some(&class) = self.restricted.get(next) else {
+                        continue;
+                    };
+                    // As `place_on`: the science exposures a calibration
+                    // product was made from are another pointing.
+                    if p.frame.frame.class.is_calibration() && !class.is_calibration() {
+                        continue;
+                    }
+                    if out.iter().any(|r| r.placeholder == *next) {
+                        continue;
+                    }
+                    out.push(Restricted {
+                        placeholder: *next,
+                        class,
+                        via: p.frame.clone(),
+                        role: (d == Direction::Up).then(|| role.clone()),
+                        level: p.level + 1,
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Places `source` on every frame of the lineage; see the module doc.
