@@ -169,6 +169,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("recovering jobs")?;
     state.services.jobs.start();
     tracing::info!("listening on http://{}", state.config.bind);
+    if args.store.is_sample() {
+        // The sample's demo account shows the non-public part of it.
+        match state.catalog.user(sample::DEMO_USER).await {
+            Ok(Some(_)) => eprintln!(
+                "wisecut: sample survey at http://{}/ — log in as {} (password {}) and \
+                 work in project {} to see its private frames",
+                state.config.bind,
+                sample::DEMO_USER,
+                sample::DEMO_PASSWORD,
+                sample::DEMO_PROJECT
+            ),
+            _ => eprintln!(
+                "wisecut: this sample survey predates the demo account; rebuild it with \
+                 `wisecut sample` to get user {} and project {}",
+                sample::DEMO_USER,
+                sample::DEMO_PROJECT
+            ),
+        }
+    }
     wisecut::web::server::serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }

@@ -205,7 +205,14 @@ pub async fn identify(State(st): State<AppState>, mut req: Request, next: Next) 
                     Err(e) => return super::AppError::from(e).into_response(),
                 };
                 let viewer = match &session {
-                    Some(s) => match st.catalog.viewer_of(&s.user, s.project.as_deref()).await {
+                    // A session without a project sees public data only
+                    // (`viewer_of(_, None)` is every project, for tokens):
+                    // "" names no project.
+                    Some(s) => match st
+                        .catalog
+                        .viewer_of(&s.user, Some(s.project.as_deref().unwrap_or("")))
+                        .await
+                    {
                         Ok(v) => v,
                         Err(e) => return super::AppError::from(e).into_response(),
                     },

@@ -2,6 +2,7 @@
 //! fixtures in `common`.
 
 mod access;
+mod access_auth;
 mod api;
 mod associate;
 mod bad_input;
