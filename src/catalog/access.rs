@@ -99,7 +99,7 @@ impl Viewer {
         if t.privileges >= USERS_LEVEL {
             return true;
         }
-        self.context.iter().any(|p| *p == t.project)
+        self.context.contains(&t.project)
             && (t.privileges >= crate::model::privileges::PROJECT || t.creator == *user)
     }
 

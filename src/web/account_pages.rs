@@ -227,12 +227,17 @@ pub struct AccountPage {
     pub notice: Option<String>,
 }
 
-/// The signed-in user, or a 303 to the log-in page.
-fn signed_in(st: &AppState) -> Result<String, Response> {
-    match st.identity.user() {
-        Some(u) if st.identity.session.is_some() => Ok(u.to_owned()),
-        _ => Err(see_other("/login?next=/account")),
-    }
+/// The user of a signed-in browser session.
+fn signed_in(st: &AppState) -> Option<String> {
+    st.identity
+        .user()
+        .filter(|_| st.identity.session.is_some())
+        .map(str::to_owned)
+}
+
+/// Where a browser that is not signed in is sent from the account pages.
+fn to_login() -> Response {
+    see_other("/login?next=/account")
 }
 
 async fn account(
@@ -273,8 +278,8 @@ async fn account(
 /// `GET /account`.
 pub async fn account_page(Scoped(st): Scoped) -> Response {
     match signed_in(&st) {
-        Ok(user) => account(&st, &user, None, None).await,
-        Err(r) => r,
+        Some(user) => account(&st, &user, None, None).await,
+        None => to_login(),
     }
 }
 
@@ -288,9 +293,8 @@ pub struct TokenForm {
 
 /// `POST /account/tokens`: a new API token; the page shows its secret once.
 pub async fn token_create(Scoped(st): Scoped, Form(f): Form<TokenForm>) -> Response {
-    let user = match signed_in(&st) {
-        Ok(u) => u,
-        Err(r) => return r,
+    let Some(user) = signed_in(&st) else {
+        return to_login();
     };
     let label = f.label.trim().to_owned();
     match st.catalog.create_token(&user, &label).await {
@@ -307,9 +311,8 @@ pub async fn token_create(Scoped(st): Scoped, Form(f): Form<TokenForm>) -> Respo
 
 /// `POST /account/tokens/{id}/revoke`: the token stops working at once.
 pub async fn token_revoke(Scoped(st): Scoped, Path(id): Path<String>) -> Response {
-    let user = match signed_in(&st) {
-        Ok(u) => u,
-        Err(r) => return r,
+    let Some(user) = signed_in(&st) else {
+        return to_login();
     };
     let id: i64 = match id.trim().parse() {
         Ok(n) => n,
