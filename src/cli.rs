@@ -32,6 +32,131 @@ pub enum Command {
     Associate(AssociateArgs),
     /// Cut a rectangle out of a FITS file (no catalogue needed).
     Cutout(CutoutArgs),
+    /// Users: add, set a password, API tokens.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Projects: add, members.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Set the privileges of objects (by id, or those a table query finds).
+    Privileges(PrivilegesArgs),
+}
+
+/// How a command gets a password: never as a plain argument (it would be
+/// in the shell history and in `ps`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of standard input (else
+    /// `WISECUT_PASSWORD`, else a prompt on the terminal).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `wisecut user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user.
+    Add {
+        /// The user name (letters, digits, '_', '-', '.').
+        name: String,
+        /// The user sees and may change everything.
+        #[arg(long)]
+        superuser: bool,
+        /// Where the password comes from.
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Catalogue.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Set a user's password (their browser sessions end).
+    Passwd {
+        /// The user name.
+        name: String,
+        /// Where the password comes from.
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Catalogue.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Make an API token for a user (printed once), list or revoke tokens.
+    Token {
+        /// The user name.
+        name: String,
+        /// What the new token is for.
+        #[arg(long, default_value = "cli")]
+        label: String,
+        /// Revoke token number ID instead of making one.
+        #[arg(long, value_name = "ID", conflicts_with = "list")]
+        revoke: Option<i64>,
+        /// List the user's tokens (never their secrets) instead.
+        #[arg(long)]
+        list: bool,
+        /// Catalogue.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `wisecut project …`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Add a project.
+    Add {
+        /// The project name (letters, digits, '_', '-', '.').
+        name: String,
+        /// What the project is.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Catalogue.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Add a user to a project, change their role, or remove them.
+    Member {
+        /// The project.
+        project: String,
+        /// The user.
+        user: String,
+        /// The role: member, or admin (may change the privileges of the
+        /// project's objects).
+        #[arg(long, default_value = "member", value_parser = ["member", "admin"])]
+        role: String,
+        /// Remove the user from the project instead.
+        #[arg(long, conflicts_with = "role")]
+        remove: bool,
+        /// Catalogue.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `wisecut privileges`.
+#[derive(Debug, Args, Clone)]
+pub struct PrivilegesArgs {
+    /// The object ids, then the level: 1 or private (the creator working
+    /// in the object's project), 2 or project (its members working in it),
+    /// 3 or users (every signed-in user), 4 or public. With --query, the
+    /// level only.
+    #[arg(required = true, value_name = "OBJECT_ID… LEVEL")]
+    pub args: Vec<String>,
+    /// A condition of the browse table (as on its web page, e.g.
+    /// `filter = r` or `mjd_obs > 60000`) choosing the objects instead of
+    /// ids; with --table.
+    #[arg(long, requires = "table")]
+    pub query: Vec<String>,
+    /// The table --query runs on: a frame class (e.g. ReducedScienceFrame)
+    /// or SourceList.
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Act as this user (who must be each object's creator or an admin of
+    /// its project) instead of as the database's owner.
+    #[arg(long = "as", value_name = "USER")]
+    pub as_user: Option<String>,
+    /// Catalogue.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `wisecut cutout`: the cutout engine on a file, as the API uses it.
@@ -306,8 +431,8 @@ pub struct IngestArgs {
     /// Project of the new products.
     #[arg(long)]
     pub project: Option<String>,
-    /// Privileges of the new products (1 private, 2 project, 3 public… as
-    /// stored).
+    /// Privileges of the new products: 1 private, 2 project, 3 every
+    /// signed-in user, 4 public (the default).
     #[arg(long)]
     pub privileges: Option<i32>,
     /// Catalogue and data.

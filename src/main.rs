@@ -9,8 +9,8 @@ use std::sync::Arc;
 use wisecut::catalog::Catalog;
 use wisecut::catalog::lineage::{Direction, MAX_DEPTH};
 use wisecut::cli::{
-    AssociateArgs, Cli, Command, CutoutArgs, IngestArgs, LineageArgs, SampleArgs, ServeArgs,
-    StoreArgs,
+    AssociateArgs, Cli, Command, CutoutArgs, IngestArgs, LineageArgs, PasswordArgs, PrivilegesArgs,
+    ProjectCommand, SampleArgs, ServeArgs, StoreArgs, UserCommand,
 };
 use wisecut::config::{Config, SAMPLE_DIR};
 use wisecut::ids::ObjectId;
@@ -41,6 +41,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Ingest(a) => ingest(a).await,
         Command::Associate(a) => associate(a).await,
         Command::Cutout(a) => cutout(a),
+        Command::User(c) => user(c).await,
+        Command::Project(c) => project(c).await,
+        Command::Privileges(a) => privileges(a).await,
     }
 }
 
@@ -166,6 +169,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("recovering jobs")?;
     state.services.jobs.start();
     tracing::info!("listening on http://{}", state.config.bind);
+    if args.store.is_sample() {
+        // The sample's demo account shows the non-public part of it.
+        match state.catalog.user(sample::DEMO_USER).await {
+            Ok(Some(_)) => eprintln!(
+                "wisecut: sample survey at http://{}/ — log in as {} (password {}) and \
+                 work in project {} to see its private frames",
+                state.config.bind,
+                sample::DEMO_USER,
+                sample::DEMO_PASSWORD,
+                sample::DEMO_PROJECT
+            ),
+            _ => eprintln!(
+                "wisecut: this sample survey predates the demo account; rebuild it with \
+                 `wisecut sample` to get user {} and project {}",
+                sample::DEMO_USER,
+                sample::DEMO_PROJECT
+            ),
+        }
+    }
     wisecut::web::server::serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }
@@ -447,5 +469,253 @@ fn cutout(args: CutoutArgs) -> anyhow::Result<()> {
     std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("wisecut: {} → {}", cut.geometry, args.out.display());
+    Ok(())
+}
+
+/// A password from `--password-stdin`, `WISECUT_PASSWORD` or the
+/// terminal (typed twice, not echoed) — never from an argument.
+fn read_password(how: &PasswordArgs) -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    if how.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    if let Ok(p) = std::env::var("WISECUT_PASSWORD") {
+        return Ok(p);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no password: use --password-stdin, WISECUT_PASSWORD or run on a terminal");
+    }
+    let first = prompt_hidden("Password: ")?;
+    let again = prompt_hidden("Again: ")?;
+    if first != again {
+        bail!("the two passwords differ");
+    }
+    Ok(first)
+}
+
+/// One line from the terminal with echo off (restored after reading).
+fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
+    use std::io::{BufRead, Write};
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    // `stty` on the terminal (stdin is inherited): no unsafe termios code.
+    let echo = |on: bool| {
+        std::process::Command::new("stty")
+            .arg(if on { "echo" } else { "-echo" })
+            .stdin(std::process::Stdio::inherit())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let hidden = echo(false);
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if hidden {
+        echo(true);
+    }
+    eprintln!();
+    read.context("reading the password")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn user(cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add {
+            name,
+            superuser,
+            password,
+            store,
+        } => {
+            let catalog = open_catalog(&store).await?;
+            let pw = read_password(&password)?;
+            catalog.add_user(&name, &pw, superuser).await?;
+            eprintln!(
+                "wisecut: user {name} added{}",
+                if superuser { " (superuser)" } else { "" }
+            );
+        }
+        UserCommand::Passwd {
+            name,
+            password,
+            store,
+        } => {
+            let catalog = open_catalog(&store).await?;
+            let pw = read_password(&password)?;
+            catalog.set_password(&name, &pw).await?;
+            eprintln!("wisecut: password of {name} set; their browser sessions ended");
+        }
+        UserCommand::Token {
+            name,
+            label,
+            revoke,
+            list,
+            store,
+        } => {
+            let catalog = open_catalog(&store).await?;
+            if list {
+                if catalog.user(&name).await?.is_none() {
+                    bail!("user {name} does not exist");
+                }
+                for t in catalog.tokens(&name).await? {
+                    let state = match t.revoked_at {
+                        Some(r) => format!("revoked {}", r.format("%Y-%m-%d %H:%M UTC")),
+                        None => "live".to_owned(),
+                    };
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        t.id,
+                        t.label,
+                        t.created_at.format("%Y-%m-%d %H:%M UTC"),
+                        state
+                    );
+                }
+            } else if let Some(id) = revoke {
+                catalog.revoke_token(&name, id).await?;
+                eprintln!("wisecut: token {id} of {name} revoked");
+            } else {
+                let secret = catalog.create_token(&name, &label).await?;
+                eprintln!("wisecut: new token of {name} ({label}); it is not shown again:");
+                println!("{secret}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn project(cmd: ProjectCommand) -> anyhow::Result<()> {
+    match cmd {
+        ProjectCommand::Add {
+            name,
+            description,
+            store,
+        } => {
+            let catalog = open_catalog(&store).await?;
+            catalog.add_project(&name, &description).await?;
+            eprintln!("wisecut: project {name} added");
+        }
+        ProjectCommand::Member {
+            project,
+            user,
+            role,
+            remove,
+            store,
+        } => {
+            let catalog = open_catalog(&store).await?;
+            if remove {
+                catalog.remove_member(&project, &user).await?;
+                eprintln!("wisecut: {user} removed from {project}");
+            } else {
+                let role = wisecut::catalog::access::Role::parse(&role)?;
+                catalog.set_member(&project, &user, role).await?;
+                eprintln!("wisecut: {user} is {} of {project}", role.name());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A privileges level by number or name.
+fn privileges_level(text: &str) -> anyhow::Result<i32> {
+    Ok(match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "private" => 1,
+        "2" | "project" => 2,
+        "3" | "users" => 3,
+        "4" | "public" => 4,
+        "5" => 5,
+        other => bail!(
+            "LEVEL {other:?} is not a privileges level: use 1 or private, 2 or project, \
+             3 or users, 4 or public"
+        ),
+    })
+}
+
+async fn privileges(args: PrivilegesArgs) -> anyhow::Result<()> {
+    use wisecut::catalog::browse::{self, Cell, Query, Table};
+    let catalog = open_catalog(&args.store).await?;
+    let viewer = match &args.as_user {
+        Some(u) => Some(catalog.viewer_of(u, None).await?),
+        None => None,
+    };
+    let (level, ids) = args
+        .args
+        .split_last()
+        .context("give the object ids and the level")?;
+    let level = privileges_level(level)?;
+    let ids: Vec<ObjectId> = if args.query.is_empty() {
+        if ids.is_empty() {
+            bail!("give object ids before the level, or --query with --table");
+        }
+        ids.iter()
+            .map(|t| {
+                t.trim()
+                    .parse()
+                    .map(ObjectId)
+                    .map_err(|_| anyhow::anyhow!("OBJECT_ID {t:?} is not an object id"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        if !ids.is_empty() {
+            bail!("give either object ids or --query, not both");
+        }
+        let name = args.table.as_deref().unwrap_or_default();
+        let table = if name.eq_ignore_ascii_case("SourceList") {
+            Table::SourceLists
+        } else {
+            match name.parse::<wisecut::model::FrameClass>() {
+                Ok(c) => Table::Frames(c),
+                Err(_) => bail!(
+                    "--table {name:?} is not a table: use a frame class (e.g. \
+                     ReducedScienceFrame) or SourceList"
+                ),
+            }
+        };
+        // The query runs as the one who acts, so --as finds only what that
+        // user may see.
+        let scoped = match &viewer {
+            Some(v) => catalog.for_viewer(v.clone()),
+            None => catalog.clone(),
+        };
+        let mut query = Query::new(&table);
+        for q in &args.query {
+            query.conditions.push(
+                browse::parse_condition(&table, q)
+                    .map_err(|e| anyhow::anyhow!("--query {q:?}: {e}"))?,
+            );
+        }
+        let col = table
+            .columns()
+            .iter()
+            .position(|c| c.name == "object_id")
+            .context("the table has no object_id column")?;
+        query.page_size = 1000;
+        let mut found = Vec::new();
+        loop {
+            let page = scoped.browse(&table, &query).await?;
+            let n = page.rows.len();
+            for row in page.rows {
+                if let Some(Cell::Int(id)) = row.get(col) {
+                    found.push(ObjectId(*id));
+                }
+            }
+            if n == 0 || found.len() as u64 >= page.total {
+                break;
+            }
+            query.page += 1;
+        }
+        if found.is_empty() {
+            bail!("--query: no object of {name} meets the conditions");
+        }
+        found
+    };
+    let n = catalog.set_privileges(viewer.as_ref(), &ids, level).await?;
+    // ObsCore (TAP) carries the privileges of frames too.
+    wisecut::vo::obscore::sync_table(&catalog)
+        .await
+        .context("bringing the ObsCore table up to date")?;
+    eprintln!("wisecut: privileges of {n} objects set to {level}");
     Ok(())
 }

@@ -777,6 +777,29 @@ impl Catalog {
         Ok(())
     }
 
+    /// Puts objects in `project` with `creator` and privileges `level`, as
+    /// the system (ingest tools, the sample survey's demo project): no
+    /// check of who asks.
+    pub async fn assign_objects(
+        &self,
+        ids: &[crate::ids::ObjectId],
+        creator: &str,
+        project: &str,
+        level: i32,
+    ) -> Result<u64, CatalogError> {
+        let mut n = 0;
+        for id in ids {
+            n += self
+                .exec(
+                    "UPDATE process_target SET creator = $1, project = $2, privileges = $3 \
+                     WHERE object_id = $4",
+                    vec![creator.into(), project.into(), level.into(), id.0.into()],
+                )
+                .await?;
+        }
+        Ok(n)
+    }
+
     /// Sets the privileges of objects, as `viewer` (who must be each
     /// object's creator, an admin of its project or a superuser; `None` is
     /// the system, e.g. the CLI run by the database's owner). All or

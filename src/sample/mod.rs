@@ -194,6 +194,7 @@ async fn build_in(
     progress(0, 1, "ingest");
     let report = catalog.ingest(&data.join("manifest.json"), &data).await?;
     progress(1, 1, "ingest");
+    add_demo_project(&catalog).await?;
     catalog.close().await?;
     debug_assert_eq!(manifest.frames.len(), report.frames);
     Ok(SampleSummary {
@@ -201,6 +202,80 @@ async fn build_in(
         bytes,
         files,
     })
+}
+
+/// The sample's demo user (member of [`DEMO_PROJECT`]).
+pub const DEMO_USER: &str = "demo";
+/// Its password (documented in the README; the sample is a demo).
+pub const DEMO_PASSWORD: &str = "wisecut-demo";
+/// The sample's private project.
+pub const DEMO_PROJECT: &str = "DEEP";
+
+/// The part of the sample survey only [`DEMO_USER`] sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoPart {
+    /// A reduced frame, private to the demo user working in DEEP.
+    pub reduced: crate::ids::ObjectId,
+    /// Its SourceLists (private too).
+    pub source_lists: Vec<crate::ids::ObjectId>,
+    /// Its regridded frame, visible to DEEP's members working in it.
+    pub regridded: Vec<crate::ids::ObjectId>,
+}
+
+/// Makes the sample survey show both sides of the access rules: project
+/// DEEP with user `demo` (password [`DEMO_PASSWORD`]); the first reduced
+/// frame that has a SourceList and a regridded frame becomes private to
+/// `demo` in DEEP (with its SourceLists), the regridded frame project-level
+/// in DEEP. Everything else stays public, so the coadd made from the
+/// regridded frame is public with a restricted parent.
+pub async fn add_demo_project(catalog: &Catalog) -> Result<DemoPart, CatalogError> {
+    use crate::catalog::access::Role;
+    use crate::catalog::lineage::Direction;
+    use crate::model::FrameClass;
+    catalog
+        .add_project(
+            DEMO_PROJECT,
+            "the demo's private project: one night's deep look",
+        )
+        .await?;
+    catalog.add_user(DEMO_USER, DEMO_PASSWORD, false).await?;
+    catalog
+        .set_member(DEMO_PROJECT, DEMO_USER, Role::Member)
+        .await?;
+    for f in catalog
+        .frames_of_class(FrameClass::ReducedScienceFrame)
+        .await?
+    {
+        let id = f.target.object_id;
+        let walk = catalog.lineage(id, Direction::Down, 1).await?;
+        let of = |class: &str| -> Vec<crate::ids::ObjectId> {
+            walk.nodes
+                .iter()
+                .filter(|n| n.level == 1 && n.class_name == class)
+                .map(|n| n.object_id)
+                .collect()
+        };
+        let (lists, regridded) = (of("SourceList"), of("RegriddedFrame"));
+        if lists.is_empty() || regridded.is_empty() {
+            continue;
+        }
+        let mut private = vec![id];
+        private.extend(&lists);
+        catalog
+            .assign_objects(&private, DEMO_USER, DEMO_PROJECT, 1)
+            .await?;
+        catalog
+            .assign_objects(&regridded, DEMO_USER, DEMO_PROJECT, 2)
+            .await?;
+        return Ok(DemoPart {
+            reduced: id,
+            source_lists: lists,
+            regridded,
+        });
+    }
+    Err(CatalogError::Invalid(
+        "the sample has no reduced frame with a SourceList and a regridded frame".into(),
+    ))
 }
 
 fn dir_size(dir: &Path) -> (usize, u64) {

@@ -15,6 +15,7 @@
 
 use super::AppState;
 use crate::catalog::access::{Session, Viewer, secret_hash};
+use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -204,7 +205,14 @@ pub async fn identify(State(st): State<AppState>, mut req: Request, next: Next) 
                     Err(e) => return super::AppError::from(e).into_response(),
                 };
                 let viewer = match &session {
-                    Some(s) => match st.catalog.viewer_of(&s.user, s.project.as_deref()).await {
+                    // A session without a project sees public data only
+                    // (`viewer_of(_, None)` is every project, for tokens):
+                    // "" names no project.
+                    Some(s) => match st
+                        .catalog
+                        .viewer_of(&s.user, Some(s.project.as_deref().unwrap_or("")))
+                        .await
+                    {
                         Ok(v) => v,
                         Err(e) => return super::AppError::from(e).into_response(),
                     },
@@ -235,8 +243,22 @@ pub async fn identify(State(st): State<AppState>, mut req: Request, next: Next) 
         },
     };
     let identity = Arc::new(identity);
+    if identity.via == Via::Cookie && !is_safe(req.method()) {
+        req = match check_csrf(&identity, req).await {
+            Ok(req) => req,
+            Err(refusal) => return refusal,
+        };
+    }
     req.extensions_mut().insert(Arc::clone(&identity));
-    let mut response = next.run(req).await;
+    let here = match req.uri().path_and_query() {
+        Some(pq) => pq.as_str().to_owned(),
+        None => req.uri().path().to_owned(),
+    };
+    let context = Arc::new(RequestContext {
+        identity: Arc::clone(&identity),
+        here,
+    });
+    let mut response = REQUEST.scope(context, next.run(req)).await;
     if identity.new_cookie
         && let Some(secret) = &identity.cookie
         && let Ok(v) = HeaderValue::from_str(&set_cookie(&st, secret, None))
@@ -273,4 +295,211 @@ impl FromRequestParts<AppState> for Scoped {
             .unwrap_or_else(|| Arc::new(Identity::anonymous()));
         Ok(Scoped(st.scoped(identity)))
     }
+}
+
+/// Methods that change nothing: no CSRF token needed.
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The header scripts on our pages send the CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The form field forms send the CSRF token in.
+pub const CSRF_FIELD: &str = "csrf";
+
+/// Most bytes of a state-changing browser request body read to find its
+/// CSRF field: the largest body any route accepts (TAP uploads); handlers
+/// with smaller limits still apply theirs.
+const MAX_CSRF_BODY: usize = super::tap_endpoints::MAX_BODY_BYTES;
+
+/// The refusal of a state-changing cookie request without the right token.
+fn csrf_refusal(req_path: &str, why: &str) -> Response {
+    super::error::edge_refusal(
+        StatusCode::FORBIDDEN,
+        format!(
+            "csrf: {why}; a request that changes something and carries the browser's \
+             cookie must send the page's CSRF token (form field `csrf` or header \
+             X-CSRF-Token). Reload the page and try again; scripts should send no cookie \
+             and use an API token instead"
+        ),
+        !is_machine_path(req_path),
+    )
+}
+
+/// Checks the CSRF token of a state-changing request made with the browser
+/// cookie: from the `X-CSRF-Token` header, else the `csrf` field of a
+/// urlencoded form (removed from the body, so that handlers with strict
+/// parameter lists never see it) or of a multipart form (left in place;
+/// handlers of multipart forms skip it). The body is buffered for this and
+/// put back for the handler.
+async fn check_csrf(identity: &Identity, req: Request) -> Result<Request, Response> {
+    let path = req.uri().path().to_owned();
+    let Some(expected) = identity.csrf_token() else {
+        return Err(csrf_refusal(&path, "the request has no usable cookie"));
+    };
+    let matches = |given: &str| {
+        use subtle_eq::eq;
+        eq(given.trim().as_bytes(), expected.as_bytes())
+    };
+    if let Some(v) = req.headers().get(CSRF_HEADER) {
+        return match v.to_str() {
+            Ok(given) if matches(given) => Ok(req),
+            _ => Err(csrf_refusal(&path, "the X-CSRF-Token header is wrong")),
+        };
+    }
+    let media = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let form = media == "application/x-www-form-urlencoded";
+    let multipart = media == "multipart/form-data";
+    if !form && !multipart {
+        return Err(csrf_refusal(&path, "the token is missing"));
+    }
+    let (mut parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_CSRF_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Err(super::error::edge_refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request body is larger than {} MiB or was cut off",
+                    MAX_CSRF_BODY >> 20
+                ),
+                !is_machine_path(&path),
+            ));
+        }
+    };
+    if form {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|_| csrf_refusal(&path, "the form body is malformed"))?;
+        let given: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| k == CSRF_FIELD).collect();
+        match given.as_slice() {
+            [] => return Err(csrf_refusal(&path, "the token is missing")),
+            [(_, v)] if matches(v) => {}
+            _ => return Err(csrf_refusal(&path, "the token is wrong")),
+        }
+        let rest: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| k != CSRF_FIELD).collect();
+        let body = serde_urlencoded::to_string(rest).unwrap_or_default();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        if let Ok(v) = HeaderValue::from_str(&body.len().to_string()) {
+            parts.headers.insert(header::CONTENT_LENGTH, v);
+        }
+        return Ok(Request::from_parts(parts, Body::from(body)));
+    }
+    // Multipart: read the parts (from a copy) until the token.
+    let probe = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
+    let mut found = false;
+    if let Ok(mut mp) =
+        <axum::extract::Multipart as axum::extract::FromRequest<()>>::from_request(probe, &()).await
+    {
+        while let Ok(Some(field)) = mp.next_field().await {
+            if field.name() == Some(CSRF_FIELD) {
+                let text = field.text().await.unwrap_or_default();
+                if !matches(&text) {
+                    return Err(csrf_refusal(&path, "the token is wrong"));
+                }
+                found = true;
+                break;
+            }
+        }
+    }
+    if !found {
+        return Err(csrf_refusal(&path, "the token is missing"));
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// Constant-time comparison of the token (a mismatch's position must not
+/// show in the answer's timing).
+mod subtle_eq {
+    /// Whether `a` and `b` are equal, in time depending on their lengths only.
+    pub fn eq(a: &[u8], b: &[u8]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// What the page chrome (the header of every HTML page) needs to know of
+/// the request being answered: set by [`identify`] for the handler's whole
+/// run, so templates read it without every page struct carrying it.
+#[derive(Debug)]
+struct RequestContext {
+    identity: Arc<Identity>,
+    here: String,
+}
+
+tokio::task_local! {
+    static REQUEST: Arc<RequestContext>;
+}
+
+/// The page chrome of the request being answered: who is signed in, the
+/// project they work in, the projects they may switch to, and the CSRF
+/// token every form carries. Templates call [`chrome`] (base.html does for
+/// the header) or [`csrf_token`] (for the hidden `csrf` input of a form).
+#[derive(Debug, Clone, Default)]
+pub struct Chrome {
+    /// The signed-in user.
+    pub user: Option<String>,
+    /// The project worked in (`None`: public data only).
+    pub project: Option<String>,
+    /// The projects the user belongs to.
+    pub projects: Vec<String>,
+    /// The CSRF token (empty for requests without a cookie).
+    pub csrf: String,
+    /// The page's own path and query, for `next=` after logging in.
+    pub here: String,
+}
+
+impl Chrome {
+    /// Whether `p` is the project worked in.
+    pub fn is_current(&self, p: &str) -> bool {
+        self.project.as_deref() == Some(p)
+    }
+
+    /// `/login?next=…` back to this page.
+    pub fn login_url(&self) -> String {
+        let next = if self.here.starts_with("/login") || self.here.is_empty() {
+            "/"
+        } else {
+            self.here.as_str()
+        };
+        format!(
+            "/login?{}",
+            serde_urlencoded::to_string([("next", next)]).unwrap_or_default()
+        )
+    }
+}
+
+/// The chrome of the request being answered (an anonymous one outside a
+/// request, e.g. a template rendered by a test).
+pub fn chrome() -> Chrome {
+    REQUEST
+        .try_with(|r| {
+            let id = &r.identity;
+            Chrome {
+                user: id.user().map(str::to_owned),
+                project: id.session.as_ref().and_then(|s| s.project.clone()),
+                projects: id
+                    .viewer
+                    .memberships
+                    .iter()
+                    .map(|(p, _)| p.clone())
+                    .collect(),
+                csrf: id.csrf_token().unwrap_or_default(),
+                here: r.here.clone(),
+            }
+        })
+        .unwrap_or_default()
+}
+
+/// The CSRF token of the request being answered, for a form's hidden
+/// `<input type="hidden" name="csrf" value="{{ crate::web::auth::csrf_token() }}">`.
+pub fn csrf_token() -> String {
+    REQUEST
+        .try_with(|r| r.identity.csrf_token().unwrap_or_default())
+        .unwrap_or_default()
 }

@@ -109,6 +109,8 @@ pub async fn batch_post(
                     csv = Some(text);
                 }
             }
+            // Checked by the CSRF guard (`auth::identify`) already.
+            super::auth::CSRF_FIELD => {}
             _ if text.trim().is_empty() => {}
             _ => options.push((name, text)),
         }

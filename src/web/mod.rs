@@ -4,6 +4,7 @@
 //! `tower::ServiceExt::oneshot` without opening a socket. Handlers are thin:
 //! they parse, call the catalogue or a service, and render.
 
+pub mod account_pages;
 pub mod admission;
 pub mod api_docs;
 pub mod auth;
@@ -226,6 +227,21 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/rgb",
             get(rgb_pages::rgb_api_get).post(rgb_pages::rgb_api),
+        )
+        .route(
+            "/login",
+            get(account_pages::login_page).post(account_pages::login_post),
+        )
+        .route("/logout", axum::routing::post(account_pages::logout))
+        .route("/context", axum::routing::post(account_pages::context_post))
+        .route("/account", get(account_pages::account_page))
+        .route(
+            "/account/tokens",
+            axum::routing::post(account_pages::token_create),
+        )
+        .route(
+            "/account/tokens/{id}/revoke",
+            axum::routing::post(account_pages::token_revoke),
         )
         .route("/sky", get(sky_view::sky))
         .route("/vo", get(pages::vo))

@@ -252,3 +252,33 @@ async fn a_table_page_sends_its_votable_to_topcat_over_samp() {
         "{stdout}"
     );
 }
+
+/// Signing in from the header, switching project and the account page
+/// (`tests/e2e/login.py`) on the access fixture: owner1's private frame is
+/// a 404 anonymously and in "public data only", shown in SECRET.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_in_switch_project_and_account_page_in_chromium() {
+    let Some(browser) = browser() else { return };
+    let s = super::access::Secret::new(common::sqlite().await).await;
+    let (stdout, out) = run_in_chromium(
+        s.state(),
+        browser,
+        "login.py",
+        &[
+            s.private_frame.to_string(),
+            s.private_filename.clone(),
+            super::access::PASSWORD.to_owned(),
+        ],
+    )
+    .await;
+    assert!(stdout.contains("e2e login: ok, 4 screenshots"), "{stdout}");
+    for name in [
+        "login_02_header_signed_in",
+        "login_03_private_frame_in_SECRET",
+        "login_04_account_new_token",
+    ] {
+        let p = out.join(format!("{name}.png"));
+        let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 5_000, "{} is missing or empty", p.display());
+    }
+}

@@ -5,6 +5,7 @@ mod access;
 mod access_vo;
 mod access_jobs;
 mod access_views;
+mod access_auth;
 mod api;
 mod associate;
 mod bad_input;
