@@ -152,6 +152,16 @@ pub struct Lineage {
 }
 
 impl Lineage {
+    /// The walk without its restricted nodes and the edges that touch
+    /// them: for exports whose records must name real objects (PROV
+    /// entities, DataLink rows), where "an object of this class you may
+    /// not see" has no faithful form.
+    pub fn without_restricted(mut self) -> Self {
+        self.nodes.retain(|n| !n.is_restricted());
+        self.edges.retain(|e| e.child.0 >= 0 && e.parent.0 >= 0);
+        self
+    }
+
     /// A node by id.
     pub fn node(&self, id: ObjectId) -> Option<&LineageNode> {
         self.nodes.iter().find(|n| n.object_id == id)

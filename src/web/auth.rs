@@ -120,7 +120,7 @@ fn unauthorized(message: &str) -> Response {
 async fn from_authorization(
     st: &AppState,
     headers: &HeaderMap,
-) -> Result<Option<(String, Via)>, Response> {
+) -> Result<Option<(Viewer, Via)>, Response> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -139,8 +139,9 @@ async fn from_authorization(
             .into_response()
     };
     if scheme.eq_ignore_ascii_case("bearer") {
-        return match catalog.token_user(rest).await.map_err(db_fault)? {
-            Some(user) => Ok(Some((user, Via::Token))),
+        // One query: tokens are checked on every request.
+        return match catalog.viewer_by_token(rest).await.map_err(db_fault)? {
+            Some(viewer) => Ok(Some((viewer, Via::Token))),
             None => Err(unauthorized(
                 "Authorization: the token is not known or was revoked",
             )),
@@ -159,9 +160,13 @@ async fn from_authorization(
         // Clients that only do Basic (some VO tools) pass an API token as
         // the password.
         if password.starts_with("wct_") {
-            return match catalog.token_user(password).await.map_err(db_fault)? {
-                Some(user) if user == name || name.is_empty() || name == "token" => {
-                    Ok(Some((user, Via::Basic)))
+            return match catalog.viewer_by_token(password).await.map_err(db_fault)? {
+                Some(viewer)
+                    if viewer.user.as_deref() == Some(name)
+                        || name.is_empty()
+                        || name == "token" =>
+                {
+                    Ok(Some((viewer, Via::Basic)))
                 }
                 _ => Err(unauthorized(
                     "Authorization: the token is not known, was revoked, or is another user's",
@@ -173,7 +178,10 @@ async fn from_authorization(
             .await
             .map_err(db_fault)?
         {
-            Some(user) => Ok(Some((user, Via::Basic))),
+            Some(user) => match catalog.viewer_of(&user, None).await {
+                Ok(viewer) => Ok(Some((viewer, Via::Basic))),
+                Err(e) => Err(db_fault(e)),
+            },
             None => Err(unauthorized("Authorization: wrong user name or password")),
         };
     }
@@ -188,35 +196,21 @@ pub async fn identify(State(st): State<AppState>, mut req: Request, next: Next) 
     let headers = req.headers();
     let identity = match from_authorization(&st, headers).await {
         Err(r) => return r,
-        Ok(Some((user, via))) => match st.catalog.viewer_of(&user, None).await {
-            Ok(viewer) => Identity {
-                viewer,
-                via,
-                cookie: None,
-                new_cookie: false,
-                session: None,
-            },
-            Err(e) => return super::AppError::from(e).into_response(),
+        Ok(Some((viewer, via))) => Identity {
+            viewer,
+            via,
+            cookie: None,
+            new_cookie: false,
+            session: None,
         },
         Ok(None) => match cookie_value(headers, COOKIE) {
             Some(secret) => {
-                let session = match st.catalog.session(&secret).await {
-                    Ok(s) => s,
+                // One query; a session without a project sees public data
+                // only (its context is empty).
+                let (session, viewer) = match st.catalog.viewer_by_session(&secret).await {
+                    Ok(Some((s, v))) => (Some(s), v),
+                    Ok(None) => (None, Viewer::anonymous()),
                     Err(e) => return super::AppError::from(e).into_response(),
-                };
-                let viewer = match &session {
-                    // A session without a project sees public data only
-                    // (`viewer_of(_, None)` is every project, for tokens):
-                    // "" names no project.
-                    Some(s) => match st
-                        .catalog
-                        .viewer_of(&s.user, Some(s.project.as_deref().unwrap_or("")))
-                        .await
-                    {
-                        Ok(v) => v,
-                        Err(e) => return super::AppError::from(e).into_response(),
-                    },
-                    None => Viewer::anonymous(),
                 };
                 let mut viewer = viewer;
                 viewer.browser = Some(secret_hash(&secret));
@@ -243,6 +237,23 @@ pub async fn identify(State(st): State<AppState>, mut req: Request, next: Next) 
         },
     };
     let identity = Arc::new(identity);
+    // A browser that once answered a Basic prompt resends those
+    // credentials on its own, on forged cross-site forms too: such a
+    // request is refused (browsers mark it `Sec-Fetch-Site: cross-site`;
+    // scripts and VO clients send no such header).
+    if identity.via == Via::Basic
+        && !is_safe(req.method())
+        && req
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            "csrf: a cross-site request may not use Basic credentials a browser remembered\n",
+        )
+            .into_response();
+    }
     if identity.via == Via::Cookie && !is_safe(req.method()) {
         req = match check_csrf(&identity, req).await {
             Ok(req) => req,

@@ -476,7 +476,8 @@ async fn subject(
             .catalog
             .lineage(id, dir, 1)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .without_restricted();
         for (edge, next) in l.next(id) {
             if let Some(n) = l.node(next) {
                 out.push((next, n.class_name.clone(), edge.role.clone()));
@@ -600,7 +601,11 @@ pub async fn provenance(
         }
         other => other?,
     };
-    let lineage = st.catalog.lineage(id, direction, depth).await?;
+    let lineage = st
+        .catalog
+        .lineage(id, direction, depth)
+        .await?
+        .without_restricted();
     let base = base_url(&st, &headers);
     let body = tokio::task::spawn_blocking(move || format.render(&lineage, &base))
         .await

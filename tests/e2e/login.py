@@ -5,18 +5,26 @@ again while owner1 works in "public data only", and is shown again once the
 header's project selector is back on SECRET. The account page makes an API
 token (secret shown once) and log-out makes the header offer "Log in".
 
-Usage: login.py BASE_URL PRIVATE_ID PRIVATE_FILENAME PASSWORD SCREENSHOT_DIR CHROMIUM
+The ReducedScienceFrame table (filtered on the private file name) and the
+lineage tree of CHILD_ID, a public frame made from the private one, follow
+the project: in "public data only" the table has no such row and the tree
+shows a "restricted ReducedScienceFrame" leaf; in SECRET both show the file.
+
+Usage: login.py BASE_URL PRIVATE_ID PRIVATE_FILENAME PASSWORD CHILD_ID SCREENSHOT_DIR CHROMIUM
 Prints "e2e login: ok, N screenshots" and exits 0 on success.
 """
 
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 from playwright.sync_api import expect, sync_playwright
 
-if len(sys.argv) != 7:
-    sys.exit("usage: login.py BASE_URL PRIVATE_ID PRIVATE_FILENAME PASSWORD SCREENSHOT_DIR CHROMIUM")
-base, private_id, private_filename, password, outdir, chromium = sys.argv[1:7]
+if len(sys.argv) != 8:
+    sys.exit(
+        "usage: login.py BASE_URL PRIVATE_ID PRIVATE_FILENAME PASSWORD CHILD_ID SCREENSHOT_DIR CHROMIUM"
+    )
+base, private_id, private_filename, password, child_id, outdir, chromium = sys.argv[1:8]
 outdir = Path(outdir)
 outdir.mkdir(parents=True, exist_ok=True)
 shots = []
@@ -69,6 +77,15 @@ with sync_playwright() as p:
     expect(page.locator("#context-project")).to_have_value("")
     r = page.goto(private)
     assert r.status == 404, f"public data only: {r.status}"
+    table = f"{base}/table/ReducedScienceFrame?q={quote('filename = ' + private_filename)}"
+    child = f"{base}/object/{child_id}"
+    page.goto(table)
+    row_link = page.locator(f"main table a[href='/object/{private_id}']")
+    expect(row_link).to_have_count(0)
+    page.goto(child)
+    up = page.locator("li.node.restricted[data-class=ReducedScienceFrame]")
+    expect(up.first).to_contain_text("restricted ReducedScienceFrame")
+    expect(page.locator("main")).not_to_contain_text(private_filename)
 
     # Back in SECRET through the selector.
     with page.expect_navigation():
@@ -76,6 +93,12 @@ with sync_playwright() as p:
     r = page.goto(private)
     assert r.status == 200, f"back in SECRET: {r.status}"
     expect(page.locator("main")).to_contain_text(private_filename)
+    page.goto(table)
+    expect(row_link.first).to_be_visible()
+    page.goto(child)
+    expect(page.locator("li.node.restricted")).to_have_count(0)
+    expect(page.locator("main")).to_contain_text(private_filename)
+    shot(page, "lineage_in_SECRET")
 
     # The account page: projects, a new token shown once, then listed.
     page.click("#user")

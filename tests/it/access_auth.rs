@@ -319,19 +319,18 @@ async fn switching_project_changes_what_the_session_sees() {
 }
 
 /// The ReducedScienceFrame table lists the private frame only while owner1
-/// works in SECRET. Needs the browse table's visibility condition (branch
-/// acc-vo); run it once merged.
+/// works in SECRET.
 #[tokio::test]
-#[ignore = "needs the visibility condition in the browse query (acc-vo)"]
 async fn the_table_shows_the_private_frame_only_in_its_project() {
     for db in common::all_backends().await {
         let s = Secret::new(db).await;
         let st = s.state();
         let mut b = Browser::new();
         b.login(&st, "owner1").await;
-        let uri = "/table/ReducedScienceFrame?page_size=1000";
+        let uri = "/table/ReducedScienceFrame?size=1000";
         let id = format!(">{}<", s.private_frame);
-        assert!(b.get(&st, uri).await.body.contains(&s.private_filename));
+        let body = b.get(&st, uri).await.body;
+        assert!(body.contains(&s.private_filename), "owner1 in SECRET");
         let t = b.get(&st, "/").await.csrf();
         b.post_form(&st, "/context", &[("csrf", &t), ("project", "")])
             .await;

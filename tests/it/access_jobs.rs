@@ -55,7 +55,7 @@ pub(crate) async fn browser_request(
 }
 
 fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    super::access::without_csrf(&String::from_utf8_lossy(b))
 }
 
 /// A well-formed public id that names no job.
@@ -327,7 +327,7 @@ async fn an_anonymous_browser_sees_its_own_jobs_only_on_both_backends() {
         // Its page offers the owner the share control, with the CSRF token.
         let (_, _, page) =
             browser_request(&st, &a, Method::GET, &format!("/jobs/{id}"), None).await;
-        let doc = scraper::Html::parse_document(&text(&page));
+        let doc = scraper::Html::parse_document(&String::from_utf8_lossy(&page));
         let token = doc
             .select(&common::sel("form#share-form input[name=csrf]"))
             .next()

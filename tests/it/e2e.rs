@@ -255,7 +255,9 @@ async fn a_table_page_sends_its_votable_to_topcat_over_samp() {
 
 /// Signing in from the header, switching project and the account page
 /// (`tests/e2e/login.py`) on the access fixture: owner1's private frame is
-/// a 404 anonymously and in "public data only", shown in SECRET.
+/// a 404 anonymously and in "public data only", shown in SECRET; so is its
+/// row of the ReducedScienceFrame table, and its node in the lineage tree
+/// of a public frame made from it (restricted, class only, outside SECRET).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_switch_project_and_account_page_in_chromium() {
     let Some(browser) = browser() else { return };
@@ -268,14 +270,18 @@ async fn log_in_switch_project_and_account_page_in_chromium() {
             s.private_frame.to_string(),
             s.private_filename.clone(),
             super::access::PASSWORD.to_owned(),
+            s.public_child
+                .expect("the fixture has a public child of the private frame")
+                .to_string(),
         ],
     )
     .await;
-    assert!(stdout.contains("e2e login: ok, 4 screenshots"), "{stdout}");
+    assert!(stdout.contains("e2e login: ok, 5 screenshots"), "{stdout}");
     for name in [
         "login_02_header_signed_in",
         "login_03_private_frame_in_SECRET",
-        "login_04_account_new_token",
+        "login_04_lineage_in_SECRET",
+        "login_05_account_new_token",
     ] {
         let p = out.join(format!("{name}.png"));
         let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);

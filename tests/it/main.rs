@@ -2,10 +2,10 @@
 //! fixtures in `common`.
 
 mod access;
-mod access_vo;
+mod access_auth;
 mod access_jobs;
 mod access_views;
-mod access_auth;
+mod access_vo;
 mod api;
 mod associate;
 mod bad_input;
