@@ -86,6 +86,7 @@ with sync_playwright() as p:
     up = page.locator("li.node.restricted[data-class=ReducedScienceFrame]")
     expect(up.first).to_contain_text("restricted ReducedScienceFrame")
     expect(page.locator("main")).not_to_contain_text(private_filename)
+    shot(page, "lineage_public_only")
 
     # Back in SECRET through the selector.
     with page.expect_navigation():

@@ -276,12 +276,13 @@ async fn log_in_switch_project_and_account_page_in_chromium() {
         ],
     )
     .await;
-    assert!(stdout.contains("e2e login: ok, 5 screenshots"), "{stdout}");
+    assert!(stdout.contains("e2e login: ok, 6 screenshots"), "{stdout}");
     for name in [
         "login_02_header_signed_in",
         "login_03_private_frame_in_SECRET",
-        "login_04_lineage_in_SECRET",
-        "login_05_account_new_token",
+        "login_04_lineage_public_only",
+        "login_05_lineage_in_SECRET",
+        "login_06_account_new_token",
     ] {
         let p = out.join(format!("{name}.png"));
         let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
