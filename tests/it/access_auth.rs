@@ -366,7 +366,13 @@ async fn every_form_post_with_the_cookie_needs_the_csrf_token() {
         let t = b.get(&st, "/account").await.csrf();
         let slid = s.private_slid.to_string();
         let frame = s.private_frame.to_string();
+        let privileges = format!("/object/{frame}/privileges");
+        // The guard runs before routing: a job that does not exist still
+        // proves the share form's route is covered (404 once past it).
+        let share = "/jobs/0123456789abcdef0123456789abcdef/share";
         let forms: Vec<(&str, Vec<(&str, &str)>)> = vec![
+            (&privileges, vec![("level", "1")]),
+            (share, vec![("share", "link")]),
             ("/deps", vec![("slid", &slid), ("ids", "1")]),
             ("/rgb", vec![("r", &frame), ("g", &frame), ("b", &frame)]),
             ("/context", vec![("project", "SECRET")]),
