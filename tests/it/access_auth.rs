@@ -531,6 +531,35 @@ async fn tokens_from_the_account_page_work_and_stop_at_once_when_revoked() {
             let a = call(auth.clone(), sia.clone()).await;
             assert_eq!(a.status, StatusCode::OK, "{backend} {auth}");
         }
+        // A browser resends remembered Basic credentials on a forged
+        // cross-site form too: refused; the same POST from a script (no
+        // Sec-Fetch-Site) is not.
+        for (site, refused) in [(Some("cross-site"), true), (None, false)] {
+            let mut x = Browser::new();
+            let auth = basic("owner1", PASSWORD);
+            let mut headers = vec![("authorization", auth.as_str())];
+            if let Some(v) = site {
+                headers.push(("sec-fetch-site", v));
+            }
+            let a = x
+                .send(
+                    &st,
+                    Method::POST,
+                    "/vo/tap/sync",
+                    Some((
+                        "application/x-www-form-urlencoded",
+                        b"LANG=ADQL&QUERY=SELECT%20TOP%201%20obs_id%20FROM%20ivoa.obscore".to_vec(),
+                    )),
+                    &headers,
+                )
+                .await;
+            assert_eq!(
+                a.status == StatusCode::FORBIDDEN,
+                refused,
+                "{backend} Basic POST, Sec-Fetch-Site {site:?}: {}",
+                a.status
+            );
+        }
         let wrong = call(basic("owner1", "wrong password"), sia.clone()).await;
         assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{backend}");
         assert!(wrong.headers.contains_key(header::WWW_AUTHENTICATE));
