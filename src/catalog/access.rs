@@ -646,25 +646,6 @@ impl Catalog {
         Ok(secret)
     }
 
-    /// The live session whose cookie is `secret`.
-    pub async fn session(&self, secret: &str) -> Result<Option<Session>, CatalogError> {
-        let row = self
-            .db
-            .query_one_raw(Self::stmt(
-                self.backend(),
-                "SELECT user_name, project FROM web_session WHERE id_hash = $1 AND expires_at > $2",
-                vec![secret_hash(secret).into(), Utc::now().into()],
-            ))
-            .await?;
-        row.map(|r| {
-            Ok(Session {
-                user: r.try_get("", "user_name")?,
-                project: r.try_get("", "project")?,
-            })
-        })
-        .transpose()
-    }
-
     /// Switches a session to another project (one the user belongs to, or
     /// none: public data only).
     pub async fn set_session_project(
@@ -855,6 +836,37 @@ impl Catalog {
         }
         txn.commit().await?;
         Ok(n)
+    }
+}
+
+impl Catalog {
+    /// The condition that a row of the catalogue table `table` (alias
+    /// `alias`) is visible to this catalogue's viewer;
+    /// `None` for the system view, which sees every row. Rows belong to an
+    /// object: an ObsCore row to its frame, a source to its SourceList, an
+    /// association to its AssociateList and its member's SourceList; a
+    /// dependency edge is visible only when both its ends are. A table
+    /// this does not know yields no rows at all (a new table published to
+    /// TAP must be given its rule here before it shows anything to a
+    /// viewer). Tables, counts, TAP and association lookups all use it.
+    pub fn row_visibility(&self, table: &str, alias: &str) -> Option<String> {
+        self.viewer()?;
+        Some(match table {
+            "obscore" => self.visible_id(&format!("{alias}.frame_id")),
+            "source" => self.visible_slid(&format!("{alias}.slid")),
+            "source_list" | "associate_list" => self.visible_id(&format!("{alias}.object_id")),
+            "association" => format!(
+                "{} AND {}",
+                self.visible_alid(&format!("{alias}.alid")),
+                self.visible_slid(&format!("{alias}.slid"))
+            ),
+            "dependency" => format!(
+                "{} AND {}",
+                self.visible_id(&format!("{alias}.parent_id")),
+                self.visible_id(&format!("{alias}.child_id"))
+            ),
+            _ => "1=0".to_owned(),
+        })
     }
 }
 

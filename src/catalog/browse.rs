@@ -727,12 +727,8 @@ impl Catalog {
         self.viewer()?;
         Some(match table {
             Table::Frames(_) | Table::SourceLists | Table::AssociateLists => self.visible("t"),
-            Table::Sources(_) => self.visible_slid("s.slid"),
-            Table::Associations(_) => format!(
-                "{} AND {}",
-                self.visible_alid("a.alid"),
-                self.visible_slid("a.slid")
-            ),
+            Table::Sources(_) => return self.row_visibility("source", "s"),
+            Table::Associations(_) => return self.row_visibility("association", "a"),
         })
     }
 

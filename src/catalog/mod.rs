@@ -207,15 +207,10 @@ impl Catalog {
                 .query_one_raw(Self::stmt(
                     b,
                     &format!(
-                        "SELECT COUNT(*) AS n FROM {table} x WHERE {}{}",
-                        self.visible_id(owner_of(table)),
-                        // Association members count only where their
-                        // SourceList is visible too, as the table shows them.
-                        if table == "association" && self.viewer.is_some() {
-                            format!(" AND {}", self.visible_slid("x.slid"))
-                        } else {
-                            String::new()
-                        }
+                        "SELECT COUNT(*) AS n FROM {table} x WHERE {}",
+                        // The tables' own rule: the counts are what they show.
+                        self.row_visibility(table, "x")
+                            .unwrap_or_else(|| "1=1".to_owned())
                     ),
                     vec![],
                 ))
@@ -542,17 +537,6 @@ impl Catalog {
     }
 }
 
-/// The object-id column of the process target that owns each row of a
-/// counted table (`x` is the table's alias): sources and associations are
-/// as visible as their lists.
-fn owner_of(table: &str) -> &'static str {
-    match table {
-        "source" => "(SELECT sl.object_id FROM source_list sl WHERE sl.slid = x.slid)",
-        "association" => "(SELECT al.object_id FROM associate_list al WHERE al.alid = x.alid)",
-        _ => "x.object_id",
-    }
-}
-
 impl Catalog {
     /// [`Catalog::visible_id`] on the `object_id` column of `table` (as
     /// sea-orm names it in its queries), as a filter.
@@ -564,18 +548,10 @@ impl Catalog {
     /// visible too: a public AssociateList does not show a private list's
     /// sources.
     pub(crate) fn visible_list_cond(&self) -> sea_orm::sea_query::SimpleExpr {
-        if self.viewer.is_none() {
-            return sea_orm::sea_query::Expr::cust("1=1");
-        }
-        sea_orm::sea_query::Expr::cust(format!(
-            "{} AND {}",
-            self.visible_id(
-                "(SELECT al.object_id FROM associate_list al WHERE al.alid = \"association\".\"alid\")"
-            ),
-            self.visible_id(
-                "(SELECT sl.object_id FROM source_list sl WHERE sl.slid = \"association\".\"slid\")"
-            )
-        ))
+        sea_orm::sea_query::Expr::cust(
+            self.row_visibility("association", "\"association\"")
+                .unwrap_or_else(|| "1=1".to_owned()),
+        )
     }
 }
 

@@ -147,36 +147,6 @@ impl Catalog {
     }
 }
 
-impl Catalog {
-    /// The condition that a row of the catalogue table `table` (alias
-    /// `alias`) published to TAP is visible to this catalogue's viewer;
-    /// `None` for the system view, which sees every row. Rows belong to an
-    /// object: an ObsCore row to its frame, a source to its SourceList, an
-    /// association to its AssociateList and its member's SourceList; a
-    /// dependency edge is visible only when both its ends are. A table
-    /// this does not know yields no rows at all (a new published table
-    /// must be given its rule here before it shows anything to a viewer).
-    pub fn tap_row_visibility(&self, table: &str, alias: &str) -> Option<String> {
-        self.viewer()?;
-        Some(match table {
-            "obscore" => self.visible_id(&format!("{alias}.frame_id")),
-            "source" => self.visible_slid(&format!("{alias}.slid")),
-            "source_list" | "associate_list" => self.visible_id(&format!("{alias}.object_id")),
-            "association" => format!(
-                "{} AND {}",
-                self.visible_alid(&format!("{alias}.alid")),
-                self.visible_slid(&format!("{alias}.slid"))
-            ),
-            "dependency" => format!(
-                "{} AND {}",
-                self.visible_id(&format!("{alias}.parent_id")),
-                self.visible_id(&format!("{alias}.child_id"))
-            ),
-            _ => "1=0".to_owned(),
-        })
-    }
-}
-
 /// Creates and fills the temporary table of one upload.
 async fn create_upload(
     tx: &sea_orm::DatabaseTransaction,

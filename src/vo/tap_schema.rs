@@ -286,17 +286,17 @@ fn owner_table(t: &TapTable) -> Option<&'static str> {
 
 /// `tables` as `catalog`'s viewer sees them: every published data table
 /// reads only the rows the viewer may see (the condition is the
-/// catalogue's, [`Catalog::tap_row_visibility`]), so TOP, ORDER BY, COUNT
+/// catalogue's, [`Catalog::row_visibility`]), so TOP, ORDER BY, COUNT
 /// and joins are exact over the visible part. TAP_SCHEMA (the description)
 /// and uploads stay as they are. The system view changes nothing.
 ///
-/// [`Catalog::tap_row_visibility`]: crate::catalog::Catalog::tap_row_visibility
+/// [`Catalog::row_visibility`]: crate::catalog::Catalog::row_visibility
 pub fn scoped(mut tables: Vec<TapTable>, catalog: &crate::catalog::Catalog) -> Vec<TapTable> {
     for t in &mut tables {
         let Some(owner) = owner_table(t) else {
             continue;
         };
-        let Some(cond) = catalog.tap_row_visibility(owner, "vis") else {
+        let Some(cond) = catalog.row_visibility(owner, "vis") else {
             continue;
         };
         let inner = match &t.relation {
