@@ -23,6 +23,7 @@ pub mod model;
 pub mod params;
 pub mod products;
 pub mod sample;
+pub mod stores;
 pub mod vo;
 pub mod web;
 

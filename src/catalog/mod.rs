@@ -13,6 +13,7 @@ pub mod entity;
 pub mod ingest;
 pub mod job_records;
 pub mod lineage;
+pub mod sky_index;
 pub mod sources;
 pub mod tap_query;
 

@@ -1,0 +1,179 @@
+//! Where frame files live: pixel stores behind one interface.
+//!
+//! A frame records its store: `local` (the `--data` directory) or the name of
+//! a data root (`data_root`). A data root's location is a directory, an
+//! `http(s)://` URL of a data server that answers byte-range requests (nginx,
+//! Astro-WISE's data servers) or an `s3://bucket/prefix` URL of S3-compatible
+//! object storage. Remote locations are reached through the `object_store`
+//! crate, one client type for both; this module parses locations and builds
+//! the clients with bounded timeouts, so a store that is down or slow fails a
+//! request within a known time instead of holding it.
+//!
+//! S3 settings come from the usual environment (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT` for a non-AWS
+//! service, `AWS_ALLOW_HTTP=true` for a plain-HTTP one).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
+
+/// Where a data root's files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A directory on this machine.
+    Dir(PathBuf),
+    /// A remote store, by URL (`http://…`, `https://…`, `s3://…`).
+    Url(String),
+}
+
+impl Location {
+    /// Parses a data root's recorded location: a URL with a known scheme, or
+    /// else a directory.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        let t = text.trim();
+        match t.split_once("://") {
+            Some(("http" | "https" | "s3", rest)) if !rest.is_empty() => {
+                Ok(Self::Url(t.to_owned()))
+            }
+            Some((scheme, _)) if scheme != "file" => Err(StoreError::Config(format!(
+                "location {t:?}: unknown scheme {scheme:?}; use a directory, http://, https:// or s3://"
+            ))),
+            Some((_, path)) => Ok(Self::Dir(PathBuf::from(path))),
+            None => Ok(Self::Dir(PathBuf::from(t))),
+        }
+    }
+}
+
+/// Client settings for remote stores.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// Longest time one request (connect to last byte) may take.
+    pub timeout: Duration,
+    /// Longest time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Retries of a failed idempotent request (each within `timeout`).
+    pub retries: usize,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            retries: 1,
+        }
+    }
+}
+
+/// Errors of stores.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A location or setting that cannot be used.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A remote store: the client and the key prefix under which a data root's
+/// relative paths live.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// The URL it was built from (without credentials).
+    pub url: String,
+    /// The client.
+    pub store: Arc<dyn ObjectStore>,
+    /// Prefix of every key.
+    pub prefix: ObjectPath,
+}
+
+impl Remote {
+    /// The client for a remote location `url` (`http(s)://host/dir` or
+    /// `s3://bucket/prefix`).
+    pub fn open(url: &str, settings: &StoreSettings) -> Result<Self, StoreError> {
+        let bad = |e: &dyn std::fmt::Display| StoreError::Config(format!("store {url}: {e}"));
+        let client = object_store::ClientOptions::new()
+            .with_timeout(settings.timeout)
+            .with_connect_timeout(settings.connect_timeout)
+            .with_allow_http(true);
+        let retry = object_store::RetryConfig {
+            max_retries: settings.retries,
+            retry_timeout: settings.timeout * (settings.retries as u32 + 1),
+            ..Default::default()
+        };
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad(&"no bucket name; write s3://BUCKET/PREFIX"));
+            }
+            let store = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_client_options(client)
+                .with_retry(retry)
+                .build()
+                .map_err(|e| bad(&e))?;
+            return Ok(Self {
+                url: url.to_owned(),
+                store: Arc::new(store),
+                prefix: ObjectPath::from(prefix.trim_matches('/')),
+            });
+        }
+        if url.starts_with("http://") || url.starts_with("https://") {
+            // The key prefix is the URL's path: the client is built for the
+            // server's root so that keys stay relative paths.
+            let store = object_store::http::HttpBuilder::new()
+                .with_url(url.trim_end_matches('/'))
+                .with_client_options(client)
+                .with_retry(retry)
+                .build()
+                .map_err(|e| bad(&e))?;
+            return Ok(Self {
+                url: url.to_owned(),
+                store: Arc::new(store),
+                prefix: ObjectPath::default(),
+            });
+        }
+        Err(bad(&"not an http://, https:// or s3:// URL"))
+    }
+
+    /// The key of a file recorded under this store at relative `path`.
+    pub fn key(&self, path: &str) -> ObjectPath {
+        let mut key = self.prefix.clone();
+        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            key = key.join(part);
+        }
+        key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_by_scheme() {
+        assert_eq!(
+            Location::parse("/data/night").unwrap(),
+            Location::Dir("/data/night".into())
+        );
+        assert_eq!(
+            Location::parse("s3://bucket/survey").unwrap(),
+            Location::Url("s3://bucket/survey".into())
+        );
+        assert!(matches!(
+            Location::parse("http://127.0.0.1:8080/d"),
+            Ok(Location::Url(_))
+        ));
+        let e = Location::parse("ftp://x/y").unwrap_err().to_string();
+        assert!(e.contains("unknown scheme \"ftp\""), "{e}");
+    }
+
+    #[test]
+    fn keys_join_the_prefix_and_the_relative_path() {
+        let r = Remote::open("s3://bucket/survey/night1", &StoreSettings::default()).unwrap();
+        assert_eq!(r.key("a/b.fits").as_ref(), "survey/night1/a/b.fits");
+        let h = Remote::open("http://127.0.0.1:9/data", &StoreSettings::default()).unwrap();
+        assert_eq!(h.key("a/b.fits").as_ref(), "a/b.fits");
+    }
+}
