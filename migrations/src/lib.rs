@@ -13,6 +13,7 @@ mod m20261203_000010_obscore;
 mod m20261203_000020_data_roots_and_versions;
 mod m20261204_000030_users_and_access;
 mod m20261205_000040_sky_index;
+mod m20261205_000041_catalog_state;
 
 /// The ordered list of wisecut's migrations.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000020_data_roots_and_versions::Migration),
             Box::new(m20261204_000030_users_and_access::Migration),
             Box::new(m20261205_000040_sky_index::Migration),
+            Box::new(m20261205_000041_catalog_state::Migration),
         ]
     }
 }

@@ -778,6 +778,9 @@ impl Catalog {
                 )
                 .await?;
         }
+        if n > 0 {
+            Self::bump_state(self.db(), "visibility").await?;
+        }
         Ok(n)
     }
 
@@ -834,6 +837,8 @@ impl Catalog {
                 .await?
                 .rows_affected();
         }
+        // Visibility decides what a cached coverage MOC holds.
+        Self::bump_state(&txn, "visibility").await?;
         txn.commit().await?;
         Ok(n)
     }

@@ -119,6 +119,15 @@ impl Catalog {
             viewer: None,
         };
         catalog.reload_roots().await?;
+        // Frames from before the sky index (or written without it) are
+        // indexed before anything queries by position.
+        let indexed = catalog.backfill_sky_index().await?;
+        if indexed > 0 {
+            tracing::info!(
+                frames = indexed,
+                "sky index: indexed frames that had no cells"
+            );
+        }
         Ok(catalog)
     }
 
@@ -377,7 +386,13 @@ impl Catalog {
                     .add(Expr::col(C::RaMin).gt(Expr::col(C::RaMax)))
                     .add(Condition::any().add(C::RaMin.lte(ra)).add(C::RaMax.gte(ra))),
             );
+        // The sky index narrows the frames to the few that share the
+        // position's HEALPix cell; the box test then runs on those alone.
+        let cell = sky_index::point_cell(ra, dec);
         let mut q = entity::frame::Entity::find()
+            .filter(Expr::cust(format!(
+                "\"frame\".\"object_id\" IN (SELECT frame_id FROM frame_cell WHERE cell = {cell})"
+            )))
             .filter(C::DecMin.lte(dec))
             .filter(C::DecMax.gte(dec))
             .filter(in_ra);

@@ -402,6 +402,64 @@ pub fn survey_coverage(footprints: &[Footprint], depth: u8) -> SurveyCoverage {
     SurveyCoverage { all, groups }
 }
 
+/// Coverage MOCs already computed, by request (viewer's visibility, classes,
+/// filter, depth), with the catalogue generations they were computed at
+/// (`Catalog::generations`) and the last frame they include. A MOC of a
+/// large survey takes seconds to minutes to rasterise; with this a server
+/// pays that once, then extends the MOC by the frames of each later ingest
+/// and starts again only when visibility changed. At most [`MocCache::MAX`]
+/// entries: a full cache drops its oldest.
+#[derive(Debug, Default)]
+pub struct MocCache {
+    entries: std::sync::Mutex<Vec<(String, MocEntry)>>,
+}
+
+/// One cached coverage.
+#[derive(Debug, Clone)]
+pub struct MocEntry {
+    /// `catalog_state.frames` when last extended.
+    pub frames_generation: i64,
+    /// `catalog_state.visibility` when computed.
+    pub visibility_generation: i64,
+    /// The largest object id it includes.
+    pub last_id: i64,
+    /// The coverage.
+    pub coverage: std::sync::Arc<Coverage>,
+}
+
+impl MocCache {
+    /// Most entries kept.
+    pub const MAX: usize = 32;
+
+    /// The entry for `key`, if any.
+    pub fn get(&self, key: &str) -> Option<MocEntry> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, e)| e.clone())
+    }
+
+    /// Stores `entry` under `key`, replacing an older one.
+    pub fn put(&self, key: String, entry: MocEntry) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|(k, _)| *k != key);
+        if entries.len() >= Self::MAX {
+            entries.remove(0);
+        }
+        entries.push((key, entry));
+    }
+}
+
+/// `base` extended by the frames of `more` (at the same depth).
+pub fn extend(base: &Coverage, more: &Coverage) -> Coverage {
+    Coverage {
+        moc: base.moc.or(&more.moc),
+        frames: base.frames + more.frames,
+        skipped: base.skipped + more.skipped,
+    }
+}
+
 /// The MOC as an IVOA MOC 2.0 FITS file (primary HDU plus one BINTABLE of
 /// 64-bit NUNIQ cells, `MOCTYPE = 'IMAGE'`), as bytes ready to serve or save.
 pub fn to_fits(moc: &SMoc) -> Vec<u8> {

@@ -63,6 +63,17 @@ pub enum Region {
 }
 
 impl Region {
+    /// The sky-index cells the region touches, or `None` when it is too
+    /// large for the index to pay (every frame is then a candidate).
+    pub fn cells(&self) -> Option<Vec<i64>> {
+        use crate::catalog::sky_index;
+        match self {
+            Self::Circle(ra, dec, r) => sky_index::cone_cells(*ra, *dec, *r),
+            Self::Range(ra1, ra2, d1, d2) => sky_index::range_cells(*ra1, *ra2, *d1, *d2),
+            Self::Polygon(v) => sky_index::polygon_cells(v),
+        }
+    }
+
     /// Parses a DALI shape: `CIRCLE …`, `RANGE …`, `POLYGON …`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
@@ -464,6 +475,21 @@ impl Query {
         q.response = super::VoTableFormat::parse(p.one("RESPONSEFORMAT")?, super::votable::MIME)?;
         q.infos = super::request_infos(p, PARAMS);
         Ok(q)
+    }
+
+    /// The sky-index cells of the POS constraints (their union), or `None`
+    /// when there is no POS or one region is too large for the index.
+    pub fn cells(&self) -> Option<Vec<i64>> {
+        if self.pos.is_empty() {
+            return None;
+        }
+        let mut cells = Vec::new();
+        for region in &self.pos {
+            cells.extend(region.cells()?);
+        }
+        cells.sort_unstable();
+        cells.dedup();
+        Some(cells)
     }
 
     /// Whether a frame satisfies every constraint.

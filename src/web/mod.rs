@@ -73,6 +73,8 @@ pub struct Services {
     pub jobs: Arc<crate::jobs::Jobs>,
     /// What each client may ask at a time.
     pub admission: Arc<admission::Admission>,
+    /// Coverage MOCs computed, kept until the catalogue changes.
+    pub mocs: Arc<crate::vo::coverage::MocCache>,
 }
 
 impl AppState {
@@ -123,6 +125,7 @@ impl AppState {
                 config.limits.clone(),
                 config.public_url_fixed,
             )),
+            mocs: Default::default(),
         };
         Ok(Self {
             catalog,
@@ -140,6 +143,7 @@ impl AppState {
             products: self.services.products.scoped(catalog.clone()),
             jobs: Arc::clone(&self.services.jobs),
             admission: Arc::clone(&self.services.admission),
+            mocs: Arc::clone(&self.services.mocs),
         };
         Self {
             catalog,

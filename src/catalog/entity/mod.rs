@@ -8,6 +8,7 @@ pub mod association;
 pub mod data_root;
 pub mod dependency;
 pub mod frame;
+pub mod frame_cell;
 pub mod job;
 pub mod process_target;
 pub mod source;

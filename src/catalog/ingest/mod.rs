@@ -798,6 +798,19 @@ impl Catalog {
             .exec(&txn)
             .await?;
         }
+        // The sky index, in the same transaction: a frame is never visible
+        // to queries by id without being findable by position.
+        let footprints: Vec<(i64, Vec<(f64, f64)>)> = frame_rows
+            .iter()
+            .filter_map(|f| {
+                let corners = serde_json::from_str(f.footprint.as_deref()?).ok()?;
+                Some((f.object_id, corners))
+            })
+            .collect();
+        Catalog::index_frames(&txn, &footprints).await?;
+        if !frame_rows.is_empty() {
+            Catalog::bump_state(&txn, "frames").await?;
+        }
 
         let mut slid = Catalog::max_id(&txn, "source_list", "slid").await?;
         for pl in lists {

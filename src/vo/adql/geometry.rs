@@ -22,8 +22,13 @@ use sqlparser::ast::{BinaryOperator, Expr, Function, ObjectNamePart, Value as Li
 
 use super::AdqlError;
 use super::expr::{Tr, Ty, Typed, err};
+use crate::catalog::sky_index;
 use crate::catalog::sources::cone_ranges;
 use crate::imaging::sphere::separation;
+
+/// Most sky-index cells a TAP prefilter lists as bound values; a larger
+/// shape keeps the declination prefilter alone.
+const MAX_LISTED_CELLS: usize = 500;
 
 /// Corners of a frame footprint in the `obscore` helper columns.
 pub const CORNERS: usize = 4;
@@ -479,13 +484,26 @@ impl<'s, 'a> Tr<'s, 'a> {
         )
     }
 
-    /// The frame's dec bounds meet [lo, hi] (index-backed prefilter).
-    fn dec_prefilter(&mut self, alias: &str, lo: f64, hi: f64) -> String {
-        format!(
+    /// The frame's dec bounds meet [lo, hi] (index-backed prefilter), and,
+    /// when `cells` (the query shape's sky-index cells) are few enough to
+    /// list, the frame shares one of them: the sky index (`frame_cell`)
+    /// then names the few candidate rows and the exact test runs on those.
+    fn dec_prefilter(&mut self, alias: &str, lo: f64, hi: f64, cells: Option<Vec<i64>>) -> String {
+        let dec = format!(
             "({alias}.dec_max >= {} AND {alias}.dec_min <= {})",
             self.sql.num(lo),
             self.sql.num(hi)
-        )
+        );
+        match cells.filter(|c| !c.is_empty() && c.len() <= MAX_LISTED_CELLS) {
+            Some(cells) => {
+                let list: Vec<String> = cells.into_iter().map(|c| self.sql.bind(c)).collect();
+                format!(
+                    "({dec} AND {alias}.frame_id IN (SELECT frame_id FROM frame_cell WHERE cell IN ({})))",
+                    list.join(", ")
+                )
+            }
+            None => dec,
+        }
     }
 
     fn point_in_region(&mut self, p: &Pt<'a>, alias: &str) -> String {
@@ -498,7 +516,10 @@ impl<'s, 'a> Tr<'s, 'a> {
         terms.extend(n.iter().map(|nk| format!("({} >= 0)", dot(nk, &u))));
         let exact = all(terms);
         match p.konst() {
-            Some((_, dec)) => format!("({} AND {exact})", self.dec_prefilter(alias, dec, dec)),
+            Some((ra, dec)) => format!(
+                "({} AND {exact})",
+                self.dec_prefilter(alias, dec, dec, Some(vec![sky_index::point_cell(ra, dec)]))
+            ),
             None => exact,
         }
     }
@@ -552,10 +573,11 @@ impl<'s, 'a> Tr<'s, 'a> {
             any(edges)
         );
         match (centre.konst(), r.konst) {
-            (Some((_, dec)), Some(rv)) => {
+            (Some((ra, dec)), Some(rv)) => {
+                let cells = sky_index::cone_cells(ra, dec, rv);
                 format!(
                     "({} AND {exact})",
-                    self.dec_prefilter(alias, dec - rv, dec + rv)
+                    self.dec_prefilter(alias, dec - rv, dec + rv, cells)
                 )
             }
             _ => exact,
@@ -624,10 +646,13 @@ impl<'s, 'a> Tr<'s, 'a> {
             any(vertex_in),
             any(crossing)
         );
-        let (dec, r) = (poly.centre.1, poly.radius);
+        let (ra, dec, r) = (poly.centre.0, poly.centre.1, poly.radius);
+        // The polygon's bounding cone: its cells are a superset of the
+        // polygon's.
+        let cells = sky_index::cone_cells(ra, dec, r + 1e-9);
         format!(
             "({} AND {exact})",
-            self.dec_prefilter(alias, dec - r, dec + r)
+            self.dec_prefilter(alias, dec - r, dec + r, cells)
         )
     }
 
