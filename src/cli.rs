@@ -285,6 +285,11 @@ pub struct ServeArgs {
     /// Days a job's result files are kept.
     #[arg(long, env = "WISECUT_JOBS_DAYS", default_value_t = crate::config::defaults::JOBS_DAYS)]
     pub jobs_days: u64,
+    /// Where finished job results are stored for every server of a
+    /// deployment: a shared directory or `s3://bucket/prefix[?endpoint=URL]`
+    /// (credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`).
+    #[arg(long, env = "WISECUT_SHARED_STORE")]
+    pub shared_store: Option<String>,
     /// Dependency-cutout requests of up to this many sources are answered
     /// at once; larger ones become queued jobs.
     #[arg(long, env = "WISECUT_INLINE_SOURCES", default_value_t = crate::config::defaults::INLINE_SOURCES)]
@@ -346,6 +351,7 @@ impl Default for ServeArgs {
             jobs_dir: None,
             jobs_mib: crate::config::defaults::JOBS_BYTES >> 20,
             jobs_days: crate::config::defaults::JOBS_DAYS,
+            shared_store: None,
             job_mib: crate::config::defaults::JOB_BYTES >> 20,
             inline_sources: crate::config::defaults::INLINE_SOURCES,
         }

@@ -49,6 +49,9 @@ pub struct Config {
     pub job_bytes: u64,
     /// Age in days after which a job's result files are removed.
     pub jobs_days: u64,
+    /// Where job results are shared with the other servers
+    /// (`--shared-store`), if anywhere.
+    pub shared_store: Option<String>,
     /// Dependency-cutout requests with at most this many sources are
     /// answered at once; larger ones run as queued jobs.
     pub inline_sources: usize,
@@ -184,6 +187,7 @@ impl Config {
             jobs_bytes: defaults::JOBS_BYTES,
             job_bytes: defaults::JOB_BYTES,
             jobs_days: defaults::JOBS_DAYS,
+            shared_store: None,
             inline_sources: defaults::INLINE_SOURCES,
             memory_bytes: default_memory_bytes(),
             limits: ClientLimits::default(),

@@ -112,7 +112,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             PathBuf::from("wisecut-cache")
         }
     });
-    let mut config = Config::new(db_url, data_dir, cache_dir, args.bind);
+    // Another process on the same cache directory: this one takes a
+    // directory of its own inside it (held until the process ends).
+    let claim = wisecut::stores::node_cache::claim(&cache_dir)
+        .with_context(|| format!("claiming cache directory {}", cache_dir.display()))?;
+    let mut config = Config::new(db_url, data_dir, claim.dir.clone(), args.bind);
+    config.shared_store = args.shared_store.clone();
     config.cache_bytes = args.cache_mib << 20;
     config.sidecar_bytes = args.sidecar_mib << 20;
     config.row_cache_bytes = args.row_cache_mib << 20;

@@ -56,6 +56,48 @@ pub enum CatalogError {
     Db(#[from] DbErr),
 }
 
+/// Longest wait for a database connection before a request is answered
+/// 503 (the database is down or every connection is busy).
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl CatalogError {
+    /// Whether the database could not be reached (down, restarting, every
+    /// connection lost or busy) rather than refusing the query: the web edge
+    /// answers these 503 with `Retry-After`, not 500.
+    pub fn unavailable(&self) -> bool {
+        let CatalogError::Db(e) = self else {
+            return false;
+        };
+        let runtime = match e {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+            DbErr::Exec(r) | DbErr::Query(r) => r,
+            _ => return false,
+        };
+        let sea_orm::RuntimeErr::SqlxError(x) = runtime else {
+            return false;
+        };
+        use sea_orm::sqlx::Error as X;
+        match &**x {
+            X::Io(_) | X::PoolTimedOut | X::PoolClosed | X::Tls(_) | X::Protocol(_) => true,
+            X::WorkerCrashed => true,
+            // SQLSTATE class 08 (connection exception) and 57 (operator
+            // intervention: shutdown, terminated backend).
+            X::Database(d) => d
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57")),
+            _ => false,
+        }
+    }
+}
+
+/// What a client is told when the database cannot be reached.
+pub fn unavailable_message(e: &CatalogError) -> String {
+    tracing::warn!("database unavailable: {e}");
+    "the database is unreachable or restarting; retry in a few seconds \
+     (the server reconnects by itself)"
+        .to_owned()
+}
+
 /// A handle on the catalogue database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Catalog {
@@ -96,8 +138,16 @@ impl Catalog {
     /// brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Self, CatalogError> {
         let mut opts = ConnectOptions::new(url.to_owned());
+        // A connection the database dropped (a restart, a failover,
+        // `pg_terminate_backend`) is noticed by a ping before it is handed
+        // out and replaced, so the server recovers without a restart; and a
+        // database that is down fails a request after a bounded wait (then
+        // answered 503, see `CatalogError::unavailable`) instead of holding
+        // it for the pool's default 30 s.
         opts.sqlx_logging(false)
             .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(true)
             .max_connections(16);
         let db = Database::connect(opts).await?;
         if db.get_database_backend() == DbBackend::Sqlite {

@@ -100,6 +100,13 @@ pub enum JobError {
     /// hand, or a server with another `--jobs-dir`): a 410.
     #[error("{0}")]
     Gone(String),
+    /// The job was made by another server and this one cannot reach its
+    /// files (no `--shared-store`): a 503 naming the setting.
+    #[error("{0}")]
+    Elsewhere(String),
+    /// The shared store failed: a 502.
+    #[error("{0}")]
+    Shared(String),
 }
 
 impl From<ProductError> for JobError {
@@ -125,6 +132,11 @@ pub struct Jobs {
     catalog: Catalog,
     dir: PathBuf,
     owner: String,
+    /// This result directory's node id: the suffix `@<node>` of the owner
+    /// names of the jobs made into it (see [`Jobs::made_here`]).
+    node: String,
+    /// Where finished results are also stored for the other servers.
+    shared: Option<crate::stores::shared::SharedStore>,
     retention: Retention,
     products: Arc<Products>,
     wake: Notify,
@@ -186,8 +198,9 @@ impl Jobs {
         products: Arc<Products>,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
+        let node = node_id(&dir)?;
         let owner = format!(
-            "{}-{}-{:08x}",
+            "{}-{}-{:08x}@{node}",
             hostname(),
             std::process::id(),
             rand::random::<u32>()
@@ -196,10 +209,34 @@ impl Jobs {
             catalog,
             dir,
             owner,
+            node,
+            shared: None,
             retention,
             products,
             wake: Notify::new(),
         })
+    }
+
+    /// The service with results also kept in `shared`, from where every
+    /// server of the deployment fetches the jobs it did not make.
+    pub fn with_shared(mut self, shared: Option<crate::stores::shared::SharedStore>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// The shared store, when configured.
+    pub fn shared(&self) -> Option<&crate::stores::shared::SharedStore> {
+        self.shared.as_ref()
+    }
+
+    /// Whether `job` was made into this server's result directory (by this
+    /// process or an earlier one on the same directory). Records from before
+    /// node ids count as made here.
+    pub fn made_here(&self, job: &JobRecord) -> bool {
+        match job.owner.as_deref().and_then(|o| o.rsplit_once('@')) {
+            Some((_, node)) => node == self.node,
+            None => true,
+        }
     }
 
     /// This process's owner name in job records.
@@ -378,6 +415,21 @@ impl Jobs {
                 .map_err(JobError::from)
             }
             Err(e) => Err(e),
+        };
+        // Stored for every server before the job is marked done: a done job
+        // is one any server can answer.
+        let published = match (published, &self.shared) {
+            (Ok(done), Some(shared)) => match shared.upload(&job.public_id, &final_dir).await {
+                Ok(_) => Ok(done),
+                Err(e) => {
+                    let (d, msg) = (final_dir.clone(), e.to_string());
+                    let _ = on_disk(move || remove_dir(&d)).await;
+                    Err(JobError::Shared(format!(
+                        "storing the result for the other servers failed: {msg}"
+                    )))
+                }
+            },
+            (other, _) => other,
         };
         match published {
             Ok((summary, bytes)) => {
@@ -644,6 +696,11 @@ impl Jobs {
                 })
                 .await?;
                 self.catalog.expire_job(j.id).await?;
+                if let Some(shared) = &self.shared
+                    && let Err(e) = shared.remove(&j.public_id).await
+                {
+                    tracing::warn!("job retention: {e}");
+                }
                 total = total.saturating_sub(j.bytes.max(0) as u64);
                 let _ = self
                     .catalog
@@ -693,6 +750,12 @@ impl Jobs {
     /// files and its record (UWS `DELETE`).
     pub async fn delete(&self, id: JobId) -> Result<(), JobError> {
         self.catalog.abort_job(id).await?;
+        if let Some(shared) = &self.shared {
+            let public = self.catalog.job(id).await?.public_id;
+            if let Err(e) = shared.remove(&public).await {
+                tracing::warn!("deleting job {public}: {e}");
+            }
+        }
         let dirs = [self.result_dir(id), self.part_dir(id)];
         let zip = self.zip_path(id);
         on_disk(move || {
@@ -752,6 +815,30 @@ impl Jobs {
         let dir = self.result_dir(job.id);
         if tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir()) {
             return Ok(job);
+        }
+        match &self.shared {
+            // Made by another server (or removed here): fetched from the
+            // shared store into this server's cache, if it is there.
+            Some(shared) => match shared.fetch(&job.public_id, &dir, &self.dir).await {
+                Ok(true) => return Ok(job),
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(JobError::Shared(format!(
+                        "job {}'s result could not be fetched: {e}",
+                        job.public_id
+                    )));
+                }
+            },
+            None if !self.made_here(&job) => {
+                return Err(JobError::Elsewhere(format!(
+                    "job {} was made by another server ({}) and this server cannot reach its \
+                     files: start every server with the same --shared-store (a shared \
+                     directory or s3://bucket/prefix), or ask the server that made it",
+                    job.public_id,
+                    job.owner.as_deref().unwrap_or("unknown"),
+                )));
+            }
+            None => {}
         }
         self.catalog.expire_job(job.id).await?;
         self.log(
@@ -825,7 +912,12 @@ impl Jobs {
                 } else {
                     zip::CompressionMethod::Deflated
                 };
-                let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+                // Fixed time and permissions, files in manifest order: the
+                // same bytes from every server (and every rebuild).
+                let opts = zip::write::SimpleFileOptions::default()
+                    .compression_method(method)
+                    .last_modified_time(zip::DateTime::default())
+                    .unix_permissions(0o644);
                 zip.start_file(format!("{prefix}/{p}"), opts)
                     .map_err(|e| JobError::Failed(e.to_string()))?;
                 let mut f = std::fs::File::open(dir.join(p))?;
@@ -871,6 +963,32 @@ async fn on_disk<T: Send + 'static>(
 /// Now, for log lines.
 pub fn now() -> String {
     crate::products::log_time()
+}
+
+/// The node id of a result directory: made once (`.node-id`), so that
+/// every process using the directory, now or after a restart, recognises
+/// the jobs made into it.
+fn node_id(dir: &Path) -> std::io::Result<String> {
+    let path = dir.join(".node-id");
+    if let Ok(s) = std::fs::read_to_string(&path)
+        && !s.trim().is_empty()
+    {
+        return Ok(s.trim().to_owned());
+    }
+    let id = format!("{:016x}", rand::random::<u64>());
+    let tmp = dir.join(format!(".node-id.{}", std::process::id()));
+    std::fs::write(&tmp, &id)?;
+    // Two processes starting at once: the first link wins, both read it.
+    match std::fs::hard_link(&tmp, &path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    }
+    let _ = std::fs::remove_file(&tmp);
+    Ok(std::fs::read_to_string(&path)?.trim().to_owned())
 }
 
 fn hostname() -> String {

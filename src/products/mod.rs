@@ -89,6 +89,10 @@ impl From<CatalogError> for ProductError {
         match e {
             CatalogError::NotFound { .. } => Self::NotFound(e.to_string()),
             CatalogError::Query(m) => Self::Invalid(m),
+            other if other.unavailable() => Self::Busy {
+                message: crate::catalog::unavailable_message(&other),
+                retry_after: 5,
+            },
             other => Self::Internal(other.to_string()),
         }
     }

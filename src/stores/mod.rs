@@ -17,6 +17,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod node_cache;
+pub mod shared;
+
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 

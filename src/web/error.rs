@@ -42,6 +42,9 @@ impl From<CatalogError> for AppError {
             CatalogError::NotFound { .. } => AppError::NotFound(e.to_string()),
             CatalogError::Invalid(m) => AppError::Internal(m),
             CatalogError::Query(m) => AppError::BadRequest(m),
+            ref other if other.unavailable() => {
+                AppError::Busy(crate::catalog::unavailable_message(other), 5)
+            }
             CatalogError::Db(d) => AppError::Internal(d.to_string()),
         }
     }
@@ -223,6 +226,9 @@ impl From<CatalogError> for ApiError {
         match e {
             CatalogError::NotFound { .. } => Self::not_found(e.to_string()),
             CatalogError::Query(m) => Self::bad(m),
+            other if other.unavailable() => {
+                Self::busy(crate::catalog::unavailable_message(&other), 5)
+            }
             other => Self::internal(other),
         }
     }
@@ -251,6 +257,8 @@ impl From<crate::jobs::JobError> for ApiError {
             JobError::Param { param, message } => Self::bad(format!("{param}: {message}")),
             JobError::Catalog(c) => c.into(),
             JobError::Gone(m) => Self::gone(m),
+            JobError::Elsewhere(m) => Self::busy(m, 60),
+            JobError::Shared(m) => Self::new(StatusCode::BAD_GATEWAY, m),
             other => Self::internal(other),
         }
     }

@@ -117,7 +117,14 @@ impl AppState {
                 max_age: std::time::Duration::from_secs(config.jobs_days * 86_400),
             },
             Arc::clone(&products),
-        )?;
+        )?
+        .with_shared(match &config.shared_store {
+            Some(loc) => Some(
+                crate::stores::shared::SharedStore::open(loc, &Default::default())
+                    .map_err(std::io::Error::other)?,
+            ),
+            None => None,
+        });
         let services = Services {
             products: Arc::clone(&products),
             jobs: Arc::new(jobs),

@@ -24,6 +24,7 @@ mod ingest_pipeline;
 mod jobs;
 mod lineage;
 mod migrations;
+mod multi_server;
 mod object;
 mod peer;
 mod rgb;
