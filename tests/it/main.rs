@@ -31,6 +31,7 @@ mod robustness;
 mod sample;
 mod science_quality;
 mod scs;
+mod stores;
 mod tap;
 mod tap_service;
 mod vo;
