@@ -40,6 +40,9 @@ pub enum Command {
     Project(ProjectCommand),
     /// Set the privileges of objects (by id, or those a table query finds).
     Privileges(PrivilegesArgs),
+    /// Data roots: register or move one (directory or remote store).
+    #[command(subcommand)]
+    Root(crate::stores::RootCommand),
 }
 
 /// How a command gets a password: never as a plain argument (it would be
@@ -324,6 +327,9 @@ pub struct ServeArgs {
     /// Seconds a request may wait for memory before it is answered 503.
     #[arg(long, env = "WISECUT_MEMORY_WAIT", default_value_t = crate::config::defaults::MEMORY_WAIT_S)]
     pub memory_wait: u64,
+    /// Remote stores: block cache and timeouts.
+    #[command(flatten)]
+    pub remote: crate::stores::RemoteArgs,
 }
 
 impl Default for ServeArgs {
@@ -344,6 +350,7 @@ impl Default for ServeArgs {
             body_timeout: crate::config::defaults::BODY_TIMEOUT_S,
             request_timeout: crate::config::defaults::REQUEST_TIMEOUT_S,
             memory_wait: crate::config::defaults::MEMORY_WAIT_S,
+            remote: crate::stores::RemoteArgs::default(),
             max_cutout: crate::config::defaults::MAX_CUTOUT_PX,
             public_url: None,
             aladin_dir: None,

@@ -61,6 +61,10 @@ pub struct Config {
     /// What one client may ask of the server, and how long it may take to
     /// ask.
     pub limits: ClientLimits,
+    /// Remote stores: timeouts of their clients.
+    pub stores: crate::stores::StoreSettings,
+    /// Bound of the local block cache of remote frames, in bytes.
+    pub block_cache_bytes: u64,
 }
 
 /// Admission limits per client and time limits per request.
@@ -191,6 +195,8 @@ impl Config {
             inline_sources: defaults::INLINE_SOURCES,
             memory_bytes: default_memory_bytes(),
             limits: ClientLimits::default(),
+            stores: crate::stores::StoreSettings::default(),
+            block_cache_bytes: crate::stores::DEFAULT_BLOCK_CACHE_BYTES,
         }
     }
 

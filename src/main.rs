@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         Command::User(c) => user(c).await,
         Command::Project(c) => project(c).await,
         Command::Privileges(a) => privileges(a).await,
+        Command::Root(c) => root(c).await,
     }
 }
 
@@ -121,6 +122,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.cache_bytes = args.cache_mib << 20;
     config.sidecar_bytes = args.sidecar_mib << 20;
     config.row_cache_bytes = args.row_cache_mib << 20;
+    config.stores = args.remote.settings();
+    config.block_cache_bytes = args.remote.block_cache_mib << 20;
     config.max_cutout_px = args.max_cutout;
     if let Some(dir) = &args.jobs_dir {
         config.jobs_dir = dir.clone();
@@ -585,6 +588,31 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
                 let secret = catalog.create_token(&name, &label).await?;
                 eprintln!("wisecut: new token of {name} ({label}); it is not shown again:");
                 println!("{secret}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `wisecut root set NAME LOCATION` and `wisecut root list`.
+async fn root(cmd: wisecut::stores::RootCommand) -> anyhow::Result<()> {
+    use wisecut::stores::RootCommand;
+    match cmd {
+        RootCommand::Set {
+            name,
+            location,
+            store,
+        } => {
+            let catalog = open_catalog(&store).await?;
+            let at = catalog.set_data_root(&name, &location).await?;
+            eprintln!("wisecut: data root {name} is {at}");
+        }
+        RootCommand::List { store } => {
+            let catalog = open_catalog(&store).await?;
+            let mut roots: Vec<_> = catalog.data_roots().into_iter().collect();
+            roots.sort();
+            for (name, at) in roots {
+                println!("{name}\t{}", at.display());
             }
         }
     }

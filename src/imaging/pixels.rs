@@ -124,6 +124,22 @@ pub struct PixelSource {
     serial: u64,
     /// Hot rows in memory, when the server keeps them.
     bands: Option<Arc<RowBands>>,
+    /// For a sparse local mirror of a remote file: what makes the bytes a
+    /// read needs present first.
+    prefetch: Option<Arc<dyn Prefetch>>,
+}
+
+/// Makes the bytes a read needs present in the file before it is read. The
+/// file of a frame in a remote store is a sparse local mirror
+/// (`crate::stores::blocks`) holding only the blocks fetched so far; the
+/// imaging core only says what it is about to read, and stays free of
+/// network code.
+pub trait Prefetch: Send + Sync + std::fmt::Debug {
+    /// Bytes `[start, start + len)` of the file.
+    fn bytes(&self, start: u64, len: u64) -> std::io::Result<()>;
+    /// Everything cfitsio reads for the region `[x0, x0+w) × [y0, y0+h)` of
+    /// the tile-compressed HDU this source reads.
+    fn tiles(&self, x0: usize, y0: usize, w: usize, h: usize) -> std::io::Result<()>;
 }
 
 /// Opens a file for the many small positional reads of cutouts, without
@@ -215,6 +231,7 @@ impl PixelSource {
             stamp,
             serial: row_bands::next_serial(),
             bands: None,
+            prefetch: None,
         })
     }
 
@@ -254,6 +271,7 @@ impl PixelSource {
         match &self.access {
             Access::Plain { file, offset } => {
                 let bpp = (self.bitpix.unsigned_abs() / 8) as usize;
+                self.prefetch_rows(*offset, bpp, y0, h)?;
                 let bytes = self.read_rows(file, *offset, bpp, x0, y0, w, h)?;
                 RawPixels::from_be_bytes(self.bitpix, &bytes)
                     .map(Region::Raw)
@@ -262,8 +280,16 @@ impl PixelSource {
                         message: format!("BITPIX {} cannot be decoded", self.bitpix),
                     })
             }
-            Access::Compressed => fits::read_region::<f64>(&self.path, self.hdu, x0, y0, w, h)
-                .map(|region| Region::Scaled(region.data)),
+            Access::Compressed => {
+                if let Some(p) = &self.prefetch
+                    && w > 0
+                    && h > 0
+                {
+                    p.tiles(x0, y0, w, h).map_err(|e| io_error(&self.path, e))?;
+                }
+                fits::read_region::<f64>(&self.path, self.hdu, x0, y0, w, h)
+                    .map(|region| Region::Scaled(region.data))
+            }
             Access::Sidecar { file, double } => {
                 let bpp = if *double { 8 } else { 4 };
                 let bytes = self.read_rows(file, 0, bpp, x0, y0, w, h)?;
@@ -315,8 +341,35 @@ impl PixelSource {
                 message: format!("stored rows x {x0}+{w}, y {y0}+{h} do not fit"),
             });
         }
+        self.prefetch_rows(*offset, bpp, y0, h)?;
         self.copy_rows(file, *offset, bpp, x0, y0, w, h, dst, stride)?;
         Ok(true)
+    }
+
+    /// Makes rows `y0..y0 + h` of a plain image at byte `offset` present
+    /// (whole row bands when bands are kept, as [`Self::copy_rows`] then
+    /// reads whole bands).
+    fn prefetch_rows(&self, offset: u64, bpp: usize, y0: usize, h: usize) -> Result<(), FitsError> {
+        let Some(p) = &self.prefetch else {
+            return Ok(());
+        };
+        if h == 0 {
+            return Ok(());
+        }
+        let (first, end) = match self.bands {
+            Some(_) => (
+                y0 / BAND_ROWS * BAND_ROWS,
+                (y0 + h).div_ceil(BAND_ROWS) * BAND_ROWS,
+            ),
+            None => (y0, y0 + h),
+        };
+        let end = end.min(self.height);
+        let row_len = (self.width * bpp) as u64;
+        p.bytes(
+            offset + first as u64 * row_len,
+            (end - first) as u64 * row_len,
+        )
+        .map_err(|e| io_error(&self.path, e))
     }
 
     /// Copies rows `y0..y0 + h`, columns `x0..x0 + w` of an array of
@@ -413,7 +466,7 @@ impl PixelSource {
 /// decompress far more than it returns: more than 16 times its own area and
 /// more than a million pixels. Row tiles of any large image qualify; 256×256
 /// tiles (4 tiles at worst) do not, nor does any small image.
-fn wide_tiles(width: usize, height: usize, tile: (usize, usize)) -> bool {
+pub fn wide_tiles(width: usize, height: usize, tile: (usize, usize)) -> bool {
     const PROBE: usize = 256;
     let span = |size: usize, t: usize| {
         let t = t.clamp(1, size.max(1));
@@ -617,6 +670,17 @@ impl PixelSources {
 
     /// The source for image HDU `hdu` of `path`, opened on first use.
     pub fn get(&self, path: &Path, hdu: usize) -> Result<Arc<PixelSource>, FitsError> {
+        self.get_with(path, hdu, None)
+    }
+
+    /// [`PixelSources::get`] for a file whose reads go through `prefetch`
+    /// first (a sparse mirror of a remote file).
+    pub fn get_with(
+        &self,
+        path: &Path,
+        hdu: usize,
+        prefetch: Option<Arc<dyn Prefetch>>,
+    ) -> Result<Arc<PixelSource>, FitsError> {
         let stamp = FileStamp::of(path)?;
         let key = (path.to_path_buf(), hdu);
         {
@@ -634,6 +698,7 @@ impl PixelSources {
         // the lock so other sources stay available meanwhile.
         let mut opened = PixelSource::open(path, hdu, self.sidecars.as_ref())?;
         opened.bands = self.bands.clone();
+        opened.prefetch = prefetch;
         let source = Arc::new(opened);
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.tick += 1;

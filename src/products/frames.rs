@@ -76,6 +76,9 @@ pub struct FrameRef {
     pub file_size: u64,
     /// The file's modification time at ingest, when recorded.
     pub file_mtime_ns: Option<i64>,
+    /// For a frame in a remote store: the store's URL and the file's path
+    /// under it.
+    pub remote: Option<(String, String)>,
 }
 
 impl FrameRef {
@@ -92,6 +95,15 @@ impl FrameRef {
             checksum: frame.checksum.clone(),
             file_size: u64::try_from(frame.file_size).unwrap_or(0),
             file_mtime_ns: frame.file_mtime_ns,
+            remote: match (&frame.root_dir, frame.store.as_str()) {
+                (Some(root), s) if s != "local" => {
+                    match crate::stores::Location::parse(&root.to_string_lossy()) {
+                        Ok(crate::stores::Location::Url(url)) => Some((url, frame.path.clone())),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            },
         }
     }
 
@@ -182,14 +194,34 @@ pub struct FrameImages {
     pub max_side: usize,
     /// Whether files are still what ingest recorded.
     pub fresh: Arc<FreshFiles>,
+    /// Mirrors of frames in remote stores (`None`: remote frames cannot be
+    /// read).
+    pub blocks: Option<Arc<crate::stores::blocks::BlockCache>>,
 }
 
 impl FrameImages {
     /// The opened image HDU `hdu` of `frame`. A missing file is a 404 naming
     /// the frame; an HDU that is not an image is the request's fault.
     pub fn open_hdu(&self, frame: &FrameRef, hdu: usize) -> Result<Arc<PixelSource>, ProductError> {
-        self.check_fresh(frame)?;
-        self.sources.get(&frame.path, hdu).map_err(|e| match &e {
+        let opened = match &frame.remote {
+            Some((root, rel)) => {
+                let blocks = self.blocks.as_ref().ok_or_else(|| {
+                    ProductError::Internal(format!(
+                        "frame {} is in the remote store {root}, and this process has no block cache",
+                        frame.object_id
+                    ))
+                })?;
+                let (mirror, prefetch) = blocks
+                    .prepare(root, rel, frame.file_size, hdu)
+                    .map_err(|f| ProductError::from_store(f, frame.object_id, &frame.filename))?;
+                self.sources.get_with(&mirror, hdu, Some(prefetch))
+            }
+            None => {
+                self.check_fresh(frame)?;
+                self.sources.get(&frame.path, hdu)
+            }
+        };
+        opened.map_err(|e| match &e {
             FitsError::NoSuchHdu { .. } | FitsError::NotAnImage { .. } => {
                 ParamError::new("hdu", e.to_string()).into()
             }
@@ -199,10 +231,7 @@ impl FrameImages {
                     frame.object_id, frame.filename
                 ))
             }
-            _ => ProductError::Internal(format!(
-                "frame {} ({}): {e}",
-                frame.object_id, frame.filename
-            )),
+            _ => ProductError::from_fits(e, &frame.filename),
         })
     }
 
@@ -237,6 +266,28 @@ impl FrameImages {
                     ))
                 }
             })
+    }
+
+    /// The frame's whole file as a local path, checked against its record:
+    /// for a frame in a remote store, its mirror with every block fetched.
+    pub fn local_file(&self, frame: &FrameRef) -> Result<PathBuf, ProductError> {
+        match &frame.remote {
+            Some((root, rel)) => {
+                let blocks = self.blocks.as_ref().ok_or_else(|| {
+                    ProductError::Internal(format!(
+                        "frame {} is in the remote store {root}, and this process has no block cache",
+                        frame.object_id
+                    ))
+                })?;
+                blocks
+                    .whole(root, rel, frame.file_size)
+                    .map_err(|f| ProductError::from_store(f, frame.object_id, &frame.filename))
+            }
+            None => {
+                self.check_fresh(frame)?;
+                Ok(frame.path.clone())
+            }
+        }
     }
 
     /// The frame's own image HDU.

@@ -61,6 +61,14 @@ pub enum ProductError {
     /// the frame, never a path) so that it is reported rather than retried.
     #[error("{0}")]
     Damaged(String),
+    /// A remote pixel store (data server, object storage) failed to answer:
+    /// a 502 whose message names the store.
+    #[error("{0}")]
+    StoreDown(String),
+    /// A remote pixel store did not answer within the bounded time: a 504
+    /// whose message names the store.
+    #[error("{0}")]
+    StoreTimeout(String),
     /// The server is too busy for this now; retry after `retry_after`
     /// seconds.
     #[error("{message}")]
@@ -110,7 +118,38 @@ impl ProductError {
     /// A FITS fault while reading the frame stored as `filename`: the file
     /// is damaged or unreadable, which is not the requester's fault.
     pub fn from_fits(e: FitsError, filename: &str) -> Self {
+        if let FitsError::Io { source, .. } = &e
+            && let Some(f) = crate::stores::blocks::StoreFault::of_io(source)
+        {
+            return Self::from_store_fault(f.clone(), filename);
+        }
         Self::Internal(format!("{filename}: {e}"))
+    }
+
+    /// A remote store's fault while reading frame `id` (file `filename`).
+    pub fn from_store(
+        f: crate::stores::blocks::StoreFault,
+        id: crate::ids::ObjectId,
+        filename: &str,
+    ) -> Self {
+        Self::from_store_fault(f, &format!("frame {id} ({filename})"))
+    }
+
+    fn from_store_fault(f: crate::stores::blocks::StoreFault, what: &str) -> Self {
+        use crate::stores::blocks::FaultKind;
+        let message = format!("{what}: {}", f.message);
+        match f.kind {
+            FaultKind::Down => Self::StoreDown(message),
+            FaultKind::Timeout => Self::StoreTimeout(message),
+            FaultKind::Missing => Self::NotFound(message),
+            FaultKind::Changed => {
+                tracing::error!("remote file refused: {message}");
+                Self::Damaged(format!(
+                    "{message}; it has changed or is damaged since ingest, and nothing is served \
+                     from it until an operator re-ingests it"
+                ))
+            }
+        }
     }
 }
 

@@ -13,6 +13,8 @@
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT` for a non-AWS
 //! service, `AWS_ALLOW_HTTP=true` for a plain-HTTP one).
 
+pub mod blocks;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +73,67 @@ impl Default for StoreSettings {
     }
 }
 
+/// The `serve` flags of remote stores (flattened into `ServeArgs`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteArgs {
+    /// Bound of the local block cache of remote frames, in MiB.
+    #[arg(long, env = "WISECUT_BLOCK_CACHE_MIB", default_value_t = DEFAULT_BLOCK_CACHE_BYTES >> 20)]
+    pub block_cache_mib: u64,
+    /// Seconds one request to a remote store may take.
+    #[arg(long, env = "WISECUT_STORE_TIMEOUT", default_value_t = 10)]
+    pub store_timeout: u64,
+    /// Seconds to connect to a remote store.
+    #[arg(long, env = "WISECUT_STORE_CONNECT_TIMEOUT", default_value_t = 3)]
+    pub store_connect_timeout: u64,
+}
+
+impl Default for RemoteArgs {
+    fn default() -> Self {
+        Self {
+            block_cache_mib: DEFAULT_BLOCK_CACHE_BYTES >> 20,
+            store_timeout: 10,
+            store_connect_timeout: 3,
+        }
+    }
+}
+
+impl RemoteArgs {
+    /// The client settings these flags give.
+    pub fn settings(&self) -> StoreSettings {
+        StoreSettings {
+            timeout: Duration::from_secs(self.store_timeout.max(1)),
+            connect_timeout: Duration::from_secs(self.store_connect_timeout.max(1)),
+            ..StoreSettings::default()
+        }
+    }
+}
+
+/// Default bound of the block cache: 1 GiB.
+pub const DEFAULT_BLOCK_CACHE_BYTES: u64 = 1 << 30;
+
+/// `wisecut root …`: data roots.
+#[derive(Debug, clap::Subcommand)]
+pub enum RootCommand {
+    /// Register a data root or move it: to a directory, an http(s):// data
+    /// server or an s3://bucket/prefix store holding the same relative
+    /// paths.
+    Set {
+        /// The root's name.
+        name: String,
+        /// Directory or URL.
+        location: String,
+        /// Catalogue.
+        #[command(flatten)]
+        store: crate::cli::StoreArgs,
+    },
+    /// List the data roots.
+    List {
+        /// Catalogue.
+        #[command(flatten)]
+        store: crate::cli::StoreArgs,
+    },
+}
+
 /// Errors of stores.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -106,18 +169,37 @@ impl Remote {
             ..Default::default()
         };
         if let Some(rest) = url.strip_prefix("s3://") {
+            // Settings that are not secrets may ride in the URL, so that
+            // roots on two S3 services can coexist:
+            // `s3://bucket/prefix?endpoint=http://host:port&region=…`.
+            let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(bad(&"no bucket name; write s3://BUCKET/PREFIX"));
             }
-            let store = object_store::aws::AmazonS3Builder::from_env()
+            let mut builder = object_store::aws::AmazonS3Builder::from_env();
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, "true"));
+                let key: object_store::aws::AmazonS3ConfigKey = k
+                    .parse()
+                    .map_err(|e| bad(&format!("URL setting {k:?}: {e}")))?;
+                use object_store::aws::AmazonS3ConfigKey as K;
+                if matches!(key, K::AccessKeyId | K::SecretAccessKey | K::Token) {
+                    return Err(bad(&format!(
+                        "{k} in the URL: credentials come from the environment (AWS_ACCESS_KEY_ID, …), never from a recorded location"
+                    )));
+                }
+                builder = builder.with_config(key, v);
+            }
+            let store = builder
                 .with_bucket_name(bucket)
                 .with_client_options(client)
                 .with_retry(retry)
                 .build()
                 .map_err(|e| bad(&e))?;
             return Ok(Self {
-                url: url.to_owned(),
+                // Messages name the store without its settings.
+                url: url.split('?').next().unwrap_or(url).to_owned(),
                 store: Arc::new(store),
                 prefix: ObjectPath::from(prefix.trim_matches('/')),
             });

@@ -34,6 +34,9 @@ pub enum AppError {
     /// message (naming the frame, not a path) is shown.
     #[error("{0}")]
     Damaged(String),
+    /// A remote store failed (502) or timed out (504); the message names it.
+    #[error("{1}")]
+    Upstream(StatusCode, String),
 }
 
 impl From<CatalogError> for AppError {
@@ -64,6 +67,8 @@ impl From<ProductError> for AppError {
             ProductError::NotFound(m) => AppError::NotFound(m),
             ProductError::Internal(m) => AppError::Internal(m),
             ProductError::Damaged(m) => AppError::Damaged(m),
+            ProductError::StoreDown(m) => AppError::Upstream(StatusCode::BAD_GATEWAY, m),
+            ProductError::StoreTimeout(m) => AppError::Upstream(StatusCode::GATEWAY_TIMEOUT, m),
             ProductError::Busy {
                 message,
                 retry_after,
@@ -98,6 +103,7 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Internal(_) | AppError::Damaged(_) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::Busy(..) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Upstream(s, _) => *s,
         }
     }
 }
@@ -242,6 +248,8 @@ impl From<ProductError> for ApiError {
             ProductError::NotFound(m) => Self::not_found(m),
             ProductError::Internal(m) => Self::internal(m),
             ProductError::Damaged(m) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, m),
+            ProductError::StoreDown(m) => Self::new(StatusCode::BAD_GATEWAY, m),
+            ProductError::StoreTimeout(m) => Self::new(StatusCode::GATEWAY_TIMEOUT, m),
             ProductError::Busy {
                 message,
                 retry_after,

@@ -96,6 +96,11 @@ impl AppState {
             public_url: config.public_url.clone(),
             max_side: config.max_cutout_px,
             fresh: Arc::new(crate::file_identity::FreshFiles::new(65_536)),
+            blocks: Some(Arc::new(crate::stores::blocks::BlockCache::new(
+                config.cache_dir.join("blocks"),
+                config.block_cache_bytes,
+                config.stores.clone(),
+            )?)),
         };
         let cache = DiskCache::open(config.cache_dir.join("products"), config.cache_bytes)
             .map_err(std::io::Error::other)?;

@@ -224,7 +224,9 @@ impl<F> From<ProductError> for VoError<F> {
             ProductError::Invalid(m) => Self::usage(m),
             ProductError::NotFound(m) => Self::not_found(m),
             ProductError::Internal(m) => Self::internal(m),
-            ProductError::Damaged(m) => Self::new(FaultKind::Error, m),
+            ProductError::Damaged(m)
+            | ProductError::StoreDown(m)
+            | ProductError::StoreTimeout(m) => Self::new(FaultKind::Error, m),
             ProductError::Busy {
                 message,
                 retry_after,
@@ -513,10 +515,9 @@ pub async fn data(
     // time, and a hash when the time moved.
     let fref = crate::products::frames::FrameRef::of(&frame, &st.config.data_dir);
     let images = st.services.products.images.clone();
-    tokio::task::spawn_blocking(move || images.check_fresh(&fref))
+    let path = tokio::task::spawn_blocking(move || images.local_file(&fref))
         .await
         .map_err(ApiError::internal)??;
-    let path = frame.file_path(&st.config.data_dir);
     let file = tokio::fs::File::open(&path).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             ApiError::not_found(format!(

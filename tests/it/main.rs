@@ -33,6 +33,7 @@ mod sample;
 mod science_quality;
 mod scs;
 mod sky_index;
+mod stores;
 mod tap;
 mod tap_service;
 mod vo;

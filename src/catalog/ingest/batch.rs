@@ -174,6 +174,53 @@ impl Catalog {
         Ok(dir)
     }
 
+    /// Registers data root `name` at `location` (a directory or a remote
+    /// store's URL), or moves it there: its frames are then read from the
+    /// new location under the same relative paths.
+    pub async fn set_data_root(&self, name: &str, location: &str) -> Result<String, CatalogError> {
+        let ok_name = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && !matches!(name, "local" | "file");
+        if !ok_name {
+            return Err(invalid(format!(
+                "data root name {name:?}: use 1–64 letters, digits, '_', '-' or '.', and not 'local' or 'file'"
+            )));
+        }
+        let path = match crate::stores::Location::parse(location).map_err(invalid)? {
+            crate::stores::Location::Url(url) => url.trim_end_matches('/').to_owned(),
+            crate::stores::Location::Dir(dir) => {
+                let dir = dir
+                    .canonicalize()
+                    .map_err(|e| invalid(format!("data root {name}: {}: {e}", dir.display())))?;
+                if !dir.is_dir() {
+                    return Err(invalid(format!(
+                        "data root {name}: {} is not a directory",
+                        dir.display()
+                    )));
+                }
+                dir.to_string_lossy().into_owned()
+            }
+        };
+        let row = entity::data_root::ActiveModel {
+            name: sea_orm::Set(name.to_owned()),
+            path: sea_orm::Set(path.clone()),
+            created_at: sea_orm::Set(chrono::Utc::now()),
+        };
+        entity::data_root::Entity::insert(row)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(entity::data_root::Column::Name)
+                    .update_column(entity::data_root::Column::Path)
+                    .to_owned(),
+            )
+            .exec(self.db())
+            .await?;
+        self.reload_roots().await?;
+        Ok(path)
+    }
+
     /// What the catalogue holds that the batch's files may be or name.
     async fn known_for(&self, inputs: &[Input]) -> Result<Known, CatalogError> {
         let mut known = Known::default();
