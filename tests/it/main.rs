@@ -29,6 +29,7 @@ mod peer;
 mod rgb;
 mod robustness;
 mod sample;
+mod sample_large;
 mod science_quality;
 mod scs;
 mod tap;
