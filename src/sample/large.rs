@@ -375,7 +375,7 @@ struct Template {
     /// `placed[field][frame]`, for frames with a WCS.
     placed: Vec<Vec<Option<Placed>>>,
     /// `(field, template path)` → (checksum, mtime ns) of the field's copy.
-    files: HashMap<(usize, String), (String, i64)>,
+    files: FieldFiles,
     sources_per_list: u64,
     fields: usize,
     seed: u64,
@@ -444,6 +444,11 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SampleError + '_ {
     }
 }
 
+/// A field's copy of a template file: `(field, template path)` → (SHA-256,
+/// modification time in ns).
+type FieldFile = ((usize, String), (String, i64));
+type FieldFiles = HashMap<(usize, String), (String, i64)>;
+
 /// Writes each field's copies of the template files that have a WCS.
 fn write_field_files(
     data: &Path,
@@ -451,7 +456,7 @@ fn write_field_files(
     fields: usize,
     dec0: f64,
     progress: &SharedProgress,
-) -> Result<HashMap<(usize, String), (String, i64)>, SampleError> {
+) -> Result<FieldFiles, SampleError> {
     let originals: Vec<(String, Vec<u8>)> = paths
         .iter()
         .map(|p| {
@@ -462,7 +467,7 @@ fn write_field_files(
         })
         .collect::<Result<_, _>>()?;
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let out: Vec<Vec<((usize, String), (String, i64))>> = (1..fields)
+    let out: Vec<Vec<FieldFile>> = (1..fields)
         .into_par_iter()
         .map(|f| -> Result<Vec<_>, SampleError> {
             let (dra, ddec) = field_offset(f, fields, dec0);
@@ -820,11 +825,11 @@ pub async fn build_large(
     let blocks = spec.frames.div_ceil(per_block).max(1);
     let template_sources: u64 = template.sources.values().map(|v| v.len() as u64).sum();
     let copies = (blocks - 1) * template.lists.len() as u64;
-    template.sources_per_list = if copies == 0 {
-        0
-    } else {
-        (spec.sources.saturating_sub(template_sources) / copies).max(1)
-    };
+    template.sources_per_list = spec
+        .sources
+        .saturating_sub(template_sources)
+        .checked_div(copies)
+        .map_or(0, |n| n.max(1));
     template.fields = spec.fields.clamp(1, blocks as usize);
     let dec0 = template
         .frames
