@@ -371,10 +371,25 @@ pub struct SampleArgs {
     /// Directory to build the survey in (gets `data/` and `wisecut.db`).
     #[arg(long, default_value = crate::config::SAMPLE_DIR)]
     pub out: PathBuf,
-    /// Survey size: `small` (4 × 512² chips, the default), `bench` (4 × 2048²)
-    /// or `tiny` (for tests).
-    #[arg(long, default_value = "small", value_parser = ["small", "bench", "tiny"])]
+    /// Survey size: `small` (4 × 512² chips, the default), `bench` (4 × 2048²),
+    /// `tiny` (for tests) or `large` (a million frames sharing a few pixel
+    /// files, into `--db`).
+    #[arg(long, default_value = "small", value_parser = ["small", "bench", "tiny", "large"])]
     pub size: String,
+    /// `--size large`: the catalogue to load (must be empty).
+    #[arg(long, env = "WISECUT_DB")]
+    pub db: Option<String>,
+    /// `--size large`: at least this many frames (default 1,000,000 on
+    /// PostgreSQL, 20,000 on SQLite).
+    #[arg(long)]
+    pub frames: Option<u64>,
+    /// `--size large`: about this many sources (default 100,000,000 on
+    /// PostgreSQL, 1,000,000 on SQLite).
+    #[arg(long)]
+    pub sources: Option<u64>,
+    /// `--size large`: distinct sky fields (pointings).
+    #[arg(long, default_value_t = 200)]
+    pub fields: usize,
     /// Random seed; the same seed gives byte-identical files.
     #[arg(long, default_value_t = crate::sample::DEFAULT_SEED)]
     pub seed: u64,

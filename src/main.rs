@@ -221,6 +221,9 @@ async fn shutdown_signal() {
 }
 
 async fn build_sample(args: SampleArgs) -> anyhow::Result<()> {
+    if args.size == "large" {
+        return build_large(args).await;
+    }
     let spec = SampleSpec::named(&args.size, args.seed)
         .with_context(|| format!("--size {}: expected small, bench or tiny", args.size))?;
     if args.files_only {
@@ -238,6 +241,38 @@ async fn build_sample(args: SampleArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     run_sample_build(&args.out, &spec).await
+}
+
+/// `wisecut sample --size large`.
+async fn build_large(args: SampleArgs) -> anyhow::Result<()> {
+    let db = args
+        .db
+        .clone()
+        .context("--size large needs --db URL (an empty PostgreSQL or SQLite catalogue)")?;
+    let mut spec = sample::large::LargeSpec::default_for(&db, args.seed);
+    spec.frames = args.frames.unwrap_or(spec.frames);
+    spec.sources = args.sources.unwrap_or(spec.sources);
+    spec.fields = args.fields;
+    let (pb, progress) = progress_bar();
+    let started = std::time::Instant::now();
+    let s = sample::large::build_large(&db, &args.out, &spec, progress)
+        .await
+        .context("building the large sample survey")?;
+    pb.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "wisecut: large survey loaded in {secs:.1} s: {} frames, {} source lists, {} sources \
+         ({:.0} sources/s), {} dependency edges, {} sky-index rows; serve it with \
+         `wisecut serve --db {db} --data {}`",
+        s.frames,
+        s.source_lists,
+        s.sources,
+        s.sources as f64 / s.source_seconds.max(1e-9),
+        s.edges,
+        s.cells,
+        args.out.join("data").display()
+    );
+    Ok(())
 }
 
 async fn open_catalog(store: &StoreArgs) -> anyhow::Result<Catalog> {

@@ -11,6 +11,7 @@
 
 pub mod camera;
 pub mod extract;
+pub mod large;
 mod pipeline;
 pub mod sky_simulator;
 

@@ -30,6 +30,7 @@ mod peer;
 mod rgb;
 mod robustness;
 mod sample;
+mod sample_large;
 mod science_quality;
 mod scs;
 mod sky_index;
