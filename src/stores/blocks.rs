@@ -799,17 +799,19 @@ fn fault(store: &str, key: &ObjectPath, e: object_store::Error) -> StoreFault {
             format!("{key} in data store {store} was replaced while being read"),
         ),
         _ => {
-            let mut chain = format!("{e:?}");
+            // The displayed chain only: the debug form of a retry error
+            // names its `retry_timeout` setting whatever happened.
+            let mut chain = e.to_string();
             let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
             while let Some(s) = src {
                 chain.push_str(&s.to_string());
                 src = s.source();
             }
             let lower = chain.to_lowercase();
-            if lower.contains("timed out") || lower.contains("timeout") {
+            if lower.contains("timed out") {
                 (
                     FaultKind::Timeout,
-                    format!("data store {store} did not answer in time ({key})"),
+                    format!("data store {store} did not answer in time ({key}): {e}"),
                 )
             } else {
                 (
