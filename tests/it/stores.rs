@@ -84,7 +84,7 @@ fn nginx(root: &Path) -> Option<(Peer, u16)> {
     let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(tmp.join("probe")).unwrap());
     let user = if uid == 0 { "user root;" } else { "" };
     let conf = format!(
-        "{user}\ndaemon off;\nworker_processes 1;\npid {t}/nginx.pid;\nerror_log {t}/error.log;\n\
+        "{user}\ndaemon off;\nmaster_process off;\nworker_processes 1;\npid {t}/nginx.pid;\nerror_log {t}/error.log;\n\
          events {{ worker_connections 64; }}\n\
          http {{ access_log off; client_body_temp_path {t}/b; proxy_temp_path {t}/p; \
          fastcgi_temp_path {t}/f; uwsgi_temp_path {t}/u; scgi_temp_path {t}/s;\n\
@@ -134,7 +134,8 @@ fn moto() -> Option<(Peer, u16, String)> {
 fn boto(python: &str, port: u16, code: &str) {
     let script = format!(
         "import boto3\ns3 = boto3.client('s3', endpoint_url='http://127.0.0.1:{port}', \
-         aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1')\n{code}\n"
+         aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1')\n\
+         PUBLIC = {{'ACL': 'public-read'}}\n{code}\n"
     );
     let out = Command::new(python).arg("-c").arg(script).output().unwrap();
     assert!(
@@ -364,12 +365,15 @@ async fn cutouts_from_s3_equal_local_ones_and_a_changed_object_is_refused() {
         port,
         &format!(
             "s3.create_bucket(Bucket='survey')\n\
-             s3.upload_file('{0}/plain.fits', 'survey', 'night1/raw/plain.fits')\n\
-             s3.upload_file('{0}/rice.fits', 'survey', 'night1/raw/rice.fits')",
+             s3.upload_file('{0}/plain.fits', 'survey', 'night1/raw/plain.fits', ExtraArgs=PUBLIC)\n\
+             s3.upload_file('{0}/rice.fits', 'survey', 'night1/raw/rice.fits', ExtraArgs=PUBLIC)",
             raw.display()
         ),
     );
     let local = local_cutouts(&f).await;
+    // Anonymous reads (`skip_signature`) of a public bucket, as a public
+    // survey serves them; moto answers 403 to an anonymous read of a
+    // private object, hence the objects' public-read ACL.
     let url = format!(
         "s3://survey/night1?endpoint=http://127.0.0.1:{port}&region=us-east-1&skip_signature=true"
     );
@@ -386,7 +390,7 @@ async fn cutouts_from_s3_equal_local_ones_and_a_changed_object_is_refused() {
         &python,
         port,
         &format!(
-            "s3.upload_file('{}', 'survey', 'night1/raw/plain.fits')",
+            "s3.upload_file('{}', 'survey', 'night1/raw/plain.fits', ExtraArgs=PUBLIC)",
             short.display()
         ),
     );
