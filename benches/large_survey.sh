@@ -69,6 +69,10 @@ measure() {
 measure "SIA by position"      GET  "/vo/sia/query?POS=CIRCLE+$RA+$DEC+0.0{i}1&MAXREC=1000"
 measure "/api/images by position" GET "/api/images?ra=$RA&dec=$DEC&size=2{i}"
 measure "table page with a filter" GET "/table/ReducedScienceFrame?q=filter+%3D+g+and+object_id+%3E+{i}&size=50"
-measure "cone search (SCS)"    GET  "/vo/scs?RA=$RA&DEC=$DEC&SR=0.00{i}5"
-measure "lineage walk of a coadd" GET "/object/$COADD?i={i}"
+# SR from 0.0005 to 0.00195 degrees (2 to 7 arcsec).
+measure "cone search (SCS)" GET "/vo/scs?RA=$RA&DEC=$DEC&SR=0.00{i}5"
+# The object page walks the coadd's lineage (parents to the raw frames,
+# children); pages take no unknown parameters, so each request is the same
+# page (the lineage is not cached between requests).
+measure "lineage walk of a coadd (object page)" GET "/object/$COADD"
 measure "6-source dependency cutouts" POST "/api/deps?slid=$SLID&ids=1:6&size=1{i}"

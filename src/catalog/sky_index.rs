@@ -348,9 +348,25 @@ impl Catalog {
         cells: &[i64],
         classes: &[FrameClass],
     ) -> Result<Vec<Frame>, CatalogError> {
+        self.frames_in_cells_until(cells, classes, |_| true, usize::MAX)
+            .await
+    }
+
+    /// Like [`Self::frames_in_cells`], keeping only frames `keep` accepts
+    /// and stopping once more than `limit` are kept: a query answered up
+    /// to MAXREC rows reads candidates in pages of 1000 and stops early,
+    /// so its memory and time follow MAXREC, not how deep the field is.
+    pub async fn frames_in_cells_until(
+        &self,
+        cells: &[i64],
+        classes: &[FrameClass],
+        keep: impl Fn(&Frame) -> bool,
+        limit: usize,
+    ) -> Result<Vec<Frame>, CatalogError> {
         let ids = self.frame_ids_in_cells(cells).await?;
-        let mut frames = Vec::new();
+        let mut kept = Vec::new();
         for chunk in ids.chunks(1000) {
+            let mut frames = Vec::new();
             let mut q = entity::frame::Entity::find()
                 .filter(entity::frame::Column::ObjectId.is_in(chunk.iter().copied()));
             if !classes.is_empty() {
@@ -359,8 +375,12 @@ impl Catalog {
                 );
             }
             frames.extend(q.all(self.db()).await?);
+            kept.extend(self.with_targets(frames).await?.into_iter().filter(&keep));
+            if kept.len() > limit {
+                break;
+            }
         }
-        self.with_targets(frames).await
+        Ok(kept)
     }
 
     /// A key that is equal for two catalogues exactly when their viewers

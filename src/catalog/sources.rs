@@ -4,7 +4,7 @@
 use super::{Catalog, CatalogError, HPX_DEPTH, entity};
 use crate::ids::{Sid, Slid};
 use crate::imaging::sphere::separation_deg;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Value};
 use serde::Serialize;
 
 /// One extracted source.
@@ -175,6 +175,28 @@ impl Catalog {
         Ok(out)
     }
 
+    /// The frame of each SourceList in `slids` (`None` for a list without
+    /// one), in one query per thousand lists: what a cone search's rows
+    /// link to. Lists the viewer may not see are left out.
+    pub async fn source_list_frames(
+        &self,
+        slids: &[Slid],
+    ) -> Result<std::collections::HashMap<Slid, Option<crate::ids::ObjectId>>, CatalogError> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in slids.chunks(1000) {
+            let rows = entity::source_list::Entity::find()
+                .filter(entity::source_list::Column::Slid.is_in(chunk.iter().map(|s| s.0)))
+                .filter(self.visible_cond("source_list"))
+                .all(self.db())
+                .await?;
+            out.extend(
+                rows.into_iter()
+                    .map(|r| (Slid(r.slid), r.frame_id.map(crate::ids::ObjectId))),
+            );
+        }
+        Ok(out)
+    }
+
     /// Sources within `radius_deg` of (ra, dec), nearest first, at most
     /// `limit`; optionally only from one source list.
     pub async fn cone_search(
@@ -193,33 +215,19 @@ impl Catalog {
         if self.viewer().is_some() {
             sql.push_str(&format!(" AND {}", self.visible_slid("source.slid")));
         }
-        let rows = self
-            .db()
-            .query_all_raw(Self::stmt(self.backend(), &sql, values))
+        // The candidates' rows in one query: a cone on a deep field meets
+        // sources of hundreds of lists, and a query per list cost that
+        // many round trips.
+        let sql = sql.replacen("SELECT slid, sid FROM source", "SELECT * FROM source", 1);
+        let models = entity::source::Entity::find()
+            .from_raw_sql(Self::stmt(self.backend(), &sql, values))
+            .all(self.db())
             .await?;
-        let keys: Vec<(i64, i64)> = rows
-            .iter()
-            .map(|r| Ok((r.try_get("", "slid")?, r.try_get("", "sid")?)))
-            .collect::<Result<_, sea_orm::DbErr>>()?;
         let mut out = Vec::new();
-        // Fetch the candidates by list, then keep those truly in the cone.
-        let mut by_list: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
-        for (l, s) in keys {
-            by_list.entry(l).or_default().push(s);
-        }
-        for (l, sids) in by_list {
-            for chunk in sids.chunks(500) {
-                let models = entity::source::Entity::find()
-                    .filter(entity::source::Column::Slid.eq(l))
-                    .filter(entity::source::Column::Sid.is_in(chunk.to_vec()))
-                    .all(self.db())
-                    .await?;
-                for m in models {
-                    let d = separation_deg(ra, dec, m.ra, m.dec);
-                    if d <= radius_deg {
-                        out.push((d, Source::from(m)));
-                    }
-                }
+        for m in models {
+            let d = separation_deg(ra, dec, m.ra, m.dec);
+            if d <= radius_deg {
+                out.push((d, Source::from(m)));
             }
         }
         out.sort_by(|a, b| {

@@ -267,14 +267,14 @@ pub async fn sia_query(
     };
     let mut frames = Vec::new();
     if let Some(cells) = q.cells() {
-        // A position query reads only the frames the sky index names.
-        frames.extend(
-            st.catalog
-                .frames_in_cells(&cells, &classes)
-                .await?
-                .into_iter()
-                .filter(|f| q.matches(f)),
-        );
+        // A position query reads only the frames the sky index names, in
+        // object-id order, until one more than MAXREC match (the answer
+        // then says it overflowed).
+        let limit = q.maxrec.min(sia::MAX_MAXREC) as usize;
+        frames = st
+            .catalog
+            .frames_in_cells_until(&cells, &classes, |f| q.matches(f), limit)
+            .await?;
     } else {
         for c in classes {
             frames.extend(

@@ -430,11 +430,16 @@ async fn cone(
         hits.truncate(q.maxrec);
         (hits, overflow)
     };
-    for (_, s) in &hits {
-        if let std::collections::hash_map::Entry::Vacant(e) = frames.entry(s.slid) {
-            e.insert(st.catalog.source_list(s.slid).await.map_err(db)?.frame_id);
-        }
-    }
+    // The rows' lists' frames in one query, not one per list: a cone on a
+    // deep field meets hundreds of lists.
+    let mut slids: Vec<Slid> = hits
+        .iter()
+        .map(|(_, s)| s.slid)
+        .filter(|l| !frames.contains_key(l))
+        .collect();
+    slids.sort_unstable();
+    slids.dedup();
+    frames.extend(st.catalog.source_list_frames(&slids).await.map_err(db)?);
     let base = base_url(st, headers);
     // Up to MAX_RECORDS rows of XML: CPU work, off the async threads.
     let (ser, mime) = (q.serialization, q.mime.clone());
