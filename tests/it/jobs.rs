@@ -84,10 +84,13 @@ async fn age_heartbeat(db: &TestDb, id: JobId, attempts: Option<i32>) {
 }
 
 /// Names of the entries of a directory.
+/// The entries of a jobs directory but its `.node-id` (which server made
+/// the jobs in it: every jobs directory has one).
 fn entries(dir: &std::path::Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".node-id")
         .collect()
 }
 
