@@ -200,17 +200,26 @@ pub struct FrameImages {
 }
 
 impl FrameImages {
+    /// The block cache a frame in the remote store `root` is read through.
+    fn block_cache(
+        &self,
+        frame: &FrameRef,
+        root: &str,
+    ) -> Result<&Arc<crate::stores::blocks::BlockCache>, ProductError> {
+        self.blocks.as_ref().ok_or_else(|| {
+            ProductError::Internal(format!(
+                "frame {} is in the remote store {root}, and this process has no block cache",
+                frame.object_id
+            ))
+        })
+    }
+
     /// The opened image HDU `hdu` of `frame`. A missing file is a 404 naming
     /// the frame; an HDU that is not an image is the request's fault.
     pub fn open_hdu(&self, frame: &FrameRef, hdu: usize) -> Result<Arc<PixelSource>, ProductError> {
         let opened = match &frame.remote {
             Some((root, rel)) => {
-                let blocks = self.blocks.as_ref().ok_or_else(|| {
-                    ProductError::Internal(format!(
-                        "frame {} is in the remote store {root}, and this process has no block cache",
-                        frame.object_id
-                    ))
-                })?;
+                let blocks = self.block_cache(frame, root)?;
                 let (mirror, prefetch) = blocks
                     .prepare(root, rel, frame.file_size, hdu)
                     .map_err(|f| ProductError::from_store(f, frame.object_id, &frame.filename))?;
@@ -273,12 +282,7 @@ impl FrameImages {
     pub fn local_file(&self, frame: &FrameRef) -> Result<PathBuf, ProductError> {
         match &frame.remote {
             Some((root, rel)) => {
-                let blocks = self.blocks.as_ref().ok_or_else(|| {
-                    ProductError::Internal(format!(
-                        "frame {} is in the remote store {root}, and this process has no block cache",
-                        frame.object_id
-                    ))
-                })?;
+                let blocks = self.block_cache(frame, root)?;
                 blocks
                     .whole(root, rel, frame.file_size)
                     .map_err(|f| ProductError::from_store(f, frame.object_id, &frame.filename))

@@ -128,21 +128,28 @@ fn common_dir(paths: &[PathBuf]) -> Option<PathBuf> {
     Some(acc)
 }
 
+/// A data root's name: 1–64 letters, digits, `_`, `-` or `.`, and not one
+/// of the store names frames use for themselves (`local`, `file`).
+fn check_root_name(name: &str) -> Result<(), CatalogError> {
+    let ok_name = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !matches!(name, "local" | "file");
+    if !ok_name {
+        return Err(invalid(format!(
+            "data root name {name:?}: use 1–64 letters, digits, '_', '-' or '.', and not 'local' or 'file'"
+        )));
+    }
+    Ok(())
+}
+
 impl Catalog {
     /// Registers (or confirms) a named data root. A name already bound to
     /// another directory is an error: moving a root is a deliberate act.
     pub async fn register_root(&self, name: &str, dir: &Path) -> Result<PathBuf, CatalogError> {
-        let ok_name = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            && !matches!(name, "local" | "file");
-        if !ok_name {
-            return Err(invalid(format!(
-                "data root name {name:?}: use 1–64 letters, digits, '_', '-' or '.', and not 'local' or 'file'"
-            )));
-        }
+        check_root_name(name)?;
         let dir = dir
             .canonicalize()
             .map_err(|e| invalid(format!("data root {name}: {}: {e}", dir.display())))?;
@@ -178,17 +185,7 @@ impl Catalog {
     /// store's URL), or moves it there: its frames are then read from the
     /// new location under the same relative paths.
     pub async fn set_data_root(&self, name: &str, location: &str) -> Result<String, CatalogError> {
-        let ok_name = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            && !matches!(name, "local" | "file");
-        if !ok_name {
-            return Err(invalid(format!(
-                "data root name {name:?}: use 1–64 letters, digits, '_', '-' or '.', and not 'local' or 'file'"
-            )));
-        }
+        check_root_name(name)?;
         let path = match crate::stores::Location::parse(location).map_err(invalid)? {
             crate::stores::Location::Url(url) => url.trim_end_matches('/').to_owned(),
             crate::stores::Location::Dir(dir) => {
