@@ -1,5 +1,5 @@
-"""What the benchmark scripts share: a free port, a process's resident
-memory, and `wrk` (Debian's package) run over a rotating list of URLs with
+"""What the benchmark scripts share: their Python venv, a free port, a
+process's resident memory, and `wrk` (Debian's package) run over a rotating list of URLs with
 benches/wrk_rotate.lua, sampling a server's memory while it runs."""
 
 import json
@@ -11,6 +11,31 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / "target" / "bench-venv"
+REQUIREMENTS = ROOT / "benches" / "requirements.txt"
+
+
+def ensure_venv(script):
+    """Re-runs `script` in target/bench-venv, created (or brought up to
+    benches/requirements.txt when that changed) from PyPI first."""
+    import sys
+
+    stamp = VENV / "requirements.txt"
+    wanted = REQUIREMENTS.read_text()
+    if Path(sys.prefix).resolve() == VENV.resolve():
+        return
+    py = VENV / "bin" / "python"
+    if not py.exists() or not stamp.exists() or stamp.read_text() != wanted:
+        print(f"bench: preparing {VENV} (benches/requirements.txt from PyPI)", flush=True)
+        if not py.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
+             str(REQUIREMENTS)],
+            check=True,
+        )
+        stamp.write_text(wanted)
+    os.execv(str(py), [str(py), str(script), *sys.argv[1:]])
 
 
 def free_port():

@@ -47,25 +47,8 @@ import benchlib
 from benchlib import free_port, rss_kb
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / "target" / "bench-venv"
 
-
-def ensure_venv():
-    if Path(sys.prefix).resolve() == VENV.resolve():
-        return
-    py = VENV / "bin" / "python"
-    if not py.exists():
-        print(f"bench: creating {VENV} (astropy, astrocut from PyPI)", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run(
-            [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
-             str(ROOT / "benches" / "requirements.txt")],
-            check=True,
-        )
-    os.execv(str(py), [str(py), __file__, *sys.argv[1:]])
-
-
-ensure_venv()
+benchlib.ensure_venv(__file__)
 
 import numpy as np  # noqa: E402
 from astropy import units as u  # noqa: E402

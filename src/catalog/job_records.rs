@@ -371,12 +371,30 @@ impl Catalog {
         request_key: Option<&str>,
         submitter: &JobOwner,
     ) -> Result<JobRecord, CatalogError> {
-        let now = Utc::now();
         let status = if owner.is_some() {
             JobStatus::Running
         } else {
             JobStatus::Queued
         };
+        self.insert_job(kind, title, params, status, owner, request_key, submitter)
+            .await
+    }
+
+    /// Inserts a job in its first status. A job must be born in that
+    /// status: inserting it queued and changing it after would let a
+    /// worker claim it in between.
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_job(
+        &self,
+        kind: JobKind,
+        title: &str,
+        params: &serde_json::Value,
+        status: JobStatus,
+        owner: Option<&str>,
+        request_key: Option<&str>,
+        submitter: &JobOwner,
+    ) -> Result<JobRecord, CatalogError> {
+        let now = Utc::now();
         let started = owner.map(|_| now);
         let sql = format!(
             "INSERT INTO job (kind, status, progress, params, log, created_at, started_at, \
@@ -430,15 +448,16 @@ impl Catalog {
         params: &serde_json::Value,
         submitter: &JobOwner,
     ) -> Result<JobRecord, CatalogError> {
-        let job = self
-            .create_keyed_job(kind, title, params, None, None, submitter)
-            .await?;
-        self.job_exec(
-            "UPDATE job SET status = 'pending' WHERE id = $1 AND status = 'queued'",
-            vec![job.id.0.into()],
+        self.insert_job(
+            kind,
+            title,
+            params,
+            JobStatus::Pending,
+            None,
+            None,
+            submitter,
         )
-        .await?;
-        self.job(job.id).await
+        .await
     }
 
     /// Queues a pending job; false when it was not pending (already

@@ -354,7 +354,7 @@ impl Catalog {
 
     /// Like [`Self::frames_in_cells`], keeping only frames `keep` accepts
     /// and stopping once more than `limit` are kept: a query answered up
-    /// to MAXREC rows reads candidates in pages of 1000 and stops early,
+    /// to MAXREC rows reads candidates in growing pages and stops early,
     /// so its memory and time follow MAXREC, not how deep the field is.
     pub async fn frames_in_cells_until(
         &self,
@@ -365,7 +365,15 @@ impl Catalog {
     ) -> Result<Vec<Frame>, CatalogError> {
         let ids = self.frame_ids_in_cells(cells).await?;
         let mut kept = Vec::new();
-        for chunk in ids.chunks(1000) {
+        // Pages start near what the answer needs (twice `limit`, at least
+        // 64) and double up to 1000: a MAXREC=10 query on a deep field
+        // reads tens of candidate rows, not a thousand.
+        let mut page = limit.saturating_add(1).saturating_mul(2).clamp(64, 1000);
+        let mut rest = &ids[..];
+        while !rest.is_empty() {
+            let (chunk, tail) = rest.split_at(page.min(rest.len()));
+            rest = tail;
+            page = (page * 2).min(1000);
             let mut frames = Vec::new();
             let mut q = entity::frame::Entity::find()
                 .filter(entity::frame::Column::ObjectId.is_in(chunk.iter().copied()));

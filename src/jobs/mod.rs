@@ -613,12 +613,17 @@ impl Jobs {
         let params: DepParams = serde_json::from_value(job.params.clone())
             .map_err(|e| JobError::Failed(format!("stored parameters unreadable: {e}")))?;
         let req = params.validate()?;
+        // Planning (sources, their lineage, the frames and positions to
+        // cut) is all catalogue work; its time is reported on its own, as
+        // what a bigger survey makes slower.
+        let planning = std::time::Instant::now();
         let planned = dependency_cutouts::resolve(&view.catalog, &req).await?;
+        let plan_ms = planning.elapsed().as_secs_f64() * 1e3;
         let n_missing = planned.iter().filter(|p| p.error.is_some()).count();
         self.log(
             job.id,
             &format!(
-                "{} sources placed on {} frame positions{}",
+                "{} sources placed on {} frame positions{} in {plan_ms:.1} ms",
                 planned.len(),
                 planned.iter().map(|p| p.placements.len()).sum::<usize>(),
                 if n_missing > 0 {
@@ -667,7 +672,13 @@ impl Jobs {
             ),
         )
         .await;
-        Ok(json!({ "files": result.files, "bytes": result.bytes, "rows": result.rows.len() }))
+        Ok(json!({
+            "files": result.files,
+            "bytes": result.bytes,
+            "rows": result.rows.len(),
+            "plan_ms": plan_ms,
+            "make_ms": result.make_ms,
+        }))
     }
 
     /// Removes results past the retention policy, oldest first.

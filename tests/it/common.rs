@@ -209,9 +209,11 @@ pub(crate) fn run_peer(python: &str, script: &str, args: &[&std::ffi::OsStr]) ->
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // stderr (the FAIL line and any traceback) first: a log shortened
+    // in its middle still shows why.
     assert!(
         out.status.success(),
-        "astropy disagrees ({script}):\n{stdout}\n{stderr}"
+        "astropy disagrees ({script}):\n{stderr}\n--- its stdout:\n{stdout}"
     );
     eprintln!("astropy: {stdout}");
     stdout

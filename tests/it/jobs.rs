@@ -156,7 +156,13 @@ async fn a_large_request_is_queued_and_the_worker_makes_it() {
         assert!(cutouts >= 3, "SID {}: {cutouts} cutouts", r["sid"]);
     }
     assert_eq!(v["summary"]["rows"], 5);
+    // Planning and making are timed apart (the survey-scale benchmark
+    // reads the planning time).
+    let plan_ms = v["summary"]["plan_ms"].as_f64().unwrap();
+    let make_ms = v["summary"]["make_ms"].as_f64().unwrap();
+    assert!(plan_ms > 0.0 && make_ms > 0.0, "{}", v["summary"]);
     let log = v["log"].as_str().unwrap();
+    assert!(log.contains(" frame positions in "), "{log}");
     for line in ["queued", "started (attempt 1)", "done"] {
         assert!(log.contains(line), "{line:?} not in the log:\n{log}");
     }
