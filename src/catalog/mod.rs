@@ -98,13 +98,26 @@ pub fn unavailable_message(e: &CatalogError) -> String {
         .to_owned()
 }
 
+/// How long a server trusts the data roots it read: a root moved by
+/// another process (`wisecut root set`) is followed within this time.
+pub const ROOTS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The named data roots as last read, and when.
+#[derive(Debug, Default)]
+struct Roots {
+    by_name: std::collections::HashMap<String, std::path::PathBuf>,
+    read_at: Option<std::time::Instant>,
+}
+
 /// A handle on the catalogue database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Catalog {
     db: DatabaseConnection,
-    /// Named data roots (`data_root`), read once and again when a frame
-    /// names a root not seen yet (an ingest in another process added it).
-    roots: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, std::path::PathBuf>>>,
+    /// Named data roots (`data_root`) and when they were read: read again
+    /// when a frame names a root not seen yet (an ingest in another process
+    /// added it) and once they are [`ROOTS_TTL`] old (another process's
+    /// `wisecut root set` moved one).
+    roots: std::sync::Arc<std::sync::RwLock<Roots>>,
     /// Whose view of the catalogue this is (`None`: the system's, which
     /// sees everything); see [`access`].
     viewer: Option<std::sync::Arc<access::Viewer>>,
@@ -647,13 +660,20 @@ impl Catalog {
             .into_iter()
             .map(|r| (r.name, std::path::PathBuf::from(r.path)))
             .collect();
-        *self.roots.write().unwrap_or_else(|e| e.into_inner()) = map;
+        *self.roots.write().unwrap_or_else(|e| e.into_inner()) = Roots {
+            by_name: map,
+            read_at: Some(std::time::Instant::now()),
+        };
         Ok(())
     }
 
     /// The named data roots, by name.
     pub fn data_roots(&self) -> std::collections::HashMap<String, std::path::PathBuf> {
-        self.roots.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.roots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_name
+            .clone()
     }
 
     /// The directory of the data root `store`, if it is a named root.
@@ -662,17 +682,15 @@ impl Catalog {
             return Ok(None);
         }
         let known = |c: &Self| {
-            c.roots
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(store)
-                .cloned()
+            let roots = c.roots.read().unwrap_or_else(|e| e.into_inner());
+            let fresh = roots.read_at.is_some_and(|t| t.elapsed() < ROOTS_TTL);
+            (roots.by_name.get(store).cloned(), fresh)
         };
-        if let Some(dir) = known(self) {
+        if let (Some(dir), true) = known(self) {
             return Ok(Some(dir));
         }
         self.reload_roots().await?;
-        Ok(known(self))
+        Ok(known(self).0)
     }
 
     async fn frame_from_models(

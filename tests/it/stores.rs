@@ -489,3 +489,31 @@ async fn a_dependency_cutout_renders_around_a_store_that_is_down() {
     }
     assert!(failed > 0 && made > 0, "failed {failed}, made {made}");
 }
+
+/// A server follows a data root that another process moved (`wisecut root
+/// set` run elsewhere) within `ROOTS_TTL`, without a restart.
+#[tokio::test]
+async fn a_root_moved_by_another_process_is_followed() {
+    use wisecut::catalog::{Catalog, ROOTS_TTL};
+    use wisecut::ids::ObjectId;
+    let f = frames().await;
+    let st = state(&f, |_| {});
+    let (status, _, _) = common::fetch(&st, &cases(&f)[0].0).await;
+    assert_eq!(status, StatusCode::OK);
+    let before = st.catalog.frame(ObjectId(f.plain)).await.unwrap().root_dir;
+    assert_eq!(before, Some(f.dir.canonicalize().unwrap()));
+
+    let moved = f.dir.with_file_name("far-moved");
+    std::fs::rename(&f.dir, &moved).unwrap();
+    let other = Catalog::connect(&f.db.url).await.unwrap();
+    other
+        .set_data_root("far", moved.to_str().unwrap())
+        .await
+        .unwrap();
+    tokio::time::sleep(ROOTS_TTL + Duration::from_millis(500)).await;
+    let after = st.catalog.frame(ObjectId(f.plain)).await.unwrap().root_dir;
+    assert_eq!(after, Some(moved.canonicalize().unwrap()));
+    // And a cutout not made before reads the moved files.
+    let (status, _, body) = common::fetch(&st, &cases(&f)[1].0).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+}
