@@ -629,7 +629,8 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `wisecut root set NAME LOCATION` and `wisecut root list`.
+/// `wisecut root set NAME LOCATION`, `wisecut root verify NAME` and
+/// `wisecut root list`.
 async fn root(cmd: wisecut::stores::RootCommand) -> anyhow::Result<()> {
     use wisecut::stores::RootCommand;
     match cmd {
@@ -641,6 +642,44 @@ async fn root(cmd: wisecut::stores::RootCommand) -> anyhow::Result<()> {
             let catalog = open_catalog(&store).await?;
             let at = catalog.set_data_root(&name, &location).await?;
             eprintln!("wisecut: data root {name} is {at}");
+        }
+        RootCommand::Verify {
+            name,
+            store,
+            remote,
+        } => {
+            let catalog = open_catalog(&store).await?;
+            let started = std::time::Instant::now();
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} files {msg}")
+                    .expect("valid template"),
+            );
+            bar.set_message(format!("of data root {name} read and hashed"));
+            let report =
+                wisecut::stores::verify::verify_root(&catalog, &name, &remote.settings(), &|n| {
+                    bar.set_position(n)
+                })
+                .await?;
+            bar.finish_and_clear();
+            for p in &report.problems {
+                eprintln!("wisecut: {p}");
+            }
+            eprintln!(
+                "wisecut: data root {name}: {} frame files read ({:.1} MB in {:.1} s), {} ETags recorded, {} differ from their ingest record",
+                report.checked,
+                report.bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64(),
+                report.recorded,
+                report.problems.len()
+            );
+            if !report.problems.is_empty() {
+                anyhow::bail!(
+                    "data root {name}: {} of {} frame files differ from their ingest record",
+                    report.problems.len(),
+                    report.checked
+                );
+            }
         }
         RootCommand::List { store } => {
             let catalog = open_catalog(&store).await?;

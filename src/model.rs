@@ -217,6 +217,11 @@ pub struct Frame {
     pub file_size: i64,
     /// The file's modification time at ingest (ns since 1970), when known.
     pub file_mtime_ns: Option<i64>,
+    /// The ETag of the file's object in its remote store once `wisecut
+    /// root verify` found the ingest SHA-256 in it; a server refuses the
+    /// object when the store names another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_etag: Option<String>,
     /// Whether the image is tile-compressed.
     pub compressed: bool,
     /// `INSTRUME`.

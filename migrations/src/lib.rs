@@ -14,6 +14,7 @@ mod m20261203_000020_data_roots_and_versions;
 mod m20261204_000030_users_and_access;
 mod m20261205_000040_sky_index;
 mod m20261205_000041_catalog_state;
+mod m20261206_000042_store_etag;
 
 /// The ordered list of wisecut's migrations.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000030_users_and_access::Migration),
             Box::new(m20261205_000040_sky_index::Migration),
             Box::new(m20261205_000041_catalog_state::Migration),
+            Box::new(m20261206_000042_store_etag::Migration),
         ]
     }
 }

@@ -741,6 +741,7 @@ fn frame_from_models(
         checksum: f.checksum,
         file_size: f.file_size,
         file_mtime_ns: f.file_mtime_ns,
+        store_etag: f.store_etag,
         compressed: f.compressed,
         instrument: f.instrument,
         filter: f.filter,

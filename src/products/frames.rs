@@ -79,6 +79,8 @@ pub struct FrameRef {
     /// For a frame in a remote store: the store's URL and the file's path
     /// under it.
     pub remote: Option<(String, String)>,
+    /// The ETag `wisecut root verify` recorded for the remote object.
+    pub store_etag: Option<String>,
 }
 
 impl FrameRef {
@@ -95,6 +97,7 @@ impl FrameRef {
             checksum: frame.checksum.clone(),
             file_size: u64::try_from(frame.file_size).unwrap_or(0),
             file_mtime_ns: frame.file_mtime_ns,
+            store_etag: frame.store_etag.clone(),
             remote: match (&frame.root_dir, frame.store.as_str()) {
                 (Some(root), s) if s != "local" => {
                     match crate::stores::Location::parse(&root.to_string_lossy()) {
@@ -105,6 +108,12 @@ impl FrameRef {
                 _ => None,
             },
         }
+    }
+
+    /// What a remote object is checked against: the recorded size and the
+    /// verified ETag, if any.
+    pub fn remote_record(&self) -> (u64, Option<&str>) {
+        (self.file_size, self.store_etag.as_deref())
     }
 
     /// What ingest recorded about the file.
@@ -221,7 +230,7 @@ impl FrameImages {
             Some((root, rel)) => {
                 let blocks = self.block_cache(frame, root)?;
                 let (mirror, prefetch) = blocks
-                    .prepare(root, rel, frame.file_size, hdu)
+                    .prepare(root, rel, frame.remote_record(), hdu)
                     .map_err(|f| ProductError::from_store(f, frame.object_id, &frame.filename))?;
                 self.sources.get_with(&mirror, hdu, Some(prefetch))
             }
@@ -284,7 +293,7 @@ impl FrameImages {
             Some((root, rel)) => {
                 let blocks = self.block_cache(frame, root)?;
                 blocks
-                    .whole(root, rel, frame.file_size)
+                    .whole(root, rel, frame.remote_record())
                     .map_err(|f| ProductError::from_store(f, frame.object_id, &frame.filename))
             }
             None => {

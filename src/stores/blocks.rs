@@ -274,17 +274,18 @@ impl BlockCache {
     }
 
     /// Makes HDU `hdu` of the object at `rel` under the store `root` ready
-    /// to open: checks the object against the recorded `size`, fetches its
+    /// to open: checks the object against its record (`size`, and the
+    /// `verified` ETag when `wisecut root verify` recorded one), fetches its
     /// headers (and tile table). Returns the mirror's path and the prefetch
     /// hook its reads go through.
     pub fn prepare(
         self: &Arc<Self>,
         root: &str,
         rel: &str,
-        size: u64,
+        (size, verified): (u64, Option<&str>),
         hdu: usize,
     ) -> Result<(PathBuf, Arc<dyn Prefetch>), StoreFault> {
-        let mirror = self.mirror(root, rel, size)?;
+        let mirror = self.mirror(root, rel, size, verified)?;
         let plan = {
             let known = lock(&mirror.hdus).get(&hdu).cloned();
             match known {
@@ -307,15 +308,28 @@ impl BlockCache {
 
     /// The whole object at `rel` under `root`, fetched into its mirror (for
     /// `/data/{id}`, which serves the file as stored).
-    pub fn whole(&self, root: &str, rel: &str, size: u64) -> Result<PathBuf, StoreFault> {
-        let mirror = self.mirror(root, rel, size)?;
+    pub fn whole(
+        &self,
+        root: &str,
+        rel: &str,
+        (size, verified): (u64, Option<&str>),
+    ) -> Result<PathBuf, StoreFault> {
+        let mirror = self.mirror(root, rel, size, verified)?;
         self.ensure(&mirror, 0, size)?;
         Ok(mirror.path.clone())
     }
 
     /// The mirror of an object, made (after a HEAD) when first asked or when
-    /// the object's ETag changed.
-    fn mirror(&self, root: &str, rel: &str, size: u64) -> Result<Arc<Mirror>, StoreFault> {
+    /// the object's ETag changed. An object whose ETag is not the
+    /// `verified` one (when there is one) is refused: it is not the object
+    /// whose bytes were found to have the ingest SHA-256.
+    fn mirror(
+        &self,
+        root: &str,
+        rel: &str,
+        size: u64,
+        verified: Option<&str>,
+    ) -> Result<Arc<Mirror>, StoreFault> {
         let id = format!("{}/{}", root.trim_end_matches('/'), rel);
         let existing = {
             let mut t = lock(&self.mirrors);
@@ -347,6 +361,25 @@ impl BlockCache {
                     "its file in data store {store} is {} bytes, not the {size} recorded at ingest",
                     meta.size
                 ),
+            });
+        }
+        if let Some(v) = verified
+            && meta.e_tag.as_deref() != Some(v)
+        {
+            return Err(StoreFault {
+                kind: FaultKind::Changed,
+                message: if v == super::verify::DIFFERS {
+                    format!(
+                        "its file in data store {store} was found by `wisecut root verify` to \
+                         differ from its ingest record"
+                    )
+                } else {
+                    format!(
+                        "its file in data store {store} is not the object `wisecut root verify` \
+                         found the ingest SHA-256 in (ETag {} where {v} was recorded)",
+                        meta.e_tag.as_deref().unwrap_or("none")
+                    )
+                },
             });
         }
         if let Some(m) = existing {
@@ -787,7 +820,7 @@ fn down(store: &str, what: &str) -> StoreFault {
 }
 
 /// What an `object_store` error means for the client.
-fn fault(store: &str, key: &ObjectPath, e: object_store::Error) -> StoreFault {
+pub(crate) fn fault(store: &str, key: &ObjectPath, e: object_store::Error) -> StoreFault {
     use object_store::Error as E;
     let (kind, message) = match &e {
         E::NotFound { .. } => (

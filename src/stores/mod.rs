@@ -21,6 +21,7 @@ use std::time::Duration;
 
 pub mod node_cache;
 pub mod shared;
+pub mod verify;
 
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
@@ -125,6 +126,20 @@ pub enum RootCommand {
         /// Catalogue.
         #[command(flatten)]
         store: crate::cli::StoreArgs,
+    },
+    /// Read every frame file of a data root whole and compare its size and
+    /// SHA-256 with the ingest record; for a remote root, record each good
+    /// object's ETag, so servers refuse any other object in its place.
+    /// Exits non-zero when a file differs.
+    Verify {
+        /// The root's name.
+        name: String,
+        /// Catalogue.
+        #[command(flatten)]
+        store: crate::cli::StoreArgs,
+        /// Remote store settings.
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// List the data roots.
     List {

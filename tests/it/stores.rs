@@ -517,3 +517,114 @@ async fn a_root_moved_by_another_process_is_followed() {
     let (status, _, body) = common::fetch(&st, &cases(&f)[1].0).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
 }
+
+/// `wisecut root verify` reads a remote root's objects whole, finds their
+/// ingest SHA-256 and records their ETags; a later replacement of the
+/// same size (which a size check cannot see) is then refused, and a
+/// second verification names the file and marks it refused for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verified_object_replaced_by_one_of_the_same_size_is_refused() {
+    use wisecut::stores::verify::{DIFFERS, verify_root};
+    let f = frames().await;
+    let Some((_moto, port, python)) = moto() else {
+        return;
+    };
+    let raw = f.dir.join("raw");
+    boto(
+        &python,
+        port,
+        &format!(
+            "s3.create_bucket(Bucket='survey')\n\
+             s3.upload_file('{0}/plain.fits', 'survey', 'night1/raw/plain.fits', ExtraArgs=PUBLIC)\n\
+             s3.upload_file('{0}/rice.fits', 'survey', 'night1/raw/rice.fits', ExtraArgs=PUBLIC)",
+            raw.display()
+        ),
+    );
+    let url = format!(
+        "s3://survey/night1?endpoint=http://127.0.0.1:{port}&region=us-east-1&skip_signature=true"
+    );
+    let catalog = &f.db.catalog;
+    catalog.set_data_root("far", &url).await.unwrap();
+    let settings = wisecut::stores::StoreSettings::default();
+    let report = verify_root(catalog, "far", &settings, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.checked, report.recorded),
+        (2, 2),
+        "{:?}",
+        report.problems
+    );
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let plain = catalog
+        .frame(wisecut::ids::ObjectId(f.plain))
+        .await
+        .unwrap();
+    let etag = plain.store_etag.clone().unwrap();
+    assert!(!etag.is_empty() && etag != DIFFERS);
+    let st = state(&f, |_| {});
+    let (status, _, _) = common::fetch(&st, &cases(&f)[0].0).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Same size, one pixel changed near the end of the data.
+    let mut bytes = std::fs::read(raw.join("plain.fits")).unwrap();
+    let n = bytes.len();
+    bytes[n - 4000] ^= 0x40;
+    let same_size = raw.join("same_size.fits");
+    std::fs::write(&same_size, &bytes).unwrap();
+    boto(
+        &python,
+        port,
+        &format!(
+            "s3.upload_file('{}', 'survey', 'night1/raw/plain.fits', ExtraArgs=PUBLIC)",
+            same_size.display()
+        ),
+    );
+    let st = state(&f, |_| {});
+    let (status, _, body) = common::fetch(&st, &cases(&f)[0].0).await;
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{text}");
+    assert!(
+        text.contains("wisecut root verify") && text.contains(etag.trim_matches('"')),
+        "{text}"
+    );
+    // The untouched frame is still served.
+    let (status, _, _) = common::fetch(&st, &cases(&f)[1].0).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Verifying again names the file and marks it.
+    let report = verify_root(catalog, "far", &settings, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(
+        report.problems[0].contains(&format!("frame {}", f.plain))
+            && report.problems[0].contains("SHA-256"),
+        "{:?}",
+        report.problems
+    );
+    let plain = catalog
+        .frame(wisecut::ids::ObjectId(f.plain))
+        .await
+        .unwrap();
+    assert_eq!(plain.store_etag.as_deref(), Some(DIFFERS));
+    let st = state(&f, |_| {});
+    let (status, _, body) = common::fetch(&st, &cases(&f)[0].0).await;
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{text}");
+    assert!(text.contains("differ from its ingest record"), "{text}");
+
+    // Moving the root forgets what was verified of the old objects.
+    catalog.set_data_root("far", &url).await.unwrap();
+    let plain = catalog
+        .frame(wisecut::ids::ObjectId(f.plain))
+        .await
+        .unwrap();
+    assert_eq!(plain.store_etag, None);
+    // An unknown root is named with the ones there are.
+    let e = verify_root(catalog, "nowhere", &settings, &|_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("\"nowhere\"") && e.contains("far"), "{e}");
+}

@@ -25,6 +25,10 @@ pub struct Model {
     pub file_size: i64,
     /// The file's modification time at ingest, in ns since 1970.
     pub file_mtime_ns: Option<i64>,
+    /// The ETag of the file's object in its remote store, recorded by
+    /// `wisecut root verify` after it found the ingest SHA-256.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub store_etag: Option<String>,
     /// Tile-compressed image.
     pub compressed: bool,
     /// INSTRUME.

@@ -214,8 +214,62 @@ impl Catalog {
             )
             .exec(self.db())
             .await?;
+        // The root's objects are other objects now: what `root verify`
+        // recorded of the old ones says nothing about them.
+        entity::frame::Entity::update_many()
+            .col_expr(
+                entity::frame::Column::StoreEtag,
+                sea_orm::sea_query::Expr::value(Option::<String>::None),
+            )
+            .filter(entity::frame::Column::Store.eq(name))
+            .exec(self.db())
+            .await?;
         self.reload_roots().await?;
         Ok(path)
+    }
+
+    /// The files of data root `name` after object id `after`, at most
+    /// `n`, in object-id order: (object id, relative path, size, SHA-256).
+    pub async fn frame_files_in_root(
+        &self,
+        name: &str,
+        after: i64,
+        n: u64,
+    ) -> Result<Vec<(i64, String, i64, String)>, CatalogError> {
+        use sea_orm::{QueryOrder, QuerySelect};
+        Ok(entity::frame::Entity::find()
+            .select_only()
+            .columns([
+                entity::frame::Column::ObjectId,
+                entity::frame::Column::Path,
+                entity::frame::Column::FileSize,
+                entity::frame::Column::Checksum,
+            ])
+            .filter(entity::frame::Column::Store.eq(name))
+            .filter(entity::frame::Column::ObjectId.gt(after))
+            .order_by_asc(entity::frame::Column::ObjectId)
+            .limit(n)
+            .into_tuple()
+            .all(self.db())
+            .await?)
+    }
+
+    /// Records (or clears) the ETag of a frame's object verified against
+    /// its ingest SHA-256.
+    pub async fn set_store_etag(
+        &self,
+        object_id: i64,
+        etag: Option<&str>,
+    ) -> Result<(), CatalogError> {
+        entity::frame::Entity::update_many()
+            .col_expr(
+                entity::frame::Column::StoreEtag,
+                sea_orm::sea_query::Expr::value(etag.map(str::to_owned)),
+            )
+            .filter(entity::frame::Column::ObjectId.eq(object_id))
+            .exec(self.db())
+            .await?;
+        Ok(())
     }
 
     /// What the catalogue holds that the batch's files may be or name.

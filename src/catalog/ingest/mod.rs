@@ -468,6 +468,7 @@ fn prepare_frame(
         checksum,
         file_size,
         file_mtime_ns,
+        store_etag: None,
         compressed: info.compressed,
         instrument: header.text("INSTRUME"),
         filter: header.text("FILTER"),
