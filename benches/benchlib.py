@@ -11,27 +11,27 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / "target" / "bench-venv"
-REQUIREMENTS = ROOT / "benches" / "requirements.txt"
 
 
-def ensure_venv(script):
-    """Re-runs `script` in target/bench-venv, created (or brought up to
-    benches/requirements.txt when that changed) from PyPI first."""
+def ensure_venv(script, venv="bench-venv", requirements="requirements.txt"):
+    """Re-runs `script` in target/VENV, created (or brought up to
+    benches/REQUIREMENTS when that file changed) from PyPI first."""
     import sys
 
-    stamp = VENV / "requirements.txt"
-    wanted = REQUIREMENTS.read_text()
-    if Path(sys.prefix).resolve() == VENV.resolve():
+    venv = ROOT / "target" / venv
+    requirements = ROOT / "benches" / requirements
+    stamp = venv / "requirements.txt"
+    wanted = requirements.read_text()
+    if Path(sys.prefix).resolve() == venv.resolve():
         return
-    py = VENV / "bin" / "python"
+    py = venv / "bin" / "python"
     if not py.exists() or not stamp.exists() or stamp.read_text() != wanted:
-        print(f"bench: preparing {VENV} (benches/requirements.txt from PyPI)", flush=True)
+        print(f"bench: preparing {venv} ({requirements.name} from PyPI)", flush=True)
         if not py.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run(
             [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
-             str(REQUIREMENTS)],
+             str(requirements)],
             check=True,
         )
         stamp.write_text(wanted)

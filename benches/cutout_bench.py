@@ -48,7 +48,10 @@ from benchlib import free_port, rss_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 
-benchlib.ensure_venv(__file__)
+if __name__ == "__main__":
+    # Imported (by s3_cutouts.py, for its data set), it runs in the
+    # importer's venv.
+    benchlib.ensure_venv(__file__)
 
 import numpy as np  # noqa: E402
 from astropy import units as u  # noqa: E402
@@ -335,4 +338,5 @@ def main():
     print(f"results: {work / 'results.json'}")
 
 
-main()
+if __name__ == "__main__":
+    main()

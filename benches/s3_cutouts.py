@@ -7,9 +7,9 @@ frames on a local disk, in one run.
 
 What it does, from a clean checkout (nothing installed by hand):
 
-1. Re-runs itself in target/bench-venv (astropy, moto[server], boto3 from
-   PyPI; benches/requirements.txt) and builds wisecut in release (or uses
-   WISECUT_BIN).
+1. Re-runs itself in target/s3-bench-venv (astropy, moto[server] with
+   boto3, from PyPI; benches/s3_requirements.txt) and builds wisecut in
+   release (or uses WISECUT_BIN).
 2. Writes the frames of benches/cutout_bench.py (SIZE x SIZE float32, TAN
    WCS): plain and RICE-compressed in 256x256 tiles; copies them into two
    data roots, `near` (a directory) and `far`.
@@ -42,9 +42,10 @@ from pathlib import Path
 import benchlib
 
 ROOT = Path(__file__).resolve().parent.parent
-benchlib.ensure_venv(__file__)
+benchlib.ensure_venv(__file__, "s3-bench-venv", "s3_requirements.txt")
 
 import numpy as np  # noqa: E402
+from astropy.io import fits  # noqa: E402
 from astropy.wcs import WCS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -90,12 +91,18 @@ def main():
         wisecut = str(ROOT / "target" / "release" / "wisecut")
     files = cutout_bench.write_data(work / "data", a.size)
     frames = {"plain": files["plain"], "rice_tiles": files["rice_tiles"]}
+    # File names are unique in a catalogue and identical files are one
+    # frame: each root's copies carry its name, in the file name and in a
+    # header card.
     for root in ("near", "far"):
         d = work / root
         d.mkdir(exist_ok=True)
         for name, f in frames.items():
-            if not (d / f.name).exists():
-                shutil.copyfile(f, d / f.name)
+            out = d / f"{root}_{f.name}"
+            if not out.exists():
+                with fits.open(f) as hl:
+                    hl[-1].header["ROOTNAME"] = root
+                    hl.writeto(out)
 
     db = work / "bench.db"
     for p in (db, work / "bench.db-wal", work / "bench.db-shm"):
@@ -107,12 +114,13 @@ def main():
             "creator": "bench",
             "project": "BENCH",
             "frames": [{"key": f"{root}_{k}", "class": "CoaddedRegriddedFrame",
-                        "path": f.name, "deps": []} for k, f in frames.items()],
+                        "path": f"{root}_{f.name}", "deps": []} for k, f in frames.items()],
         }
         m = work / root / "manifest.json"
         m.write_text(json.dumps(manifest))
-        subprocess.run([wisecut, "ingest", str(m), "--db", db_url, "--data", str(work / "data"),
-                        "--root", f"{root}={work / root}"], check=True, capture_output=True)
+        subprocess.run([wisecut, "ingest", str(work / root), "--manifest", str(m), "--db", db_url,
+                        "--data", str(work / "data"), "--root", f"{root}={work / root}"],
+                       check=True, capture_output=True)
 
     moto_port = benchlib.free_port()
     moto_log = open(work / "moto.log", "w")
@@ -128,7 +136,7 @@ def main():
                           aws_secret_access_key="bench")
         s3.create_bucket(Bucket="bench")
         for f in frames.values():
-            s3.upload_file(str(work / "far" / f.name), "bench", f"far/{f.name}",
+            s3.upload_file(str(work / "far" / f"far_{f.name}"), "bench", f"far/far_{f.name}",
                            ExtraArgs={"ACL": "public-read"})
         location = (f"s3://bench/far?endpoint=http://127.0.0.1:{moto_port}"
                     "&region=us-east-1&skip_signature=true")
@@ -145,7 +153,8 @@ def main():
         )
         wait_http(f"http://{addr}/health", "wisecut", server)
         with sqlite3.connect(db) as c:
-            ids = {(store, fname.removesuffix(".fits")): fid for fid, store, fname in
+            ids = {(store, fname.removesuffix(".fits").removeprefix(f"{store}_")): fid
+                   for fid, store, fname in
                    c.execute("SELECT object_id, store, filename FROM frame")}
 
         n = a.size
@@ -184,7 +193,8 @@ def main():
                       flush=True)
                 results[key] = benchlib.wrk(addr, paths, work / f"urls_{key}.txt", a.seconds,
                                             a.connections, pid=server.pid)
-        results["s3_requests_during_wrk"] = moto_requests(work / "moto.log") - served
+        after = moto_requests(work / "moto.log")
+        results["s3_requests_during_wrk"] = {k: after[k] - served[k] for k in after}
         results["s3_requests_warm"] = served
     finally:
         if server:
@@ -202,16 +212,23 @@ def main():
         print(f"{name:<11} S3 {far['throughput_per_s']:7.0f} /s (p50 {far['latency_ms']['p50']:6.2f} ms)"
               f"   local {near['throughput_per_s']:7.0f} /s (p50 {near['latency_ms']['p50']:6.2f} ms)"
               f"   S3/local {far['throughput_per_s'] / near['throughput_per_s']:5.2f}   errors {errs}")
-    print(f"S3 requests: {results['s3_requests_warm']} while warming, "
-          f"{results['s3_requests_during_wrk']} during the wrk runs")
+    w, d = results["s3_requests_warm"], results["s3_requests_during_wrk"]
+    print(f"S3 requests: {w['GET']} GET and {w['HEAD']} HEAD while warming, "
+          f"{d['GET']} GET and {d['HEAD']} HEAD (revalidations) during the wrk runs")
     print(f"command: {far['command']}")
 
 
 def moto_requests(log):
-    """How many requests moto logged (its werkzeug access log)."""
-    return sum(1 for line in Path(log).read_text(errors="replace").splitlines()
-               if '"GET /' in line or '"HEAD /' in line)
+    """GET and HEAD requests in moto's access log (werkzeug's, coloured)."""
+    import re
 
+    text = re.sub(r"\x1b\[[0-9;]*m", "", Path(log).read_text(errors="replace"))
+    n = {"GET": 0, "HEAD": 0}
+    for line in text.splitlines():
+        m = re.search(r'"(GET|HEAD) /bench/', line)
+        if m:
+            n[m.group(1)] += 1
+    return n
 
 if __name__ == "__main__":
     main()

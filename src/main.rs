@@ -315,6 +315,32 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json") || e.eq_ignore_ascii_case("toml"));
     let report = if legacy {
+        // A lineage manifest alone names every file and its class, data
+        // store and links itself; options of the file-walking ingest would
+        // be silently ignored, so they are refused instead.
+        let given: Vec<&str> = [
+            ("--root", !args.roots.is_empty()),
+            ("--allow-outside", args.allow_outside.is_some()),
+            ("--copy", args.copy),
+            ("--keep-going", args.keep_going),
+            ("--explain", args.explain),
+            ("--columns", args.columns.is_some()),
+            ("--creator", args.creator.is_some()),
+            ("--project", args.project.is_some()),
+            ("--privileges", args.privileges.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect();
+        if !given.is_empty() {
+            bail!(
+                "{}: not used with a lineage manifest given alone ({}); give the files or their directory and the manifest with --manifest, e.g. `wisecut ingest DIR --manifest {} {}`",
+                given.join(", "),
+                args.paths[0].display(),
+                args.paths[0].display(),
+                given.join(" …")
+            );
+        }
         catalog.ingest(&args.paths[0], &data).await?
     } else {
         let mut roots = Vec::new();

@@ -83,3 +83,24 @@ fn ingest_of_a_missing_manifest_names_it() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/manifest.json"));
 }
+
+#[test]
+fn a_manifest_alone_refuses_the_file_walking_options_it_would_ignore() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wisecut::config::Config::sqlite_url(&dir.path().join("x.db"));
+    let manifest = common::tiny_sample().join("manifest.json");
+    let out = wisecut()
+        .arg("ingest")
+        .arg(&manifest)
+        .args(["--root", "far=/tmp", "--copy", "--db", &db, "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--root, --copy: not used with a lineage manifest given alone")
+            && err.contains("--manifest"),
+        "{err}"
+    );
+}
