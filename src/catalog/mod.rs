@@ -425,6 +425,44 @@ impl Catalog {
         self.with_targets(frames).await
     }
 
+    /// Frames of `classes` (all when empty) visible to this viewer, in
+    /// object-id order, keeping those `keep` accepts until more than
+    /// `limit` are kept (then `limit` + 1 are returned): a query without a
+    /// position reads the frame table in pages of 1000 and stops once its
+    /// answer is full, so its memory follows the answer, not the survey.
+    pub async fn frames_until(
+        &self,
+        classes: &[FrameClass],
+        keep: impl Fn(&Frame) -> bool,
+        limit: usize,
+    ) -> Result<Vec<Frame>, CatalogError> {
+        use sea_orm::{QueryOrder, QuerySelect};
+        let mut kept = Vec::new();
+        let mut after = i64::MIN;
+        loop {
+            let mut q = entity::frame::Entity::find()
+                .filter(entity::frame::Column::ObjectId.gt(after))
+                .order_by_asc(entity::frame::Column::ObjectId)
+                .limit(1000);
+            if !classes.is_empty() && classes.len() < FrameClass::ALL.len() {
+                q = q.filter(
+                    entity::frame::Column::FrameClass.is_in(classes.iter().map(|c| c.name())),
+                );
+            }
+            let page = q.all(&self.db).await?;
+            let Some(last) = page.last() else { break };
+            after = last.object_id;
+            kept.extend(self.with_targets(page).await?.into_iter().filter(&keep));
+            if kept.len() > limit {
+                break;
+            }
+        }
+        // At most one more than asked: enough to tell the caller it
+        // overflowed.
+        kept.truncate(limit.saturating_add(1));
+        Ok(kept)
+    }
+
     /// Frames whose sky bounding box contains (`ra`, `dec`), optionally of
     /// one class and filter, ordered by object id. The box is a superset of
     /// the footprint; callers that need exact coverage test the WCS.

@@ -388,6 +388,9 @@ impl Catalog {
                 break;
             }
         }
+        // At most one more than asked: enough to tell the caller it
+        // overflowed.
+        kept.truncate(limit.saturating_add(1));
         Ok(kept)
     }
 

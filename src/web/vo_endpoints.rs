@@ -265,27 +265,22 @@ pub async fn sia_query(
     } else {
         q.collection.clone()
     };
-    let mut frames = Vec::new();
-    if let Some(cells) = q.cells() {
-        // A position query reads only the frames the sky index names, in
-        // object-id order, until one more than MAXREC match (the answer
-        // then says it overflowed).
-        let limit = q.maxrec.min(sia::MAX_MAXREC) as usize;
-        frames = st
-            .catalog
-            .frames_in_cells_until(&cells, &classes, |f| q.matches(f), limit)
-            .await?;
-    } else {
-        for c in classes {
-            frames.extend(
-                st.catalog
-                    .frames_of_class(c)
-                    .await?
-                    .into_iter()
-                    .filter(|f| q.matches(f)),
-            );
+    // Frames are read in object-id order until one more than MAXREC match
+    // (the answer then says it overflowed): a position query reads only
+    // the frames the sky index names, any other the frame table in pages.
+    let limit = q.maxrec.min(sia::MAX_MAXREC) as usize;
+    let mut frames = match q.cells() {
+        Some(cells) => {
+            st.catalog
+                .frames_in_cells_until(&cells, &classes, |f| q.matches(f), limit)
+                .await?
         }
-    }
+        None => {
+            st.catalog
+                .frames_until(&classes, |f| q.matches(f), limit)
+                .await?
+        }
+    };
     frames.sort_by_key(|f| f.target.object_id.0);
     Ok(votable_response(
         &sia::answer(&frames, &q, &base),

@@ -65,6 +65,53 @@ async fn run(db: TestDb) {
     // Every frame with a WCS (about half of them) is in the sky index.
     assert!(s.cells >= s.frames / 2, "{be}: {s:?}");
 
+    // Reading without a position pages the frame table (1000 rows a
+    // page): the first n+1 frames in object-id order, or every frame a
+    // filter keeps, across pages.
+    let all: Vec<i64> = {
+        let mut ids = Vec::new();
+        for c in FrameClass::ALL {
+            ids.extend(
+                catalog
+                    .frames_of_class(c)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|f| f.target.object_id.0),
+            );
+        }
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(all.len() as u64, s.frames, "{be}");
+    let first = catalog
+        .frames_until(&[], |_| true, 1500)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.target.object_id.0)
+        .collect::<Vec<_>>();
+    assert_eq!(first, all[..1501], "{be}");
+    let odd = catalog
+        .frames_until(&[], |f| f.target.object_id.0 % 2 == 1, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        odd.len(),
+        all.iter().filter(|id| *id % 2 == 1).count(),
+        "{be}"
+    );
+    let coadds = catalog
+        .frames_until(&[FrameClass::CoaddedRegriddedFrame], |_| true, usize::MAX)
+        .await
+        .unwrap();
+    assert!(
+        !coadds.is_empty()
+            && coadds
+                .iter()
+                .all(|f| f.class == FrameClass::CoaddedRegriddedFrame),
+        "{be}"
+    );
     // A coadd of the last block reaches raw science, bias and flat frames.
     let coadds = catalog
         .frames_of_class(FrameClass::CoaddedRegriddedFrame)
