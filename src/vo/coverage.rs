@@ -449,7 +449,84 @@ impl MocCache {
         }
         entries.push((key, entry));
     }
+
+    /// The coverage of the frames of `classes` (and `filter`) that
+    /// `catalog`'s viewer sees, at `depth`: from the cache, extended by the
+    /// frames added since (any server's ingest bumps `catalog_state.frames`),
+    /// computed again after a change of visibility.
+    pub async fn coverage(
+        &self,
+        catalog: &crate::catalog::Catalog,
+        classes: &[crate::model::FrameClass],
+        filter: Option<&str>,
+        depth: u8,
+    ) -> Result<std::sync::Arc<Coverage>, crate::catalog::CatalogError> {
+        let key = format!(
+            "{}|{classes:?}|{filter:?}|{depth}",
+            catalog.visibility_key()
+        );
+        let (frames_generation, visibility_generation) = catalog.generations().await?;
+        let start = self
+            .get(&key)
+            .filter(|e| e.visibility_generation == visibility_generation);
+        if let Some(e) = &start
+            && e.frames_generation == frames_generation
+        {
+            return Ok(std::sync::Arc::clone(&e.coverage));
+        }
+        let (mut cov, mut last_id) = match start {
+            Some(e) => ((*e.coverage).clone(), e.last_id),
+            None => (footprint_moc(&[], depth), 0),
+        };
+        // Pages in object-id order. A frame committed later with a smaller
+        // id than one already read (two ingests racing on PostgreSQL) would
+        // be missed until visibility next changes; ingests are rare and the
+        // MOC is a guide to where data are, not the authority (SIA is).
+        loop {
+            let page = catalog
+                .footprints_page(classes, filter, last_id, MOC_PAGE)
+                .await?;
+            let n = page.len() as u64;
+            let Some(last) = page.last() else { break };
+            last_id = last.object_id;
+            let footprints: Vec<Footprint> = page
+                .into_iter()
+                .filter(|f| f.corners.len() == 4)
+                .map(|f| Footprint {
+                    class: f.class,
+                    filter: f.filter,
+                    corners: [f.corners[0], f.corners[1], f.corners[2], f.corners[3]],
+                })
+                .collect();
+            // Polygon rasterisation is about a millisecond per frame: off
+            // the async threads.
+            let part = tokio::task::spawn_blocking(move || footprint_moc(&footprints, depth))
+                .await
+                .map_err(|e| {
+                    crate::catalog::CatalogError::Invalid(format!("MOC rasterisation: {e}"))
+                })?;
+            cov = extend(&cov, &part);
+            if n < MOC_PAGE {
+                break;
+            }
+        }
+        let cov = std::sync::Arc::new(cov);
+        self.put(
+            key,
+            MocEntry {
+                frames_generation,
+                visibility_generation,
+                last_id,
+                coverage: std::sync::Arc::clone(&cov),
+            },
+        );
+        Ok(cov)
+    }
 }
+
+/// Frames read per page while a MOC is built: bounds the memory of a MOC
+/// request whatever the survey's size.
+const MOC_PAGE: u64 = 20_000;
 
 /// `base` extended by the frames of `more` (at the same depth).
 pub fn extend(base: &Coverage, more: &Coverage) -> Coverage {

@@ -34,7 +34,6 @@ use crate::products::ProductError;
 use crate::products::cutout::CutoutRequest;
 use crate::products::frames::FrameKey;
 use crate::vo::votable::{self, Document, QueryStatus, Serialization};
-use std::sync::Arc;
 
 /// Parameters of DataLink's `/vo/links`.
 pub const LINKS_PARAMS: &[&str] = &["ID", "RESPONSEFORMAT", "RUNID"];
@@ -621,84 +620,6 @@ pub async fn provenance(
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
 
-/// Frames read per page while a MOC is built: bounds the memory of a MOC
-/// request whatever the survey's size.
-const MOC_PAGE: u64 = 20_000;
-
-/// The coverage of the visible frames of `classes` (and `filter`) at
-/// `depth`, from the server's MOC cache: computed once, extended by the
-/// frames added since (any server's ingest bumps `catalog_state.frames`),
-/// computed again after a change of visibility.
-async fn cached_coverage(
-    st: &AppState,
-    classes: &[FrameClass],
-    filter: Option<&str>,
-    depth: u8,
-) -> Result<Arc<crate::vo::coverage::Coverage>, super::ApiError> {
-    use super::ApiError;
-    use crate::vo::coverage::{self, Footprint, MocEntry};
-    let cache = &st.services.mocs;
-    let key = format!(
-        "{}|{classes:?}|{filter:?}|{depth}",
-        st.catalog.visibility_key()
-    );
-    let (frames_generation, visibility_generation) = st.catalog.generations().await?;
-    let start = cache
-        .get(&key)
-        .filter(|e| e.visibility_generation == visibility_generation);
-    if let Some(e) = &start
-        && e.frames_generation == frames_generation
-    {
-        return Ok(Arc::clone(&e.coverage));
-    }
-    let (mut cov, mut last_id) = match start {
-        Some(e) => ((*e.coverage).clone(), e.last_id),
-        None => (coverage::footprint_moc(&[], depth), 0),
-    };
-    // Pages in object-id order. A frame committed later with a smaller id
-    // than one already read (two ingests racing on PostgreSQL) would be
-    // missed until visibility next changes; ingests are rare and the MOC
-    // is a guide to where data are, not the authority (SIA is).
-    loop {
-        let page = st
-            .catalog
-            .footprints_page(classes, filter, last_id, MOC_PAGE)
-            .await?;
-        let n = page.len() as u64;
-        let Some(last) = page.last() else { break };
-        last_id = last.object_id;
-        let footprints: Vec<Footprint> = page
-            .into_iter()
-            .filter(|f| f.corners.len() == 4)
-            .map(|f| Footprint {
-                class: f.class,
-                filter: f.filter,
-                corners: [f.corners[0], f.corners[1], f.corners[2], f.corners[3]],
-            })
-            .collect();
-        // Polygon rasterisation is about a millisecond per frame: off the
-        // async threads.
-        let part = tokio::task::spawn_blocking(move || coverage::footprint_moc(&footprints, depth))
-            .await
-            .map_err(ApiError::internal)?;
-        cov = coverage::extend(&cov, &part);
-        if n < MOC_PAGE {
-            break;
-        }
-    }
-    let cov = Arc::new(cov);
-    cache.put(
-        key,
-        MocEntry {
-            frames_generation,
-            visibility_generation,
-            last_id,
-            coverage: Arc::clone(&cov),
-        },
-    );
-    Ok(cov)
-}
-
 /// `GET /vo/moc`: the survey's footprint as a MOC. `class` (a frame class;
 /// default: every class on the sky), `filter` (default: all), `depth`
 /// (HEALPix order, default 14), `format` (`json`, the default, or `fits`).
@@ -739,7 +660,11 @@ pub async fn moc(
         Some(f) => choice("format", f, &[("json", false), ("fits", true)])?,
     };
     let filter = p.get("filter").filter(|f| !f.is_empty());
-    let cov = cached_coverage(&st, &classes, filter, depth).await?;
+    let cov = st
+        .services
+        .mocs
+        .coverage(&st.catalog, &classes, filter, depth)
+        .await?;
     let name = format!(
         "wisecut_moc_{}{}",
         p.get("class").unwrap_or("all"),

@@ -22,7 +22,7 @@ use wisecut::imaging::fits::{self, Card, Compression, PixelData};
 use wisecut::imaging::raster::Raster;
 use wisecut::web::AppState;
 
-use crate::common;
+use crate::common::{self, free_port};
 
 /// Image side: a 16 MiB plain frame, a RICE frame of 128 × 128 tiles.
 const SIDE: usize = 2048;
@@ -35,14 +35,6 @@ impl Drop for Peer {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_for(port: u16, what: &str) {
@@ -143,6 +135,27 @@ fn boto(python: &str, port: u16, code: &str) {
         "boto3: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The frames' files uploaded to a new bucket `survey` under `night1/` of
+/// the moto server on `port`; the location of that copy. Anonymous reads
+/// (`skip_signature`) of a public bucket, as a public survey serves them;
+/// moto answers 403 to an anonymous read of a private object, hence the
+/// objects' public-read ACL.
+fn upload_far(python: &str, port: u16, raw: &Path) -> String {
+    boto(
+        python,
+        port,
+        &format!(
+            "s3.create_bucket(Bucket='survey')\n\
+             s3.upload_file('{0}/plain.fits', 'survey', 'night1/raw/plain.fits', ExtraArgs=PUBLIC)\n\
+             s3.upload_file('{0}/rice.fits', 'survey', 'night1/raw/rice.fits', ExtraArgs=PUBLIC)",
+            raw.display()
+        ),
+    );
+    format!(
+        "s3://survey/night1?endpoint=http://127.0.0.1:{port}&region=us-east-1&skip_signature=true"
+    )
 }
 
 /// Two frames in a data root `far`: a plain 32-bit float image and a RICE
@@ -360,23 +373,8 @@ async fn cutouts_from_s3_equal_local_ones_and_a_changed_object_is_refused() {
         return;
     };
     let raw = f.dir.join("raw");
-    boto(
-        &python,
-        port,
-        &format!(
-            "s3.create_bucket(Bucket='survey')\n\
-             s3.upload_file('{0}/plain.fits', 'survey', 'night1/raw/plain.fits', ExtraArgs=PUBLIC)\n\
-             s3.upload_file('{0}/rice.fits', 'survey', 'night1/raw/rice.fits', ExtraArgs=PUBLIC)",
-            raw.display()
-        ),
-    );
+    let url = upload_far(&python, port, &raw);
     let local = local_cutouts(&f).await;
-    // Anonymous reads (`skip_signature`) of a public bucket, as a public
-    // survey serves them; moto answers 403 to an anonymous read of a
-    // private object, hence the objects' public-read ACL.
-    let url = format!(
-        "s3://survey/night1?endpoint=http://127.0.0.1:{port}&region=us-east-1&skip_signature=true"
-    );
     f.db.catalog.set_data_root("far", &url).await.unwrap();
     let st = state(&f, |_| {});
     same_and_small(&f, &st, &local, "s3").await;
@@ -530,19 +528,7 @@ async fn a_verified_object_replaced_by_one_of_the_same_size_is_refused() {
         return;
     };
     let raw = f.dir.join("raw");
-    boto(
-        &python,
-        port,
-        &format!(
-            "s3.create_bucket(Bucket='survey')\n\
-             s3.upload_file('{0}/plain.fits', 'survey', 'night1/raw/plain.fits', ExtraArgs=PUBLIC)\n\
-             s3.upload_file('{0}/rice.fits', 'survey', 'night1/raw/rice.fits', ExtraArgs=PUBLIC)",
-            raw.display()
-        ),
-    );
-    let url = format!(
-        "s3://survey/night1?endpoint=http://127.0.0.1:{port}&region=us-east-1&skip_signature=true"
-    );
+    let url = upload_far(&python, port, &raw);
     let catalog = &f.db.catalog;
     catalog.set_data_root("far", &url).await.unwrap();
     let settings = wisecut::stores::StoreSettings::default();
