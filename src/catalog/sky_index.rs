@@ -340,19 +340,8 @@ impl Catalog {
     }
 
     /// The frames of `classes` (all when empty) that share a cell with
-    /// `cells`, visible to this catalogue's viewer, ordered by object id:
-    /// the candidates of a position query, to be tested exactly by the
-    /// caller.
-    pub async fn frames_in_cells(
-        &self,
-        cells: &[i64],
-        classes: &[FrameClass],
-    ) -> Result<Vec<Frame>, CatalogError> {
-        self.frames_in_cells_until(cells, classes, |_| true, usize::MAX)
-            .await
-    }
-
-    /// Like [`Self::frames_in_cells`], keeping only frames `keep` accepts
+    /// `cells`, visible to this catalogue's viewer, ordered by object id
+    /// (the candidates of a position query), keeping those `keep` accepts
     /// and stopping once more than `limit` are kept: a query answered up
     /// to MAXREC rows reads candidates in growing pages and stops early,
     /// so its memory and time follow MAXREC, not how deep the field is.

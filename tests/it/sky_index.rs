@@ -32,7 +32,7 @@ async fn by_scan(catalog: &wisecut::catalog::Catalog, q: &Query) -> Vec<i64> {
 async fn by_index(catalog: &wisecut::catalog::Catalog, q: &Query) -> Vec<i64> {
     let cells = q.cells().expect("a small region has cells");
     let mut ids: Vec<i64> = catalog
-        .frames_in_cells(&cells, &FrameClass::ALL)
+        .frames_in_cells_until(&cells, &FrameClass::ALL, |_| true, usize::MAX)
         .await
         .unwrap()
         .into_iter()
